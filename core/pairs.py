@@ -1,0 +1,389 @@
+"""Question→passage pairs: brought by the user, generated, and split without leakage.
+
+Three sources feed a pair set:
+
+* **Import** — a CSV/JSONL/Parquet of (query, passage) rows. Passages are matched to corpus
+  chunks by normalised text; passages that match nothing become new chunks, so a pairs file is
+  enough on its own.
+* **Built-in pseudo-queries** — no LLM. In the spirit of the Inverse Cloze Task (Lee et al.,
+  2019, "Latent Retrieval for Weakly Supervised Open Domain QA"), a sentence of a chunk is the
+  query and the rest of the chunk is its positive, with the sentence removed so the model must
+  learn context rather than copy words. Headings are used as queries for the text below them.
+* **An LLM** — any OpenAI-compatible chat endpoint (Ollama, vLLM, OpenAI) writes questions per
+  chunk, concurrently, with retries; it resumes where it stopped, because chunks that already
+  have questions in the set are skipped.
+
+``split`` assigns train/test so that no passage, and no normalised-identical query, is on both
+sides: pairs are grouped by connected components over shared chunks and shared queries.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+from .corpus import Document, normalise, pick_column, read_table, split_units, text_hash
+from .store import Store, WorkspaceError
+
+QUERY_COLUMNS = ("query", "question", "anchor", "queries", "questions", "q")
+PASSAGE_COLUMNS = ("positive", "context", "passage", "answer", "document", "text", "pos",
+                   "contexts")
+
+
+# -- import --------------------------------------------------------------------------------
+def guess_columns(columns: Iterable[str]) -> tuple[str | None, str | None]:
+    columns = list(columns)
+    return pick_column(columns, QUERY_COLUMNS), pick_column(columns, PASSAGE_COLUMNS)
+
+
+def read_pairs_file(name: str, data: bytes, query_column: str | None = None,
+                    passage_column: str | None = None) -> list[tuple[str, str]]:
+    frame = read_table(name, data)
+    guessed_q, guessed_p = guess_columns(frame.columns)
+    query_column, passage_column = query_column or guessed_q, passage_column or guessed_p
+    for role, column, names in (("query", query_column, QUERY_COLUMNS),
+                                ("passage", passage_column, PASSAGE_COLUMNS)):
+        if column is None or column not in frame.columns:
+            raise WorkspaceError(f"{name}: no {role} column; name it {'/'.join(names[:4])} or "
+                                 f"pick one of: {', '.join(frame.columns)}")
+    if query_column == passage_column:
+        raise WorkspaceError(f"{name}: the query and passage columns must differ")
+    rows = [(str(q).strip(), str(p).strip())
+            for q, p in zip(frame[query_column], frame[passage_column])]
+    rows = [(q, p) for q, p in rows if q and p and q.lower() != "nan" and p.lower() != "nan"]
+    if not rows:
+        raise WorkspaceError(f"{name}: no rows with both a query and a passage")
+    return rows
+
+
+def import_pairs(store: Store, corpus_id: int, name: str, rows: list[tuple[str, str]],
+                 source: str = "imported") -> int:
+    """Store (query, passage) rows as a pair set, linking each passage to its chunk."""
+    with store.transaction():
+        by_text = {text_hash(normalise(r["text"])): r["id"] for r in store.chunks(corpus_id)}
+        missing = [p for _, p in rows if text_hash(normalise(p)) not in by_text]
+        if missing:
+            document_id = store.add_document(corpus_id, f"passages of {name}", "pairs",
+                                             sum(map(len, missing)))
+            unique = list(dict.fromkeys(missing))
+            store.add_chunks(corpus_id, document_id,
+                             [(i, None, p, len(p.split())) for i, p in enumerate(unique)])
+            by_text = {text_hash(normalise(r["text"])): r["id"] for r in store.chunks(corpus_id)}
+        pair_set_id = store.create_pair_set(corpus_id, name, source, {"new_passages": len(set(missing))})
+        query_ids: dict[str, str] = {}
+        store.add_pairs(pair_set_id, [
+            (query_ids.setdefault(normalise(q), f"q{len(query_ids)}"), q,
+             by_text[text_hash(normalise(p))], p) for q, p in rows])
+    return pair_set_id
+
+
+def link_pairs(store: Store, corpus_id: int, name: str, source: str,
+               labelled: list[tuple[str, str, str]], split: str | None = None) -> int:
+    """A pair set from (query id, query, external chunk id) labels, e.g. BEIR qrels; every
+    chunk cut from a labelled document counts as relevant."""
+    with store.transaction():
+        chunks_of: dict[str, list] = {}
+        for row in store.chunks(corpus_id):
+            if row["external_id"] is not None:
+                chunks_of.setdefault(row["external_id"], []).append(row)
+        pair_set_id = store.create_pair_set(corpus_id, name, source, {})
+        rows, unknown = [], 0
+        for query_id, query, external in labelled:
+            found = chunks_of.get(external)
+            if not found:
+                unknown += 1
+            rows.extend((query_id, query, c["id"], c["text"]) for c in found or [])
+        if not rows:
+            raise WorkspaceError(f"none of the {len(labelled)} labels names a passage in the "
+                                 "corpus; check the ids in the labels")
+        store.add_pairs(pair_set_id, rows)
+        if split:
+            store.set_splits(pair_set_id, {r["id"]: split for r in store.pairs(pair_set_id)})
+        store.update_pair_set_settings(pair_set_id, {"skipped_unknown_passages": unknown})
+    return pair_set_id
+
+
+# -- built-in pseudo-queries ---------------------------------------------------------------
+@dataclass
+class PseudoQueryConfig:
+    per_chunk: int = 2
+    min_words: int = 5
+    max_words: int = 40
+    seed: int = 13
+
+
+def _heading(line: str) -> str | None:
+    m = re.match(r"^#{1,6}\s+(.+)$", line.strip())
+    return m.group(1).strip() if m else None
+
+
+def pseudo_queries(text: str, config: PseudoQueryConfig, rng: random.Random) -> list[tuple[str, str]]:
+    """(query, positive) pairs from one chunk: a heading over its section, else a sentence
+    (chosen at random among those of a useful length) against the chunk without it."""
+    lines = text.splitlines()
+    out: list[tuple[str, str]] = []
+    heading = _heading(lines[0]) if lines else None
+    if heading and len(heading.split()) >= 2:
+        body = "\n".join(lines[1:]).strip()
+        if len(body.split()) >= config.min_words:
+            out.append((heading, body))
+    units = [u for u, _ in split_units(text) if not _heading(u)]
+    candidates = [i for i, u in enumerate(units)
+                  if config.min_words <= len(u.split()) <= config.max_words]
+    if len(units) < 2:
+        return out[:config.per_chunk]
+    for i in rng.sample(candidates, min(len(candidates), config.per_chunk - len(out))):
+        rest = " ".join(u for j, u in enumerate(units) if j != i)
+        out.append((units[i], rest))
+    return out
+
+
+def generate_builtin(store: Store, corpus_id: int, name: str,
+                     config: PseudoQueryConfig | None = None) -> int:
+    config = config or PseudoQueryConfig()
+    rng = random.Random(config.seed)
+    with store.transaction():
+        pair_set_id = store.create_pair_set(corpus_id, name, "builtin", {"config": asdict(config)})
+        rows = []
+        for chunk in store.chunks(corpus_id):
+            for k, (query, positive) in enumerate(pseudo_queries(chunk["text"], config, rng)):
+                rows.append((f"c{chunk['id']}-{k}", query, chunk["id"], positive))
+        if not rows:
+            raise WorkspaceError("no pseudo-queries could be made: chunks need at least two "
+                                 f"sentences of {config.min_words}+ words; use an LLM or import pairs")
+        store.add_pairs(pair_set_id, rows)
+    return pair_set_id
+
+
+# -- LLM-generated questions ---------------------------------------------------------------
+PROMPT = (
+    "Here is a passage from a document collection.\n\n---\n{passage}\n---\n\n"
+    "Write {n} different questions that a person searching this collection might ask and that "
+    "this passage answers. Each question must make sense without seeing the passage. Answer "
+    "with the questions only, one per line, without numbering.")
+
+
+@dataclass
+class LLMConfig:
+    base_url: str = "http://localhost:11434/v1"
+    model: str = "llama3.2"
+    questions_per_chunk: int = 2
+    concurrency: int = 4
+    max_retries: int = 3
+    timeout: float = 60.0
+    temperature: float = 0.7
+    max_chunks: int | None = None
+    price_in_per_million: float = 0.0
+    price_out_per_million: float = 0.0
+    api_key: str = field(default="", repr=False)  # never stored: see public()
+
+    def public(self) -> dict:
+        d = asdict(self)
+        d.pop("api_key")
+        return d
+
+    def validate(self) -> None:
+        if not re.match(r"^https?://", self.base_url):
+            raise WorkspaceError(f"base URL {self.base_url!r} must start with http:// or https://")
+        if not 1 <= self.questions_per_chunk <= 10:
+            raise WorkspaceError("questions per chunk must be between 1 and 10")
+        if not 1 <= self.concurrency <= 64:
+            raise WorkspaceError("concurrency must be between 1 and 64")
+
+
+@dataclass
+class Estimate:
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    cost: float
+    seconds: float
+
+    def summary(self) -> str:
+        cost = f", about ${self.cost:.2f}" if self.cost else ""
+        return (f"{self.calls} calls, ~{self.tokens_in:,} tokens in and ~{self.tokens_out:,} out"
+                f"{cost}, roughly {self.seconds / 60:.1f} min at 3 s a call")
+
+
+def estimate(store: Store, corpus_id: int, config: LLMConfig, pair_set_id: int | None = None) -> Estimate:
+    chunks = _pending_chunks(store, corpus_id, config, pair_set_id)
+    tokens_in = sum(c["tokens"] for c in chunks) + 80 * len(chunks)
+    tokens_out = 25 * config.questions_per_chunk * len(chunks)
+    cost = (tokens_in * config.price_in_per_million + tokens_out * config.price_out_per_million) / 1e6
+    return Estimate(len(chunks), tokens_in, tokens_out, cost, 3.0 * len(chunks) / config.concurrency)
+
+
+def _pending_chunks(store: Store, corpus_id: int, config: LLMConfig, pair_set_id: int | None):
+    chunks = store.chunks(corpus_id)
+    if config.max_chunks:
+        chunks = chunks[:config.max_chunks]
+    if pair_set_id is not None:
+        done = {r["chunk_id"] for r in store.pairs(pair_set_id)}
+        chunks = [c for c in chunks if c["id"] not in done]
+    return chunks
+
+
+class LLMError(WorkspaceError):
+    pass
+
+
+def chat(config: LLMConfig, prompt: str) -> str:
+    """One chat completion, retried with exponential backoff on rate limits and server errors."""
+    body = json.dumps({"model": config.model, "temperature": config.temperature,
+                       "messages": [{"role": "user", "content": prompt}]}).encode()
+    headers = {"Content-Type": "application/json"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    url = config.base_url.rstrip("/") + "/chat/completions"
+    for attempt in range(config.max_retries + 1):
+        try:
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=config.timeout) as response:
+                payload = json.loads(response.read())
+            return payload["choices"][0]["message"]["content"] or ""
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                raise LLMError(f"the endpoint refused the API key (HTTP {e.code}); check the key") from None
+            if e.code == 404:
+                raise LLMError(f"HTTP 404 from {url}: check the base URL (it usually ends in /v1) "
+                               f"and that model {config.model!r} exists") from None
+            if e.code not in (408, 409, 429) and e.code < 500:
+                raise LLMError(f"the endpoint rejected the request (HTTP {e.code})") from None
+            reason = f"HTTP {e.code}"
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            reason = str(getattr(e, "reason", e))
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise LLMError(f"{url} did not answer like an OpenAI-compatible chat API") from None
+        if attempt < config.max_retries:
+            time.sleep(min(8.0, 0.5 * 2 ** attempt))
+    raise LLMError(f"no answer from {url} after {config.max_retries + 1} tries ({reason}); "
+                   "is the server running?")
+
+
+def parse_questions(reply: str, n: int) -> list[str]:
+    questions = []
+    for line in reply.splitlines():
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.)]|Q\d*[:.])\s*", "", line).strip().strip('"')
+        if len(line.split()) >= 3 and not line.lower().startswith(("here are", "sure")):
+            questions.append(line)
+    return list(dict.fromkeys(questions))[:n]
+
+
+def generate_llm(store: Store, corpus_id: int, name: str, config: LLMConfig,
+                 progress: Callable[[int, int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> int:
+    """Ask the LLM for questions on every chunk not yet covered by the pair set ``name``.
+
+    Results are written chunk by chunk from this thread (workers only talk HTTP), so a stop,
+    a crash or a cancel keeps everything already generated and a rerun continues from there.
+    """
+    config.validate()
+    existing = {p.name: p for p in store.pair_sets(corpus_id)}
+    if name in existing:
+        pair_set_id = existing[name].id
+    else:
+        pair_set_id = store.create_pair_set(corpus_id, name, "llm", {"config": config.public()})
+    chunks = _pending_chunks(store, corpus_id, config, pair_set_id)
+    done, failures, first_error = 0, 0, None
+    stop = threading.Event()
+
+    def ask(chunk):
+        if stop.is_set():
+            return chunk, []
+        prompt = PROMPT.format(passage=chunk["text"], n=config.questions_per_chunk)
+        return chunk, parse_questions(chat(config, prompt), config.questions_per_chunk)
+
+    with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+        futures = [pool.submit(ask, c) for c in chunks]
+        for future in as_completed(futures):
+            try:
+                chunk, questions = future.result()
+            except LLMError as e:
+                failures += 1
+                first_error = first_error or e
+                if failures >= 3 and done == 0:  # the endpoint is plainly not working
+                    stop.set()
+                continue
+            if questions:
+                with store.transaction():
+                    store.add_pairs(pair_set_id, [(f"c{chunk['id']}-{k}", q, chunk["id"], chunk["text"])
+                                                  for k, q in enumerate(questions)])
+            done += 1
+            if progress:
+                progress(done, len(chunks))
+            if should_stop and should_stop():
+                stop.set()
+    if first_error and done == 0 and chunks:
+        raise first_error
+    return pair_set_id
+
+
+# -- split -----------------------------------------------------------------------------------
+@dataclass
+class SplitReport:
+    train: int
+    test: int
+    train_queries: int
+    test_queries: int
+    groups: int
+
+
+def split(store: Store, pair_set_id: int, test_fraction: float = 0.2, seed: int = 42) -> SplitReport:
+    """Assign whole connected groups (shared passage or same normalised query) to one side."""
+    if not 0.0 < test_fraction < 1.0:
+        raise WorkspaceError("test fraction must be between 0 and 1, e.g. 0.2")
+    pairs = store.pairs(pair_set_id)
+    if len(pairs) < 2:
+        raise WorkspaceError("a split needs at least 2 pairs; add or generate more pairs first")
+    parent = list(range(len(pairs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[tuple[str, object], int] = {}
+    for i, p in enumerate(pairs):
+        for key in (("chunk", p["chunk_id"]), ("query", normalise(p["query"]))):
+            j = first_with.setdefault(key, i)
+            parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(pairs)):
+        groups.setdefault(find(i), []).append(i)
+    ordered = sorted(groups.values(), key=lambda g: pairs[g[0]]["id"])
+    random.Random(seed).shuffle(ordered)
+    target = max(1, round(test_fraction * len(pairs)))
+    assignment: dict[int, str] = {}
+    test_count = 0
+    for group in ordered:
+        side = "test" if test_count < target else "train"
+        if side == "test":
+            test_count += len(group)
+        for i in group:
+            assignment[pairs[i]["id"]] = side
+    if test_count == len(pairs):
+        raise WorkspaceError("all pairs share passages or queries, so no leakage-free split "
+                             "exists; add pairs about other passages")
+    store.set_splits(pair_set_id, assignment)
+    settings = store.pair_set(pair_set_id).settings
+    store.update_pair_set_settings(pair_set_id, {**settings, "split": {
+        "test_fraction": test_fraction, "seed": seed}})
+    queries = {side: len({pairs[i]["query_id"] for g in ordered for i in g
+                          if assignment[pairs[i]["id"]] == side}) for side in ("train", "test")}
+    return SplitReport(len(pairs) - test_count, test_count, queries["train"], queries["test"],
+                       len(ordered))
+
+
+def export_jsonl(store: Store, pair_set_id: int, split_name: str | None = None) -> str:
+    return "".join(json.dumps({"query": r["query"], "positive": r["positive"],
+                               "query_id": r["query_id"], "chunk_id": r["chunk_id"],
+                               "split": r["split"]}, ensure_ascii=False) + "\n"
+                   for r in store.pairs(pair_set_id, split_name))

@@ -1,0 +1,329 @@
+"""The SQLite workspace: the one source of truth for corpora, pairs, evaluations and jobs.
+
+Every pipeline step writes its result here and every page reads from here, so a browser refresh
+or a server restart loses nothing. One database file (WAL mode, so readers never block the
+writer) plus a ``files/`` folder, both under ``RAGTUNE_HOME`` (default ``./workspace``).
+
+Schema changes are numbered migrations applied at start-up and tracked in ``PRAGMA user_version``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+MIGRATIONS: list[str] = [
+    # 1: corpora, documents, chunks, pair sets, pairs
+    """
+    CREATE TABLE corpora (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',
+        stats TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        corpus_id INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        chars INTEGER NOT NULL
+    );
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        corpus_id INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ord INTEGER NOT NULL,
+        external_id TEXT,
+        text TEXT NOT NULL,
+        tokens INTEGER NOT NULL
+    );
+    CREATE INDEX chunks_corpus ON chunks(corpus_id, id);
+    CREATE INDEX chunks_external ON chunks(corpus_id, external_id);
+    CREATE TABLE pair_sets (
+        id INTEGER PRIMARY KEY,
+        corpus_id INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created REAL NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',
+        UNIQUE(corpus_id, name)
+    );
+    CREATE TABLE pairs (
+        id INTEGER PRIMARY KEY,
+        pair_set_id INTEGER NOT NULL REFERENCES pair_sets(id) ON DELETE CASCADE,
+        query_id TEXT NOT NULL,
+        query TEXT NOT NULL,
+        chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+        positive TEXT NOT NULL,
+        split TEXT CHECK (split IN ('train', 'test'))
+    );
+    CREATE INDEX pairs_set ON pairs(pair_set_id, split);
+    """,
+    # 2: evaluations with per-dimension metrics, and the corpus-embedding cache
+    """
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        pair_set_id INTEGER REFERENCES pair_sets(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        label TEXT NOT NULL,
+        job_id INTEGER,
+        created REAL NOT NULL,
+        seconds REAL NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE metrics (
+        evaluation_id INTEGER NOT NULL REFERENCES evaluations(id) ON DELETE CASCADE,
+        dim INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (evaluation_id, dim, name)
+    );
+    CREATE TABLE embeddings (
+        model_key TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (model_key, text_hash)
+    ) WITHOUT ROWID;
+    """,
+    # 3: background jobs and what they report while running
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('queued', 'running', 'succeeded', 'failed', 'canceled', 'interrupted')),
+        config TEXT NOT NULL,
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        progress REAL NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        result TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE job_events (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX job_events_job ON job_events(job_id, kind, id);
+    """,
+]
+
+
+class WorkspaceError(Exception):
+    """A problem the user can fix; the message is one line that says what and how."""
+
+
+@dataclass
+class Corpus:
+    id: int
+    name: str
+    created: float
+    settings: dict
+    stats: dict
+
+
+@dataclass
+class PairSet:
+    id: int
+    corpus_id: int
+    name: str
+    source: str
+    created: float
+    settings: dict
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("RAGTUNE_HOME", "workspace")).resolve()
+
+
+class Store:
+    """A thread-safe handle on one workspace.
+
+    Each thread gets its own sqlite3 connection (sqlite3 connections must not be shared across
+    threads); ``transaction()`` groups writes so that a failed step leaves nothing behind.
+    """
+
+    def __init__(self, home: Path | str | None = None):
+        self.home = Path(home).resolve() if home else default_home()
+        self.files = self.home / "files"
+        self.files.mkdir(parents=True, exist_ok=True)
+        self.path = self.home / "ragtune.db"
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing: an exception inside rolls every write back."""
+        db = self.db
+        if db.in_transaction:  # nested: the outer transaction decides
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise WorkspaceError(
+                    f"workspace {self.home} was written by a newer ragtune (schema {version}); "
+                    "upgrade ragtune or point RAGTUNE_HOME elsewhere")
+            for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self.db.execute(sql, tuple(params)).fetchall()
+
+    # -- corpora -----------------------------------------------------------------------
+    def corpora(self) -> list[Corpus]:
+        return [_corpus(r) for r in self.query("SELECT * FROM corpora ORDER BY id")]
+
+    def corpus(self, ref: int | str) -> Corpus:
+        column = "id" if isinstance(ref, int) else "name"
+        rows = self.query(f"SELECT * FROM corpora WHERE {column} = ?", [ref])
+        if not rows:
+            raise WorkspaceError(f"no corpus {ref!r} in the workspace; ingest files first "
+                                 "(python -m core ingest FILE...)")
+        return _corpus(rows[0])
+
+    def create_corpus(self, name: str, settings: dict) -> int:
+        if self.query("SELECT 1 FROM corpora WHERE name = ?", [name]):
+            raise WorkspaceError(f"a corpus named {name!r} already exists; pick another name "
+                                 "or delete it first")
+        cur = self.db.execute("INSERT INTO corpora (name, created, settings) VALUES (?, ?, ?)",
+                              (name, time.time(), json.dumps(settings)))
+        return int(cur.lastrowid)
+
+    def set_corpus_stats(self, corpus_id: int, stats: dict) -> None:
+        self.db.execute("UPDATE corpora SET stats = ? WHERE id = ?", (json.dumps(stats), corpus_id))
+
+    def delete_corpus(self, corpus_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM corpora WHERE id = ?", (corpus_id,))
+
+    def add_document(self, corpus_id: int, name: str, kind: str, chars: int) -> int:
+        cur = self.db.execute(
+            "INSERT INTO documents (corpus_id, name, kind, chars) VALUES (?, ?, ?, ?)",
+            (corpus_id, name, kind, chars))
+        return int(cur.lastrowid)
+
+    def add_chunks(self, corpus_id: int, document_id: int,
+                   chunks: Iterable[tuple[int, str | None, str, int]]) -> None:
+        """Rows of (ord, external_id, text, tokens)."""
+        self.db.executemany(
+            "INSERT INTO chunks (corpus_id, document_id, ord, external_id, text, tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(corpus_id, document_id, o, e, t, n) for o, e, t, n in chunks])
+
+    def chunks(self, corpus_id: int, limit: int | None = None) -> list[sqlite3.Row]:
+        sql = ("SELECT c.id, c.ord, c.external_id, c.text, c.tokens, d.name AS document "
+               "FROM chunks c JOIN documents d ON d.id = c.document_id "
+               "WHERE c.corpus_id = ? ORDER BY c.id")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.query(sql, [corpus_id])
+
+    def documents(self, corpus_id: int) -> list[sqlite3.Row]:
+        return self.query(
+            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
+            "FROM documents d WHERE corpus_id = ? ORDER BY id", [corpus_id])
+
+    # -- pair sets ---------------------------------------------------------------------
+    def pair_sets(self, corpus_id: int | None = None) -> list[PairSet]:
+        if corpus_id is None:
+            rows = self.query("SELECT * FROM pair_sets ORDER BY id")
+        else:
+            rows = self.query("SELECT * FROM pair_sets WHERE corpus_id = ? ORDER BY id", [corpus_id])
+        return [_pair_set(r) for r in rows]
+
+    def pair_set(self, pair_set_id: int) -> PairSet:
+        rows = self.query("SELECT * FROM pair_sets WHERE id = ?", [pair_set_id])
+        if not rows:
+            raise WorkspaceError(f"no pair set with id {pair_set_id}; list them with "
+                                 "python -m core pairs list")
+        return _pair_set(rows[0])
+
+    def create_pair_set(self, corpus_id: int, name: str, source: str, settings: dict) -> int:
+        if self.query("SELECT 1 FROM pair_sets WHERE corpus_id = ? AND name = ?", [corpus_id, name]):
+            raise WorkspaceError(f"this corpus already has a pair set named {name!r}; "
+                                 "pick another name")
+        cur = self.db.execute(
+            "INSERT INTO pair_sets (corpus_id, name, source, created, settings) "
+            "VALUES (?, ?, ?, ?, ?)", (corpus_id, name, source, time.time(), json.dumps(settings)))
+        return int(cur.lastrowid)
+
+    def update_pair_set_settings(self, pair_set_id: int, settings: dict) -> None:
+        self.db.execute("UPDATE pair_sets SET settings = ? WHERE id = ?",
+                        (json.dumps(settings), pair_set_id))
+
+    def delete_pair_set(self, pair_set_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM pair_sets WHERE id = ?", (pair_set_id,))
+
+    def add_pairs(self, pair_set_id: int, rows: Iterable[tuple[str, str, int, str]]) -> None:
+        """Rows of (query_id, query, chunk_id, positive)."""
+        self.db.executemany(
+            "INSERT INTO pairs (pair_set_id, query_id, query, chunk_id, positive) "
+            "VALUES (?, ?, ?, ?, ?)", [(pair_set_id, *r) for r in rows])
+
+    def pairs(self, pair_set_id: int, split: str | None = None) -> list[sqlite3.Row]:
+        sql = "SELECT * FROM pairs WHERE pair_set_id = ?"
+        params: list[Any] = [pair_set_id]
+        if split:
+            sql += " AND split = ?"
+            params.append(split)
+        return self.query(sql + " ORDER BY id", params)
+
+    def set_splits(self, pair_set_id: int, assignment: dict[int, str]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE pairs SET split = NULL WHERE pair_set_id = ?", (pair_set_id,))
+            db.executemany("UPDATE pairs SET split = ? WHERE id = ?",
+                           [(s, pid) for pid, s in assignment.items()])
+
+    def split_counts(self, pair_set_id: int) -> dict[str, int]:
+        rows = self.query("SELECT COALESCE(split, 'unsplit') AS s, COUNT(*) AS n FROM pairs "
+                          "WHERE pair_set_id = ? GROUP BY s", [pair_set_id])
+        return {r["s"]: r["n"] for r in rows}
+
+
+def _corpus(row: sqlite3.Row) -> Corpus:
+    return Corpus(row["id"], row["name"], row["created"], json.loads(row["settings"]),
+                  json.loads(row["stats"]))
+
+
+def _pair_set(row: sqlite3.Row) -> PairSet:
+    return PairSet(row["id"], row["corpus_id"], row["name"], row["source"], row["created"],
+                   json.loads(row["settings"]))

@@ -1,0 +1,60 @@
+"""What every page shares: the workspace handle, model facts, and the one-line error display."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core import models
+from core.store import Store, WorkspaceError, default_home
+
+
+@st.cache_resource
+def _store(home: str) -> Store:
+    return Store(home)
+
+
+def store() -> Store:
+    """The workspace named by RAGTUNE_HOME, opened once per server process."""
+    return _store(str(default_home()))
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def model_info(name: str | None = None) -> models.ModelInfo:
+    return models.info(name)
+
+
+@st.cache_resource
+def token_counter(name: str | None = None):
+    return models.token_counter(name)
+
+
+@contextmanager
+def explained():
+    """Show a user's mistake as one line instead of a traceback."""
+    try:
+        yield
+    except WorkspaceError as e:
+        st.error(str(e), icon="⚠️")
+
+
+def pick_corpus(label: str = "Corpus", key: str = "corpus"):
+    """A corpus selector remembered across pages for this browser session."""
+    corpora = store().corpora()
+    if not corpora:
+        st.info("The workspace has no corpus yet. Load the demo on the Home page or upload "
+                "files on the Corpus page.")
+        st.page_link("pages/corpus.py", label="Go to Corpus", icon="📚")
+        st.stop()
+    names = [c.name for c in corpora]
+    current = st.session_state.get("corpus_name")
+    index = names.index(current) if current in names else len(names) - 1
+    name = st.selectbox(label, names, index=index, key=key)
+    st.session_state["corpus_name"] = name
+    return next(c for c in corpora if c.name == name)
+
+
+def pair_set_label(store_: Store, pair_set) -> str:
+    counts = store_.split_counts(pair_set.id)
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    return f"{pair_set.name} ({pair_set.source}; {parts})"

@@ -1,0 +1,124 @@
+import hashlib
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from core.beir import import_beir
+from core.corpus import SUPPORTED, ChunkSettings, chunk_text, ingest, load_file
+from core.store import WorkspaceError
+from pages.common import explained, store, token_counter
+
+st.title("Corpus")
+workspace = store()
+corpora = {c.name: c for c in workspace.corpora()}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def read_upload(name: str, digest: str, data: bytes):
+    """Parse once per file content; returns (documents, error)."""
+    try:
+        return load_file(name, data), None
+    except WorkspaceError as e:
+        return [], str(e)
+
+
+NEW = "➕ New corpus"
+remembered = st.session_state.get("corpus_name")
+options = [NEW, *corpora]
+choice = st.selectbox("Add documents to", options,
+                      index=options.index(remembered) if remembered in corpora else 0)
+if choice == NEW:
+    name = st.text_input("Name of the new corpus", value="my-documents").strip()
+    c1, c2 = st.columns(2)
+    size = c1.slider("Chunk size (tokens of the model)", 32, 512, 256, 16)
+    overlap = c2.slider("Overlap (tokens)", 0, size // 2 - 1, min(32, size // 2 - 1), 8)
+    settings = ChunkSettings(size, overlap)
+else:
+    name = choice
+    settings = ChunkSettings(**corpora[choice].settings["chunking"])
+    st.caption(f"This corpus chunks at {settings.size} tokens with {settings.overlap} of overlap.")
+
+uploads = st.file_uploader("Documents", type=[s.lstrip(".") for s in SUPPORTED],
+                           accept_multiple_files=True,
+                           help="Several at once. Tables need a text column (text, content, body…).")
+documents, errors = [], []
+for upload in uploads or []:
+    data = upload.getvalue()
+    docs, error = read_upload(upload.name, hashlib.sha1(data).hexdigest(), data)
+    documents += docs
+    if error:
+        errors.append(error)
+for error in errors:
+    st.error(error, icon="⚠️")
+
+if documents:
+    count = token_counter()
+    chunks = [c for d in documents for c in chunk_text(d.text, settings, count)]
+    st.subheader("Preview")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Documents", len(documents))
+    m2.metric("Chunks", len(chunks))
+    m3.metric("Median tokens", sorted(n for _, n in chunks)[len(chunks) // 2] if chunks else 0)
+    if chunks:
+        st.plotly_chart(px.histogram(x=[n for _, n in chunks], nbins=30,
+                                     labels={"x": "tokens per chunk"}, height=250),
+                        width="stretch")
+        for text, n in chunks[:3]:
+            with st.expander(f"{n} tokens: {text[:80]}…"):
+                st.text(text)
+    blocked = bool(errors) or not name
+    if errors:
+        st.warning("Remove or fix the files above first; nothing has been added.")
+    if st.button(f"Add {len(documents)} documents to '{name}'", type="primary", disabled=blocked):
+        with explained(), st.spinner("Chunking and removing duplicates…"):
+            report = ingest(workspace, name, documents, count, settings)
+            st.session_state["corpus_name"] = name
+            st.session_state["flash"] = f"Added to '{name}': {report.summary()}."
+            st.rerun()
+
+with st.expander("Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"):
+    folder = st.text_input("Folder on the server", placeholder="/data/scifact")
+    beir_name = st.text_input("Corpus name", value=Path(folder).name if folder else "")
+    if st.button("Import", disabled=not folder or not beir_name):
+        with explained(), st.spinner("Importing…"):
+            if not Path(folder).is_dir():
+                raise WorkspaceError(f"{folder} is not a folder on this server")
+            report, sets = import_beir(workspace, Path(folder), beir_name, token_counter())
+            st.session_state["corpus_name"] = beir_name
+            st.session_state["flash"] = f"Imported '{beir_name}': {report.summary()}, " \
+                                        f"{len(sets)} labelled pair sets."
+            st.rerun()
+
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"))
+
+if corpora:
+    st.divider()
+    st.subheader("In the workspace")
+    shown = st.selectbox("Corpus", list(corpora), key="shown_corpus",
+                         index=list(corpora).index(st.session_state.get("corpus_name"))
+                         if st.session_state.get("corpus_name") in corpora else 0)
+    corpus = corpora[shown]
+    s1, s2, s3 = st.columns(3)
+    s1.metric("Documents", corpus.stats.get("documents", 0))
+    s2.metric("Chunks", corpus.stats.get("chunks", 0))
+    s3.metric("Duplicates removed", corpus.stats.get("duplicates", 0))
+    docs = workspace.documents(corpus.id)
+    st.dataframe([{"document": d["name"], "type": d["kind"], "characters": d["chars"],
+                   "chunks": d["chunks"]} for d in docs[:1000]], hide_index=True, height=220,
+                 width="stretch")
+    sample = workspace.chunks(corpus.id, limit=20)
+    with st.expander("First chunks"):
+        for row in sample:
+            st.markdown(f"**{row['document']}** · chunk {row['ord']} · {row['tokens']} tokens")
+            st.text(row["text"][:600])
+    st.page_link("pages/pairs.py", label="Next: question→passage pairs", icon="❓")
+    if st.button(f"Delete corpus '{shown}'", key="delete"):
+        st.session_state["confirm_delete"] = shown
+    if st.session_state.get("confirm_delete") == shown:
+        st.warning(f"Delete '{shown}' with its chunks and pair sets? This cannot be undone.")
+        if st.button("Yes, delete it"):
+            workspace.delete_corpus(corpus.id)
+            st.session_state.pop("confirm_delete")
+            st.rerun()

@@ -1,0 +1,128 @@
+
+import streamlit as st
+
+from core.pairs import (LLMConfig, PseudoQueryConfig, estimate, export_jsonl, generate_builtin,
+                        generate_llm, guess_columns, import_pairs, read_pairs_file, split)
+from core.corpus import read_table
+from pages.common import explained, pair_set_label, pick_corpus, store
+
+st.title("Question → passage pairs")
+workspace = store()
+corpus = pick_corpus()
+
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"))
+
+
+def done(message: str) -> None:
+    st.session_state["flash"] = message
+    st.rerun()
+
+
+tab_import, tab_builtin, tab_llm = st.tabs(["Import your pairs", "Built-in (no LLM)", "With an LLM"])
+
+with tab_import:
+    upload = st.file_uploader("Pairs file (CSV, JSONL or Parquet)", type=["csv", "jsonl", "parquet"],
+                              key="pairs_upload")
+    if upload is not None:
+        with explained():
+            data = upload.getvalue()
+            frame = read_table(upload.name, data)
+            columns = list(frame.columns)
+            guess_q, guess_p = guess_columns(columns)
+            c1, c2 = st.columns(2)
+            q_col = c1.selectbox("Query column", columns,
+                                 index=columns.index(guess_q) if guess_q else 0)
+            p_col = c2.selectbox("Passage column", columns,
+                                 index=columns.index(guess_p) if guess_p else min(1, len(columns) - 1))
+            if not (guess_q and guess_p):
+                st.info("Check the columns: the file does not use the usual names "
+                        "(query/question/anchor and positive/context/passage).")
+            st.dataframe(frame.head(5), hide_index=True, width="stretch")
+            name = st.text_input("Pair set name", value=upload.name.rsplit(".", 1)[0])
+            if st.button("Import pairs", type="primary"):
+                rows = read_pairs_file(upload.name, data, q_col, p_col)
+                pair_set_id = import_pairs(workspace, corpus.id, name, rows)
+                done(f"Imported {len(rows)} pairs into '{name}' (pair set {pair_set_id}).")
+
+with tab_builtin:
+    st.markdown(
+        "Pseudo-queries in the spirit of the **Inverse Cloze Task** (Lee et al., 2019): a sentence "
+        "of each chunk becomes a query, and the rest of the chunk, without that sentence, is "
+        "its answer; markdown headings become queries for the text below them. No LLM, no cost, "
+        "seconds to run — but weaker than real or LLM-written questions.")
+    c1, c2 = st.columns(2)
+    per_chunk = c1.number_input("Queries per chunk", 1, 5, 2)
+    seed = c2.number_input("Seed", 0, 10_000, 13)
+    name = st.text_input("Pair set name", value="pseudo-queries", key="builtin_name")
+    if st.button("Generate", type="primary", key="builtin_go"):
+        with explained(), st.spinner("Making pseudo-queries…"):
+            pair_set_id = generate_builtin(workspace, corpus.id, name,
+                                           PseudoQueryConfig(per_chunk=int(per_chunk), seed=int(seed)))
+            done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{name}'.")
+
+with tab_llm:
+    st.markdown("Any **OpenAI-compatible** endpoint: Ollama (`http://localhost:11434/v1`), vLLM, "
+                "OpenAI. The API key stays in this browser session; it is never stored.")
+    with st.form("llm"):
+        c1, c2 = st.columns(2)
+        base_url = c1.text_input("Base URL", value="http://localhost:11434/v1")
+        model = c2.text_input("Model", value="llama3.2")
+        api_key = st.text_input("API key (if the endpoint needs one)", type="password")
+        c3, c4, c5 = st.columns(3)
+        n = c3.number_input("Questions per chunk", 1, 10, 2)
+        concurrency = c4.number_input("Parallel requests", 1, 64, 4)
+        max_chunks = c5.number_input("Chunks to use (0 = all)", 0, 1_000_000, 0)
+        c6, c7 = st.columns(2)
+        price_in = c6.number_input("Price per 1M input tokens ($)", 0.0, 100.0, 0.0)
+        price_out = c7.number_input("Price per 1M output tokens ($)", 0.0, 100.0, 0.0)
+        name = st.text_input("Pair set name (an existing one is resumed)", value=f"llm {model}")
+        estimate_clicked = st.form_submit_button("Estimate")
+        go = st.form_submit_button("Generate", type="primary")
+    config = LLMConfig(base_url, model, int(n), int(concurrency), max_chunks=int(max_chunks) or None,
+                       price_in_per_million=price_in, price_out_per_million=price_out,
+                       api_key=api_key)
+    existing = {p.name: p.id for p in workspace.pair_sets(corpus.id)}
+    if estimate_clicked or go:
+        st.info("Estimate: " + estimate(workspace, corpus.id, config, existing.get(name)).summary())
+    if go:
+        bar = st.progress(0.0, text="Asking the LLM…")
+        with explained():
+            pair_set_id = generate_llm(
+                workspace, corpus.id, name, config,
+                progress=lambda d, t: bar.progress(d / t, text=f"{d} of {t} chunks"))
+            done(f"'{name}' now holds {len(workspace.pairs(pair_set_id))} pairs.")
+
+st.divider()
+st.subheader("Pair sets of this corpus")
+pair_sets = workspace.pair_sets(corpus.id)
+if not pair_sets:
+    st.info("No pairs yet: import, or generate them above.")
+    st.stop()
+chosen = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
+                      index=len(pair_sets) - 1)
+st.session_state["pair_set_id"] = chosen.id
+rows = workspace.pairs(chosen.id)
+st.dataframe([{"query": r["query"], "passage": r["positive"][:200], "split": r["split"]}
+              for r in rows[:500]], hide_index=True, height=250, width="stretch")
+
+c1, c2, c3 = st.columns([1, 1, 2])
+fraction = c1.slider("Test share", 0.05, 0.5, 0.2, 0.05)
+split_seed = c2.number_input("Split seed", 0, 10_000, 42)
+if c3.button("Split train/test", type="primary"):
+    with explained():
+        report = split(workspace, chosen.id, fraction, int(split_seed))
+        done(f"Split: {report.train} train pairs ({report.train_queries} queries), {report.test} "
+             f"test pairs ({report.test_queries} queries). No passage or query is on both sides.")
+counts = workspace.split_counts(chosen.id)
+st.caption("Counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+slug = chosen.name.replace(" ", "_")
+d1, d2, d3, d4 = st.columns(4)
+d1.download_button("All pairs (JSONL)", export_jsonl(workspace, chosen.id), f"{slug}.jsonl")
+if "train" in counts:
+    d2.download_button("Train (JSONL)", export_jsonl(workspace, chosen.id, "train"), f"{slug}.train.jsonl")
+if "test" in counts:
+    d3.download_button("Test (JSONL)", export_jsonl(workspace, chosen.id, "test"), f"{slug}.test.jsonl")
+if d4.button("Delete this pair set"):
+    workspace.delete_pair_set(chosen.id)
+    done(f"Deleted '{chosen.name}'.")

@@ -1,0 +1,60 @@
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core import models  # noqa: E402
+from core.store import Store  # noqa: E402
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh workspace, also named by RAGTUNE_HOME for code that reads it."""
+    monkeypatch.setenv("RAGTUNE_HOME", str(tmp_path / "ws"))
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def store(home) -> Store:
+    return Store(home)
+
+
+@pytest.fixture(scope="session")
+def count():
+    return models.token_counter()
+
+
+def pdf_bytes(paragraphs: list[str]) -> bytes:
+    from fpdf import FPDF
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    for p in paragraphs:
+        pdf.multi_cell(0, 6, p)
+        pdf.ln(4)
+    return bytes(pdf.output())
+
+
+def docx_bytes(paragraphs: list[str]) -> bytes:
+    import docx
+    document = docx.Document()
+    for p in paragraphs:
+        document.add_paragraph(p)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+PARAGRAPHS = [
+    "Photosynthesis converts light energy into chemical energy. Plants store that energy in "
+    "glucose, which fuels their growth through the season.",
+    "The Calvin cycle fixes carbon dioxide into sugars. It runs in the stroma of the chloroplast "
+    "and needs the ATP made by the light reactions.",
+    "Stomata are small pores on leaves. They open to let carbon dioxide in and close to keep "
+    "water from escaping on hot, dry days.",
+]

@@ -1,0 +1,133 @@
+"""Pairs from a file, from the built-in pseudo-query method and from an LLM, and the split."""
+import json
+import random
+
+import pandas as pd
+import pytest
+
+from core.corpus import ChunkSettings, Document, ingest, load_file, normalise
+from core.pairs import (LLMConfig, PseudoQueryConfig, estimate, export_jsonl, generate_builtin,
+                        generate_llm, import_pairs, parse_questions, pseudo_queries, read_pairs_file,
+                        split)
+from core.store import WorkspaceError
+from tests.conftest import PARAGRAPHS
+from tests.llm_server import FakeLLM
+
+
+@pytest.fixture
+def corpus_id(store, count):
+    docs = [Document(f"d{i}.txt", "text", p) for i, p in enumerate(PARAGRAPHS)]
+    return ingest(store, "plants", docs, count, ChunkSettings(64, 0)).corpus_id
+
+
+def test_import_recognises_usual_column_names_and_links_passages(store, corpus_id):
+    frame = pd.DataFrame({"question": ["What do stomata do?", "What is new?"],
+                          "context": [PARAGRAPHS[2], "A passage the corpus does not hold yet."]})
+    rows = read_pairs_file("qa.csv", frame.to_csv(index=False).encode())
+    pair_set_id = import_pairs(store, corpus_id, "qa", rows)
+    pairs = store.pairs(pair_set_id)
+    chunk_texts = {c["id"]: c["text"] for c in store.chunks(corpus_id)}
+    assert chunk_texts[pairs[0]["chunk_id"]] == PARAGRAPHS[2]
+    assert chunk_texts[pairs[1]["chunk_id"]] == "A passage the corpus does not hold yet."
+    assert len(chunk_texts) == 4
+
+
+def test_import_without_the_needed_columns_names_them(store):
+    data = pd.DataFrame({"a": ["x"], "b": ["y"]}).to_csv(index=False).encode()
+    with pytest.raises(WorkspaceError, match="no query column.*pick one of: a, b"):
+        read_pairs_file("qa.csv", data)
+    assert read_pairs_file("qa.csv", data, "a", "b") == [("x", "y")]
+
+
+def test_pseudo_queries_remove_the_query_sentence_from_its_positive():
+    rng = random.Random(0)
+    text = "# Leaf pores\n\n" + PARAGRAPHS[2] + " " + PARAGRAPHS[1]
+    pairs = pseudo_queries(text, PseudoQueryConfig(per_chunk=3), rng)
+    assert pairs[0][0] == "Leaf pores" and "Stomata" in pairs[0][1]
+    for query, positive in pairs[1:]:
+        assert query in text and query not in positive
+
+
+def test_builtin_generation_makes_pairs_for_every_chunk_with_sentences(store, corpus_id):
+    pair_set_id = generate_builtin(store, corpus_id, "pseudo", PseudoQueryConfig(per_chunk=2))
+    pairs = store.pairs(pair_set_id)
+    assert {p["chunk_id"] for p in pairs} == {c["id"] for c in store.chunks(corpus_id)}
+    assert len(pairs) == 2 * len(PARAGRAPHS)
+
+
+def test_split_never_puts_a_passage_or_a_query_on_both_sides(store, count):
+    docs = [Document(f"d{i}", "text", f"Passage number {i} talks about topic {i} at length.")
+            for i in range(60)]
+    corpus_id = ingest(store, "many", docs, count).corpus_id
+    chunks = store.chunks(corpus_id)
+    rows = []
+    for i, c in enumerate(chunks):
+        rows.append((f"Question about topic {i}?", c["text"]))
+        rows.append((f"Another question about topic {i}?", c["text"]))  # same passage
+    rows.append(("question about topic 3", chunks[40]["text"]))  # near-identical to a query of 3
+    pair_set_id = import_pairs(store, corpus_id, "qa", rows)
+    report = split(store, pair_set_id, test_fraction=0.25, seed=1)
+    pairs = store.pairs(pair_set_id)
+    sides = {}
+    for p in pairs:
+        for key in (p["chunk_id"], normalise(p["query"]).replace("question about", "")):
+            sides.setdefault(key, set()).add(p["split"])
+    assert all(len(s) == 1 for s in sides.values())
+    assert report.train + report.test == len(pairs) and 25 <= report.test <= 40
+    assert split(store, pair_set_id, 0.25, seed=1) == report  # the seed makes it repeatable
+
+
+def test_split_of_too_few_pairs_says_so(store, corpus_id):
+    pair_set_id = import_pairs(store, corpus_id, "one", [("q?", PARAGRAPHS[0])])
+    with pytest.raises(WorkspaceError, match="at least 2 pairs"):
+        split(store, pair_set_id)
+
+
+def test_export_writes_one_json_object_per_pair(store, corpus_id):
+    pair_set_id = generate_builtin(store, corpus_id, "pseudo")
+    split(store, pair_set_id, 0.3)
+    lines = export_jsonl(store, pair_set_id, "test").splitlines()
+    assert lines and all(json.loads(line)["split"] == "test" for line in lines)
+
+
+def test_parse_questions_strips_numbering_and_chatter():
+    reply = "Sure, here are two questions:\n1. What is a stoma?\n- Why do leaves close pores?\n"
+    assert parse_questions(reply, 5) == ["What is a stoma?", "Why do leaves close pores?"]
+
+
+def test_llm_generation_over_http_with_retries_and_resume(store, corpus_id):
+    server = FakeLLM(fail_first=2, status=503, required_key="sk-test")
+    try:
+        config = LLMConfig(server.url, "tiny", questions_per_chunk=2, concurrency=2,
+                           max_retries=3, api_key="sk-test", max_chunks=2)
+        assert estimate(store, corpus_id, config).calls == 2
+        seen = []
+        pair_set_id = generate_llm(store, corpus_id, "llm", config,
+                                   progress=lambda d, t: seen.append((d, t)))
+        assert len(store.pairs(pair_set_id)) == 4 and seen[-1] == (2, 2)
+        assert server.headers[-1]["Authorization"] == "Bearer sk-test"
+        # Resume: the remaining chunk only; the two done before are not asked again.
+        config.max_chunks = None
+        assert estimate(store, corpus_id, config, pair_set_id).calls == 1
+        before = len(server.requests)
+        generate_llm(store, corpus_id, "llm", config)
+        assert len(server.requests) == before + 1
+        assert len(store.pairs(pair_set_id)) == 6
+        # The key is never written to the workspace.
+        assert b"sk-test" not in store.path.read_bytes()
+        assert "sk-test" not in json.dumps(store.pair_set(pair_set_id).settings)
+    finally:
+        server.close()
+
+
+def test_llm_errors_are_one_clear_line(store, corpus_id):
+    server = FakeLLM(required_key="right")
+    try:
+        with pytest.raises(WorkspaceError, match="refused the API key"):
+            generate_llm(store, corpus_id, "llm", LLMConfig(server.url, "m", api_key="wrong"))
+        with pytest.raises(WorkspaceError, match="404.*base URL"):
+            generate_llm(store, corpus_id, "llm2", LLMConfig(server.url[:-3], "m", api_key="right"))
+    finally:
+        server.close()
+    with pytest.raises(WorkspaceError, match="is the server running"):
+        generate_llm(store, corpus_id, "llm3", LLMConfig(server.url, "m", max_retries=0))
