@@ -35,7 +35,7 @@ def explained():
     try:
         yield
     except WorkspaceError as e:
-        st.error(str(e), icon="⚠️")
+        st.error(str(e), icon=":material/error:")
 
 
 def pick_corpus(label: str = "Corpus", key: str = "corpus"):
@@ -44,7 +44,7 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus"):
     if not corpora:
         st.info("The workspace has no corpus yet. Load the demo on the Home page or upload "
                 "files on the Corpus page.")
-        st.page_link("pages/corpus.py", label="Go to Corpus", icon="📚")
+        st.page_link("pages/corpus.py", label="Go to Corpus", icon=":material/library_books:")
         st.stop()
     names = [c.name for c in corpora]
     current = st.session_state.get("corpus_name")

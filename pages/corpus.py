@@ -23,7 +23,7 @@ def read_upload(name: str, digest: str, data: bytes):
         return [], str(e)
 
 
-NEW = "➕ New corpus"
+NEW = "New corpus…"
 remembered = st.session_state.get("corpus_name")
 options = [NEW, *corpora]
 choice = st.selectbox("Add documents to", options,
@@ -50,7 +50,7 @@ for upload in uploads or []:
     if error:
         errors.append(error)
 for error in errors:
-    st.error(error, icon="⚠️")
+    st.error(error, icon=":material/error:")
 
 if documents:
     count = token_counter()
@@ -113,7 +113,7 @@ if corpora:
         for row in sample:
             st.markdown(f"**{row['document']}** · chunk {row['ord']} · {row['tokens']} tokens")
             st.text(row["text"][:600])
-    st.page_link("pages/pairs.py", label="Next: question→passage pairs", icon="❓")
+    st.page_link("pages/pairs.py", label="Next: question→passage pairs", icon=":material/quiz:")
     if st.button(f"Delete corpus '{shown}'", key="delete"):
         st.session_state["confirm_delete"] = shown
     if st.session_state.get("confirm_delete") == shown:

@@ -11,6 +11,8 @@ st.markdown(
     "2. **Pairs** — bring question→passage pairs, or generate them, and split train/test.")
 
 workspace = store()
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"))
 corpora = workspace.corpora()
 left, right = st.columns([2, 1])
 with left:
@@ -32,10 +34,13 @@ with left:
                     "text that follows it. No download needed.")
         if st.button("Load the demo corpus", type="primary"):
             with explained(), st.spinner("Chunking the standard library's docstrings…"):
-                load_demo(workspace, token_counter())
+                _, pair_set_id = load_demo(workspace, token_counter())
+                counts = workspace.split_counts(pair_set_id)
                 st.session_state["corpus_name"] = DEMO_CORPUS
+                st.session_state["flash"] = (f"Loaded the demo corpus: {counts.get('train', 0)} "
+                                             f"training and {counts.get('test', 0)} test pairs.")
                 st.rerun()
-    st.page_link("pages/corpus.py", label="Upload your documents", icon="📚")
+    st.page_link("pages/corpus.py", label="Upload your documents", icon=":material/library_books:")
 with right:
     st.subheader("Embedding model")
     with explained():

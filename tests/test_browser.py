@@ -1,0 +1,51 @@
+"""The user flow of a first visit, in a real browser: demo corpus, upload, pairs, split."""
+import pytest
+
+from tests.browser import ROOT, browser_page, chromium_missing, running_app, wait_idle
+from tests.conftest import PARAGRAPHS, pdf_bytes
+
+pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
+SHOTS = ROOT / "screenshots"
+
+
+def test_first_visit_demo_upload_pairs_split(home, tmp_path):
+    SHOTS.mkdir(exist_ok=True)
+    md = tmp_path / "plants.md"
+    md.write_text("# Plants\n\n" + "\n\n".join(PARAGRAPHS))
+    pdf = tmp_path / "roots.pdf"
+    pdf.write_bytes(pdf_bytes(["Roots anchor the plant and take up water and minerals. "
+                               "Root hairs widen the surface for absorption."]))
+    with running_app(home) as url, browser_page() as page:
+        page.goto(url)
+        page.get_by_role("button", name="Load the demo corpus").click()
+        page.get_by_text("Loaded the demo corpus").wait_for(timeout=60_000)
+        wait_idle(page)
+        page.screenshot(path=SHOTS / "home.png", full_page=True)
+
+        page.goto(url + "/corpus")
+        page.get_by_label("Name of the new corpus").fill("plants")
+        page.get_by_label("Name of the new corpus").press("Enter")
+        wait_idle(page)
+        page.locator("input[type=file]").first.set_input_files([str(md), str(pdf)])
+        page.get_by_text("Preview").wait_for(timeout=60_000)
+        wait_idle(page)
+        page.screenshot(path=SHOTS / "corpus-preview.png", full_page=True)
+        page.get_by_role("button", name="Add 2 documents to 'plants'").click()
+        page.get_by_text("Added to 'plants'").wait_for(timeout=60_000)
+
+        page.goto(url + "/pairs")
+        page.get_by_role("tab", name="Built-in (no LLM)").click()
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("Generated").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Split train/test").click()
+        page.get_by_text("No passage or query is on both sides").wait_for(timeout=60_000)
+        wait_idle(page)
+        page.screenshot(path=SHOTS / "pairs.png", full_page=True)
+        assert page.get_by_role("button", name="Train (JSONL)").is_visible()
+
+        bad = tmp_path / "photo.txt"
+        bad.write_bytes(b"\x00\x01\x02binary")
+        page.goto(url + "/corpus")
+        page.locator("input[type=file]").first.set_input_files([str(bad)])
+        page.get_by_text("looks like a binary file").wait_for(timeout=60_000)
+        page.screenshot(path=SHOTS / "corpus-bad-file.png", full_page=True)
