@@ -10,6 +10,7 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/corpus.py", title="Corpus", icon=":material/library_books:", url_path="corpus"),
     st.Page("pages/pairs.py", title="Pairs", icon=":material/quiz:", url_path="pairs"),
+    st.Page("pages/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
 ]
 
 st.navigation(PAGES).run()

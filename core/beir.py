@@ -36,7 +36,11 @@ def load_beir(folder: Path) -> BeirFolder:
     docs = [Document(f"{corpus_file.name}#{r['_id']}", "row",
                      (f"{r['title']}\n\n" if r.get("title") else "") + r.get("text", ""),
                      str(r["_id"])) for r in _jsonl(corpus_file, ("_id",))]
-    queries = {str(r["_id"]): r["text"] for r in _jsonl(queries_file, ("_id", "text"))}
+    queries: dict[str, str] = {}
+    for r in _jsonl(queries_file, ("_id", "text")):
+        if str(r["_id"]) in queries:
+            raise WorkspaceError(f"queries.jsonl repeats the _id {r['_id']!r}; ids must be unique")
+        queries[str(r["_id"])] = r["text"]
     qrel_files = {p.stem: p for p in sorted((folder / "qrels").glob("*.tsv"))}
     if (folder / "qrels.tsv").is_file():
         qrel_files.setdefault("test", folder / "qrels.tsv")
@@ -44,6 +48,17 @@ def load_beir(folder: Path) -> BeirFolder:
         raise WorkspaceError(f"{folder} has no qrels: add qrels/test.tsv (query-id, corpus-id, score)")
     qrels = {split: _qrels(path) for split, path in qrel_files.items()}
     return BeirFolder(docs, queries, qrels)
+
+
+def read_beir_raw(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, list[str]]]]:
+    """Corpus and queries by id, and qrels by split, refusing duplicate ids."""
+    data = load_beir(folder)
+    corpus: dict[str, str] = {}
+    for doc in data.documents:
+        if doc.external_id in corpus:
+            raise WorkspaceError(f"corpus.jsonl repeats the _id {doc.external_id!r}; ids must be unique")
+        corpus[doc.external_id] = doc.text
+    return corpus, data.queries, data.qrels
 
 
 def _jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:

@@ -217,6 +217,52 @@ def run_export(args) -> None:
     finish(args, f"BEIR folder {args.beir}: {counts}", counts)
 
 
+@command("evaluate", "measure retrieval at every embedding dimension (encode once, score all)")
+def _evaluate_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="a BEIR-layout folder")
+    p.add_argument("--pairs", type=int, metavar="PAIR_SET_ID",
+                   help="instead of DATA_DIR: the test split of a workspace pair set (stored)")
+    p.add_argument("--model", help="bundled name, model folder or hub ID")
+    p.add_argument("--dims", help="comma-separated, e.g. 384,256,128,64,32 (default: halvings)")
+    p.add_argument("--split", default="test", help="qrels split of DATA_DIR (default: test)")
+    p.set_defaults(run=run_evaluate)
+
+
+def parse_dims(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(d) for d in text.split(",") if d.strip()]
+    except ValueError:
+        raise WorkspaceError(f"--dims {text!r} must be whole numbers separated by commas") from None
+
+
+def run_evaluate(args) -> None:
+    from .evaluate import RetrievalSet, evaluate_named, save
+    if (args.data_dir is None) == (args.pairs is None):
+        raise WorkspaceError("give either a BEIR folder or --pairs PAIR_SET_ID")
+    store = Store()
+    if args.pairs is not None:
+        data = RetrievalSet.from_pair_set(store, args.pairs)
+    else:
+        if not Path(args.data_dir).is_dir():
+            raise WorkspaceError(f"{args.data_dir} is not a folder; give a BEIR-layout folder")
+        data = RetrievalSet.from_beir(Path(args.data_dir), args.split)
+    result = evaluate_named(args.model, data, parse_dims(args.dims), store,
+                            lambda stage, f: _progress(stage)(f))
+    if args.pairs is not None:
+        save(store, result, args.pairs, "baseline" if not args.model else args.model)
+    for reason, n in result.skipped.items():
+        print(f"skipped {n} {reason}", file=sys.stderr)
+    if not args.json:
+        print("dim\t" + "\t".join(("ndcg@10", "mrr@10", "map@100", "recall@10")))
+        for dim, m in result.metrics.items():
+            print(f"{dim}\t" + "\t".join(f"{m[k]:.4f}" for k in ("ndcg@10", "mrr@10", "map@100", "recall@10")))
+    best = result.metrics[result.dims[0]]["ndcg@10"]
+    finish(args, f"{result.queries} queries over {result.corpus} passages in {result.seconds:.1f} s; "
+                 f"NDCG@10 {best:.4f} at {result.dims[0]} dims", result.to_json())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

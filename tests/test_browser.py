@@ -43,6 +43,13 @@ def test_first_visit_demo_upload_pairs_split(home, tmp_path):
         page.screenshot(path=SHOTS / "pairs.png", full_page=True)
         assert page.get_by_role("button", name="Train (JSONL)").is_visible()
 
+        page.goto(url + "/results")
+        page.get_by_label("Corpus").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Measure baseline").click()
+        page.get_by_text("Measured").wait_for(timeout=120_000)
+        wait_idle(page)
+        page.screenshot(path=SHOTS / "results.png", full_page=True)
+
         bad = tmp_path / "photo.txt"
         bad.write_bytes(b"\x00\x01\x02binary")
         page.goto(url + "/corpus")

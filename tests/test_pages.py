@@ -72,3 +72,17 @@ def test_pairs_page_imports_generates_and_splits(home, demo):
     next(b for b in at.button if b.label == "Split train/test").click().run()
     assert not at.exception and "No passage or query is on both sides" in at.success[0].value
     assert len(at.get("download_button")) >= 3
+
+
+def test_results_page_measures_the_baseline_and_shows_it_after_a_reload(home, demo):
+    at = page("pages/results.py")
+    assert not at.exception
+    next(b for b in at.button if b.label == "Measure baseline").click().run()
+    assert not at.exception
+    assert "Measured" in at.success[0].value
+    table = at.dataframe[0].value
+    assert table["dim"].tolist() == [384, 256, 128, 64, 32]
+    assert 0 < table["ndcg@10"].iloc[0] <= 1
+    # A fresh session reads the stored numbers without measuring again.
+    again = page("pages/results.py")
+    assert again.dataframe[0].value["ndcg@10"].tolist() == table["ndcg@10"].tolist()

@@ -1,0 +1,357 @@
+"""Retrieval quality at every Matryoshka dimension, from a single encoding pass.
+
+Matryoshka models (Kusupati et al., 2022, "Matryoshka Representation Learning") pack the most
+information into the first dimensions, so a 384-dim vector cut to its first 64 entries is itself a
+usable embedding. Cosine similarity re-normalises, hence scores at dimension d need only the first
+d entries of the full-size vectors: we encode queries and passages once, then slice and
+re-normalise per dimension. Encoding is >95% of the cost, so five dimensions cost barely more
+than one. Corpus vectors are cached in the workspace by (model fingerprint, sequence length,
+text hash), so re-measuring a model on the same corpus encodes only the queries.
+
+Scores are computed against corpus blocks of bounded size with a running top-k merge, so memory
+is set by the block size and not by the corpus size. Metrics follow the definitions of
+sentence-transformers' ``InformationRetrievalEvaluator`` exactly (ties broken by corpus id), and
+a test holds us to it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .corpus import text_hash
+from .store import Store, WorkspaceError
+
+TOP_K = 100
+METRICS = ("ndcg@10", "mrr@10", "map@100", "recall@1", "recall@5", "recall@10", "recall@100",
+           "accuracy@1", "accuracy@5", "accuracy@10")
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class RetrievalSet:
+    """Queries, a corpus and which passages answer which query; ids are strings."""
+    corpus_ids: list[str]
+    corpus: list[str]
+    query_ids: list[str]
+    queries: list[str]
+    relevant: dict[str, set[str]]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, corpus: dict[str, str], queries: dict[str, str],
+              relevant: dict[str, set[str]]) -> "RetrievalSet":
+        """Keep what can be scored; count (rather than fail on) labels that point nowhere."""
+        if not corpus:
+            raise WorkspaceError("the corpus is empty: there is nothing to retrieve from")
+        skipped = {"labels naming unknown passages": 0, "labels naming unknown queries": 0,
+                   "queries without a relevant passage": 0}
+        clean: dict[str, set[str]] = {}
+        for qid, docs in relevant.items():
+            if qid not in queries:
+                skipped["labels naming unknown queries"] += len(docs)
+                continue
+            known = {d for d in docs if d in corpus}
+            skipped["labels naming unknown passages"] += len(docs) - len(known)
+            if known:
+                clean[qid] = known
+            else:
+                skipped["queries without a relevant passage"] += 1
+        # Queries with no labels at all belong to another split (BEIR keeps them in one file).
+        query_ids = [q for q in queries if q in clean]
+        if not query_ids:
+            raise WorkspaceError("no query has a relevant passage in the corpus; check that the "
+                                 "labels use the corpus and query ids")
+        return cls(list(corpus), list(corpus.values()), query_ids,
+                   [queries[q] for q in query_ids], clean, {k: v for k, v in skipped.items() if v})
+
+    @classmethod
+    def from_pair_set(cls, store: Store, pair_set_id: int, split: str = "test") -> "RetrievalSet":
+        """The test queries of a pair set against every chunk of its corpus."""
+        pair_set = store.pair_set(pair_set_id)
+        pairs = store.pairs(pair_set_id, split)
+        if not pairs:
+            raise WorkspaceError(f"pair set '{pair_set.name}' has no {split} pairs; split it "
+                                 "into train and test first")
+        corpus = {str(c["id"]): c["text"] for c in store.chunks(pair_set.corpus_id)}
+        queries: dict[str, str] = {}
+        relevant: dict[str, set[str]] = {}
+        for p in pairs:
+            queries[p["query_id"]] = p["query"]
+            relevant.setdefault(p["query_id"], set()).add(str(p["chunk_id"]))
+        return cls.build(corpus, queries, relevant)
+
+    @classmethod
+    def from_beir(cls, folder: Path, split: str = "test") -> "RetrievalSet":
+        from .beir import read_beir_raw
+        corpus, queries, qrels = read_beir_raw(Path(folder))
+        if split not in qrels:
+            raise WorkspaceError(f"{folder} has no qrels for split {split!r} "
+                                 f"(found: {', '.join(sorted(qrels))})")
+        return cls.build(corpus, queries, {q: set(d) for q, d in qrels[split].items()})
+
+
+@dataclass
+class EvalResult:
+    model: str
+    corpus: int
+    queries: int
+    dims: list[int]
+    seconds: float
+    metrics: dict[int, dict[str, float]]
+    # per dim: query id -> (1-based rank of the first relevant passage or 0, top-1 corpus id)
+    per_query: dict[int, dict[str, tuple[int, str]]] = field(repr=False, default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "corpus": self.corpus, "queries": self.queries,
+                "seconds": round(self.seconds, 3),
+                "metrics": {str(d): m for d, m in self.metrics.items()}}
+
+
+def default_dims(full: int, smallest: int = 32) -> list[int]:
+    """The full size, then every power of two below it down to ``smallest``: 384 gives
+    384, 256, 128, 64, 32 (halving 384 would give 192, 96, 48, sizes nobody stores)."""
+    dims = [full]
+    d = 2 ** int(math.log2(full))
+    if d == full:
+        d //= 2
+    while d >= smallest:
+        dims.append(d)
+        d //= 2
+    return dims
+
+
+def check_dims(dims: list[int], full: int) -> list[int]:
+    if not dims:
+        raise WorkspaceError("name at least one dimension, e.g. --dims 384,128,64")
+    too_big = [d for d in dims if d > full or d < 1]
+    if too_big:
+        raise WorkspaceError(f"dimension {too_big[0]} is outside 1..{full}, the model's size")
+    return sorted(set(dims), reverse=True)
+
+
+# -- encoding ------------------------------------------------------------------------------
+def encode(model, texts: list[str], batch_size: int = 64,
+           progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Full-size float32 vectors. Texts are encoded longest first across the whole list, not
+    just within one call, so batches hold texts of similar length and padding is minimal; the
+    list is cut in slices only to report progress."""
+    dim = model.get_embedding_dimension()
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    step = max(batch_size * 16, 1024)
+    for start in range(0, len(texts), step):
+        part = order[start:start + step]
+        out[part] = model.encode([texts[i] for i in part], batch_size=batch_size,
+                                 convert_to_numpy=True, show_progress_bar=False)
+        if progress:
+            progress(min(1.0, (start + step) / len(texts)))
+    return out
+
+
+def encode_corpus_cached(store: Store | None, model_key: str | None, model, texts: list[str],
+                         batch_size: int = 64, progress: Callable[[float], None] | None = None
+                         ) -> tuple[np.ndarray, int]:
+    """Corpus vectors, reusing those already in the workspace; returns (vectors, newly encoded)."""
+    if store is None or model_key is None:
+        return encode(model, texts, batch_size, progress), len(texts)
+    hashes = [text_hash(t) for t in texts]
+    cached: dict[str, bytes] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), 900):  # SQLite caps bound parameters
+        part = unique[start:start + 900]
+        rows = store.query(f"SELECT text_hash, vector FROM embeddings WHERE model_key = ? AND "
+                           f"text_hash IN ({','.join('?' * len(part))})", [model_key, *part])
+        cached.update((r["text_hash"], r["vector"]) for r in rows)
+    missing = [i for i, h in enumerate(hashes) if h not in cached]
+    dim = model.get_embedding_dimension()
+    vectors = np.empty((len(texts), dim), dtype=np.float32)
+    if missing:
+        fresh = encode(model, [texts[i] for i in missing], batch_size, progress)
+        vectors[missing] = fresh
+        with store.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO embeddings (model_key, text_hash, vector) "
+                           "VALUES (?, ?, ?)",
+                           [(model_key, hashes[i], fresh[j].tobytes()) for j, i in enumerate(missing)])
+    for i, h in enumerate(hashes):
+        if h in cached:
+            vectors[i] = np.frombuffer(cached[h], dtype=np.float32)
+    return vectors, len(missing)
+
+
+# -- scoring -------------------------------------------------------------------------------
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block_bytes: int = 32 << 20
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the k best corpus rows per query, scanning blocks of the corpus
+    whose score matrix fits in ``block_bytes``; a running top-k keeps memory flat."""
+    import torch
+    n_q, n_c = len(queries), len(corpus)
+    k = min(k, n_c)
+    block = max(256, block_bytes // (4 * max(n_q, 1)))
+    q = torch.from_numpy(np.ascontiguousarray(queries))
+    best_val = torch.empty((n_q, 0))
+    best_idx = torch.empty((n_q, 0), dtype=torch.long)
+    for start in range(0, n_c, block):
+        part = torch.from_numpy(_unit(corpus[start:start + block]))
+        val, idx = torch.topk(q @ part.T, min(k, len(part)), dim=1)
+        best_val = torch.cat([best_val, val], dim=1)
+        best_idx = torch.cat([best_idx, idx + start], dim=1)
+        if best_val.shape[1] > k:
+            best_val, keep = torch.topk(best_val, k, dim=1)
+            best_idx = best_idx.gather(1, keep)
+    return best_idx.numpy(), best_val.numpy()
+
+
+def metrics_for(ranked: list[list[str]], data: RetrievalSet) -> dict[str, float]:
+    """The sentence-transformers definitions: binary relevance, IDCG over all relevant docs."""
+    sums = dict.fromkeys(METRICS, 0.0)
+    for qid, hits in zip(data.query_ids, ranked):
+        rel = data.relevant[qid]
+        flags = [h in rel for h in hits]
+        first = next((i for i, f in enumerate(flags) if f), None)
+        for k in (1, 5, 10):
+            sums[f"accuracy@{k}"] += first is not None and first < k
+        for k in (1, 5, 10, 100):
+            sums[f"recall@{k}"] += sum(flags[:k]) / len(rel)
+        if first is not None and first < 10:
+            sums["mrr@10"] += 1.0 / (first + 1)
+        dcg = sum(1.0 / math.log2(i + 2) for i, f in enumerate(flags[:10]) if f)
+        idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+        sums["ndcg@10"] += dcg / idcg
+        correct, precision_sum = 0, 0.0
+        for i, f in enumerate(flags[:100]):
+            if f:
+                correct += 1
+                precision_sum += correct / (i + 1)
+        sums["map@100"] += precision_sum / min(100, len(rel))
+    return {m: v / len(ranked) for m, v in sums.items()}
+
+
+def score_all_dims(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
+                   dims: list[int], progress: Progress | None = None
+                   ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, tuple[int, str]]]]:
+    metrics, per_query = {}, {}
+    for n, dim in enumerate(dims):
+        idx, val = top_k(_unit(query_vectors[:, :dim]), corpus_vectors[:, :dim], TOP_K)
+        ranked = []
+        for row_idx, row_val in zip(idx, val):
+            hits = sorted(zip(row_val.tolist(), (data.corpus_ids[i] for i in row_idx)),
+                          key=lambda h: (-h[0], h[1]))
+            ranked.append([cid for _, cid in hits])
+        metrics[dim] = metrics_for(ranked, data)
+        per_query[dim] = {
+            qid: (next((i + 1 for i, h in enumerate(hits) if h in data.relevant[qid]), 0), hits[0])
+            for qid, hits in zip(data.query_ids, ranked)}
+        if progress:
+            progress("scoring", (n + 1) / len(dims))
+    return metrics, per_query
+
+
+def evaluate(model, data: RetrievalSet, dims: list[int] | None = None, *, model_name: str = "",
+             store: Store | None = None, cache_key: str | None = None, batch_size: int = 64,
+             progress: Progress | None = None) -> EvalResult:
+    """Encode once at full size, then score every dimension."""
+    full = model.get_embedding_dimension()
+    dims = check_dims(dims or default_dims(full), full)
+    started = time.perf_counter()
+    report = (lambda stage: (lambda f: progress(stage, f))) if progress else (lambda stage: None)
+    corpus_vectors, encoded = encode_corpus_cached(store, cache_key, model, data.corpus,
+                                                   batch_size, report("encoding passages"))
+    after_corpus = time.perf_counter()
+    query_vectors = encode(model, data.queries, batch_size, report("encoding queries"))
+    after_queries = time.perf_counter()
+    metrics, per_query = score_all_dims(query_vectors, corpus_vectors, data, dims, progress)
+    done = time.perf_counter()
+    return EvalResult(model_name, len(data.corpus), len(data.queries), dims, done - started,
+                      metrics, per_query, data.skipped,
+                      {"corpus_encoding": after_corpus - started,
+                       "query_encoding": after_queries - after_corpus,
+                       "scoring": done - after_queries, "passages_encoded": encoded})
+
+
+def evaluate_named(name: str | None, data: RetrievalSet, dims: list[int] | None = None,
+                   store: Store | None = None, progress: Progress | None = None) -> EvalResult:
+    """Evaluate a registered model (bundled, folder or hub ID) with the workspace cache."""
+    from . import models
+    model = models.load(name)
+    key = f"{models.fingerprint(models.resolve(name))}:{model.max_seq_length}"
+    return evaluate(model, data, dims, model_name=name or models.DEFAULT_MODEL, store=store,
+                    cache_key=key, progress=progress)
+
+
+# -- stored results ------------------------------------------------------------------------
+def save(store: Store, result: EvalResult, pair_set_id: int | None, label: str,
+         job_id: int | None = None) -> int:
+    details = {"dims": result.dims, "corpus": result.corpus, "queries": result.queries,
+               "skipped": result.skipped, "timings": result.timings,
+               "per_query": {str(d): v for d, v in result.per_query.items()}}
+    with store.transaction() as db:
+        cur = db.execute("INSERT INTO evaluations (pair_set_id, model, label, job_id, created, "
+                         "seconds, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (pair_set_id, result.model, label, job_id, time.time(), result.seconds,
+                          json.dumps(details)))
+        evaluation_id = int(cur.lastrowid)
+        db.executemany("INSERT INTO metrics (evaluation_id, dim, name, value) VALUES (?, ?, ?, ?)",
+                       [(evaluation_id, d, m, v) for d, ms in result.metrics.items()
+                        for m, v in ms.items()])
+    return evaluation_id
+
+
+@dataclass
+class StoredEvaluation:
+    id: int
+    pair_set_id: int | None
+    model: str
+    label: str
+    job_id: int | None
+    created: float
+    seconds: float
+    metrics: dict[int, dict[str, float]]
+    details: dict
+
+    def table(self) -> list[dict]:
+        return [{"dim": d, **{m: round(v, 4) for m, v in ms.items()}}
+                for d, ms in sorted(self.metrics.items(), reverse=True)]
+
+
+def load_evaluations(store: Store, pair_set_id: int | None = None) -> list[StoredEvaluation]:
+    rows = (store.query("SELECT * FROM evaluations WHERE pair_set_id = ? ORDER BY id", [pair_set_id])
+            if pair_set_id is not None else store.query("SELECT * FROM evaluations ORDER BY id"))
+    out = []
+    for r in rows:
+        metrics: dict[int, dict[str, float]] = {}
+        for m in store.query("SELECT dim, name, value FROM metrics WHERE evaluation_id = ?", [r["id"]]):
+            metrics.setdefault(m["dim"], {})[m["name"]] = m["value"]
+        out.append(StoredEvaluation(r["id"], r["pair_set_id"], r["model"], r["label"], r["job_id"],
+                                    r["created"], r["seconds"], metrics, json.loads(r["details"])))
+    return out
+
+
+def misses(store: Store, evaluation: StoredEvaluation, dim: int, limit: int = 50) -> list[dict]:
+    """Test queries whose first retrieved passage is not a relevant one, worst first."""
+    per_query = evaluation.details["per_query"].get(str(dim), {})
+    pairs = store.pairs(evaluation.pair_set_id, "test") if evaluation.pair_set_id else []
+    query_text = {p["query_id"]: p["query"] for p in pairs}
+    expected = {p["query_id"]: p["positive"] for p in pairs}
+    wrong = [(qid, rank, top) for qid, (rank, top) in per_query.items() if rank != 1]
+    wrong.sort(key=lambda w: (w[1] == 0, w[1]), reverse=True)
+    chunk_ids = [int(top) for _, _, top in wrong[:limit] if top.isdigit()]
+    texts = {}
+    if chunk_ids:
+        texts = {str(r["id"]): r["text"] for r in store.query(
+            f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(chunk_ids))})", chunk_ids)}
+    return [{"query": query_text.get(qid, qid),
+             "rank of the right passage": rank or f">{TOP_K}",
+             "ranked first": texts.get(top, top)[:300],
+             "should have been": expected.get(qid, "")[:300]} for qid, rank, top in wrong[:limit]]

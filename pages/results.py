@@ -1,0 +1,85 @@
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import models
+from core.evaluate import METRICS, RetrievalSet, default_dims, evaluate_named, load_evaluations, misses, save
+from pages.common import explained, model_info, pair_set_label, pick_corpus, store
+
+st.title("Retrieval results")
+st.caption("How well the embedding model finds the right passage for each test question, at "
+           "every embedding size you might store.")
+workspace = store()
+corpus = pick_corpus()
+pair_sets = [p for p in workspace.pair_sets(corpus.id) if workspace.split_counts(p.id).get("test")]
+if not pair_sets:
+    st.info("No pair set of this corpus has a test split yet: split one on the Pairs page.")
+    st.page_link("pages/pairs.py", label="Go to Pairs", icon=":material/quiz:")
+    st.stop()
+remembered = st.session_state.get("pair_set_id")
+ids = [p.id for p in pair_sets]
+pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
+                        index=ids.index(remembered) if remembered in ids else len(ids) - 1)
+st.session_state["pair_set_id"] = pair_set.id
+
+with st.expander("Measure a model", expanded=not load_evaluations(workspace, pair_set.id)):
+    model_name = st.text_input("Model", value=models.DEFAULT_MODEL,
+                               help="The bundled model, a folder with a sentence-transformers "
+                                    "model, or a hub ID (where the hub is reachable).")
+    with explained():
+        info = model_info(model_name)
+        dims = st.multiselect("Dimensions", sorted({*default_dims(info.dimension), 16}, reverse=True),
+                              default=default_dims(info.dimension))
+        if st.button("Measure baseline", type="primary", disabled=not dims):
+            data = RetrievalSet.from_pair_set(workspace, pair_set.id)
+            bar = st.progress(0.0, text="Starting…")
+            result = evaluate_named(model_name, data, dims, workspace,
+                                    lambda stage, f: bar.progress(min(f, 1.0), text=f"{stage.capitalize()}…"))
+            label = "baseline" if model_name == models.DEFAULT_MODEL else model_name
+            save(workspace, result, pair_set.id, label)
+            note = "; ".join(f"skipped {n} {why}" for why, n in result.skipped.items())
+            st.session_state["flash"] = (f"Measured {result.queries} queries over {result.corpus} "
+                                         f"passages in {result.seconds:.1f} s. {note}")
+            st.rerun()
+
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"))
+
+evaluations = load_evaluations(workspace, pair_set.id)
+if not evaluations:
+    st.stop()
+
+names = {e.id: f"#{e.id} {e.label} · {e.model} · {time.strftime('%b %d %H:%M', time.localtime(e.created))}"
+         for e in evaluations}
+chosen_ids = st.multiselect("Evaluations to show", list(names), format_func=names.get,
+                            default=[e.id for e in evaluations][-2:])
+chosen = [e for e in evaluations if e.id in chosen_ids]
+metric = st.selectbox("Metric", METRICS, index=0)
+
+figure = go.Figure()
+for e in chosen:
+    dims_sorted = sorted(e.metrics)
+    figure.add_trace(go.Scatter(x=dims_sorted, y=[e.metrics[d][metric] for d in dims_sorted],
+                                mode="lines+markers", name=names[e.id]))
+figure.update_layout(xaxis=dict(title="embedding dimensions", type="log",
+                                tickvals=sorted({d for e in chosen for d in e.metrics})),
+                     yaxis=dict(title=metric.upper(), range=[0, 1.02]), height=420, legend=dict(orientation="h", y=-0.25))
+st.plotly_chart(figure, width="stretch")
+
+for e in chosen:
+    st.markdown(f"**{names[e.id]}** — {e.details.get('queries')} queries, {e.details.get('corpus')} "
+                f"passages, {e.seconds:.1f} s")
+    table = pd.DataFrame(e.table())
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download as CSV", table.to_csv(index=False), f"evaluation-{e.id}.csv",
+                       key=f"csv{e.id}")
+
+st.subheader("Where the model goes wrong")
+target = chosen[-1] if chosen else evaluations[-1]
+dim = st.selectbox("At dimension", sorted(target.metrics, reverse=True), key="miss_dim")
+wrong = misses(workspace, target, dim)
+st.caption(f"{len(wrong)} test queries shown whose first result is not a right passage "
+           f"({names[target.id]}).")
+st.dataframe(wrong, hide_index=True, width="stretch", height=320)

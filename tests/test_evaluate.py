@@ -1,0 +1,91 @@
+"""Evaluation at every dimension equals sentence-transformers' own evaluator, run per dimension."""
+import json
+
+import numpy as np
+import pytest
+from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+from core import demo, models
+from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate, evaluate_named,
+                           load_evaluations, misses, save, top_k)
+from core.store import WorkspaceError
+
+
+@pytest.fixture(scope="module")
+def docstrings() -> RetrievalSet:
+    """Real text: 150 stdlib docstring bodies, with 60 of their summaries as queries."""
+    triples = demo.stdlib_pairs(150)
+    corpus = {ident: body for ident, _, body in triples}
+    queries = {f"q-{ident}": summary for ident, summary, _ in triples[::2][:60]}
+    relevant = {f"q-{ident}": {ident} for ident, _, _ in triples[::2][:60]}
+    relevant["q-" + triples[0][0]].add(triples[1][0])  # one query with two relevant passages
+    return RetrievalSet.build(corpus, queries, relevant)
+
+
+def test_scores_equal_the_reference_evaluator_at_every_dimension(docstrings):
+    model = models.load()
+    ours = evaluate(model, docstrings, [384, 256, 128, 64, 32])
+    for dim in ours.dims:
+        reference = InformationRetrievalEvaluator(
+            dict(zip(docstrings.query_ids, docstrings.queries)),
+            dict(zip(docstrings.corpus_ids, docstrings.corpus)), docstrings.relevant,
+            mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 5, 10],
+            precision_recall_at_k=[1, 5, 10, 100], map_at_k=[100], truncate_dim=dim,
+            show_progress_bar=False)(model)
+        for metric in METRICS:
+            assert ours.metrics[dim][metric] == pytest.approx(reference[f"cosine_{metric}"], abs=1e-4), (dim, metric)
+    # The numbers mean something: most summaries find their body, and small dims lose some.
+    assert ours.metrics[384]["ndcg@10"] > 0.5
+    assert ours.metrics[32]["ndcg@10"] < ours.metrics[384]["ndcg@10"]
+
+
+def test_blocked_top_k_equals_a_full_sort():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(7, 16)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    c = rng.normal(size=(5000, 16)).astype(np.float32)
+    idx, val = top_k(q, c, 20, block_bytes=4 * 7 * 300)  # forces many blocks
+    full = q @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T
+    expected = np.sort(full, axis=1)[:, ::-1][:, :20]
+    assert np.allclose(np.sort(val, axis=1)[:, ::-1], expected, atol=1e-6)
+
+
+def test_default_dims_halve_from_the_largest_power_of_two():
+    assert default_dims(384) == [384, 256, 128, 64, 32]
+    assert default_dims(768) == [768, 512, 256, 128, 64, 32]
+
+
+def test_second_run_encodes_only_the_queries(store, docstrings):
+    first = evaluate_named(None, docstrings, [384, 64], store=store)
+    second = evaluate_named(None, docstrings, [384, 64], store=store)
+    assert first.timings["passages_encoded"] == len(docstrings.corpus)
+    assert second.timings["passages_encoded"] == 0
+    for dim in (384, 64):
+        assert second.metrics[dim] == pytest.approx(first.metrics[dim], abs=1e-6)
+
+
+def test_results_are_stored_and_misses_explained(store, count):
+    from core.beir import load_demo
+    _, pair_set_id = load_demo(store, count, limit=60)
+    data = RetrievalSet.from_pair_set(store, pair_set_id)
+    result = evaluate_named(None, data, [384, 32], store=store)
+    save(store, result, pair_set_id, "baseline")
+    [stored] = load_evaluations(store, pair_set_id)
+    assert stored.metrics[32]["ndcg@10"] == pytest.approx(result.metrics[32]["ndcg@10"])
+    wrong = misses(store, stored, 32)
+    assert all(w["rank of the right passage"] != 1 for w in wrong)
+    assert len(wrong) == sum(1 for r, _ in result.per_query[32].values() if r != 1)
+
+
+def test_bad_labels_are_counted_or_refused():
+    data = RetrievalSet.build({"d1": "a", "d2": "b"}, {"q1": "x", "q2": "y", "q3": "z"},
+                              {"q1": {"d1", "ghost"}, "q2": {"ghost"}, "q9": {"d2"}})
+    assert data.query_ids == ["q1"]  # q3 has no labels: it belongs to another split
+    assert data.skipped == {"labels naming unknown passages": 2, "labels naming unknown queries": 1,
+                            "queries without a relevant passage": 1}
+    with pytest.raises(WorkspaceError, match="corpus is empty"):
+        RetrievalSet.build({}, {"q": "x"}, {"q": {"d"}})
+    with pytest.raises(WorkspaceError, match="no query has a relevant passage"):
+        RetrievalSet.build({"d": "a"}, {"q": "x"}, {"q": {"other"}})
+    with pytest.raises(WorkspaceError, match="outside 1..384"):
+        evaluate(models.load(), data, [512])
