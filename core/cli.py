@@ -263,6 +263,78 @@ def run_evaluate(args) -> None:
                  f"NDCG@10 {best:.4f} at {result.dims[0]} dims", result.to_json())
 
 
+@command("train", "baseline eval, Matryoshka fine-tuning and final eval (works under torchrun)")
+def _train_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pairs", required=True, metavar="FILE", help="JSONL/CSV/Parquet of query/positive pairs")
+    p.add_argument("--eval", required=True, metavar="DATA_DIR", help="BEIR folder with the test queries")
+    p.add_argument("--config", metavar="JSON", help="a job config exported from the app")
+    p.add_argument("--model")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-pairs", type=int)
+    p.add_argument("--max-seq-length", type=int)
+    p.add_argument("--dims", help="comma-separated, largest first")
+    p.add_argument("--loss", choices=["mnrl", "cached_mnrl"])
+    p.add_argument("--output", default="ragtune-model", help="folder for checkpoints and the model")
+    p.set_defaults(run=run_train)
+
+
+class TerminalReporter:
+    """Progress for a person at a terminal (stderr), quiet on every rank but the first."""
+
+    def __init__(self):
+        self.quiet = int(os.environ.get("RANK", "0")) != 0
+
+    def status(self, text: str) -> None:
+        self.log(text)
+
+    def progress(self, fraction: float) -> None:
+        _progress("training")(fraction)
+
+    def log(self, line: str) -> None:
+        if not self.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    def point(self, series: str, step: int, value: float, epoch: float | None = None) -> None:
+        if series == "loss":
+            self.log(f"step {step}: loss {value:.4f}")
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def run_train(args) -> None:
+    from .evaluate import RetrievalSet
+    from .finetune import run_experiment
+    from .pairs import read_pairs_file
+    from .train import TrainConfig, train
+    settings = {}
+    if args.config:
+        settings = json.loads(Path(args.config).read_text())
+        settings.pop("resume", None)
+        settings["pair_set_id"] = None
+    overrides = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+                 "max_pairs": args.max_pairs, "max_seq_length": args.max_seq_length,
+                 "dims": parse_dims(args.dims), "loss": args.loss}
+    config = TrainConfig.from_dict({**settings, **{k: v for k, v in overrides.items() if v is not None}})
+    path = Path(args.pairs)
+    if not path.is_file():
+        raise WorkspaceError(f"{path} does not exist; check the path")
+    pairs = read_pairs_file(path.name, path.read_bytes())
+    if not Path(args.eval).is_dir():
+        raise WorkspaceError(f"{args.eval} is not a folder; give a BEIR-layout folder")
+    data = RetrievalSet.from_beir(Path(args.eval))
+    reporter, output = TerminalReporter(), Path(args.output)
+    if reporter.quiet:  # other ranks of a distributed run only train
+        train(config, pairs, data, output, reporter, data.corpus)
+        return
+    result = run_experiment(config, pairs, data, output, reporter, None, data.corpus)
+    summary = result.to_json()
+    gains = ", ".join(f"{d}d {summary['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
+                      for d, m in (summary["finetuned"] or {}).items())
+    finish(args, f"NDCG@10 {gains}; model in {result.training.model_path}", summary)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,0 +1,317 @@
+"""Matryoshka fine-tuning of an embedding model on question→passage pairs.
+
+The loss is ``MatryoshkaLoss`` (Kusupati et al., 2022) over ``MultipleNegativesRankingLoss``
+(Henderson et al., 2017): for each question, its passage must outscore every other passage in
+the batch, and this must hold for the first d dimensions alone at every d in ``dims`` — so the
+truncated vectors stay good, not just the full ones. Batches never hold the same text twice
+(``BatchSamplers.NO_DUPLICATES``), since a duplicate would be scored as a wrong answer. Large
+effective batches in little memory come from ``CachedMultipleNegativesRankingLoss`` (GradCache,
+Gao et al., 2021), which — unlike gradient accumulation — really adds in-batch negatives.
+
+After every epoch the model is evaluated with ragtune's own evaluator (encode once, score every
+dimension) and the best epoch by the chosen metric and dimension is kept: small data overfits,
+and a run must never hand back a model worse than it saw along the way.
+
+The loop reads top to bottom in ``train``: data → model → loss → arguments → trainer → save.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .evaluate import METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate
+from .store import WorkspaceError
+
+LOSSES = ("mnrl", "cached_mnrl")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a fine-tuning run; stored with the job and shown to the user."""
+    model: str = "all-MiniLM-L6-v2"
+    pair_set_id: int | None = None
+    dims: list[int] = field(default_factory=list)  # empty: the model's size and its halvings
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup: float = 0.1  # share of the steps spent warming up the learning rate
+    max_seq_length: int | None = None  # None: fit the corpus (95th percentile), capped by the model
+    seed: int = 42
+    loss: str = "mnrl"
+    mini_batch_size: int = 16  # cached_mnrl: how many texts go through the model at once
+    hard_negatives: int = 0  # mined per pair with sentence-transformers' mine_hard_negatives
+    max_pairs: int | None = None
+    best_metric: str = "ndcg@10"
+    best_dim: int | None = None  # None: 128 if trained, else the smallest trained dimension
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise WorkspaceError(f"unknown setting {unknown[0]!r} in the training config; "
+                                 f"known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def resolved(self, model_dim: int, n_pairs: int) -> "TrainConfig":
+        """Check every setting against the model and data; fill in the derived defaults."""
+        dims = check_dims(self.dims or default_dims(model_dim), model_dim)
+        if self.dims and list(self.dims) != sorted(self.dims, reverse=True):
+            raise WorkspaceError(f"dims {self.dims} must be listed from largest to smallest, "
+                                 f"e.g. {','.join(map(str, dims))}")
+        if self.loss not in LOSSES:
+            raise WorkspaceError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.best_metric not in METRICS:
+            raise WorkspaceError(f"best_metric must be one of {', '.join(METRICS)}")
+        for name, value, low in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2),
+                                 ("mini_batch_size", self.mini_batch_size, 1)):
+            if value < low:
+                raise WorkspaceError(f"{name} must be at least {low}")
+        if not 0 < self.learning_rate < 1:
+            raise WorkspaceError("learning_rate must be between 0 and 1, e.g. 2e-5")
+        if not 0 <= self.warmup < 1:
+            raise WorkspaceError("warmup is a share of the steps, between 0 and 1, e.g. 0.1")
+        if n_pairs < 2:
+            raise WorkspaceError(f"training needs at least 2 pairs and has {n_pairs}; add pairs "
+                                 "or generate more")
+        if self.batch_size > n_pairs:
+            raise WorkspaceError(f"batch size {self.batch_size} is larger than the {n_pairs} "
+                                 f"training pairs; use a batch size of at most {n_pairs}")
+        best_dim = self.best_dim or (128 if 128 in dims else dims[-1])
+        if best_dim not in dims:
+            raise WorkspaceError(f"best_dim {best_dim} is not one of the trained dims {dims}")
+        return TrainConfig(**{**asdict(self), "dims": dims, "best_dim": best_dim})
+
+
+class Reporter(Protocol):
+    """Where a run tells what it is doing: the job store, or the terminal."""
+    def status(self, text: str) -> None: ...
+    def progress(self, fraction: float) -> None: ...
+    def log(self, line: str) -> None: ...
+    def point(self, series: str, step: int, value: float, epoch: float | None = None) -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+@dataclass
+class TrainResult:
+    model_path: str
+    best_epoch: float | None
+    steps: int
+    seconds: float
+    stopped_early: bool
+    history: list[dict]
+
+
+# -- devices -------------------------------------------------------------------------------
+@dataclass
+class DeviceSetup:
+    device: str
+    bf16: bool
+    tf32: bool
+    optim: str
+    memory: str  # for people: what the accelerator has
+
+    @classmethod
+    def detect(cls) -> "DeviceSetup":
+        import torch
+        from .models import pick_device
+        device = pick_device()
+        if device == "cuda":
+            props = torch.cuda.get_device_properties(0)
+            return cls("cuda", torch.cuda.is_bf16_supported(), props.major >= 8, "adamw_torch_fused",
+                       f"{props.name}, {props.total_memory / 2**30:.0f} GB")
+        return cls(device, False, False, "adamw_torch", "")
+
+
+def default_batch_size(device: str) -> int:
+    """Bigger batches give MNRL more negatives; CPU memory and time favour a modest size."""
+    return 64 if device == "cuda" else 32
+
+
+def seq_length_for(token_counts: list[int], model_max: int) -> int:
+    """Long enough for 95% of passages (plus special tokens), rounded up to a multiple of 32:
+    padding everything to the model's maximum wastes most of the compute on short corpora."""
+    if not token_counts:
+        return model_max
+    p95 = sorted(token_counts)[int(0.95 * (len(token_counts) - 1))] + 2
+    return min(model_max, max(64, 32 * math.ceil(p95 / 32)))
+
+
+def estimate_seconds(n_pairs: int, config: TrainConfig, device: str, seq: int) -> float:
+    """A rough guide for the page: measured MiniLM throughput, scaled by sequence length."""
+    pairs_per_second = {"cuda": 400.0, "mps": 60.0}.get(device, 12.0) * (128 / max(seq, 32))
+    return config.epochs * min(n_pairs, config.max_pairs or n_pairs) / pairs_per_second
+
+
+# -- evaluation inside the trainer ----------------------------------------------------------
+def matryoshka_evaluator(data: RetrievalSet, dims: list[int], reporter: Reporter | None = None):
+    """A trainer evaluator backed by ragtune's evaluate(): one encoding for every dimension."""
+    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+    class MatryoshkaIR(SentenceEvaluator):
+        def __init__(self):
+            super().__init__()
+            self.greater_is_better = True
+            self.primary_metric = "score"
+            self.last: EvalResult | None = None
+
+        def __call__(self, model, output_path=None, epoch=-1, steps=-1):
+            self.last = evaluate(model, data, dims, model_name="in training")
+            flat = {f"dim{d}_{m}": v for d, ms in self.last.metrics.items() for m, v in ms.items()}
+            return flat
+
+    return MatryoshkaIR()
+
+
+# -- training ------------------------------------------------------------------------------
+def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
+          output_dir: Path, reporter: Reporter, corpus: list[str] | None = None,
+          resume: bool = False) -> TrainResult:
+    """Fine-tune ``config.model`` on (query, passage) pairs; the best epoch is saved to
+    ``output_dir/model``; checkpoints in ``output_dir/checkpoints`` allow resuming."""
+    import datasets
+    import torch
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss, MatryoshkaLoss, MultipleNegativesRankingLoss)
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers, SentenceTransformerTrainingArguments)
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    from . import models
+
+    started = time.perf_counter()
+    setup = DeviceSetup.detect()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    torch.manual_seed(config.seed)
+    if setup.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # Data: drop exact repeats, which MNRL would treat as each other's wrong answers.
+    pairs = list(dict.fromkeys(pairs))[:config.max_pairs or None]
+    reporter.status(f"Loading {config.model} on {setup.device}")
+    model = models.load_fresh(config.model, None if distributed else setup.device)
+    config = config.resolved(model.get_embedding_dimension(), len(pairs))
+    if config.max_seq_length:
+        model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
+    columns = {"anchor": [q for q, _ in pairs], "positive": [p for _, p in pairs]}
+    dataset = datasets.Dataset.from_dict(columns)
+    if config.hard_negatives:
+        from sentence_transformers.util import mine_hard_negatives
+        reporter.status(f"Mining {config.hard_negatives} hard negatives per pair")
+        dataset = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=config.hard_negatives,
+                                      relative_margin=0.05, sampling_strategy="top",
+                                      output_format="n-tuple", verbose=False)
+        if len(dataset) < config.batch_size:
+            raise WorkspaceError("too few pairs kept hard negatives; turn hard negatives off")
+
+    base = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+            if config.loss == "cached_mnrl" else MultipleNegativesRankingLoss(model))
+    loss = MatryoshkaLoss(model, base, matryoshka_dims=config.dims)
+    evaluator = matryoshka_evaluator(eval_data, config.dims)
+    primary = f"eval_dim{config.best_dim}_{config.best_metric}"
+
+    steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup,
+        lr_scheduler_type="cosine",
+        optim=setup.optim,
+        bf16=setup.bf16,
+        tf32=setup.tf32 or None,
+        use_cpu=setup.device == "cpu",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=primary,
+        greater_is_better=True,
+        logging_steps=max(1, min(10, steps_per_epoch // 4)),
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to="none",
+        disable_tqdm=True,
+        ddp_backend="gloo" if distributed and setup.device == "cpu" else None,
+        dataloader_drop_last=distributed,
+    )
+    history: list[dict] = []
+
+    class Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            reporter.progress(state.global_step / max(state.max_steps, 1))
+            if reporter.should_stop():
+                control.should_training_stop = True
+                control.should_save = True
+                reporter.log(f"cancel requested: stopping after step {state.global_step}")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                reporter.point("loss", state.global_step, float(logs["loss"]), state.epoch)
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            result = evaluator.last
+            if result is None:
+                return
+            for dim, ms in result.metrics.items():
+                reporter.point(f"ndcg@10/{dim}", state.global_step, ms["ndcg@10"], state.epoch)
+            history.append({"epoch": state.epoch, "step": state.global_step,
+                            "metrics": {str(d): m for d, m in result.metrics.items()}})
+            reporter.log(f"epoch {state.epoch:.2f}: NDCG@10 " + ", ".join(
+                f"{d}d {m['ndcg@10']:.4f}" for d, m in result.metrics.items()))
+
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                         evaluator=evaluator, callbacks=[Progress()])
+    trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
+    checkpoints = sorted((output_dir / "checkpoints").glob("checkpoint-*"))
+    reporter.status(f"Training: {len(dataset)} pairs, {steps_per_epoch * config.epochs} steps "
+                    f"on {setup.device}")
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    stopped = reporter.should_stop()
+    if stopped and not history:
+        # Canceled before the first evaluation: measure what we have, so the run is still usable.
+        evaluator(model)
+        history.append({"epoch": trainer.state.epoch, "step": trainer.state.global_step,
+                        "metrics": {str(d): m for d, m in evaluator.last.metrics.items()}})
+    model_path = output_dir / "model"
+    if trainer.is_world_process_zero():
+        trainer.model.save(str(model_path))
+        best_checkpoint = trainer.state.best_model_checkpoint
+        best = next((h["epoch"] for h in history if best_checkpoint and
+                     best_checkpoint.endswith(f"-{h['step']}")), None)
+        (model_path / "ragtune.json").write_text(json.dumps(
+            {"config": asdict(config), "history": history, "best_epoch": best,
+             "device": setup.device}, indent=2))
+    else:
+        best = None
+    return TrainResult(str(model_path), best, trainer.state.global_step,
+                       time.perf_counter() - started, stopped, history)
+
+
+def write_model_card(model_path: Path, config: TrainConfig, baseline: EvalResult,
+                     finetuned: EvalResult) -> None:
+    """Append what was trained and how it scored to the model's README, for whoever gets it."""
+    rows = "\n".join(
+        f"| {d} | {baseline.metrics[d]['ndcg@10']:.4f} | {finetuned.metrics[d]['ndcg@10']:.4f} | "
+        f"{(finetuned.metrics[d]['ndcg@10'] / max(baseline.metrics[d]['ndcg@10'], 1e-9) - 1):+.1%} |"
+        for d in finetuned.dims if d in baseline.metrics)
+    card = (f"\n\n## Fine-tuned with ragtune\n\nMatryoshka fine-tuning (MatryoshkaLoss over "
+            f"{'CachedMultipleNegativesRankingLoss' if config.loss == 'cached_mnrl' else 'MultipleNegativesRankingLoss'}) "
+            f"of `{config.model}` at dims {config.dims}.\n\n"
+            f"| dims | NDCG@10 before | NDCG@10 after | change |\n|---|---|---|---|\n{rows}\n\n"
+            f"Configuration:\n\n```json\n{config.to_json()}\n```\n")
+    readme = model_path / "README.md"
+    readme.write_text((readme.read_text() if readme.exists() else f"# {model_path.name}\n") + card)
