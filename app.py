@@ -1,16 +1,22 @@
 """ragtune: RAG or fine-tuning? Decide, then prove it on your own documents.
 
 Run with ``make run``. This file only registers the pages; all logic lives in ``core``.
+The pages live in ``views/``, not ``pages/``: Streamlit treats a ``pages/`` folder as a legacy
+multipage app, and a first visit straight to a deep link would then skip this file entirely.
 """
 import streamlit as st
+
+from views.common import runner
 
 st.set_page_config(page_title="ragtune", page_icon=":material/target:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/corpus.py", title="Corpus", icon=":material/library_books:", url_path="corpus"),
-    st.Page("pages/pairs.py", title="Pairs", icon=":material/quiz:", url_path="pairs"),
-    st.Page("pages/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/corpus.py", title="Corpus", icon=":material/library_books:", url_path="corpus"),
+    st.Page("views/pairs.py", title="Pairs", icon=":material/quiz:", url_path="pairs"),
+    st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
+    st.Page("views/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
 ]
 
+runner()  # started once per server process; jobs go on while pages come and go
 st.navigation(PAGES).run()

@@ -56,3 +56,45 @@ def test_first_visit_demo_upload_pairs_split(home, tmp_path):
         page.locator("input[type=file]").first.set_input_files([str(bad)])
         page.get_by_text("looks like a binary file").wait_for(timeout=60_000)
         page.screenshot(path=SHOTS / "corpus-bad-file.png", full_page=True)
+
+
+def set_number(page, label: str, value) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def test_finetune_refresh_cancel_finish_and_compare(home, count):
+    from core.beir import load_demo
+    from core.store import Store
+    SHOTS.mkdir(exist_ok=True)
+    load_demo(Store(home), count)
+    with running_app(home) as url, browser_page() as page:
+        page.goto(url + "/finetune")  # a deep link as the server's very first request
+        page.get_by_text("Device:").wait_for(timeout=60_000)
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Fine-tune" in nav and "common" not in nav
+        set_number(page, "Epochs", 1)
+        set_number(page, "Max sequence length", 64)
+        set_number(page, "Use at most N pairs (0 = all)", 320)
+        page.get_by_role("button", name="Start fine-tuning").click()
+        page.get_by_text("running ·").first.wait_for(timeout=120_000)
+        page.get_by_text("step ").first.wait_for(timeout=120_000)
+        page.reload()  # the job lives in the workspace, not in the browser session
+        page.get_by_text("running ·").first.wait_for(timeout=60_000)
+        page.screenshot(path=SHOTS / "finetune-running.png", full_page=True)
+        page.get_by_role("button", name="Cancel").click()
+        page.get_by_text("canceled ·").first.wait_for(timeout=120_000)
+
+        page.get_by_text("New fine-tuning job").click()
+        set_number(page, "Epochs", 2)
+        set_number(page, "Max sequence length", 64)
+        set_number(page, "Use at most N pairs (0 = all)", 96)
+        page.get_by_role("button", name="Start fine-tuning").click()
+        page.get_by_text("succeeded ·").first.wait_for(timeout=600_000)
+        wait_idle(page)
+        page.screenshot(path=SHOTS / "finetune-done.png", full_page=True)
+        page.get_by_role("link", name="Compare baseline and fine-tuned").click()
+        page.get_by_text("compared with baseline").wait_for(timeout=60_000)
+        wait_idle(page)
+        page.screenshot(path=SHOTS / "results-compare.png", full_page=True)

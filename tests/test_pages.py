@@ -1,4 +1,6 @@
 """Every page through Streamlit's AppTest, on a real workspace and the bundled model."""
+import time
+
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -33,7 +35,7 @@ def test_home_loads_the_demo_with_one_click(home):
 
 
 def test_corpus_page_previews_and_ingests_uploads(home):
-    at = page("pages/corpus.py")
+    at = page("views/corpus.py")
     at.text_input[0].set_value("bio")
     at.file_uploader[0].set_value([
         ("notes.md", ("# Plants\n\n" + "\n\n".join(PARAGRAPHS)).encode(), "text/markdown"),
@@ -48,7 +50,7 @@ def test_corpus_page_previews_and_ingests_uploads(home):
 
 
 def test_corpus_page_explains_a_bad_file_and_adds_nothing(home, demo):
-    at = page("pages/corpus.py")
+    at = page("views/corpus.py")
     at.file_uploader[0].set_value([("photo.txt", b"\x00\x01\x02", "text/plain"),
                                    ("ok.txt", b"Leaves are green. They hold chlorophyll.", "text/plain")]).run()
     assert not at.exception
@@ -59,7 +61,7 @@ def test_corpus_page_explains_a_bad_file_and_adds_nothing(home, demo):
 
 
 def test_pairs_page_imports_generates_and_splits(home, demo):
-    at = page("pages/pairs.py")
+    at = page("views/pairs.py")
     assert not at.exception
     frame = pd.DataFrame({"Frage": ["What does it do?"], "Antwort": ["It does a thing."]})
     at.file_uploader[0].set_value([("qa.csv", frame.to_csv(index=False).encode(), "text/csv")]).run()
@@ -75,7 +77,7 @@ def test_pairs_page_imports_generates_and_splits(home, demo):
 
 
 def test_results_page_measures_the_baseline_and_shows_it_after_a_reload(home, demo):
-    at = page("pages/results.py")
+    at = page("views/results.py")
     assert not at.exception
     next(b for b in at.button if b.label == "Measure baseline").click().run()
     assert not at.exception
@@ -84,5 +86,31 @@ def test_results_page_measures_the_baseline_and_shows_it_after_a_reload(home, de
     assert table["dim"].tolist() == [384, 256, 128, 64, 32]
     assert 0 < table["ndcg@10"].iloc[0] <= 1
     # A fresh session reads the stored numbers without measuring again.
-    again = page("pages/results.py")
+    again = page("views/results.py")
     assert again.dataframe[0].value["ndcg@10"].tolist() == table["ndcg@10"].tolist()
+
+
+def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
+    from core import jobs
+    at = page("views/finetune.py")
+    assert not at.exception
+    assert "Device: **cpu**" in at.caption[0].value
+    at.number_input[0].set_value(1)  # epochs
+    at.number_input[1].set_value(8)  # batch size
+    at.number_input[4].set_value(64)  # max sequence length
+    at.button[0].click().run()  # Start fine-tuning
+    assert not at.exception
+    store = Store(home)
+    [job] = jobs.all_jobs(store)
+    assert job.config["batch_size"] == 8 and job.config["dims"] == [384, 256, 128, 64, 32]
+    assert any("torchrun --nproc_per_node 2" in c.value for c in at.code)
+    # The page only submits: the shared runner of this process trains in the background.
+    deadline = time.time() + 300
+    while jobs.get(store, job.id).state in ("queued", "running"):
+        assert time.time() < deadline
+        time.sleep(0.5)
+    assert jobs.get(store, job.id).state == "succeeded", jobs.get(store, job.id).error
+    results = page("views/results.py")
+    assert not results.exception
+    assert any("compared with baseline" in s.value for s in results.subheader)
+    assert any("at 384 dims" in m.value for m in results.markdown)

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core import models
+from core import jobs, models
 from core.store import Store, WorkspaceError, default_home
 
 
@@ -17,6 +17,16 @@ def _store(home: str) -> Store:
 def store() -> Store:
     """The workspace named by RAGTUNE_HOME, opened once per server process."""
     return _store(str(default_home()))
+
+
+@st.cache_resource
+def _runner(home: str) -> jobs.Runner:
+    return jobs.Runner(_store(home)).start()
+
+
+def runner() -> jobs.Runner:
+    """The one job runner of this server process, shared by every browser session."""
+    return _runner(str(default_home()))
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -44,7 +54,7 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus"):
     if not corpora:
         st.info("The workspace has no corpus yet. Load the demo on the Home page or upload "
                 "files on the Corpus page.")
-        st.page_link("pages/corpus.py", label="Go to Corpus", icon=":material/library_books:")
+        st.page_link("views/corpus.py", label="Go to Corpus", icon=":material/library_books:")
         st.stop()
     names = [c.name for c in corpora]
     current = st.session_state.get("corpus_name")

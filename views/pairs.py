@@ -4,7 +4,7 @@ import streamlit as st
 from core.pairs import (LLMConfig, PseudoQueryConfig, estimate, export_jsonl, generate_builtin,
                         generate_llm, guess_columns, import_pairs, read_pairs_file, split)
 from core.corpus import read_table
-from pages.common import explained, pair_set_label, pick_corpus, store
+from views.common import explained, pair_set_label, pick_corpus, store
 
 st.title("Question → passage pairs")
 workspace = store()

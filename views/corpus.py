@@ -7,7 +7,7 @@ import streamlit as st
 from core.beir import import_beir
 from core.corpus import SUPPORTED, ChunkSettings, chunk_text, ingest, load_file
 from core.store import WorkspaceError
-from pages.common import explained, store, token_counter
+from views.common import explained, store, token_counter
 
 st.title("Corpus")
 workspace = store()
@@ -113,7 +113,7 @@ if corpora:
         for row in sample:
             st.markdown(f"**{row['document']}** · chunk {row['ord']} · {row['tokens']} tokens")
             st.text(row["text"][:600])
-    st.page_link("pages/pairs.py", label="Next: question→passage pairs", icon=":material/quiz:")
+    st.page_link("views/pairs.py", label="Next: question→passage pairs", icon=":material/quiz:")
     if st.button(f"Delete corpus '{shown}'", key="delete"):
         st.session_state["confirm_delete"] = shown
     if st.session_state.get("confirm_delete") == shown:

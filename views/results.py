@@ -5,8 +5,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import models
+from core.compare import gains, headlines
 from core.evaluate import METRICS, RetrievalSet, default_dims, evaluate_named, load_evaluations, misses, save
-from pages.common import explained, model_info, pair_set_label, pick_corpus, store
+from views.common import explained, model_info, pair_set_label, pick_corpus, store
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -16,7 +17,7 @@ corpus = pick_corpus()
 pair_sets = [p for p in workspace.pair_sets(corpus.id) if workspace.split_counts(p.id).get("test")]
 if not pair_sets:
     st.info("No pair set of this corpus has a test split yet: split one on the Pairs page.")
-    st.page_link("pages/pairs.py", label="Go to Pairs", icon=":material/quiz:")
+    st.page_link("views/pairs.py", label="Go to Pairs", icon=":material/quiz:")
     st.stop()
 remembered = st.session_state.get("pair_set_id")
 ids = [p.id for p in pair_sets]
@@ -67,6 +68,19 @@ figure.update_layout(xaxis=dict(title="embedding dimensions", type="log",
                                 tickvals=sorted({d for e in chosen for d in e.metrics})),
                      yaxis=dict(title=metric.upper(), range=[0, 1.02]), height=420, legend=dict(orientation="h", y=-0.25))
 st.plotly_chart(figure, width="stretch")
+
+if len(chosen) >= 2:
+    reference, other = chosen[0], chosen[-1]
+    st.subheader(f"{other.label} compared with {reference.label}")
+    for line in headlines(reference.metrics, other.metrics, metric, (reference.label, other.label)):
+        st.markdown(f"- {line}")
+    rows = gains(reference.metrics, other.metrics, metric)
+    bars = go.Figure(go.Bar(x=[str(r["dim"]) for r in rows], y=[100 * r["relative"] for r in rows],
+                            text=[f"{r['relative']:+.1%}" for r in rows], textposition="outside",
+                            marker_color=["#2e7d32" if r["change"] >= 0 else "#c62828" for r in rows]))
+    bars.update_layout(height=300, xaxis_title="embedding dimensions", yaxis_title="relative change (%)",
+                       margin=dict(t=20))
+    st.plotly_chart(bars, width="stretch")
 
 for e in chosen:
     st.markdown(f"**{names[e.id]}** — {e.details.get('queries')} queries, {e.details.get('corpus')} "

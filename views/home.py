@@ -1,7 +1,7 @@
 import streamlit as st
 
 from core.beir import DEMO_CORPUS, load_demo
-from pages.common import explained, model_info, store, token_counter
+from views.common import explained, model_info, store, token_counter
 
 st.title("ragtune")
 st.markdown(
@@ -40,7 +40,7 @@ with left:
                 st.session_state["flash"] = (f"Loaded the demo corpus: {counts.get('train', 0)} "
                                              f"training and {counts.get('test', 0)} test pairs.")
                 st.rerun()
-    st.page_link("pages/corpus.py", label="Upload your documents", icon=":material/library_books:")
+    st.page_link("views/corpus.py", label="Upload your documents", icon=":material/library_books:")
 with right:
     st.subheader("Embedding model")
     with explained():

@@ -1,0 +1,172 @@
+import json
+import time
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import jobs, models
+from core.evaluate import METRICS, default_dims
+from core.train import DeviceSetup, TrainConfig, default_batch_size, estimate_seconds, seq_length_for
+from views.common import explained, model_info, pair_set_label, pick_corpus, runner, store
+
+st.title("Fine-tune the embedding model")
+workspace = store()
+
+
+@st.cache_resource
+def device() -> DeviceSetup:
+    return DeviceSetup.detect()
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+setup = device()
+st.caption(f"Device: **{setup.device}**" + (f" · {setup.memory}" if setup.memory else "")
+           + (" · bf16" if setup.bf16 else "") + (" · tf32" if setup.tf32 else ""))
+
+with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
+    corpus = pick_corpus()
+    pair_sets = [p for p in workspace.pair_sets(corpus.id)
+                 if {"train", "test"} <= set(workspace.split_counts(p.id))]
+    if not pair_sets:
+        st.info("Split a pair set of this corpus into train and test first (Pairs page).")
+    else:
+        ids = [p.id for p in pair_sets]
+        remembered = st.session_state.get("pair_set_id")
+        pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
+                                index=ids.index(remembered) if remembered in ids else len(ids) - 1)
+        st.session_state["pair_set_id"] = pair_set.id
+        n_train = workspace.split_counts(pair_set.id)["train"]
+        model_name = st.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model")
+        with explained():
+            info = model_info(model_name)
+            tokens = [c["tokens"] for c in workspace.chunks(corpus.id)]
+            suggested_seq = seq_length_for(tokens, info.max_seq_length)
+            with st.form("config"):
+                c1, c2, c3, c4 = st.columns(4)
+                epochs = c1.number_input("Epochs", 1, 50, 2)
+                batch = c2.number_input("Batch size", 2, 4096, min(default_batch_size(setup.device), n_train))
+                lr = c3.number_input("Learning rate", 1e-7, 1e-2, 2e-5, format="%.1e")
+                warmup = c4.number_input("Warmup share", 0.0, 0.9, 0.1, 0.05)
+                c5, c6, c7, c8 = st.columns(4)
+                seq = c5.number_input("Max sequence length", 16, info.max_seq_length, suggested_seq,
+                                      help="Default: long enough for 95% of this corpus's chunks.")
+                loss = c6.selectbox("Loss", ["mnrl", "cached_mnrl"],
+                                    help="cached_mnrl: large batches in little memory (GradCache).")
+                negatives = c7.number_input("Hard negatives per pair", 0, 5, 0)
+                seed = c8.number_input("Seed", 0, 100_000, 42)
+                dims_all = default_dims(info.dimension)
+                dims = st.multiselect("Matryoshka dimensions", sorted({*dims_all, 16}, reverse=True),
+                                      default=dims_all)
+                c9, c10, c11 = st.columns(3)
+                best_metric = c9.selectbox("Keep the best epoch by", METRICS)
+                dims_sorted = sorted(dims, reverse=True) or dims_all
+                best_dim = c10.selectbox("at dimension", dims_sorted,
+                                         index=dims_sorted.index(128) if 128 in dims_sorted else len(dims_sorted) - 1)
+                max_pairs = c11.number_input("Use at most N pairs (0 = all)", 0, 10_000_000, 0)
+                start = st.form_submit_button("Start fine-tuning", type="primary")
+            config = TrainConfig(model=model_name, pair_set_id=pair_set.id, dims=dims_sorted,
+                                 epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr),
+                                 warmup=float(warmup), max_seq_length=int(seq), seed=int(seed),
+                                 loss=loss, hard_negatives=int(negatives),
+                                 max_pairs=int(max_pairs) or None, best_metric=best_metric,
+                                 best_dim=int(best_dim))
+            st.caption(f"{n_train} training pairs · estimated "
+                       f"{duration(estimate_seconds(n_train, config, setup.device, int(seq)))} "
+                       f"of training on {setup.device}, plus evaluation.")
+            if start:
+                job_id = jobs.submit(workspace, "train", json.loads(config.to_json()))
+                runner().wake()
+                st.session_state["job_id"] = job_id
+                st.rerun()
+
+all_jobs = jobs.all_jobs(workspace)
+if not all_jobs:
+    st.stop()
+
+labels = {j.id: f"Job {j.id} · {j.state} · {j.config.get('model')} · "
+                f"{time.strftime('%b %d %H:%M', time.localtime(j.created))}" for j in all_jobs}
+active = next((j.id for j in all_jobs if j.state == "running"), all_jobs[0].id)
+wanted = st.session_state.get("job_id", active)
+job_ids = list(labels)
+selected = st.selectbox("Job", job_ids, format_func=labels.get,
+                        index=job_ids.index(wanted) if wanted in job_ids else 0)
+st.session_state["job_id"] = selected
+
+
+def series_chart(points: list[dict], prefix: str, title: str, y_title: str) -> go.Figure:
+    figure = go.Figure()
+    names = sorted({p["series"] for p in points if p["series"].startswith(prefix)},
+                   key=lambda s: -int(s.split("/")[1]) if "/" in s else 0)
+    for name in names:
+        xs = [p["epoch"] if prefix != "loss" else p["step"] for p in points if p["series"] == name]
+        figure.add_trace(go.Scatter(x=xs, y=[p["value"] for p in points if p["series"] == name],
+                                    mode="lines+markers", name=name.replace("ndcg@10/", "") + (" dims" if "/" in name else "")))
+    figure.update_layout(title=title, height=300, margin=dict(t=40, b=30),
+                         xaxis_title="step" if prefix == "loss" else "epoch", yaxis_title=y_title)
+    return figure
+
+
+@st.fragment(run_every="2s")
+def live(job_id: int) -> None:
+    job = jobs.get(workspace, job_id)
+    steps = [p for p in jobs.events(workspace, job_id, "point") if p["series"] == "loss"]
+    eta = f" · about {duration(job.eta)} left" if job.eta else ""
+    epoch = f" · epoch {steps[-1]['epoch']:.2f}" if steps and steps[-1]["epoch"] else ""
+    step = f" · step {steps[-1]['step']}" if steps else ""
+    st.progress(min(job.progress, 1.0), text=f"**{job.state}** · {job.status}{step}{epoch} · "
+                                             f"{duration(job.elapsed)}{eta}")
+    if job.error:
+        st.error(job.error, icon=":material/error:")
+    if job.state == "interrupted":
+        st.warning("The server restarted while this job ran. Resume continues from its last "
+                   "saved checkpoint.")
+    b1, b2, _ = st.columns([1, 1, 3])
+    if job.state in ("queued", "running") and b1.button("Cancel", key=f"cancel{job_id}",
+                                                         disabled=job.cancel_requested):
+        jobs.cancel(workspace, job_id)
+        st.rerun(scope="fragment")
+    if job.state in ("interrupted", "failed", "canceled") and b2.button("Resume", key=f"resume{job_id}"):
+        with explained():
+            jobs.resume(workspace, job_id)
+            runner().wake()
+            st.rerun(scope="fragment")
+    points = jobs.events(workspace, job_id, "point")
+    left, right = st.columns(2)
+    if steps:
+        left.plotly_chart(series_chart(points, "loss", "Training loss", "loss"), width="stretch",
+                          key=f"loss{job_id}")
+    if any(p["series"].startswith("ndcg") for p in points):
+        right.plotly_chart(series_chart(points, "ndcg@10/", "NDCG@10 on the test queries, per epoch",
+                                        "NDCG@10"), width="stretch", key=f"ndcg{job_id}")
+    if job.state == "succeeded" and job.result.get("finetuned"):
+        st.success(f"Done. The fine-tuned model is in `{job.result['model_path']}`.")
+        st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
+    log = jobs.events(workspace, job_id, "log", limit=12)
+    st.code("\n".join(time.strftime("%H:%M:%S ", time.localtime(e["ts"])) + e["line"] for e in log)
+            or "(no log yet)", language=None)
+
+
+live(selected)
+
+job = jobs.get(workspace, selected)
+with st.expander("Configuration, and the same run on several GPUs or machines"):
+    config_json = json.dumps({k: v for k, v in job.config.items() if k != "resume"}, indent=2)
+    st.code(config_json, language="json")
+    st.download_button("Download config (JSON)", config_json, f"job-{job.id}.json")
+    st.markdown("Export the pairs (train split as JSONL) and the test set (BEIR folder), then run:")
+    st.code(f"python -m core export --beir eval/ --pairs {job.config.get('pair_set_id')}\n"
+            f"python -m core pairs export {job.config.get('pair_set_id')} --split train --output train.jsonl\n"
+            f"torchrun --nproc_per_node 2 -m core train --config job-{job.id}.json "
+            f"--pairs train.jsonl --eval eval/ --output job-{job.id}-model\n"
+            f"# or: accelerate launch -m core train --config job-{job.id}.json ...", language="bash")
+
+st.subheader("All jobs")
+st.dataframe([{"job": j.id, "state": j.state, "model": j.config.get("model"),
+               "pair set": j.config.get("pair_set_id"), "epochs": j.config.get("epochs"),
+               "progress": f"{j.progress:.0%}", "time": duration(j.elapsed),
+               "message": j.error or j.status} for j in all_jobs], hide_index=True, width="stretch")
