@@ -12,6 +12,7 @@ st.set_page_config(page_title="ragtune", page_icon=":material/target:", layout="
 
 PAGES = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/decide.py", title="Decide", icon=":material/help:", url_path="decide"),
     st.Page("views/corpus.py", title="Corpus", icon=":material/library_books:", url_path="corpus"),
     st.Page("views/pairs.py", title="Pairs", icon=":material/quiz:", url_path="pairs"),
     st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),

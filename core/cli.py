@@ -335,6 +335,38 @@ def run_train(args) -> None:
     finish(args, f"NDCG@10 {gains}; model in {result.training.model_path}", summary)
 
 
+@command("decide", "the RAG-or-fine-tuning questionnaire: print it, or score an answers file")
+def _decide_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("answers", nargs="?", metavar="ANSWERS.json",
+                   help='a JSON object of question id → option id, e.g. {"knowledge": "large"}')
+    p.add_argument("--questions", action="store_true", help="print the questions and options")
+    p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
+    p.set_defaults(run=run_decide)
+
+
+def run_decide(args) -> None:
+    from .decision import load, read_answers_file, recommend, to_markdown
+    questionnaire = load()
+    if args.questions or not args.answers:
+        if not args.json:
+            for q in questionnaire.questions:
+                print(f"{q.id}: {q.text}")
+                for o in q.options:
+                    print(f"    {o.id}: {o.label}")
+        return finish(args, f"{len(questionnaire.questions)} questions", questionnaire.to_json())
+    answers = read_answers_file(Path(args.answers))
+    result = recommend(answers, questionnaire)
+    if args.markdown:
+        Path(args.markdown).write_text(to_markdown(answers, result, questionnaire))
+    if not args.json:
+        for r in result.reasons:
+            print(f"- {r.answer}: {r.rationale} ({r.source})")
+        for m in result.missing:
+            print(f"! {m}")
+    finish(args, f"{result.title} (runner-up: {result.runner_up}; scores {result.scores})",
+           result.to_json())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

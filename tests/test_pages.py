@@ -114,3 +114,23 @@ def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
     assert not results.exception
     assert any("compared with baseline" in s.value for s in results.subheader)
     assert any("at 384 dims" in m.value for m in results.markdown)
+
+
+def test_decide_page_recommends_keeps_answers_in_the_url_and_exports(home):
+    at = page("views/decide.py")
+    assert not at.exception
+    assert "provisional, 0 of 13 answered" in at.success[0].value
+    at.radio(key="q_knowledge").set_value("large").run()
+    at.radio(key="q_jargon").set_value("yes").run()
+    assert not at.exception
+    assert "RAG + fine-tuned embeddings" in at.success[0].value
+    assert at.query_params["knowledge"] == "large" and at.query_params["jargon"] == "yes"
+    assert any(b.label == "Report (HTML, printable)" for b in at.get("download_button"))
+    # A shared link reproduces the answers in a new session.
+    shared = AppTest.from_file(APP, default_timeout=120)
+    shared.query_params.update({"knowledge": "large", "jargon": "yes", "bogus": "x"})
+    shared.run()
+    shared.switch_page("views/decide.py")
+    shared.run()
+    assert "RAG + fine-tuned embeddings" in shared.success[0].value
+    assert shared.radio(key="q_knowledge").value == "large"

@@ -7,8 +7,11 @@ st.title("ragtune")
 st.markdown(
     "**RAG or fine-tuning?** Answer a few questions about your use case, then measure what "
     "fine-tuning the embedding model does for retrieval on *your* documents.\n\n"
+    "0. **Decide** — a short questionnaire recommends prompting, RAG, fine-tuning or a hybrid.\n"
     "1. **Corpus** — upload documents (txt, md, pdf, html, docx, csv/jsonl/parquet) and chunk them.\n"
-    "2. **Pairs** — bring question→passage pairs, or generate them, and split train/test.")
+    "2. **Pairs** — bring question→passage pairs, or generate them, and split train/test.\n"
+    "3. **Fine-tune** — train the embedding model in the background and watch it live.\n"
+    "4. **Results** — baseline and fine-tuned retrieval at every embedding size.")
 
 workspace = store()
 if "flash" in st.session_state:

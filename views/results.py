@@ -90,6 +90,9 @@ for e in chosen:
     st.download_button("Download as CSV", table.to_csv(index=False), f"evaluation-{e.id}.csv",
                        key=f"csv{e.id}")
 
+st.page_link("views/decide.py", label="Back to the RAG-or-fine-tuning assessment: does this gain "
+             "answer 'would fine-tuned embeddings help us?'", icon=":material/help:")
+
 st.subheader("Where the model goes wrong")
 target = chosen[-1] if chosen else evaluations[-1]
 dim = st.selectbox("At dimension", sorted(target.metrics, reverse=True), key="miss_dim")
