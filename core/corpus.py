@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -57,7 +56,6 @@ class IngestReport:
     documents: int = 0
     chunks: int = 0
     duplicates: int = 0
-    chunk_tokens: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.documents} documents, {self.chunks} chunks, "
@@ -360,7 +358,6 @@ def ingest(store: Store, corpus_name: str, documents: list[Document], count_toke
                     report.duplicates += 1
                 else:
                     kept.append((len(kept), doc.external_id, text, tokens))
-                    report.chunk_tokens.append(tokens)
             document_id = store.add_document(corpus_id, doc.name, doc.kind, len(doc.text))
             store.add_chunks(corpus_id, document_id, kept)
             report.documents += 1

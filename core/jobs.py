@@ -105,9 +105,11 @@ def resume(store: Store, job_id: int) -> None:
 
 def recover(store: Store) -> int:
     """At start-up: jobs left running by a previous process can no longer be running."""
-    cur = store.db.execute("UPDATE jobs SET state = 'interrupted', finished = ?, status = "
-                           "'Interrupted by a server restart: resume to continue from the last "
-                           "checkpoint' WHERE state = 'running'", (time.time(),))
+    # It stopped at its last sign of life, not now: elapsed time must not count the downtime.
+    cur = store.db.execute("UPDATE jobs SET state = 'interrupted', finished = COALESCE("
+                           "(SELECT MAX(ts) FROM job_events e WHERE e.job_id = jobs.id), started), "
+                           "status = 'Interrupted by a server restart: resume to continue from the "
+                           "last checkpoint' WHERE state = 'running'")
     return cur.rowcount
 
 

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from .corpus import Document, normalise, pick_column, read_table, split_units, text_hash
+from .corpus import normalise, pick_column, read_table, split_units, text_hash
 from .store import Store, WorkspaceError
 
 QUERY_COLUMNS = ("query", "question", "anchor", "queries", "questions", "q")

@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .evaluate import METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate
 from .store import WorkspaceError

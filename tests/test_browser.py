@@ -98,3 +98,32 @@ def test_finetune_refresh_cancel_finish_and_compare(home, count):
         page.get_by_text("compared with baseline").wait_for(timeout=60_000)
         wait_idle(page)
         page.screenshot(path=SHOTS / "results-compare.png", full_page=True)
+
+
+def test_decide_walkthrough_share_link_and_report(home, tmp_path):
+    SHOTS.mkdir(exist_ok=True)
+    answers = {"1. Does the task need knowledge the model does not have?": "Yes, a large or private collection of documents",
+               "2. How often does that knowledge change?": "Weekly or monthly",
+               "9. Does retrieval miss documents because of domain terms or jargon?": "Yes, we have seen it on an evaluation set"}
+    with running_app(home) as url, browser_page() as page:
+        page.goto(url + "/decide")
+        page.get_by_text("provisional, 0 of 13 answered").wait_for(timeout=60_000)
+        for question, answer in answers.items():
+            page.get_by_role("radiogroup", name=question).get_by_text(answer, exact=True).click()
+            wait_idle(page)
+        page.get_by_text("RAG + fine-tuned embeddings").first.wait_for(timeout=30_000)
+        assert "knowledge=large" in page.url and "jargon=yes" in page.url
+        page.screenshot(path=SHOTS / "decide.png", full_page=True)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Report (HTML, printable)").click()
+        report = tmp_path / "report.html"
+        download.value.save_as(report)
+        shared = page.url
+        page.goto("about:blank")
+        page.goto(shared)  # a new visit through the shared link
+        page.get_by_text("RAG + fine-tuned embeddings").first.wait_for(timeout=60_000)
+        page.get_by_role("link", name="Measure it on your documents").click()
+        page.get_by_text("Add documents to").wait_for(timeout=60_000)
+        page.goto(report.as_uri())
+        assert "RAG + fine-tuned embeddings" in page.content()
+        page.screenshot(path=SHOTS / "decide-report.png", full_page=True)

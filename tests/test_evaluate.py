@@ -1,5 +1,4 @@
 """Evaluation at every dimension equals sentence-transformers' own evaluator, run per dimension."""
-import json
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
 """The job runner with real (tiny) training runs: queue, cancel, failure, restart and resume."""
-import json
 import time
 from pathlib import Path
 
@@ -105,7 +104,10 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     store.db.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (job_id,))
     restarted = jobs.Runner(Store(store.home))
     assert jobs.recover(restarted.store) == 1
-    assert jobs.get(store, job_id).state == "interrupted"
+    interrupted = jobs.get(store, job_id)
+    assert interrupted.state == "interrupted"
+    last_event = max(e["ts"] for e in jobs.events(store, job_id, "log"))
+    assert interrupted.finished == last_event  # the downtime is not counted as run time
     jobs.resume(store, job_id)
     assert jobs.get(store, job_id).config["resume"] is True
     restarted.run_one(restarted._claim())

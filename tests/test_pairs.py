@@ -5,7 +5,7 @@ import random
 import pandas as pd
 import pytest
 
-from core.corpus import ChunkSettings, Document, ingest, load_file, normalise
+from core.corpus import ChunkSettings, Document, ingest, normalise
 from core.pairs import (LLMConfig, PseudoQueryConfig, estimate, export_jsonl, generate_builtin,
                         generate_llm, import_pairs, parse_questions, pseudo_queries, read_pairs_file,
                         split)

@@ -75,7 +75,8 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                  loss=loss, hard_negatives=int(negatives),
                                  max_pairs=int(max_pairs) or None, best_metric=best_metric,
                                  best_dim=int(best_dim))
-            st.caption(f"{n_train} training pairs · estimated "
+            used = min(n_train, config.max_pairs or n_train)
+            st.caption(f"Training on {used} of {n_train} pairs · estimated "
                        f"{duration(estimate_seconds(n_train, config, setup.device, int(seq)))} "
                        f"of training on {setup.device}, plus evaluation.")
             if start:
@@ -112,8 +113,10 @@ def series_chart(points: list[dict], prefix: str, title: str, y_title: str) -> g
 
 
 @st.fragment(run_every="2s")
-def live(job_id: int) -> None:
+def live(job_id: int, state_at_render: str) -> None:
     job = jobs.get(workspace, job_id)
+    if job.state != state_at_render:  # refresh the job list and selector too
+        st.rerun()
     steps = [p for p in jobs.events(workspace, job_id, "point") if p["series"] == "loss"]
     eta = f" · about {duration(job.eta)} left" if job.eta else ""
     epoch = f" · epoch {steps[-1]['epoch']:.2f}" if steps and steps[-1]["epoch"] else ""
@@ -151,7 +154,7 @@ def live(job_id: int) -> None:
             or "(no log yet)", language=None)
 
 
-live(selected)
+live(selected, jobs.get(workspace, selected).state)
 
 job = jobs.get(workspace, selected)
 with st.expander("Configuration, and the same run on several GPUs or machines"):
