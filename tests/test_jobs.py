@@ -114,3 +114,23 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
     assert any("Training" in e["line"] for e in jobs.events(store, job_id, "log"))
+
+
+def test_cached_loss_with_mined_hard_negatives_trains(store, pair_set_id):
+    job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "loss": "cached_mnrl",
+                                          "mini_batch_size": 4, "hard_negatives": 1})
+    runner = jobs.Runner(store)
+    runner.run_one(runner._claim())
+    job = jobs.get(store, job_id)
+    assert job.state == "succeeded", job.error
+    assert any("hard negatives" in e["line"] for e in jobs.events(store, job_id, "log"))
+    card = (Path(job.result["model_path"]) / "README.md").read_text()
+    assert "CachedMultipleNegativesRankingLoss" in card
+
+
+def test_out_of_memory_is_explained_with_what_to_change():
+    message = jobs.explain_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   {"batch_size": 64})
+    assert message.startswith("ran out of memory at batch size 64: try batch size 32")
+    assert "cached_mnrl" in message
+    assert jobs.explain_failure(ValueError("bad\nthing"), {}) == "ValueError: bad"
