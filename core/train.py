@@ -276,10 +276,12 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          evaluator=evaluator, callbacks=[Progress()])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
-    checkpoints = sorted((output_dir / "checkpoints").glob("checkpoint-*"))
+    has_checkpoint = any((output_dir / "checkpoints").glob("checkpoint-*"))
     reporter.status(f"Training: {len(dataset)} pairs, {steps_per_epoch * config.epochs} steps "
                     f"on {setup.device}")
-    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    # True lets the trainer pick the newest checkpoint by step number (a name sort would put
+    # checkpoint-9 after checkpoint-10).
+    trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
     stopped = reporter.should_stop()
     if stopped and not history:
         # Canceled before the first evaluation: measure what we have, so the run is still usable.
