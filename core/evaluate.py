@@ -109,10 +109,16 @@ class EvalResult:
     skipped: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def metrics_json(self) -> dict[str, dict[str, float]]:
+        """Metrics keyed by the dimension as text, as JSON objects need."""
+        return {str(d): m for d, m in self.metrics.items()}
+
+    def line(self, metric: str = "ndcg@10") -> str:
+        return f"{metric.upper()} " + ", ".join(f"{d}d {m[metric]:.4f}" for d, m in self.metrics.items())
+
     def to_json(self) -> dict:
         return {"model": self.model, "corpus": self.corpus, "queries": self.queries,
-                "seconds": round(self.seconds, 3),
-                "metrics": {str(d): m for d, m in self.metrics.items()}}
+                "seconds": round(self.seconds, 3), "metrics": self.metrics_json()}
 
 
 def default_dims(full: int, smallest: int = 32) -> list[int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import models
 from .evaluate import EvalResult, RetrievalSet, evaluate_named
 from .store import Store
-from .train import Reporter, TrainConfig, TrainResult, train, write_model_card
+from .train import Reporter, TrainConfig, TrainResult, train, training_pairs, write_model_card
 
 
 @dataclass
@@ -25,9 +25,8 @@ class ExperimentResult:
     seconds: dict[str, float]
 
     def to_json(self) -> dict:
-        def table(result: EvalResult | None):
-            return {str(d): m for d, m in result.metrics.items()} if result else None
-        return {"baseline": table(self.baseline), "finetuned": table(self.finetuned),
+        return {"baseline": self.baseline.metrics_json(),
+                "finetuned": self.finetuned.metrics_json() if self.finetuned else None,
                 "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
                 "model_path": self.training.model_path, "best_epoch": self.training.best_epoch,
                 "stopped_early": self.training.stopped_early}
@@ -37,16 +36,17 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
                    output_dir: Path, reporter: Reporter, store: Store | None = None,
                    corpus: list[str] | None = None, resume: bool = False) -> ExperimentResult:
     started = time.perf_counter()
-    model = models.load(config.model)
-    dims = config.resolved(model.get_embedding_dimension(), max(len(pairs), config.batch_size)).dims
+    # Every setting is checked before the baseline is measured, so a mistake costs nothing.
+    dim = models.load(config.model).get_embedding_dimension()
+    resolved = config.resolved(dim, len(training_pairs(pairs, config.max_pairs)))
+    dims = resolved.dims
 
     def progress(stage: str, fraction: float) -> None:
         reporter.status(f"{stage.capitalize()} ({fraction:.0%})")
 
     reporter.status("Measuring the baseline")
     baseline = evaluate_named(config.model, eval_data, dims, store, progress)
-    reporter.log("baseline NDCG@10: " + ", ".join(
-        f"{d}d {m['ndcg@10']:.4f}" for d, m in baseline.metrics.items()))
+    reporter.log("baseline " + baseline.line())
     after_baseline = time.perf_counter()
     training = train(config, pairs, eval_data, output_dir, reporter, corpus, resume)
     after_training = time.perf_counter()
@@ -55,7 +55,6 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
         reporter.status("Measuring the fine-tuned model")
         finetuned = evaluate_named(training.model_path, eval_data, dims, store, progress)
         finetuned.model = config.model + " (fine-tuned)"
-        resolved = TrainConfig.from_dict({**config.__dict__, "dims": dims})
         write_model_card(Path(training.model_path), resolved, baseline, finetuned)
     done = time.perf_counter()
     return ExperimentResult(baseline, finetuned, training, {

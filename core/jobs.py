@@ -219,10 +219,9 @@ class Runner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.interrupted_at_start = 0
 
     def start(self) -> "Runner":
-        self.interrupted_at_start = recover(self.store)
+        recover(self.store)
         self._thread = threading.Thread(target=self._loop, name="ragtune-jobs", daemon=True)
         self._thread.start()
         return self
@@ -259,12 +258,12 @@ class Runner:
         try:
             result = HANDLERS[job.kind](self.store, job, reporter)
             state = "canceled" if reporter.should_stop() else "succeeded"
-            self.store.db.execute(
-                "UPDATE jobs SET state = ?, finished = ?, progress = ?, result = ?, status = ? "
-                "WHERE id = ?", (state, time.time(), 1.0 if state == "succeeded" else
-                                 get(self.store, job.id).progress, json.dumps(result),
-                                 "Done" if state == "succeeded" else "Canceled; what was saved is kept",
-                                 job.id))
+            done = state == "succeeded"
+            self.store.db.execute(  # a canceled job keeps the progress it reached
+                "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
+                "progress = CASE WHEN ? THEN 1.0 ELSE progress END WHERE id = ?",
+                (state, time.time(), json.dumps(result),
+                 "Done" if done else "Canceled; what was saved is kept", done, job.id))
         except BaseException as error:  # a job must never take the runner down with it
             message = explain_failure(error, job.config)
             reporter.log("failed: " + message)

@@ -110,6 +110,11 @@ class TrainResult:
     history: list[dict]
 
 
+def training_pairs(pairs: list[tuple[str, str]], max_pairs: int | None) -> list[tuple[str, str]]:
+    """Exact repeats dropped (MNRL would score them as each other's wrong answers), then capped."""
+    return list(dict.fromkeys(pairs))[:max_pairs or None]
+
+
 # -- devices -------------------------------------------------------------------------------
 @dataclass
 class DeviceSetup:
@@ -197,8 +202,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    # Data: drop exact repeats, which MNRL would treat as each other's wrong answers.
-    pairs = list(dict.fromkeys(pairs))[:config.max_pairs or None]
+    pairs = training_pairs(pairs, config.max_pairs)
     reporter.status(f"Loading {config.model} on {setup.device}")
     model = models.load_fresh(config.model, None if distributed else setup.device)
     config = config.resolved(model.get_embedding_dimension(), len(pairs))
@@ -250,6 +254,9 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     )
     history: list[dict] = []
 
+    def remember(epoch: float | None, step: int) -> None:
+        history.append({"epoch": epoch, "step": step, "metrics": evaluator.last.metrics_json()})
+
     class Progress(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             reporter.progress(state.global_step / max(state.max_steps, 1))
@@ -268,10 +275,8 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                 return
             for dim, ms in result.metrics.items():
                 reporter.point(f"ndcg@10/{dim}", state.global_step, ms["ndcg@10"], state.epoch)
-            history.append({"epoch": state.epoch, "step": state.global_step,
-                            "metrics": {str(d): m for d, m in result.metrics.items()}})
-            reporter.log(f"epoch {state.epoch:.2f}: NDCG@10 " + ", ".join(
-                f"{d}d {m['ndcg@10']:.4f}" for d, m in result.metrics.items()))
+            remember(state.epoch, state.global_step)
+            reporter.log(f"epoch {state.epoch:.2f}: {result.line()}")
 
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          evaluator=evaluator, callbacks=[Progress()])
@@ -286,8 +291,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     if stopped and not history:
         # Canceled before the first evaluation: measure what we have, so the run is still usable.
         evaluator(model)
-        history.append({"epoch": trainer.state.epoch, "step": trainer.state.global_step,
-                        "metrics": {str(d): m for d, m in evaluator.last.metrics.items()}})
+        remember(trainer.state.epoch, trainer.state.global_step)
     model_path = output_dir / "model"
     if trainer.is_world_process_zero():
         trainer.model.save(str(model_path))

@@ -154,9 +154,9 @@ def live(job_id: int, state_at_render: str) -> None:
             or "(no log yet)", language=None)
 
 
-live(selected, jobs.get(workspace, selected).state)
+job = next(j for j in all_jobs if j.id == selected)
+live(selected, job.state)
 
-job = jobs.get(workspace, selected)
 with st.expander("Configuration, and the same run on several GPUs or machines"):
     config_json = json.dumps({k: v for k, v in job.config.items() if k != "resume"}, indent=2)
     st.code(config_json, language="json")
