@@ -332,39 +332,41 @@ def run_train(args) -> None:
     summary = result.to_json()
     gains = ", ".join(f"{d}d {summary['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
                       for d, m in (summary["finetuned"] or {}).items())
+    if result.kept_base:
+        print(f"{NO_GAIN}: the base model is kept", file=sys.stderr)
     finish(args, f"NDCG@10 {gains}; model in {result.training.model_path}", summary)
 
 
-@command("decide", "the RAG-or-fine-tuning questionnaire: print it, or score an answers file")
+@command("decide", "the RAG-or-fine-tuning questionnaire: print it, or score answers")
 def _decide_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("answers", nargs="?", metavar="ANSWERS.json",
-                   help='a JSON object of question id → option id, e.g. {"knowledge": "large"}')
+    p.add_argument("answers", nargs="*", metavar="ANSWERS",
+                   help='a JSON file of question id → option id (e.g. {"knowledge": "large"}), '
+                        "- to read it from stdin, and/or question=option arguments")
     p.add_argument("--questions", action="store_true", help="print the questions and options")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     p.set_defaults(run=run_decide)
 
 
 def run_decide(args) -> None:
-    from .decision import load, read_answers_file, recommend, to_markdown
+    from .decision import UnreadableAnswers, load, read_answers, recommend, summary, to_markdown, to_text
     questionnaire = load()
-    if args.questions or not args.answers:
+    if args.questions and args.answers:
+        raise UnreadableAnswers("--questions prints the questionnaire and scores nothing; "
+                                "drop --questions to score the answers, or drop the answers")
+    if not args.answers:
         if not args.json:
             for q in questionnaire.questions:
                 print(f"{q.id}: {q.text}")
                 for o in q.options:
                     print(f"    {o.id}: {o.label}")
         return finish(args, f"{len(questionnaire.questions)} questions", questionnaire.to_json())
-    answers = read_answers_file(Path(args.answers))
+    answers = read_answers(args.answers, sys.stdin.buffer)
     result = recommend(answers, questionnaire)
     if args.markdown:
-        Path(args.markdown).write_text(to_markdown(answers, result, questionnaire))
+        Path(args.markdown).write_text(to_markdown(answers, result, questionnaire), encoding="utf-8")
     if not args.json:
-        for r in result.reasons:
-            print(f"- {r.answer}: {r.rationale} ({r.source})")
-        for m in result.missing:
-            print(f"! {m}")
-    finish(args, f"{result.title} (runner-up: {result.runner_up}; scores {result.scores})",
-           result.to_json())
+        print(to_text(result))
+    finish(args, summary(result), result.to_json())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except WorkspaceError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return getattr(e, "exit_code", 1)  # decide: unreadable answers exit 2
     except (OSError, MemoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

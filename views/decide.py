@@ -3,7 +3,7 @@ import datetime as dt
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.decision import NAMES, load, recommend, to_html, to_markdown
+from core.decision import headline, load, reasons_markdown, recommend, sections, to_html, to_markdown, too_few
 from views.common import explained
 
 st.title("RAG or fine-tuning?")
@@ -44,26 +44,24 @@ with explained():
             st.session_state.pop(f"q_{question.id}", None)
         st.rerun()
 
-    result = recommend(answers, questionnaire)
     with result_area:
-        answered = len(answers)
-        heading = f"**{result.title}**" + (f" — provisional, {answered} of "
-                                           f"{len(questionnaire.questions)} answered" if result.provisional else "")
-        st.success(f"Recommendation: {heading}  \nRunner-up: {NAMES[result.runner_up]}",
-                   icon=":material/recommend:")
+        if too_few(answers, questionnaire):
+            st.info(too_few(answers, questionnaire).capitalize() + ".", icon=":material/quiz:")
+            st.stop()
+        result = recommend(answers, questionnaire)
+        recommendation, runner_up, _ = headline(result)
+        st.success(f"{recommendation}  \n{runner_up}", icon=":material/recommend:")
         info, chart = st.columns([3, 2])
         with info:
-            if result.reasons:
-                st.markdown("**Why**\n" + "\n".join(
-                    f"{n}. **{r.answer}** — {r.rationale} *({r.source})*"
-                    for n, r in enumerate(result.reasons, 1)))
-            for m in result.missing:
-                st.warning(m, icon=":material/checklist:")
-            for n in result.notes:
-                st.info(n, icon=":material/info:")
-            if result.would_change:
-                st.markdown("**Unanswered questions that could change this:**\n" +
-                            "\n".join(f"- {w}" for w in result.would_change))
+            st.markdown("**Why**\n" + reasons_markdown(result))
+            show = {"Missing before going further": lambda m: st.warning(m, icon=":material/checklist:"),
+                    "Notes": lambda n: st.info(n, icon=":material/info:")}
+            for heading, items in sections(result):
+                if heading in show:
+                    for item in items:
+                        show[heading](item)
+                else:
+                    st.markdown(f"**{heading}:**\n" + "\n".join(f"- {item}" for item in items))
         with chart:
             figure = go.Figure(go.Bar(x=["Prompting", "RAG", "Fine-tuning"],
                                       y=[result.scores[a] for a in "PRF"],
@@ -72,8 +70,6 @@ with explained():
             figure.update_layout(height=260, margin=dict(t=10, b=10), yaxis_title="score")
             st.plotly_chart(figure, width="stretch")
         if result.measurable:
-            st.markdown("Retrieval quality is what decides this, and it can be measured: load your "
-                        "documents, and ragtune shows what fine-tuned embeddings would gain.")
             st.page_link("views/corpus.py", label="Measure it on your documents",
                          icon=":material/science:")
         today = dt.date.today()
