@@ -107,7 +107,7 @@ def test_decide_walkthrough_share_link_and_report(home, tmp_path):
                "9. Does retrieval miss documents because of domain terms or jargon?": "Yes, we have seen it on an evaluation set"}
     with running_app(home) as url, browser_page() as page:
         page.goto(url + "/decide")
-        page.get_by_text("provisional, 0 of 13 answered").wait_for(timeout=60_000)
+        page.get_by_text("Answer at least 3 questions for a recommendation").wait_for(timeout=60_000)
         for question, answer in answers.items():
             page.get_by_role("radiogroup", name=question).get_by_text(answer, exact=True).click()
             wait_idle(page)

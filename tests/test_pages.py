@@ -119,8 +119,10 @@ def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
 def test_decide_page_recommends_keeps_answers_in_the_url_and_exports(home):
     at = page("views/decide.py")
     assert not at.exception
-    assert "provisional, 0 of 13 answered" in at.success[0].value
+    assert "Answer at least 3 questions for a recommendation (0 of 13 answered)" in at.info[0].value
+    assert not at.success
     at.radio(key="q_knowledge").set_value("large").run()
+    at.radio(key="q_freshness").set_value("periodic").run()
     at.radio(key="q_jargon").set_value("yes").run()
     assert not at.exception
     assert "RAG + fine-tuned embeddings" in at.success[0].value
@@ -128,9 +130,37 @@ def test_decide_page_recommends_keeps_answers_in_the_url_and_exports(home):
     assert any(b.label == "Report (HTML, printable)" for b in at.get("download_button"))
     # A shared link reproduces the answers in a new session.
     shared = AppTest.from_file(APP, default_timeout=120)
-    shared.query_params.update({"knowledge": "large", "jargon": "yes", "bogus": "x"})
+    shared.query_params.update({"knowledge": "large", "freshness": "periodic", "jargon": "yes", "bogus": "x"})
     shared.run()
     shared.switch_page("views/decide.py")
     shared.run()
     assert "RAG + fine-tuned embeddings" in shared.success[0].value
     assert shared.radio(key="q_knowledge").value == "large"
+
+
+@pytest.mark.parametrize("answers", [
+    {"knowledge": "large", "failure": "facts", "jargon": "unknown"},  # provisional, with a don't-know
+    {"knowledge": "general", "freshness": "na", "failure": "form", "format": "hard", "citations": "no",
+     "error_cost": "low", "examples": "under50", "latency": "no", "jargon": "na",
+     "right_docs_wrong_answer": "na", "access": "no", "team": "mlops", "eval_set": "no"},  # gated
+    {"knowledge": "large", "freshness": "rarely", "failure": "facts", "right_docs_wrong_answer": "yes",
+     "examples": "hundreds", "eval_set": "no"},  # RAFT, a hybrid with missing prerequisites
+])
+def test_decide_page_shows_what_the_reports_and_cli_show(home, answers, capsys):
+    from core.cli import main
+    from core.decision import recommend, to_markdown
+    from tests.test_decision import _shown_items
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update(answers)
+    at.run()
+    at.switch_page("views/decide.py")
+    at.run()
+    assert not at.exception
+    shown = "\n".join(e.value for kind in ("success", "markdown", "warning", "info", "caption")
+                      for e in at.get(kind))
+    assert main(["decide", *(f"{k}={v}" for k, v in answers.items())]) == 0
+    cli_text = capsys.readouterr().out
+    result = recommend(answers)
+    report = to_markdown(answers, result)
+    for item in _shown_items(result):
+        assert item in shown and item in cli_text and item in report, item
