@@ -300,7 +300,8 @@ def _evaluate(q: Questionnaire, answers: dict[str, str]) -> Recommendation:
                     f"least {CLOSE:.0%} of the top score, so each can fix a part.")
         if "GENERAL" in flags:
             notes.append("With general knowledge only, retrieval can hurt a tuned model: in "
-                         "OpenAI's Icelandic example, adding RAG to a fine-tuned GPT-4 lowered BLEU from 87 to 83.")
+                         "OpenAI's Icelandic example, adding RAG to a fine-tuned GPT-4 lowered BLEU "
+                         "from 87 to 83.")
     elif base == "R" and "RAFT" in flags and "LABELS50" in flags:
         recommendation, deciding = "raft", "RAFT"
         notes.append("RAFT gains were large on Llama-2 7B but a replication found none on newer "
@@ -326,8 +327,8 @@ def _evaluate(q: Questionnaire, answers: dict[str, str]) -> Recommendation:
         notes.append(f"Fine-tuning scored highest, but its prerequisites are missing: "
                      f"{BASE[base].replace('rag', 'RAG')} now, fine-tuning later — first {needs}.")
         if not decided_by:
-            decided_by = [(question, o) for question, o in chosen if question.id in RULE_QUESTIONS
-                          and ("NO_EVAL" in o.flags or question.id == "examples" and "LABELS50" not in o.flags)]
+            decided_by = [(question, o) for question, o in chosen if "NO_EVAL" in o.flags
+                          or question.id == "examples" and "LABELS50" not in o.flags]
             rule = f"Decides it: fine-tuning scored highest, but cannot start until you {needs}."
     ft_in_reach = (recommendation in FINE_TUNES_LLM or top == "F"
                    or (scores["F"] > 0 and scores["F"] >= CLOSE * best))
@@ -376,17 +377,18 @@ def recommend(answers: dict[str, str], questionnaire: Questionnaire | None = Non
 
     singles = [question for question, options in open_ if any(flips({question.id: o.id}) for o in options)]
     # Pairs only of questions that cannot flip it alone, since those are already named.
-    alone = [(question, options) for question, options in open_ if question not in singles]
-    pairs = [(a, b) for (a, a_options), (b, b_options) in combinations(alone, 2)
+    steady = [(question, options) for question, options in open_ if question not in singles]
+    pairs = [(a, b) for (a, a_options), (b, b_options) in combinations(steady, 2)
              if any(flips({a.id: x.id, b.id: y.id}) for x in a_options for y in b_options)]
     result.would_change = ([_describe(question, answers) for question in singles]
                            + [f"{_describe(a, answers)} + {_describe(b, answers)} (only together)"
                               for a, b in pairs])
-    if open_:
-        result.checked = (f"Checked every answer to the {len(open_)} open question"
-                          f"{'s' if len(open_) > 1 else ''}"
-                          + (" and every pair of them; combinations of three or more were not checked."
-                             if len(open_) > 2 else ", alone and together: that covers every case."))
+    if len(open_) == 1:
+        result.checked = "Checked every answer to the 1 open question: that covers every case."
+    elif open_:
+        result.checked = (f"Checked every answer to the {len(open_)} open questions, alone and in pairs"
+                          + ("; combinations of three or more were not checked." if len(open_) > 2
+                             else ": that covers every case."))
     result.provisional = bool(result.would_change) or len(open_) > 2
     return result
 

@@ -45,8 +45,9 @@ with explained():
         st.rerun()
 
     with result_area:
-        if too_few(answers, questionnaire):
-            st.info(too_few(answers, questionnaire).capitalize() + ".", icon=":material/quiz:")
+        wait = too_few(answers, questionnaire)
+        if wait:
+            st.info(f"{wait[0].upper()}{wait[1:]}.", icon=":material/quiz:")
             st.stop()
         result = recommend(answers, questionnaire)
         recommendation, runner_up, _ = headline(result)
