@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .pairs import GENERATOR_STYLES, PseudoQueryConfig
 from .store import Store, WorkspaceError
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
@@ -125,7 +126,14 @@ def _pairs_parser(p: argparse.ArgumentParser) -> None:
     gen = sub.add_parser("generate", parents=[JSON_FLAG], help="generate queries for every chunk of a corpus")
     gen.add_argument("--corpus", required=True)
     gen.add_argument("--name", help="pair set name (an existing LLM set is resumed)")
-    gen.add_argument("--method", choices=["builtin", "llm"], default="builtin")
+    gen.add_argument("--method", choices=["builtin", "llm"], default="builtin",
+                     help="builtin (default): offline questions, filtered by the base model; "
+                          "llm: an OpenAI-compatible endpoint")
+    gen.add_argument("--style", choices=GENERATOR_STYLES, default=PseudoQueryConfig.style,
+                     help="builtin: question-shaped queries (default) or plain Inverse Cloze sentences")
+    gen.add_argument("--filter-top-k", type=int, default=PseudoQueryConfig.filter_top_k,
+                     help="builtin: keep a pair only if the base model ranks its passage in the "
+                          "top K (0: keep all)")
     gen.add_argument("--per-chunk", type=int, default=2)
     gen.add_argument("--seed", type=int, default=13)
     gen.add_argument("--base-url", default="http://localhost:11434/v1")
@@ -167,12 +175,14 @@ def run_pairs_import(args) -> None:
 
 
 def run_pairs_generate(args) -> None:
-    from .pairs import LLMConfig, PseudoQueryConfig, estimate, generate_builtin, generate_llm
+    from .pairs import LLMConfig, estimate, generate_builtin, generate_llm
     store = Store()
     corpus_id = _corpus_id(store, args.corpus)
     if args.method == "builtin":
         pair_set_id = generate_builtin(store, corpus_id, args.name or "pseudo-queries",
-                                       PseudoQueryConfig(per_chunk=args.per_chunk, seed=args.seed))
+                                       PseudoQueryConfig(per_chunk=args.per_chunk, seed=args.seed,
+                                                         style=args.style,
+                                                         filter_top_k=args.filter_top_k))
     else:
         key = os.environ.get("RAGTUNE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY", "")
         config = LLMConfig(args.base_url, args.llm_model, args.per_chunk, args.concurrency,
@@ -238,6 +248,7 @@ def parse_dims(text: str | None) -> list[int] | None:
 
 
 def run_evaluate(args) -> None:
+    from .compare import trust_note
     from .evaluate import RetrievalSet, evaluate_named, save
     if (args.data_dir is None) == (args.pairs is None):
         raise WorkspaceError("give either a BEIR folder or --pairs PAIR_SET_ID")
@@ -250,8 +261,12 @@ def run_evaluate(args) -> None:
         data = RetrievalSet.from_beir(Path(args.data_dir), args.split)
     result = evaluate_named(args.model, data, parse_dims(args.dims), store,
                             lambda stage, f: _progress(stage)(f))
+    note = None
     if args.pairs is not None:
         save(store, result, args.pairs, "baseline" if not args.model else args.model)
+        note = trust_note(store.pair_set(args.pairs))
+        if note:
+            print(note, file=sys.stderr)
     for reason, n in result.skipped.items():
         print(f"skipped {n} {reason}", file=sys.stderr)
     if not args.json:
@@ -260,7 +275,7 @@ def run_evaluate(args) -> None:
             print(f"{dim}\t" + "\t".join(f"{m[k]:.4f}" for k in ("ndcg@10", "mrr@10", "map@100", "recall@10")))
     best = result.metrics[result.dims[0]]["ndcg@10"]
     finish(args, f"{result.queries} queries over {result.corpus} passages in {result.seconds:.1f} s; "
-                 f"NDCG@10 {best:.4f} at {result.dims[0]} dims", result.to_json())
+                 f"NDCG@10 {best:.4f} at {result.dims[0]} dims", {**result.to_json(), "note": note})
 
 
 @command("train", "baseline eval, Matryoshka fine-tuning and final eval (works under torchrun)")
@@ -269,10 +284,15 @@ def _train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", required=True, metavar="DATA_DIR", help="BEIR folder with the test queries")
     p.add_argument("--config", metavar="JSON", help="a job config exported from the app")
     p.add_argument("--model")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows, up to 4")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-pairs", type=int)
-    p.add_argument("--max-seq-length", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--max-pairs", type=int, help="default: as many as the time budget allows")
+    p.add_argument("--max-seq-length", type=int, help="default: fits 95%% of the passages")
+    p.add_argument("--budget-minutes", type=float, help="training time to plan for "
+                   "(default: 10 on CPU, 5 on a GPU)")
+    p.add_argument("--generated", action="store_true", help="the pairs were generated, not "
+                   "written by people (a gentler default learning rate)")
     p.add_argument("--dims", help="comma-separated, largest first")
     p.add_argument("--loss", choices=["mnrl", "cached_mnrl"])
     p.add_argument("--output", default="ragtune-model", help="folder for checkpoints and the model")
@@ -307,14 +327,21 @@ def run_train(args) -> None:
     from .evaluate import RetrievalSet
     from .finetune import run_experiment
     from .pairs import read_pairs_file
-    from .train import TrainConfig, train
+    from .train import NO_GAIN, TrainConfig, train
     settings = {}
     if args.config:
-        settings = json.loads(Path(args.config).read_text())
-        settings.pop("resume", None)
+        try:
+            settings = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise WorkspaceError(f"{args.config}: not a JSON training config; download one from "
+                                 "the Fine-tune page") from None
+        if not isinstance(settings, dict):
+            raise WorkspaceError(f"{args.config}: a training config is a JSON object")
         settings["pair_set_id"] = None
     overrides = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
-                 "max_pairs": args.max_pairs, "max_seq_length": args.max_seq_length,
+                 "learning_rate": args.learning_rate, "max_pairs": args.max_pairs,
+                 "max_seq_length": args.max_seq_length, "budget_minutes": args.budget_minutes,
+                 "generated_pairs": args.generated or None,
                  "dims": parse_dims(args.dims), "loss": args.loss}
     config = TrainConfig.from_dict({**settings, **{k: v for k, v in overrides.items() if v is not None}})
     path = Path(args.pairs)
@@ -367,6 +394,97 @@ def run_decide(args) -> None:
     if not args.json:
         print(to_text(result))
     finish(args, summary(result), result.to_json())
+
+
+# -- runs, export and foreground fine-tuning --------------------------------------------------
+@command("runs", "list every evaluation and fine-tuning run with its metrics per dimension")
+def _runs_parser(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(run=run_runs)
+
+
+def run_runs(args) -> None:
+    from .runs import list_runs
+    runs = list_runs(Store())
+    if not args.json:
+        for r in runs:
+            scores = ", ".join(f"{d}d {v:.4f}" for d, v in r.ndcg().items()) or "no metrics yet"
+            print(f"{r.id}\t{r.kind}\t{r.state}\t{r.name}\t{r.model}\t{r.pair_set}\tNDCG@10 {scores}")
+    finish(args, f"{len(runs)} runs", {"runs": [r.to_json() for r in runs]})
+
+
+@command("export-model", "write a fine-tuned model (sentence-transformers folder, card) as a zip")
+def _export_model_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", metavar="RUN", help="a fine-tune run id such as j3 (or the job id 3)")
+    p.add_argument("--zip", required=True, metavar="FILE", help="the zip file to write")
+    p.set_defaults(run=run_export_model)
+
+
+def run_export_model(args) -> None:
+    from .export import export_model
+    output = Path(args.zip)
+    files = export_model(Store(), args.run_id, output)
+    finish(args, f"{files} files written to {output}", {"zip": str(output), "files": files})
+
+
+@command("finetune", "fine-tune on a workspace pair set in the foreground, stored as a run")
+def _finetune_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pairs", type=int, required=True, metavar="PAIR_SET_ID")
+    p.add_argument("--model", help="base model (default: the bundled one)")
+    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows")
+    p.add_argument("--max-pairs", type=int, help="default: as many as the time budget allows")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-seq-length", type=int)
+    p.set_defaults(run=run_finetune)
+
+
+def run_finetune(args) -> None:
+    """Submit the same job the Fine-tune page submits, then run it here; Ctrl-C asks it to
+    stop at its next step, like the page's Cancel button."""
+    import threading
+    import time
+    from . import jobs
+    from .train import TrainConfig
+    store = Store()
+    settings = {"model": args.model, "pair_set_id": args.pairs, "epochs": args.epochs,
+                "max_pairs": args.max_pairs, "batch_size": args.batch_size,
+                "max_seq_length": args.max_seq_length}
+    config = TrainConfig.from_dict({k: v for k, v in settings.items() if v is not None})
+    job_id = jobs.submit(store, "train", json.loads(config.to_json()))
+    # Claim it before a server's runner on the same workspace can.
+    claimed = store.db.execute("UPDATE jobs SET state = 'running', started = ?, status = 'Starting' "
+                               "WHERE id = ? AND state = 'queued'", (time.time(), job_id)).rowcount
+    if not claimed:
+        raise WorkspaceError(f"job {job_id} was taken by another runner; follow it on the "
+                             "Fine-tune page")
+    worker = threading.Thread(target=jobs.Runner(store).run_one, args=(jobs.get(store, job_id),),
+                              name=f"finetune-{job_id}")
+    worker.start()
+    print(f"job {job_id} started; Ctrl-C cancels it", file=sys.stderr)
+    shown = ""
+    while worker.is_alive():
+        try:
+            worker.join(1.0)
+        except KeyboardInterrupt:
+            print(f"\ncanceling job {job_id} at its next step…", file=sys.stderr)
+            jobs.cancel(store, job_id)
+            continue
+        status = jobs.get(store, job_id).status
+        if status != shown and sys.stderr.isatty():
+            print(status, file=sys.stderr)
+            shown = status
+    job = jobs.get(store, job_id)
+    if job.state == "failed":
+        raise WorkspaceError(f"job {job_id} failed: {job.error}")
+    if job.state == "canceled":
+        error = WorkspaceError(f"job {job_id} canceled; what was saved is kept "
+                               f"(python -m core runs shows it as j{job_id})")
+        error.exit_code = 130
+        raise error
+    result = job.result
+    gains = ", ".join(f"{d}d {result['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
+                      for d, m in (result.get("finetuned") or {}).items())
+    finish(args, f"run j{job_id}: NDCG@10 {gains}; model in {result.get('model_path')}",
+           {"run": f"j{job_id}", "job_id": job_id, "state": job.state, **result})
 
 
 def build_parser() -> argparse.ArgumentParser:
