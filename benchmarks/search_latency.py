@@ -1,0 +1,77 @@
+"""Query latency of the Search page's two paths, exact and FAISS HNSW, on synthetic vectors.
+
+The vectors are 384-d, drawn around 1,000 random centres (text embeddings cluster by topic;
+uniform noise would make any graph index look worse than it is on real data). For each size it
+prints the median and 95th-percentile latency of one query, the index build time and the HNSW
+recall@10 against exact search. 1M vectors take ~1.5 GB and a long HNSW build on two cores, so
+that size runs only with ``--million``.
+
+    python benchmarks/search_latency.py [--million] [--queries 200]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.search import EXACT_LIMIT, ExactIndex, HNSWIndex  # noqa: E402
+
+DIM = 384
+
+
+def synthetic(n: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
+    out = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, 100_000):  # in slices: the noise of 1M rows at once is 3 GB
+        m = min(100_000, n - start)
+        out[start:start + m] = (centres[rng.integers(0, len(centres), m)]
+                                + 0.6 * rng.standard_normal((m, DIM), dtype=np.float32))
+    return out
+
+
+def latencies(index, queries: np.ndarray) -> np.ndarray:
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        index.search(q[None, :], 10)
+        times.append(time.perf_counter() - started)
+    return np.array(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--million", action="store_true", help="also measure 1M vectors")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((1000, DIM), dtype=np.float32)
+    sizes = [10_000, 100_000] + ([1_000_000] if args.million else [])
+    print(f"exact search up to {EXACT_LIMIT:,} passages (core.search.EXACT_LIMIT), HNSW above\n")
+    print(f"{'vectors':>10} {'path':>11} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>9}")
+    for n in sizes:
+        corpus = synthetic(n, rng, centres)
+        queries = synthetic(args.queries, rng, centres)
+        started = time.perf_counter()
+        exact = ExactIndex(corpus)
+        exact_build = time.perf_counter() - started
+        exact_ms = latencies(exact, queries)
+        truth, _ = exact.search(queries, 10)
+        started = time.perf_counter()
+        hnsw = HNSWIndex(corpus)
+        hnsw_build = time.perf_counter() - started
+        hnsw_ms = latencies(hnsw, queries)
+        found, _ = hnsw.search(queries, 10)
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
+        for path, build, ms, rec in (("exact", exact_build, exact_ms, 1.0),
+                                     ("faiss-hnsw", hnsw_build, hnsw_ms, recall)):
+            print(f"{n:>10,} {path:>11} {build:>8.1f} {np.median(ms):>8.2f} "
+                  f"{np.percentile(ms, 95):>8.2f} {rec:>9.3f}", flush=True)
+        del exact, hnsw, corpus
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Search a corpus with two models side by side, at one Matryoshka dimension.
+
+Passage vectors come from the workspace cache (the same vectors the evaluation used), cut to the
+chosen dimension and normalised, so a test query ranks its passages here exactly as it did when
+it was measured. Up to ``EXACT_LIMIT`` passages the search is exact (one matrix product); above
+it a FAISS HNSW graph answers in under a millisecond at a small cost in recall. The limit comes
+from ``benchmarks/search_latency.py`` on two CPU cores: exact search takes 0.3 ms a query at 10k
+passages and 16 ms at 100k, growing linearly past it, while HNSW stays under 0.5 ms with
+recall@10 above 0.99 (it costs ~13 s of building per 100k passages, once per process).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import models
+from .evaluate import cache_key, encode, encode_corpus_cached
+from .runs import list_runs
+from .store import Store, WorkspaceError
+
+EXACT_LIMIT = 100_000
+TOP = 10
+HNSW_NEIGHBOURS = 32  # graph degree M: recall above 0.95 on 384-d text vectors
+HNSW_EF_SEARCH = 128  # candidates examined per query; more is slower and more exact
+_INDEXES: OrderedDict[tuple, "VectorIndex"] = OrderedDict()
+_INDEX_CACHE_SIZE = 6
+_lock = threading.Lock()
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class VectorIndex:
+    """Top-k inner-product search over unit vectors."""
+    kind = ""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, scores) of the k best rows per query, best first."""
+        raise NotImplementedError
+
+
+class ExactIndex(VectorIndex):
+    kind = "exact"
+
+    def __init__(self, vectors: np.ndarray):
+        self.vectors = unit(vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = unit(queries) @ self.vectors.T
+        k = min(k, scores.shape[1])
+        # argpartition finds the k best in linear time; only those k are sorted.
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.lexsort((part, -part_scores), axis=1)  # ties: lower row first
+        idx = np.take_along_axis(part, order, axis=1)
+        return idx, np.take_along_axis(scores, idx, axis=1)
+
+
+class HNSWIndex(VectorIndex):
+    kind = "faiss-hnsw"
+
+    def __init__(self, vectors: np.ndarray, neighbours: int = HNSW_NEIGHBOURS,
+                 ef_search: int = HNSW_EF_SEARCH):
+        import faiss
+        data = unit(vectors)
+        self.index = faiss.IndexHNSWFlat(data.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efSearch = ef_search
+        self.index.add(data)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, idx = self.index.search(unit(queries), min(k, self.index.ntotal))
+        return idx, scores
+
+
+def build_index(vectors: np.ndarray, exact_limit: int = EXACT_LIMIT) -> VectorIndex:
+    """Exact search while it is fast enough, an HNSW graph above ``exact_limit`` rows."""
+    return ExactIndex(vectors) if len(vectors) <= exact_limit else HNSWIndex(vectors)
+
+
+# -- which models to compare -------------------------------------------------------------------
+@dataclass
+class ModelChoice:
+    """A model measured on a pair set, that search can load."""
+    label: str
+    model: str  # a name or folder models.load accepts
+    run_id: str
+    kind: str
+    dims: list[int]
+
+
+def searchable_models(store: Store, pair_set_id: int) -> list[ModelChoice]:
+    """Every model measured on the pair set, newest run first, each model once."""
+    choices: dict[str, ModelChoice] = {}
+    for run in list_runs(store):
+        if run.pair_set_id != pair_set_id or not run.metrics:
+            continue
+        model = run.model_path if run.kind == "fine-tune" else run.model
+        if model and model not in choices:
+            choices[model] = ModelChoice(f"{run.name} · {run.id}", model, run.id, run.kind,
+                                         sorted(run.metrics, reverse=True))
+    return list(choices.values())
+
+
+def default_pair(choices: list[ModelChoice]) -> tuple[int, int]:
+    """Indices of the two models to compare first: the newest baseline evaluation and the
+    newest fine-tuned model; otherwise the two newest runs."""
+    fine = next((i for i, c in enumerate(choices) if c.kind == "fine-tune"), None)
+    base = next((i for i, c in enumerate(choices) if c.kind == "evaluation"), None)
+    if fine is not None and base is not None:
+        return base, fine
+    return (1, 0) if len(choices) > 1 else (0, 0)
+
+
+def common_dims(a: ModelChoice, b: ModelChoice) -> list[int]:
+    dims = [d for d in a.dims if d in b.dims]
+    return dims or sorted(set(a.dims) | set(b.dims), reverse=True)
+
+
+@dataclass
+class TestQuery:
+    query_id: str
+    query: str
+    relevant: set[int] = field(default_factory=set)
+
+
+def test_queries(store: Store, pair_set_id: int) -> list[TestQuery]:
+    """The test queries of a pair set with the passages labelled as their answers."""
+    queries: dict[str, TestQuery] = {}
+    for p in store.pairs(pair_set_id, "test"):
+        queries.setdefault(p["query_id"], TestQuery(p["query_id"], p["query"])).relevant.add(
+            p["chunk_id"])
+    return list(queries.values())
+
+
+# -- searching ---------------------------------------------------------------------------------
+@dataclass
+class Hit:
+    rank: int
+    chunk_id: int
+    score: float
+    document: str
+    text: str
+    relevant: bool
+
+
+def corpus_index(store: Store, corpus_id: int, model_name: str, dim: int
+                 ) -> tuple[VectorIndex, list[int]]:
+    """The index of a corpus under a model at ``dim`` dimensions, and the chunk id of each row.
+    Built once per process from the cached vectors; later searches reuse it."""
+    model = models.load(model_name)
+    key_model = cache_key(model_name, model)
+    chunks = store.query("SELECT id, text FROM chunks WHERE corpus_id = ? ORDER BY id", [corpus_id])
+    if not chunks:
+        raise WorkspaceError("this corpus has no passages to search; add documents first")
+    ids = [c["id"] for c in chunks]
+    key = (str(store.path), key_model, corpus_id, dim, len(ids), ids[-1])
+    with _lock:
+        if key in _INDEXES:
+            _INDEXES.move_to_end(key)
+            return _INDEXES[key], ids
+    vectors, _ = encode_corpus_cached(store, key_model, model, [c["text"] for c in chunks])
+    index = build_index(vectors[:, :dim])
+    with _lock:
+        _INDEXES[key] = index
+        while len(_INDEXES) > _INDEX_CACHE_SIZE:
+            _INDEXES.popitem(last=False)
+    return index, ids
+
+
+def search(store: Store, pair_set_id: int, model_name: str, query: str, dim: int,
+           k: int = TOP, relevant: set[int] | None = None) -> list[Hit]:
+    """The ``k`` best passages of the pair set's corpus for ``query``.
+
+    Args:
+        model_name: a name or folder ``models.load`` accepts.
+        dim: Matryoshka dimension: the first ``dim`` entries of each vector are compared.
+        relevant: chunk ids labelled as the query's answer, to mark in the hits.
+    """
+    if not query.strip():
+        raise WorkspaceError("type a question to search for")
+    pair_set = store.pair_set(pair_set_id)
+    model = models.load(model_name)
+    if not 1 <= dim <= model.get_embedding_dimension():
+        raise WorkspaceError(f"dimension {dim} is outside 1..{model.get_embedding_dimension()}")
+    index, ids = corpus_index(store, pair_set.corpus_id, model_name, dim)
+    query_vector = encode(model, [query])[:, :dim]
+    rows, scores = index.search(query_vector, k)
+    hit_ids = [ids[i] for i in rows[0] if i >= 0]
+    texts = {r["id"]: r for r in store.query(
+        "SELECT c.id, c.text, d.name AS document FROM chunks c JOIN documents d ON d.id = c.document_id "
+        f"WHERE c.id IN ({','.join('?' * len(hit_ids))})", hit_ids)} if hit_ids else {}
+    relevant = relevant or set()
+    return [Hit(rank, cid, float(score), texts[cid]["document"], texts[cid]["text"], cid in relevant)
+            for rank, (cid, score) in enumerate(zip(hit_ids, scores[0]), start=1)]
+
+
+def rank_changes(before: list[Hit], after: list[Hit]) -> dict[int, str]:
+    """For each passage in ``after``: ``↑n``/``↓n`` places against ``before``, ``new`` when
+    ``before`` did not show it, ``=`` when unmoved."""
+    was = {h.chunk_id: h.rank for h in before}
+    out = {}
+    for h in after:
+        if h.chunk_id not in was:
+            out[h.chunk_id] = "new"
+        else:
+            moved = was[h.chunk_id] - h.rank
+            out[h.chunk_id] = f"↑{moved}" if moved > 0 else f"↓{-moved}" if moved < 0 else "="
+    return out

@@ -1,0 +1,131 @@
+"""How much index space each Matryoshka dimension and precision needs, and what it keeps.
+
+A vector index holds N vectors of d numbers: float32 takes 4·N·d bytes, int8 N·d (scalar
+quantisation, per-dimension ranges calibrated on the corpus) and binary N·d/8 (the sign of each
+number, compared by Hamming distance). The scores are measured, not assumed: queries and
+passages are cut to d, normalised, quantised with sentence-transformers' ``quantize_embeddings``
+and ranked with the evaluator's own metric code, so the float32 rows equal the stored evaluation.
+For binary vectors, ranking ±1 vectors by cosine is ranking by Hamming distance
+(dot = d − 2·hamming), so the same scoring path serves all three precisions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import models
+from .evaluate import (RetrievalSet, cache_key, check_dims, default_dims, encode,
+                       encode_corpus_cached, score_all_dims)
+from .store import Store
+
+PRECISIONS = ("float32", "int8", "binary")
+KEEP = 0.95  # the headline option must keep at least this share of the full-size score
+
+
+def vector_bytes(dim: int, precision: str) -> int:
+    """Bytes one vector takes in an index, before any index overhead."""
+    return {"float32": 4 * dim, "int8": dim, "binary": math.ceil(dim / 8)}[precision]
+
+
+def quantised(queries: np.ndarray, corpus: np.ndarray, dim: int, precision: str
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Queries and passages at ``dim`` dimensions and ``precision``, as float32 matrices whose
+    cosine similarity is the similarity that precision's index computes."""
+    from sentence_transformers.util.quantization import quantize_embeddings
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    q, c = unit(queries[:, :dim]), unit(corpus[:, :dim])
+    if precision == "float32":
+        return q, c
+    if precision == "int8":  # one calibration, on the corpus, for both sides
+        return (quantize_embeddings(q, "int8", calibration_embeddings=c).astype(np.float32),
+                quantize_embeddings(c, "int8", calibration_embeddings=c).astype(np.float32))
+    if precision == "binary":
+        def signs(x: np.ndarray) -> np.ndarray:
+            bits = np.unpackbits(quantize_embeddings(x, "ubinary"), axis=1)[:, :dim]
+            return bits.astype(np.float32) * 2 - 1
+        return signs(q), signs(c)
+    raise ValueError(f"unknown precision {precision!r}")
+
+
+@dataclass
+class StorageOption:
+    dim: int
+    precision: str
+    bytes: int  # for the whole corpus
+    ndcg: float
+    smaller: float  # times smaller than full-size float32
+    kept: float  # share of the full-size float32 NDCG@10
+
+    def row(self) -> dict:
+        return {"dim": self.dim, "precision": self.precision, "index size": human_bytes(self.bytes),
+                "× smaller": round(self.smaller, 1), "NDCG@10": round(self.ndcg, 4),
+                "% of full score": round(100 * self.kept, 1)}
+
+
+@dataclass
+class StorageTable:
+    model: str
+    passages: int
+    options: list[StorageOption]
+
+    def headline(self, keep: float = KEEP) -> str:
+        """The smallest index keeping ``keep`` of the full-size score, in one line."""
+        good = [o for o in self.options if o.kept >= keep and o.smaller > 1]
+        if not good:
+            return (f"No smaller index keeps {keep:.0%} of the full-size score here; store "
+                    "full-size float32 vectors.")
+        best = min(good, key=lambda o: (o.bytes, -o.ndcg))
+        return (f"{best.dim}-d {best.precision}: {best.smaller:.0f}× smaller, "
+                f"{best.kept:.0%} of the score ({human_bytes(best.bytes)} for "
+                f"{self.passages:,} passages instead of {human_bytes(self.full_bytes)}).")
+
+    @property
+    def full_bytes(self) -> int:
+        return max(o.bytes for o in self.options)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def storage_options(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
+                    dims: list[int], passages: int | None = None) -> list[StorageOption]:
+    """NDCG@10 and index size for every (dimension × precision).
+
+    Args:
+        passages: N to size the index for (default: the corpus measured).
+    """
+    n = passages or len(corpus_vectors)
+    full = max(dims)
+    scores = {}
+    for dim in dims:
+        for precision in PRECISIONS:
+            q, c = quantised(query_vectors, corpus_vectors, dim, precision)
+            metrics, _ = score_all_dims(q, c, data, [dim])
+            scores[dim, precision] = metrics[dim]["ndcg@10"]
+    reference = scores[full, "float32"] or 1e-12
+    full_bytes = n * vector_bytes(full, "float32")
+    return [StorageOption(d, p, n * vector_bytes(d, p), s, full_bytes / (n * vector_bytes(d, p)),
+                          s / reference) for (d, p), s in scores.items()]
+
+
+def measure(store: Store, pair_set_id: int, model_name: str, dims: list[int] | None = None,
+            passages: int | None = None) -> StorageTable:
+    """The storage table of a model on a pair set's test queries (passage vectors from the
+    workspace cache; only the queries are encoded)."""
+    model = models.load(model_name)
+    data = RetrievalSet.from_pair_set(store, pair_set_id)
+    full = model.get_embedding_dimension()
+    dims = check_dims(dims or default_dims(full), full)
+    corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, data.corpus)
+    queries = encode(model, data.queries)
+    return StorageTable(model_name, passages or len(data.corpus),
+                        storage_options(queries, corpus, data, dims, passages))
