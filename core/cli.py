@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 from .pairs import GENERATOR_STYLES, PseudoQueryConfig
-from .store import Store, WorkspaceError
+from .store import Store, WorkspaceError, default_home, explain_db_error
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 JSON_FLAG = argparse.ArgumentParser(add_help=False)
@@ -52,7 +54,7 @@ def _ingest_parser(p: argparse.ArgumentParser) -> None:
 def run_ingest(args) -> None:
     from . import models
     from .beir import import_beir
-    from .corpus import ChunkSettings, SUPPORTED, ingest, load_file
+    from .corpus import ChunkSettings, folder_files, ingest, load_file
     store = Store()
     settings = ChunkSettings(args.chunk_size, args.overlap)
     settings.validate()
@@ -68,8 +70,16 @@ def run_ingest(args) -> None:
                       {"corpus_id": report.corpus_id, "documents": report.documents,
                        "chunks": report.chunks, "duplicates": report.duplicates,
                        "pair_sets": pair_sets})
-    files = [f for p in paths for f in (sorted(p.rglob("*")) if p.is_dir() else [p])
-             if f.is_file() and (not p.is_dir() or f.suffix.lower() in SUPPORTED)]
+    files = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found, skipped = folder_files(path)
+        files += found
+        if skipped:
+            print(f"skipped {len(skipped)} hidden files or links that lead outside {path}",
+                  file=sys.stderr)
     documents = [d for f in files for d in load_file(f.name, f.read_bytes())]
     report = ingest(store, name, documents, count, settings, _progress("chunking"))
     finish(args, f"corpus {name!r}: {report.summary()}",
@@ -96,6 +106,43 @@ def run_demo(args) -> None:
 @command("corpora", "list the corpora and their pair sets")
 def _corpora_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run_corpora)
+
+
+@command("list", "list everything in the workspace: corpora, pair sets, jobs, evaluations")
+def _list_parser(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(run=run_list)
+
+
+def run_list(args) -> None:
+    from .jobs import all_jobs
+    store = Store()
+    corpora = store.corpora()
+    pair_sets = store.pair_set_summaries()
+    jobs = all_jobs(store)
+    evaluations = store.evaluation_summaries()
+    if not args.json:
+        for c in corpora:
+            print(f"corpus {c.id}\t{c.name}\t{c.stats.get('documents', 0)} documents\t"
+                  f"{c.stats.get('chunks', 0)} chunks")
+        _print_pair_sets(pair_sets)
+        for j in jobs:
+            print(f"job {j.id}\t{j.kind}\t{j.state}\tpair set {j.config.get('pair_set_id')}\t"
+                  f"{j.error or j.status}")
+        for e in evaluations:
+            print(f"evaluation {e.id}\tpair set {e.pair_set_id}\t{e.label}\t{e.model}")
+    finish(args, f"{len(corpora)} corpora, {len(pair_sets)} pair sets, {len(jobs)} jobs, "
+                 f"{len(evaluations)} evaluations",
+           {"corpora": [asdict(c) for c in corpora], "pair_sets": [asdict(s) for s in pair_sets],
+            "jobs": [{"id": j.id, "kind": j.kind, "state": j.state, "progress": j.progress,
+                      "pair_set_id": j.config.get("pair_set_id"), "error": j.error}
+                     for j in jobs],
+            "evaluations": [asdict(e) for e in evaluations]})
+
+
+def _print_pair_sets(pair_sets) -> None:
+    for s in pair_sets:
+        split = ", ".join(f"{n} {k}" for k, n in sorted(s.split.items()))
+        print(f"pair set {s.id}\t{s.corpus}\t{s.name}\t{s.source}\t{split}")
 
 
 def run_corpora(args) -> None:
@@ -147,6 +194,9 @@ def _pairs_parser(p: argparse.ArgumentParser) -> None:
     spl.add_argument("--test-fraction", type=float, default=0.2)
     spl.add_argument("--seed", type=int, default=42)
     spl.set_defaults(run=run_pairs_split)
+    lst = sub.add_parser("list", parents=[JSON_FLAG], help="list pair sets with their split counts")
+    lst.add_argument("--corpus", help="only the pair sets of this corpus")
+    lst.set_defaults(run=run_pairs_list)
     exp = sub.add_parser("export", parents=[JSON_FLAG], help="write a pair set as JSONL")
     exp.add_argument("pair_set", type=int)
     exp.add_argument("--split", choices=["train", "test"])
@@ -168,10 +218,9 @@ def run_pairs_import(args) -> None:
     rows = read_pairs_file(path.name, path.read_bytes(), args.query_column, args.passage_column)
     store = Store()
     with store.transaction():
-        pair_set_id = import_pairs(store, _corpus_id(store, args.corpus, create=True),
-                                   args.name or path.stem, rows)
-    finish(args, f"pair set {pair_set_id}: {len(rows)} pairs imported",
-           {"pair_set_id": pair_set_id, "pairs": len(rows)})
+        report = import_pairs(store, _corpus_id(store, args.corpus, create=True),
+                              args.name or path.stem, rows)
+    finish(args, report.summary(), asdict(report))
 
 
 def run_pairs_generate(args) -> None:
@@ -193,10 +242,21 @@ def run_pairs_generate(args) -> None:
         if args.estimate:
             return finish(args, guess.summary(), guess.__dict__)
         print(guess.summary(), file=sys.stderr)
-        pair_set_id = generate_llm(store, corpus_id, name, config,
-                                   lambda d, t: _progress("questions")(d / t))
+        report = generate_llm(store, corpus_id, name, config,
+                              lambda d, t: _progress("questions")(d / t))
+        pair_set_id = report.pair_set_id
     n = len(store.pairs(pair_set_id))
     finish(args, f"pair set {pair_set_id}: {n} pairs", {"pair_set_id": pair_set_id, "pairs": n})
+    if args.method == "llm" and report.failed:  # what was stored is kept, but it is no success
+        raise WorkspaceError(report.summary())
+
+
+def run_pairs_list(args) -> None:
+    store = Store()
+    pair_sets = store.pair_set_summaries(store.corpus(args.corpus).id if args.corpus else None)
+    if not args.json:
+        _print_pair_sets(pair_sets)
+    finish(args, f"{len(pair_sets)} pair sets", {"pair_sets": [asdict(s) for s in pair_sets]})
 
 
 def run_pairs_split(args) -> None:
@@ -209,6 +269,11 @@ def run_pairs_split(args) -> None:
 def run_pairs_export(args) -> None:
     from .pairs import export_jsonl
     text = export_jsonl(Store(), args.pair_set, args.split)
+    if not text:
+        which = f"{args.split} " if args.split else ""
+        raise WorkspaceError(f"pair set {args.pair_set} has no {which}pairs, so nothing was "
+                             "written" + ("; split it first (python -m core pairs split)"
+                                          if args.split else ""))
     Path(args.output).write_text(text, encoding="utf-8")
     finish(args, f"{text.count(chr(10))} pairs written to {args.output}",
            {"pairs": text.count("\n"), "output": args.output})
@@ -502,9 +567,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except WorkspaceError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return getattr(e, "exit_code", 1)  # decide: unreadable answers exit 2
+    except sqlite3.Error as e:  # locked, disk full, I/O error: the user's to fix, not a bug
+        print(f"error: {explain_db_error(e, default_home() / 'ragtune.db')}", file=sys.stderr)
+        return 1
     except (OSError, MemoryError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e) or type(e).__name__}", file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())

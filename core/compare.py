@@ -6,7 +6,16 @@ baseline, and how much of its full-size score the fine-tuned model keeps when tr
 """
 from __future__ import annotations
 
+from .pairs import is_generated
+
 Metrics = dict[int, dict[str, float]]
+GENERATED_TEST = ("Measured on generated questions, which flatter fine-tuning: add 50 real "
+                  "questions to trust this.")
+
+
+def trust_note(pair_set) -> str | None:
+    """What a reader must know before believing scores measured on this pair set's test split."""
+    return GENERATED_TEST if is_generated(pair_set) else None
 
 
 def gains(reference: Metrics, other: Metrics, metric: str) -> list[dict]:

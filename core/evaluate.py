@@ -291,9 +291,14 @@ def evaluate_named(name: str | None, data: RetrievalSet, dims: list[int] | None 
     """Evaluate a registered model (bundled, folder or hub ID) with the workspace cache."""
     from . import models
     model = models.load(name)
-    key = f"{models.fingerprint(models.resolve(name))}:{model.max_seq_length}"
     return evaluate(model, data, dims, model_name=name or models.DEFAULT_MODEL, store=store,
-                    cache_key=key, progress=progress)
+                    cache_key=cache_key(name, model), progress=progress)
+
+
+def cache_key(name: str | None, model) -> str:
+    """Keys a model's cached passage vectors: its weights and how much of a text it reads."""
+    from . import models
+    return f"{models.fingerprint(models.resolve(name))}:{model.max_seq_length}"
 
 
 # -- stored results ------------------------------------------------------------------------

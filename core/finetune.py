@@ -14,7 +14,8 @@ from pathlib import Path
 from . import models
 from .evaluate import EvalResult, RetrievalSet, evaluate_named
 from .store import Store
-from .train import Reporter, TrainConfig, TrainResult, train, training_pairs, write_model_card
+from .train import (NO_GAIN, DeviceSetup, Reporter, TrainConfig, TrainResult, plan_run, train,
+                    write_model_card)
 
 
 @dataclass
@@ -24,38 +25,49 @@ class ExperimentResult:
     training: TrainResult
     seconds: dict[str, float]
 
+    @property
+    def kept_base(self) -> bool:
+        return self.training.kept == "base"
+
     def to_json(self) -> dict:
         return {"baseline": self.baseline.metrics_json(),
                 "finetuned": self.finetuned.metrics_json() if self.finetuned else None,
                 "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
                 "model_path": self.training.model_path, "best_epoch": self.training.best_epoch,
+                "kept": self.training.kept, "plan": self.training.plan,
+                "message": NO_GAIN if self.kept_base else None,
                 "stopped_early": self.training.stopped_early}
 
 
 def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
                    output_dir: Path, reporter: Reporter, store: Store | None = None,
-                   corpus: list[str] | None = None, resume: bool = False) -> ExperimentResult:
+                   corpus: list[str] | None = None, resume: bool = False,
+                   validation: RetrievalSet | None = None) -> ExperimentResult:
+    """Baseline on ``eval_data``, training (best epoch picked on ``validation``, by default
+    ``eval_data`` itself), then the kept model on ``eval_data``."""
     started = time.perf_counter()
     # Every setting is checked before the baseline is measured, so a mistake costs nothing.
-    dim = models.load(config.model).get_embedding_dimension()
-    resolved = config.resolved(dim, len(training_pairs(pairs, config.max_pairs)))
-    dims = resolved.dims
+    config, _ = plan_run(config, pairs, models.load(config.model), DeviceSetup.detect().device)
 
     def progress(stage: str, fraction: float) -> None:
         reporter.status(f"{stage.capitalize()} ({fraction:.0%})")
 
     reporter.status("Measuring the baseline")
-    baseline = evaluate_named(config.model, eval_data, dims, store, progress)
+    baseline = evaluate_named(config.model, eval_data, config.dims, store, progress)
     reporter.log("baseline " + baseline.line())
     after_baseline = time.perf_counter()
-    training = train(config, pairs, eval_data, output_dir, reporter, corpus, resume)
+    training = train(config, pairs, validation or eval_data, output_dir, reporter, corpus, resume,
+                     base=None if validation else baseline)
     after_training = time.perf_counter()
     finetuned = None
-    if not training.stopped_early and Path(training.model_path).is_dir():
+    if training.kept == "base":
+        finetuned = baseline  # the same weights: measuring them again would only cost time
+    elif not training.stopped_early and Path(training.model_path).is_dir():
         reporter.status("Measuring the fine-tuned model")
-        finetuned = evaluate_named(training.model_path, eval_data, dims, store, progress)
+        finetuned = evaluate_named(training.model_path, eval_data, config.dims, store, progress)
         finetuned.model = config.model + " (fine-tuned)"
-        write_model_card(Path(training.model_path), resolved, baseline, finetuned)
+    if finetuned is not None:
+        write_model_card(Path(training.model_path), config, baseline, finetuned)
     done = time.perf_counter()
     return ExperimentResult(baseline, finetuned, training, {
         "baseline_eval": after_baseline - started, "train": after_training - after_baseline,

@@ -37,6 +37,14 @@ PASSAGE_COLUMNS = ("positive", "context", "passage", "answer", "document", "text
                    "contexts")
 
 
+GENERATED_SOURCES = ("builtin", "llm")
+
+
+def is_generated(pair_set) -> bool:
+    """Whether a pair set's queries were generated rather than written by people."""
+    return pair_set.source in GENERATED_SOURCES
+
+
 # -- import --------------------------------------------------------------------------------
 def guess_columns(columns: Iterable[str]) -> tuple[str | None, str | None]:
     columns = list(columns)
@@ -63,25 +71,46 @@ def read_pairs_file(name: str, data: bytes, query_column: str | None = None,
     return rows
 
 
+@dataclass
+class ImportReport:
+    pair_set_id: int
+    pairs: int
+    new_passages: int  # passages the corpus did not hold, added to it as chunks
+
+    def summary(self) -> str:
+        added = (f"; {self.new_passages} passages were not in the corpus and were added to it "
+                 "as chunks" if self.new_passages else "")
+        return f"pair set {self.pair_set_id}: {self.pairs} pairs imported{added}"
+
+
 def import_pairs(store: Store, corpus_id: int, name: str, rows: list[tuple[str, str]],
-                 source: str = "imported") -> int:
-    """Store (query, passage) rows as a pair set, linking each passage to its chunk."""
+                 source: str = "imported") -> ImportReport:
+    """Store (query, passage) rows as a pair set, linking each passage to its chunk; passages
+    the corpus lacks become chunks of a new document, counted in the corpus stats."""
     with store.transaction():
         by_text = {text_hash(normalise(r["text"])): r["id"] for r in store.chunks(corpus_id)}
-        missing = [p for _, p in rows if text_hash(normalise(p)) not in by_text]
-        if missing:
+        new: dict[str, str] = {}
+        for _, passage in rows:
+            key = text_hash(normalise(passage))
+            if key not in by_text:
+                new.setdefault(key, passage)
+        unique = list(new.values())
+        if unique:
             document_id = store.add_document(corpus_id, f"passages of {name}", "pairs",
-                                             sum(map(len, missing)))
-            unique = list(dict.fromkeys(missing))
+                                             sum(map(len, unique)))
             store.add_chunks(corpus_id, document_id,
                              [(i, None, p, len(p.split())) for i, p in enumerate(unique)])
             by_text = {text_hash(normalise(r["text"])): r["id"] for r in store.chunks(corpus_id)}
-        pair_set_id = store.create_pair_set(corpus_id, name, source, {"new_passages": len(set(missing))})
+            stats = store.corpus(corpus_id).stats
+            store.set_corpus_stats(corpus_id, {**stats,
+                                               "documents": stats.get("documents", 0) + 1,
+                                               "chunks": stats.get("chunks", 0) + len(unique)})
+        pair_set_id = store.create_pair_set(corpus_id, name, source, {"new_passages": len(unique)})
         query_ids: dict[str, str] = {}
         store.add_pairs(pair_set_id, [
             (query_ids.setdefault(normalise(q), f"q{len(query_ids)}"), q,
              by_text[text_hash(normalise(p))], p) for q, p in rows])
-    return pair_set_id
+    return ImportReport(pair_set_id, len(rows), len(unique))
 
 
 def link_pairs(store: Store, corpus_id: int, name: str, source: str,
@@ -111,12 +140,49 @@ def link_pairs(store: Store, corpus_id: int, name: str, source: str,
 
 
 # -- built-in pseudo-queries ---------------------------------------------------------------
+GENERATOR_STYLES = ("questions", "sentences")
+_AUX = {"is", "are", "was", "were", "has", "have", "had", "can", "will", "may", "must",
+        "should", "does", "do", "did", "could", "would"}
+_COPULAS = {"is", "are", "was", "were"}
+_PREPOSITIONS = {"in", "for", "of", "during", "at", "on", "by", "from", "to", "with", "under",
+                 "about", "between", "after", "before", "within", "without", "when", "if"}
+_STOP = _AUX | _PREPOSITIONS | {
+    "the", "a", "an", "and", "or", "but", "not", "no", "this", "that", "these", "those", "it",
+    "its", "be", "been", "being", "as", "than", "then", "there", "their", "they", "them", "we",
+    "our", "you", "your", "he", "she", "his", "her", "which", "who", "whom", "what", "also",
+    "such", "so", "any", "all", "each", "other", "more", "most", "some", "into", "only", "may",
+    "one", "two", "use", "used", "using", "see", "e", "g", "i", "etc"}
+_BOILERPLATE = re.compile(r"copyright|all rights reserved|©|https?://|www\.|licen[cs]e|"
+                          r"^[\W_]+$|[=\-_*#~]{4,}|\|.*\|", re.I)
+
+
 @dataclass
 class PseudoQueryConfig:
+    """How the offline generator makes (query, passage) pairs from a corpus.
+
+    ``questions`` (the default) writes two kinds of query per chunk, both short like the ones
+    people type: a question rebuilt from one of its sentences ("Total revenue was $5 bn in 2024"
+    → "What was total revenue in 2024?"), or, where no question shape fits, the sentence's
+    rarest words; and a sentence cut from the chunk (Inverse Cloze Task), whose positive is the
+    chunk without it. ``sentences`` is the plain Inverse Cloze Task.
+    """
     per_chunk: int = 2
     min_words: int = 5
     max_words: int = 40
     seed: int = 13
+    style: str = "questions"
+    filter_top_k: int = 10  # keep a pair only if the base model ranks its passage this high; 0: off
+    model: str | None = None  # the base model that judges answerability
+
+    def validate(self) -> None:
+        if not 1 <= self.per_chunk <= 10:
+            raise WorkspaceError(f"queries per chunk must be between 1 and 10, not {self.per_chunk}")
+        if not 1 <= self.min_words <= self.max_words:
+            raise WorkspaceError("min_words must be at least 1 and at most max_words")
+        if self.style not in GENERATOR_STYLES:
+            raise WorkspaceError(f"style must be one of {', '.join(GENERATOR_STYLES)}, not {self.style!r}")
+        if self.filter_top_k < 0:
+            raise WorkspaceError("filter_top_k must be 0 (off) or more")
 
 
 def _heading(line: str) -> str | None:
@@ -124,9 +190,50 @@ def _heading(line: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def pseudo_queries(text: str, config: PseudoQueryConfig, rng: random.Random) -> list[tuple[str, str]]:
-    """(query, positive) pairs from one chunk: a heading over its section, else a sentence
-    (chosen at random among those of a useful length) against the chunk without it."""
+def _words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z0-9][\w'$%.-]*[\w%]|[A-Za-z0-9]", text)
+
+
+def question_from(sentence: str) -> str | None:
+    """A short question whose answer is the sentence, when its first clause has a
+    'subject aux …' shape: the subject and a qualifier are kept, the answer is dropped.
+
+    >>> question_from("Total revenue was $26.97 billion in fiscal 2024, up 126%.")
+    'What was total revenue in fiscal 2024?'
+    """
+    words = _words(re.split(r"[,;:(]| - ", sentence)[0])
+    for i, word in enumerate(words[1:9], start=1):
+        if word.lower() not in _AUX:
+            continue
+        subject, rest = words[:i], words[i + 1:]
+        if len(subject) == 1 and subject[0].lower() in _STOP:
+            return None  # "It is …": the subject names nothing
+        # A copula's complement is the answer; another auxiliary's verb is part of the question.
+        verb = [] if word.lower() in _COPULAS or not rest else rest[:1]
+        qualifier = next((rest[j:j + 5] for j, w in enumerate(rest[:8])
+                          if j and w.lower() in _PREPOSITIONS), [])
+        # Sentence case goes, but an acronym or a name like "iPhone" keeps its capitals.
+        first = subject[0] if subject[0][1:].lower() != subject[0][1:] else subject[0].lower()
+        return " ".join(["What", word.lower(), first, *subject[1:12], *verb, *qualifier]) + "?"
+    return None
+
+
+def keywords_from(sentence: str, document_frequency: dict[str, int]) -> str | None:
+    """The sentence's rarest content words, in their order: how people type a search."""
+    words = [w for w in _words(sentence) if w.lower() not in _STOP and len(w) > 2]
+    if len(words) < 3:
+        return None
+    ranked = sorted(words, key=lambda w: document_frequency.get(w.lower(), 0))
+    keep = set(ranked[:min(6, max(3, len(words) // 2))])
+    picked = list(dict.fromkeys(w for w in words if w in keep))
+    return " ".join(picked) if len(picked) >= 2 else None
+
+
+def pseudo_queries(text: str, config: PseudoQueryConfig, rng: random.Random,
+                   document_frequency: dict[str, int] | None = None,
+                   boilerplate: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """(query, positive) pairs from one chunk: a heading over its section, then queries made
+    from sentences of a useful length that are not boilerplate."""
     lines = text.splitlines()
     out: list[tuple[str, str]] = []
     heading = _heading(lines[0]) if lines else None
@@ -136,29 +243,72 @@ def pseudo_queries(text: str, config: PseudoQueryConfig, rng: random.Random) -> 
             out.append((heading, body))
     units = [u for u, _ in split_units(text) if not _heading(u)]
     candidates = [i for i, u in enumerate(units)
-                  if config.min_words <= len(u.split()) <= config.max_words]
+                  if config.min_words <= len(u.split()) <= config.max_words
+                  and not _BOILERPLATE.search(u) and normalise(u) not in boilerplate]
     if len(units) < 2:
         return out[:config.per_chunk]
-    for i in rng.sample(candidates, min(len(candidates), config.per_chunk - len(out))):
+    for k, i in enumerate(rng.sample(candidates, min(len(candidates), config.per_chunk - len(out)))):
         rest = " ".join(u for j, u in enumerate(units) if j != i)
-        out.append((units[i], rest))
+        if config.style == "sentences" or k % 2 == 1:
+            out.append((units[i], rest))
+            continue
+        query = question_from(units[i]) or keywords_from(units[i], document_frequency or {})
+        if query:
+            out.append((query, text))
     return out
+
+
+def answerable(store: Store | None, model_name: str | None, queries: list[str],
+               chunk_texts: list[str], source: list[int], top_k: int) -> list[bool]:
+    """For each generated query, whether the base model ranks the chunk it came from within
+    ``top_k`` of the whole corpus: a query nothing can find is noise, not a lesson. Corpus
+    vectors come from (and stay in) the workspace cache the evaluator uses."""
+    from . import models
+    from .evaluate import _unit, cache_key, encode, encode_corpus_cached, top_k as best
+    model = models.load(model_name)
+    corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, chunk_texts)
+    found, _ = best(_unit(encode(model, queries)), corpus, top_k)
+    return [src in row for src, row in zip(source, found.tolist())]
 
 
 def generate_builtin(store: Store, corpus_id: int, name: str,
                      config: PseudoQueryConfig | None = None) -> int:
+    """Generate, filter and store pseudo-query pairs for every chunk of a corpus."""
     config = config or PseudoQueryConfig()
+    config.validate()
     rng = random.Random(config.seed)
+    chunks = store.chunks(corpus_id)
+    document_frequency: dict[str, int] = {}
+    sentence_count: dict[str, int] = {}
+    for chunk in chunks:
+        for word in {w.lower() for w in _words(chunk["text"])}:
+            document_frequency[word] = document_frequency.get(word, 0) + 1
+        for unit, _ in split_units(chunk["text"]):
+            key = normalise(unit)
+            sentence_count[key] = sentence_count.get(key, 0) + 1
+    # A sentence repeated across chunks (a footer, a disclaimer) identifies no passage.
+    boilerplate = {s for s, n in sentence_count.items() if n > 1}
+    candidates, seen = [], set()
+    for index, chunk in enumerate(chunks):
+        for query, positive in pseudo_queries(chunk["text"], config, rng, document_frequency,
+                                              boilerplate):
+            key = normalise(query)
+            if key and key not in seen and key not in normalise(positive):
+                seen.add(key)
+                candidates.append((index, query, positive))
+    if not candidates:
+        raise WorkspaceError("no pseudo-queries could be made: chunks need at least two "
+                             f"sentences of {config.min_words}+ words; use an LLM or import pairs")
+    kept = candidates
+    if config.filter_top_k:
+        ok = answerable(store, config.model, [q for _, q, _ in candidates],
+                        [c["text"] for c in chunks], [i for i, _, _ in candidates], config.filter_top_k)
+        kept = [c for c, good in zip(candidates, ok) if good] or candidates
     with store.transaction():
-        pair_set_id = store.create_pair_set(corpus_id, name, "builtin", {"config": asdict(config)})
-        rows = []
-        for chunk in store.chunks(corpus_id):
-            for k, (query, positive) in enumerate(pseudo_queries(chunk["text"], config, rng)):
-                rows.append((f"c{chunk['id']}-{k}", query, chunk["id"], positive))
-        if not rows:
-            raise WorkspaceError("no pseudo-queries could be made: chunks need at least two "
-                                 f"sentences of {config.min_words}+ words; use an LLM or import pairs")
-        store.add_pairs(pair_set_id, rows)
+        pair_set_id = store.create_pair_set(corpus_id, name, "builtin", {
+            "config": asdict(config), "candidates": len(candidates), "kept": len(kept)})
+        store.add_pairs(pair_set_id, [(f"c{chunks[i]['id']}-{n}", q, chunks[i]["id"], p)
+                                      for n, (i, q, p) in enumerate(kept)])
     return pair_set_id
 
 
@@ -276,27 +426,42 @@ def parse_questions(reply: str, n: int) -> list[str]:
     return list(dict.fromkeys(questions))[:n]
 
 
+@dataclass
+class LLMReport:
+    """What an LLM run did: chunks answered, chunks whose requests failed, and why."""
+    pair_set_id: int
+    done: int
+    failed: int
+    first_error: str | None = None
+
+    def summary(self) -> str:
+        text = f"pair set {self.pair_set_id}: questions for {self.done} chunks"
+        if self.failed:
+            text += (f"; {self.failed} chunks failed ({self.first_error}); run the same command "
+                     "again to retry only those")
+        return text
+
+
 def generate_llm(store: Store, corpus_id: int, name: str, config: LLMConfig,
                  progress: Callable[[int, int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> int:
+                 should_stop: Callable[[], bool] | None = None) -> LLMReport:
     """Ask the LLM for questions on every chunk not yet covered by the pair set ``name``.
 
     Results are written chunk by chunk from this thread (workers only talk HTTP), so a stop,
     a crash or a cancel keeps everything already generated and a rerun continues from there.
+    The pair set is created with its first questions: a run in which every request fails
+    raises its first error and leaves nothing behind.
     """
     config.validate()
     existing = {p.name: p for p in store.pair_sets(corpus_id)}
-    if name in existing:
-        pair_set_id = existing[name].id
-    else:
-        pair_set_id = store.create_pair_set(corpus_id, name, "llm", {"config": config.public()})
+    pair_set_id = existing[name].id if name in existing else None
     chunks = _pending_chunks(store, corpus_id, config, pair_set_id)
     done, failures, first_error = 0, 0, None
     stop = threading.Event()
 
     def ask(chunk):
         if stop.is_set():
-            return chunk, []
+            return chunk, None  # skipped, neither done nor failed: a rerun asks again
         prompt = PROMPT.format(passage=chunk["text"], n=config.questions_per_chunk)
         return chunk, parse_questions(chat(config, prompt), config.questions_per_chunk)
 
@@ -311,8 +476,13 @@ def generate_llm(store: Store, corpus_id: int, name: str, config: LLMConfig,
                 if failures >= 3 and done == 0:  # the endpoint is plainly not working
                     stop.set()
                 continue
+            if questions is None:
+                continue
             if questions:
                 with store.transaction():
+                    if pair_set_id is None:
+                        pair_set_id = store.create_pair_set(corpus_id, name, "llm",
+                                                            {"config": config.public()})
                     store.add_pairs(pair_set_id, [(f"c{chunk['id']}-{k}", q, chunk["id"], chunk["text"])
                                                   for k, q in enumerate(questions)])
             done += 1
@@ -320,9 +490,12 @@ def generate_llm(store: Store, corpus_id: int, name: str, config: LLMConfig,
                 progress(done, len(chunks))
             if should_stop and should_stop():
                 stop.set()
-    if first_error and done == 0 and chunks:
+    if first_error and done == 0:
         raise first_error
-    return pair_set_id
+    if pair_set_id is None:
+        raise WorkspaceError(f"the LLM answered {done} chunks but wrote no usable questions "
+                             "(one per line, three words or more); try another model")
+    return LLMReport(pair_set_id, done, failures, str(first_error) if first_error else None)
 
 
 # -- split -----------------------------------------------------------------------------------
@@ -339,6 +512,7 @@ def split(store: Store, pair_set_id: int, test_fraction: float = 0.2, seed: int 
     """Assign whole connected groups (shared passage or same normalised query) to one side."""
     if not 0.0 < test_fraction < 1.0:
         raise WorkspaceError("test fraction must be between 0 and 1, e.g. 0.2")
+    store.pair_set(pair_set_id)  # a missing set is named as such, not as "too few pairs"
     pairs = store.pairs(pair_set_id)
     if len(pairs) < 2:
         raise WorkspaceError("a split needs at least 2 pairs; add or generate more pairs first")
@@ -369,6 +543,9 @@ def split(store: Store, pair_set_id: int, test_fraction: float = 0.2, seed: int 
             test_count += len(group)
         for i in group:
             assignment[pairs[i]["id"]] = side
+    if test_count == len(pairs) and len(ordered) > 1:
+        raise WorkspaceError(f"a test fraction of {test_fraction} leaves none of the "
+                             f"{len(pairs)} pairs for training; use a smaller one, e.g. 0.2")
     if test_count == len(pairs):
         raise WorkspaceError("all pairs share passages or queries, so no leakage-free split "
                              "exists; add pairs about other passages")
@@ -383,6 +560,7 @@ def split(store: Store, pair_set_id: int, test_fraction: float = 0.2, seed: int 
 
 
 def export_jsonl(store: Store, pair_set_id: int, split_name: str | None = None) -> str:
+    store.pair_set(pair_set_id)  # an unknown id is an error, not an empty export
     return "".join(json.dumps({"query": r["query"], "positive": r["positive"],
                                "query_id": r["query_id"], "chunk_id": r["chunk_id"],
                                "split": r["split"]}, ensure_ascii=False) + "\n"

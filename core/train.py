@@ -19,50 +19,73 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Protocol
 
 from .evaluate import METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate
+from .plan import Plan, default_plan
 from .store import WorkspaceError
 
 LOSSES = ("mnrl", "cached_mnrl")
+NO_GAIN = "fine-tuning did not help on this data"
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a fine-tuning run; stored with the job and shown to the user."""
+    """Everything that defines a fine-tuning run; stored with the job and shown to the user.
+
+    ``None`` means "let the default plan decide" (``core.plan.default_plan``): the page and the
+    CLI leave the same settings open, so they run the same default.
+    """
     model: str = "all-MiniLM-L6-v2"
     pair_set_id: int | None = None
     dims: list[int] = field(default_factory=list)  # empty: the model's size and its halvings
-    epochs: int = 1
-    batch_size: int = 32
-    learning_rate: float = 2e-5
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
     warmup: float = 0.1  # share of the steps spent warming up the learning rate
-    max_seq_length: int | None = None  # None: fit the corpus (95th percentile), capped by the model
+    max_seq_length: int | None = None
     seed: int = 42
     loss: str = "mnrl"
     mini_batch_size: int = 16  # cached_mnrl: how many texts go through the model at once
-    hard_negatives: int = 0  # mined per pair with sentence-transformers' mine_hard_negatives
-    max_pairs: int | None = None
+    hard_negatives: int | None = None  # mined per pair with sentence-transformers' mine_hard_negatives
+    max_pairs: int | None = None  # None: as many as the time budget allows
     best_metric: str = "ndcg@10"
     best_dim: int | None = None  # None: 128 if trained, else the smallest trained dimension
+    budget_minutes: float | None = None  # None: 10 on CPU, 5 on a GPU
+    generated_pairs: bool = False  # the pairs were generated, not written by people
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Refuse unknown settings and wrongly typed values, naming the setting."""
+        if not isinstance(data, dict):
+            raise WorkspaceError("a training config must be a JSON object of setting → value")
+        types = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(data) - set(types))
         if unknown:
             raise WorkspaceError(f"unknown setting {unknown[0]!r} in the training config; "
-                                 f"known: {', '.join(sorted(known))}")
+                                 f"known: {', '.join(sorted(types))}")
+        for name, value in data.items():
+            _check_type(name, value, types[name])
         return cls(**data)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+    def with_plan(self, plan: Plan) -> "TrainConfig":
+        """Fill every setting left open with the plan's value."""
+        chosen = {"epochs": plan.epochs, "batch_size": plan.batch_size,
+                  "learning_rate": plan.learning_rate, "max_seq_length": plan.max_seq_length,
+                  "hard_negatives": plan.hard_negatives, "max_pairs": plan.max_pairs}
+        return TrainConfig(**{**asdict(self), **{k: v for k, v in chosen.items()
+                                                 if getattr(self, k) is None}})
+
     def resolved(self, model_dim: int, n_pairs: int) -> "TrainConfig":
-        """Check every setting against the model and data; fill in the derived defaults."""
+        """Check every setting against the model and data; fill in the derived dimensions."""
         dims = check_dims(self.dims or default_dims(model_dim), model_dim)
         if self.dims and list(self.dims) != sorted(self.dims, reverse=True):
             raise WorkspaceError(f"dims {self.dims} must be listed from largest to smallest, "
@@ -71,24 +94,56 @@ class TrainConfig:
             raise WorkspaceError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.best_metric not in METRICS:
             raise WorkspaceError(f"best_metric must be one of {', '.join(METRICS)}")
-        for name, value, low in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2),
-                                 ("mini_batch_size", self.mini_batch_size, 1)):
-            if value < low:
-                raise WorkspaceError(f"{name} must be at least {low}")
-        if not 0 < self.learning_rate < 1:
+        for name, low in (("epochs", 1), ("batch_size", 2), ("mini_batch_size", 1),
+                          ("max_seq_length", 8), ("max_pairs", 2), ("hard_negatives", 0)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise WorkspaceError(f"{name} must be at least {low}, not {value}")
+        if self.max_seq_length is not None and self.max_seq_length > 100_000:
+            raise WorkspaceError(f"max_seq_length {self.max_seq_length} is far beyond any model; "
+                                 "use at most the model's own length, e.g. 256")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise WorkspaceError("learning_rate must be between 0 and 1, e.g. 2e-5")
         if not 0 <= self.warmup < 1:
             raise WorkspaceError("warmup is a share of the steps, between 0 and 1, e.g. 0.1")
+        if self.budget_minutes is not None and not 0 < self.budget_minutes <= 24 * 60:
+            raise WorkspaceError("budget_minutes must be between 0 and 1440, e.g. 10")
         if n_pairs < 2:
             raise WorkspaceError(f"training needs at least 2 pairs and has {n_pairs}; add pairs "
                                  "or generate more")
-        if self.batch_size > n_pairs:
+        if self.batch_size is not None and self.batch_size > n_pairs:
             raise WorkspaceError(f"batch size {self.batch_size} is larger than the {n_pairs} "
                                  f"training pairs; use a batch size of at most {n_pairs}")
         best_dim = self.best_dim or (128 if 128 in dims else dims[-1])
         if best_dim not in dims:
             raise WorkspaceError(f"best_dim {best_dim} is not one of the trained dims {dims}")
         return TrainConfig(**{**asdict(self), "dims": dims, "best_dim": best_dim})
+
+
+def _check_type(name: str, value, annotation: str) -> None:
+    """Type-check one setting against its annotation (``int``, ``float | None``, ``list[int]``…)."""
+    optional = annotation.endswith("| None")
+    kind = annotation.removesuffix(" | None")
+    if value is None:
+        ok = optional
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "list[int]":
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                             for v in value)
+    else:  # a new field type must be taught here, not silently accepted
+        raise TypeError(f"no type check for {annotation}")
+    if not ok:
+        words = {"int": "a whole number", "float": "a number", "bool": "true or false",
+                 "str": "text", "list[int]": "a list of whole numbers"}[kind]
+        raise WorkspaceError(f"setting {name!r} must be {words}{' or null' * optional}, "
+                             f"not {json.dumps(value)}")
 
 
 class Reporter(Protocol):
@@ -108,11 +163,19 @@ class TrainResult:
     seconds: float
     stopped_early: bool
     history: list[dict]
+    kept: str | float | None  # "base" when no epoch beat the untrained model, else the epoch
+    plan: dict
 
 
-def training_pairs(pairs: list[tuple[str, str]], max_pairs: int | None) -> list[tuple[str, str]]:
-    """Exact repeats dropped (MNRL would score them as each other's wrong answers), then capped."""
-    return list(dict.fromkeys(pairs))[:max_pairs or None]
+def training_pairs(pairs: list[tuple[str, str]], max_pairs: int | None,
+                   seed: int = 42) -> list[tuple[str, str]]:
+    """Exact repeats dropped (MNRL would score them as each other's wrong answers), then capped
+    by a seeded sample rather than the first N, so a cap keeps every document represented."""
+    unique = list(dict.fromkeys(pairs))
+    if max_pairs is None or max_pairs >= len(unique):
+        return unique
+    keep = sorted(random.Random(seed).sample(range(len(unique)), max_pairs))
+    return [unique[i] for i in keep]
 
 
 # -- devices -------------------------------------------------------------------------------
@@ -136,24 +199,22 @@ class DeviceSetup:
         return cls(device, False, False, "adamw_torch", "")
 
 
-def default_batch_size(device: str) -> int:
-    """Bigger batches give MNRL more negatives; CPU memory and time favour a modest size."""
-    return 64 if device == "cuda" else 32
-
-
-def seq_length_for(token_counts: list[int], model_max: int) -> int:
-    """Long enough for 95% of passages (plus special tokens), rounded up to a multiple of 32:
-    padding everything to the model's maximum wastes most of the compute on short corpora."""
-    if not token_counts:
-        return model_max
-    p95 = sorted(token_counts)[int(0.95 * (len(token_counts) - 1))] + 2
-    return min(model_max, max(64, 32 * math.ceil(p95 / 32)))
-
-
-def estimate_seconds(n_pairs: int, config: TrainConfig, device: str, seq: int) -> float:
-    """A rough guide for the page: measured MiniLM throughput, scaled by sequence length."""
-    pairs_per_second = {"cuda": 400.0, "mps": 60.0}.get(device, 12.0) * (128 / max(seq, 32))
-    return config.epochs * min(n_pairs, config.max_pairs or n_pairs) / pairs_per_second
+def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, device: str
+             ) -> tuple[TrainConfig, Plan]:
+    """The default plan for these pairs on this model and device, and the config it completes
+    (every setting resolved and checked). The page, the CLI and the job all come through here."""
+    pairs = training_pairs(pairs, None)
+    sample = [p for _, p in pairs[:: max(1, len(pairs) // 2000)]]  # token lengths of ≤ 2,000
+    tokens = [len(ids) for ids in model.tokenizer(sample, add_special_tokens=False,
+                                                  verbose=False)["input_ids"]] if sample else []
+    plan = default_plan(len(pairs), tokens, device, model.max_seq_length,
+                        sum(p.numel() for p in model.parameters()), config.budget_minutes,
+                        config.generated_pairs, epochs=config.epochs,
+                        learning_rate=config.learning_rate, batch_size=config.batch_size,
+                        max_seq_length=config.max_seq_length, max_pairs=config.max_pairs,
+                        hard_negatives=config.hard_negatives)
+    resolved = config.with_plan(plan).resolved(model.get_embedding_dimension(), plan.max_pairs)
+    return resolved, plan
 
 
 # -- evaluation inside the trainer ----------------------------------------------------------
@@ -179,9 +240,21 @@ def matryoshka_evaluator(data: RetrievalSet, dims: list[int], reporter: Reporter
 # -- training ------------------------------------------------------------------------------
 def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
           output_dir: Path, reporter: Reporter, corpus: list[str] | None = None,
-          resume: bool = False) -> TrainResult:
-    """Fine-tune ``config.model`` on (query, passage) pairs; the best epoch is saved to
-    ``output_dir/model``; checkpoints in ``output_dir/checkpoints`` allow resuming."""
+          resume: bool = False, base: EvalResult | None = None) -> TrainResult:
+    """Fine-tune ``config.model`` on (query, passage) pairs and save the best of its epochs and
+    the untrained model, judged on ``eval_data``, to ``output_dir/model``; checkpoints in
+    ``output_dir/checkpoints`` allow resuming.
+
+    Args:
+        config: the run's settings; those left ``None`` are filled in by the default plan.
+        pairs: (query, passage) training pairs.
+        eval_data: validation queries that pick the best epoch.
+        output_dir: where checkpoints and the model go.
+        reporter: where progress is told (the job store or the terminal).
+        corpus: passages to mine hard negatives from.
+        resume: continue from the newest checkpoint in ``output_dir``.
+        base: the untrained model's result on ``eval_data``, if already measured.
+    """
     import datasets
     import torch
     from sentence_transformers.sentence_transformer.losses import (
@@ -202,12 +275,12 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    pairs = training_pairs(pairs, config.max_pairs)
     reporter.status(f"Loading {config.model} on {setup.device}")
     model = models.load_fresh(config.model, None if distributed else setup.device)
-    config = config.resolved(model.get_embedding_dimension(), len(pairs))
-    if config.max_seq_length:
-        model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
+    config, plan = plan_run(config, pairs, model, setup.device)
+    reporter.log(f"plan: {plan.summary()}")
+    pairs = training_pairs(pairs, config.max_pairs, config.seed)
+    model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
     columns = {"anchor": [q for q, _ in pairs], "positive": [p for _, p in pairs]}
     dataset = datasets.Dataset.from_dict(columns)
     if config.hard_negatives:
@@ -219,11 +292,16 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         if len(dataset) < config.batch_size:
             raise WorkspaceError("too few pairs kept hard negatives; turn hard negatives off")
 
-    base = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
-            if config.loss == "cached_mnrl" else MultipleNegativesRankingLoss(model))
-    loss = MatryoshkaLoss(model, base, matryoshka_dims=config.dims)
+    ranking = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+               if config.loss == "cached_mnrl" else MultipleNegativesRankingLoss(model))
+    loss = MatryoshkaLoss(model, ranking, matryoshka_dims=config.dims)
     evaluator = matryoshka_evaluator(eval_data, config.dims)
     primary = f"eval_dim{config.best_dim}_{config.best_metric}"
+    if base is None or config.best_dim not in base.metrics:
+        reporter.status("Measuring the untrained model on the validation queries")
+        evaluator(model)
+        base = evaluator.last
+    base_score = base.metrics[config.best_dim][config.best_metric]
 
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     args = SentenceTransformerTrainingArguments(
@@ -293,18 +371,27 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         evaluator(model)
         remember(trainer.state.epoch, trainer.state.global_step)
     model_path = output_dir / "model"
+    best = kept = None
     if trainer.is_world_process_zero():
-        trainer.model.save(str(model_path))
         best_checkpoint = trainer.state.best_model_checkpoint
         best = next((h["epoch"] for h in history if best_checkpoint and
                      best_checkpoint.endswith(f"-{h['step']}")), None)
+        best_score = max(h["metrics"][str(config.best_dim)][config.best_metric] for h in history)
+        # The untrained model is a candidate too: a run never hands back a worse model.
+        kept = best if best_score > base_score else "base"
+        if kept == "base":
+            reporter.log(f"{NO_GAIN}: no epoch beat the untrained model's {config.best_metric} "
+                         f"{base_score:.4f} at {config.best_dim} dims, so it is kept")
+            models.load_fresh(config.model, setup.device).save(str(model_path))
+        else:
+            trainer.model.save(str(model_path))
         (model_path / "ragtune.json").write_text(json.dumps(
-            {"config": asdict(config), "history": history, "best_epoch": best,
-             "device": setup.device}, indent=2))
-    else:
-        best = None
+            {"config": asdict(config), "plan": plan.to_json(), "history": history,
+             "best_epoch": best, "kept": kept, "device": setup.device}, indent=2))
+        if not stopped:  # the model is saved; checkpoints only serve to resume a stopped run
+            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     return TrainResult(str(model_path), best, trainer.state.global_step,
-                       time.perf_counter() - started, stopped, history)
+                       time.perf_counter() - started, stopped, history, kept, plan.to_json())
 
 
 def write_model_card(model_path: Path, config: TrainConfig, baseline: EvalResult,

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from core.corpus import ChunkSettings, Document, ingest, normalise
-from core.pairs import (LLMConfig, PseudoQueryConfig, estimate, export_jsonl, generate_builtin,
-                        generate_llm, import_pairs, parse_questions, pseudo_queries, read_pairs_file,
-                        split)
+from core.pairs import (LLMConfig, PseudoQueryConfig, answerable, estimate, export_jsonl,
+                        generate_builtin, generate_llm, import_pairs, parse_questions,
+                        pseudo_queries, question_from, read_pairs_file, split)
 from core.store import WorkspaceError
 from tests.conftest import PARAGRAPHS
 from tests.llm_server import FakeLLM
@@ -24,7 +24,7 @@ def test_import_recognises_usual_column_names_and_links_passages(store, corpus_i
     frame = pd.DataFrame({"question": ["What do stomata do?", "What is new?"],
                           "context": [PARAGRAPHS[2], "A passage the corpus does not hold yet."]})
     rows = read_pairs_file("qa.csv", frame.to_csv(index=False).encode())
-    pair_set_id = import_pairs(store, corpus_id, "qa", rows)
+    pair_set_id = import_pairs(store, corpus_id, "qa", rows).pair_set_id
     pairs = store.pairs(pair_set_id)
     chunk_texts = {c["id"]: c["text"] for c in store.chunks(corpus_id)}
     assert chunk_texts[pairs[0]["chunk_id"]] == PARAGRAPHS[2]
@@ -39,20 +39,56 @@ def test_import_without_the_needed_columns_names_them(store):
     assert read_pairs_file("qa.csv", data, "a", "b") == [("x", "y")]
 
 
-def test_pseudo_queries_remove_the_query_sentence_from_its_positive():
+def test_sentence_queries_remove_the_query_sentence_from_its_positive():
     rng = random.Random(0)
     text = "# Leaf pores\n\n" + PARAGRAPHS[2] + " " + PARAGRAPHS[1]
-    pairs = pseudo_queries(text, PseudoQueryConfig(per_chunk=3), rng)
+    pairs = pseudo_queries(text, PseudoQueryConfig(per_chunk=3, style="sentences"), rng)
     assert pairs[0][0] == "Leaf pores" and "Stomata" in pairs[0][1]
     for query, positive in pairs[1:]:
         assert query in text and query not in positive
 
 
-def test_builtin_generation_makes_pairs_for_every_chunk_with_sentences(store, corpus_id):
+@pytest.mark.parametrize("sentence, question", [
+    ("Total revenue was $26.97 billion in fiscal 2024, up 126% from a year ago.",
+     "What was total revenue in fiscal 2024?"),
+    ("Stomata are small pores on leaves.", "What are stomata on leaves?"),
+    ("The Calvin cycle fixes carbon dioxide into sugars.", None),
+    ("NVIDIA has expanded its data center business with new products.",
+     "What has NVIDIA expanded with new products?"),
+    ("It is especially useful for editing programs.", None),
+])
+def test_questions_are_rebuilt_from_a_sentence_without_its_answer(sentence, question):
+    assert question_from(sentence) == question
+
+
+def test_default_queries_are_short_questions_or_keywords_never_boilerplate():
+    rng = random.Random(1)
+    footer = "Copyright 2024 Example Corp. All rights reserved worldwide."
+    text = f"{PARAGRAPHS[2]} {PARAGRAPHS[0]}\n\n{footer}\n\n==============================="
+    queries = [q for _ in range(20) for q, _ in pseudo_queries(text, PseudoQueryConfig(), rng)]
+    assert queries and not any("Copyright" in q or "====" in q for q in queries)
+    shaped = [q for q in queries if q.endswith("?") or q not in text]
+    assert shaped and all(len(q.split()) <= 14 for q in shaped)
+
+
+def test_builtin_generation_covers_every_chunk_and_drops_repeated_sentences(store, count):
+    footer = "This page is part of the Plant Handbook published by Example Press."
+    docs = [Document(f"d{i}.txt", "text", f"{p}\n\n{footer}") for i, p in enumerate(PARAGRAPHS)]
+    corpus_id = ingest(store, "plants", docs, count, ChunkSettings(64, 0)).corpus_id
     pair_set_id = generate_builtin(store, corpus_id, "pseudo", PseudoQueryConfig(per_chunk=2))
     pairs = store.pairs(pair_set_id)
-    assert {p["chunk_id"] for p in pairs} == {c["id"] for c in store.chunks(corpus_id)}
-    assert len(pairs) == 2 * len(PARAGRAPHS)
+    assert {p["chunk_id"] for p in pairs} == {c["id"] for c in store.chunks(corpus_id)
+                                              if c["text"] != footer}
+    assert not any("Handbook" in p["query"] for p in pairs)
+    settings = store.pair_set(pair_set_id).settings
+    assert settings["kept"] == len(pairs) <= settings["candidates"]
+
+
+def test_the_filter_keeps_only_queries_the_base_model_can_answer(store, corpus_id):
+    chunks = [c["text"] for c in store.chunks(corpus_id)]
+    calvin, stomata = chunks.index(PARAGRAPHS[1]), chunks.index(PARAGRAPHS[2])
+    queries = ["Which pores on leaves close on hot days?", "Which pores on leaves close on hot days?"]
+    assert answerable(store, None, queries, chunks, [stomata, calvin], 1) == [True, False]
 
 
 def test_split_never_puts_a_passage_or_a_query_on_both_sides(store, count):
@@ -65,7 +101,7 @@ def test_split_never_puts_a_passage_or_a_query_on_both_sides(store, count):
         rows.append((f"Question about topic {i}?", c["text"]))
         rows.append((f"Another question about topic {i}?", c["text"]))  # same passage
     rows.append(("question about topic 3", chunks[40]["text"]))  # near-identical to a query of 3
-    pair_set_id = import_pairs(store, corpus_id, "qa", rows)
+    pair_set_id = import_pairs(store, corpus_id, "qa", rows).pair_set_id
     report = split(store, pair_set_id, test_fraction=0.25, seed=1)
     pairs = store.pairs(pair_set_id)
     sides = {}
@@ -78,7 +114,7 @@ def test_split_never_puts_a_passage_or_a_query_on_both_sides(store, count):
 
 
 def test_split_of_too_few_pairs_says_so(store, corpus_id):
-    pair_set_id = import_pairs(store, corpus_id, "one", [("q?", PARAGRAPHS[0])])
+    pair_set_id = import_pairs(store, corpus_id, "one", [("q?", PARAGRAPHS[0])]).pair_set_id
     with pytest.raises(WorkspaceError, match="at least 2 pairs"):
         split(store, pair_set_id)
 
@@ -103,7 +139,7 @@ def test_llm_generation_over_http_with_retries_and_resume(store, corpus_id):
         assert estimate(store, corpus_id, config).calls == 2
         seen = []
         pair_set_id = generate_llm(store, corpus_id, "llm", config,
-                                   progress=lambda d, t: seen.append((d, t)))
+                                   progress=lambda d, t: seen.append((d, t))).pair_set_id
         assert len(store.pairs(pair_set_id)) == 4 and seen[-1] == (2, 2)
         assert server.headers[-1]["Authorization"] == "Bearer sk-test"
         # Resume: the remaining chunk only; the two done before are not asked again.

@@ -6,7 +6,8 @@ import streamlit as st
 
 from core import jobs, models
 from core.evaluate import METRICS, default_dims
-from core.train import DeviceSetup, TrainConfig, default_batch_size, estimate_seconds, seq_length_for
+from core.pairs import is_generated
+from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from views.common import explained, model_info, pair_set_label, pick_corpus, runner, store
 
 st.title("Fine-tune the embedding model")
@@ -40,25 +41,34 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
                                 index=ids.index(remembered) if remembered in ids else len(ids) - 1)
         st.session_state["pair_set_id"] = pair_set.id
-        n_train = workspace.split_counts(pair_set.id)["train"]
-        model_name = st.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model")
+        pairs = [(p["query"], p["positive"]) for p in workspace.pairs(pair_set.id, "train")]
+        n_train = len(pairs)
+        m1, m2 = st.columns([3, 1])
+        model_name = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model")
+        budget = m2.number_input("Time budget (minutes)", 1.0, 24 * 60.0, None, 1.0,
+                                 placeholder="default", help="The default plan fits its epochs and "
+                                 "pairs into this much training time (10 min on CPU, 5 on a GPU).")
         with explained():
             info = model_info(model_name)
-            tokens = [c["tokens"] for c in workspace.chunks(corpus.id)]
-            suggested_seq = seq_length_for(tokens, info.max_seq_length)
+            default, plan = plan_run(TrainConfig(model=model_name, pair_set_id=pair_set.id,
+                                                 budget_minutes=budget,
+                                                 generated_pairs=is_generated(pair_set)),
+                                     pairs, models.load(model_name), setup.device)
+            st.markdown(f"**Default plan:** {plan.summary()}")
             with st.form("config"):
                 c1, c2, c3, c4 = st.columns(4)
-                epochs = c1.number_input("Epochs", 1, 50, 2)
-                batch = c2.number_input("Batch size", 2, 4096, min(default_batch_size(setup.device), n_train))
-                lr = c3.number_input("Learning rate", 1e-7, 1e-2, 2e-5, format="%.1e")
-                warmup = c4.number_input("Warmup share", 0.0, 0.9, 0.1, 0.05)
+                epochs = c1.number_input("Epochs", 1, 50, default.epochs)
+                batch = c2.number_input("Batch size", 2, 4096, default.batch_size)
+                lr = c3.number_input("Learning rate", 1e-7, 1e-2, default.learning_rate, format="%.1e")
+                warmup = c4.number_input("Warmup share", 0.0, 0.9, default.warmup, 0.05)
                 c5, c6, c7, c8 = st.columns(4)
-                seq = c5.number_input("Max sequence length", 16, info.max_seq_length, suggested_seq,
-                                      help="Default: long enough for 95% of this corpus's chunks.")
+                seq = c5.number_input("Max sequence length", 16, info.max_seq_length,
+                                      default.max_seq_length,
+                                      help="Default: long enough for 95% of the training passages.")
                 loss = c6.selectbox("Loss", ["mnrl", "cached_mnrl"],
                                     help="cached_mnrl: large batches in little memory (GradCache).")
-                negatives = c7.number_input("Hard negatives per pair", 0, 5, 0)
-                seed = c8.number_input("Seed", 0, 100_000, 42)
+                negatives = c7.number_input("Hard negatives per pair", 0, 5, default.hard_negatives)
+                seed = c8.number_input("Seed", 0, 100_000, default.seed)
                 dims_all = default_dims(info.dimension)
                 dims = st.multiselect("Matryoshka dimensions", sorted({*dims_all, 16}, reverse=True),
                                       default=dims_all)
@@ -67,18 +77,18 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                 dims_sorted = sorted(dims, reverse=True) or dims_all
                 best_dim = c10.selectbox("at dimension", dims_sorted,
                                          index=dims_sorted.index(128) if 128 in dims_sorted else len(dims_sorted) - 1)
-                max_pairs = c11.number_input("Use at most N pairs (0 = all)", 0, 10_000_000, 0)
+                max_pairs = c11.number_input("Use at most N pairs", 2, max(2, n_train), default.max_pairs)
                 start = st.form_submit_button("Start fine-tuning", type="primary")
             config = TrainConfig(model=model_name, pair_set_id=pair_set.id, dims=dims_sorted,
                                  epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr),
                                  warmup=float(warmup), max_seq_length=int(seq), seed=int(seed),
                                  loss=loss, hard_negatives=int(negatives),
-                                 max_pairs=int(max_pairs) or None, best_metric=best_metric,
-                                 best_dim=int(best_dim))
-            used = min(n_train, config.max_pairs or n_train)
-            st.caption(f"Training on {used} of {n_train} pairs · estimated "
-                       f"{duration(estimate_seconds(n_train, config, setup.device, int(seq)))} "
-                       f"of training on {setup.device}, plus evaluation.")
+                                 max_pairs=int(max_pairs), best_metric=best_metric,
+                                 best_dim=int(best_dim), budget_minutes=budget,
+                                 generated_pairs=is_generated(pair_set))
+            _, chosen = plan_run(config, pairs, models.load(model_name), setup.device)
+            st.caption(f"Training on {chosen.max_pairs:,} of {n_train:,} pairs · "
+                       f"{chosen.summary()} of training on {setup.device}, plus evaluation.")
             if start:
                 job_id = jobs.submit(workspace, "train", json.loads(config.to_json()))
                 runner().wake()
@@ -146,7 +156,11 @@ def live(job_id: int, state_at_render: str) -> None:
     if any(p["series"].startswith("ndcg") for p in points):
         right.plotly_chart(series_chart(points, "ndcg@10/", "NDCG@10 on the test queries, per epoch",
                                         "NDCG@10"), width="stretch", key=f"ndcg{job_id}")
-    if job.state == "succeeded" and job.result.get("finetuned"):
+    if job.state == "succeeded" and job.result.get("kept") == "base":
+        st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the test queries, so "
+                   f"`{job.result['model_path']}` holds the base model. Try more or better pairs.",
+                   icon=":material/info:")
+    elif job.state == "succeeded" and job.result.get("finetuned"):
         st.success(f"Done. The fine-tuned model is in `{job.result['model_path']}`.")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
     log = jobs.events(workspace, job_id, "log", limit=12)
@@ -158,7 +172,7 @@ job = next(j for j in all_jobs if j.id == selected)
 live(selected, job.state)
 
 with st.expander("Configuration, and the same run on several GPUs or machines"):
-    config_json = json.dumps({k: v for k, v in job.config.items() if k != "resume"}, indent=2)
+    config_json = json.dumps(job.config, indent=2)
     st.code(config_json, language="json")
     st.download_button("Download config (JSON)", config_json, f"job-{job.id}.json")
     st.markdown("Export the pairs (train split as JSONL) and the test set (BEIR folder), then run:")

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import models
-from core.compare import gains, headlines
+from core.compare import gains, headlines, trust_note
 from core.evaluate import METRICS, RetrievalSet, default_dims, evaluate_named, load_evaluations, misses, save
 from views.common import explained, model_info, pair_set_label, pick_corpus, store
 
@@ -24,6 +24,10 @@ ids = [p.id for p in pair_sets]
 pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
                         index=ids.index(remembered) if remembered in ids else len(ids) - 1)
 st.session_state["pair_set_id"] = pair_set.id
+if trust_note(pair_set):
+    st.warning(trust_note(pair_set), icon=":material/warning:")
+    st.page_link("views/pairs.py", label="Import real test questions (Pairs page → Import your pairs)",
+                 icon=":material/upload:")
 
 with st.expander("Measure a model", expanded=not load_evaluations(workspace, pair_set.id)):
     model_name = st.text_input("Model", value=models.DEFAULT_MODEL,

@@ -1,0 +1,97 @@
+"""The default plan (one function for the page, the CLI and the job), config type checks, and
+the base-model guard: a run never hands back a model worse than the one it started from."""
+import json
+from pathlib import Path
+
+import pytest
+
+from core import models
+from core.beir import load_demo
+from core.evaluate import RetrievalSet, evaluate
+from core.finetune import run_experiment
+from core.plan import MAX_EPOCHS, default_plan, seq_length_for
+from core.store import WorkspaceError
+from core.train import NO_GAIN, TrainConfig, plan_run
+
+MINILM = 22_700_000
+
+
+class Quiet:
+    lines: list[str] = []
+
+    def status(self, text): self.lines.append(text)
+    def progress(self, fraction): pass
+    def log(self, line): self.lines.append(line)
+    def point(self, series, step, value, epoch=None): pass
+    def should_stop(self): return False
+
+
+def test_small_data_gets_the_recipes_epochs_and_a_fitted_sequence_length():
+    plan = default_plan(480, [100] * 480, "cpu", 256, MINILM)
+    assert plan.epochs == MAX_EPOCHS and plan.max_pairs == 480
+    assert plan.max_seq_length == 128 and plan.learning_rate == 2e-5
+    assert plan.seconds <= plan.budget_seconds
+    assert plan.summary().startswith("4 epochs · lr 2e-05 · batch 32 · seq 128 · 480 pairs")
+
+
+def test_large_data_is_capped_to_fit_the_budget_and_a_bigger_model_gets_less():
+    small = default_plan(60_000, [200] * 100, "cpu", 256, MINILM, budget_minutes=10)
+    assert small.epochs == 1 and small.max_pairs < 60_000
+    assert small.seconds <= 600
+    bigger = default_plan(60_000, [200] * 100, "cpu", 256, 5 * MINILM, budget_minutes=10)
+    assert bigger.max_pairs < small.max_pairs
+    gpu = default_plan(60_000, [200] * 100, "cuda", 512, MINILM)
+    assert gpu.batch_size == 64 and gpu.budget_seconds == 300
+
+
+def test_fixed_settings_win_and_generated_pairs_get_a_gentler_rate():
+    plan = default_plan(1000, [50] * 1000, "cpu", 256, MINILM, generated=True, epochs=2,
+                        max_seq_length=96, max_pairs=300)
+    assert (plan.epochs, plan.max_seq_length, plan.max_pairs) == (2, 96, 300)
+    assert plan.learning_rate < 2e-5
+    assert seq_length_for([], 256) == 256 and seq_length_for([500] * 10, 256) == 256
+
+
+def test_page_and_cli_resolve_the_same_plan(store, count):
+    _, pair_set_id = load_demo(store, count, limit=60)
+    pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set_id, "train")]
+    model = models.load()
+    config, plan = plan_run(TrainConfig(), pairs, model, "cpu")
+    again, same = plan_run(TrainConfig.from_dict(json.loads(TrainConfig().to_json())), pairs, model, "cpu")
+    assert plan == same and config == again
+    assert None not in (config.epochs, config.batch_size, config.learning_rate,
+                        config.max_seq_length, config.max_pairs, config.hard_negatives)
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"epochs": "two"}, "epochs"), ({"epochs": 2.5}, "epochs"), ({"learning_rate": "fast"}, "learning_rate"),
+    ({"dims": [384, "64"]}, "dims"), ({"dims": 64}, "dims"), ({"generated_pairs": 1}, "generated_pairs"),
+    ({"model": None}, "model"), ({"batch_size": True}, "batch_size"), ({"colour": "red"}, "colour"),
+])
+def test_wrongly_typed_or_unknown_settings_are_refused_by_name(settings, named):
+    with pytest.raises(WorkspaceError, match=named):
+        TrainConfig.from_dict(settings)
+
+
+@pytest.mark.parametrize("settings", [{"max_seq_length": 0}, {"max_seq_length": -5},
+                                      {"max_pairs": -1}, {"epochs": 0}, {"budget_minutes": 0}])
+def test_out_of_range_settings_are_refused_before_anything_runs(settings):
+    with pytest.raises(WorkspaceError):
+        TrainConfig.from_dict(settings).resolved(384, 100)
+
+
+def test_a_run_that_does_not_help_keeps_the_base_model_and_says_so(store, count, tmp_path):
+    _, pair_set_id = load_demo(store, count, limit=60)
+    data = RetrievalSet.from_pair_set(store, pair_set_id)
+    train = store.pairs(pair_set_id, "train")
+    # Every query paired with someone else's passage: training can only make retrieval worse.
+    wrong = [(a["query"], b["positive"]) for a, b in zip(train, train[7:] + train[:7])]
+    config = TrainConfig(epochs=2, batch_size=8, learning_rate=3e-4, max_seq_length=64, dims=[384, 64])
+    result = run_experiment(config, wrong, data, tmp_path / "run", Quiet(), store)
+    assert result.training.kept == "base" and result.to_json()["message"] == NO_GAIN
+    assert result.finetuned.metrics == result.baseline.metrics
+    saved = json.loads(Path(result.training.model_path, "ragtune.json").read_text())
+    assert saved["kept"] == "base" and saved["plan"]["epochs"] == 2
+    reloaded = models.load_fresh(result.training.model_path, "cpu")
+    assert evaluate(reloaded, data, [384, 64]).metrics == result.baseline.metrics
+    assert not (tmp_path / "run" / "checkpoints").exists()
