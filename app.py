@@ -6,7 +6,8 @@ multipage app, and a first visit straight to a deep link would then skip this fi
 """
 import streamlit as st
 
-from views.common import runner
+from core.workflow import active_jobs
+from views.common import runner, store
 
 st.set_page_config(page_title="ragtune", page_icon=":material/target:", layout="wide")
 
@@ -17,7 +18,22 @@ PAGES = [
     st.Page("views/pairs.py", title="Pairs", icon=":material/quiz:", url_path="pairs"),
     st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
     st.Page("views/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
+    st.Page("views/runs.py", title="Runs", icon=":material/table_view:", url_path="runs"),
+    st.Page("views/search.py", title="Search", icon=":material/search:", url_path="search"),
 ]
 
+
+@st.fragment(run_every="5s")
+def job_status() -> None:
+    """Running and queued jobs, on every page, refreshed while they last."""
+    for job in active_jobs(store()):
+        text = (f"Job {job.id} {job.state} · {job.progress:.0%}" if job.state == "running"
+                else f"Job {job.id} queued")
+        st.page_link("views/finetune.py", label=text, icon=":material/model_training:")
+
+
 runner()  # started once per server process; jobs go on while pages come and go
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+with st.sidebar:
+    job_status()
+page.run()

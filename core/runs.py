@@ -286,11 +286,11 @@ def _delete_runs(store: Store, runs: list[Run], prefixes: list[str]) -> None:
     for prefix in prefixes:
         db.execute("DELETE FROM embeddings WHERE model_key LIKE ?", (prefix + "%",))
     for run in runs:
-        if run.kind == "fine-tune":
-            db.execute("DELETE FROM evaluations WHERE job_id = ?", (run.job_id,))
-            db.execute("DELETE FROM jobs WHERE id = ?", (run.job_id,))
-        else:
+        # A job's baseline is a run of its own in the list, so it stays until deleted itself.
+        if run.evaluation_id is not None:
             db.execute("DELETE FROM evaluations WHERE id = ?", (run.evaluation_id,))
+        if run.kind == "fine-tune":
+            db.execute("DELETE FROM jobs WHERE id = ?", (run.job_id,))
 
 
 def _remove_folders(store: Store, runs: list[Run]) -> None:
@@ -306,8 +306,8 @@ def plan_delete_run(store: Store, run_id: str) -> Deletion:
 
 
 def delete_run(store: Store, run_id: str) -> Deletion:
-    """Delete a run: a fine-tuning job with its model folder, checkpoints, both of its
-    evaluations and the cached vectors of its model; or one evaluation."""
+    """Delete a run: a fine-tuning job with its model folder, checkpoints, the evaluation of
+    its model and that model's cached vectors; or one evaluation."""
     run = get_run(store, run_id)
     _refuse_active([run])
     report = plan_delete_run(store, run_id)

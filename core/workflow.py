@@ -1,0 +1,82 @@
+"""Where the workspace stands in the flow decide → corpus → pairs → baseline → fine-tune →
+results → search, and the one thing to do next. The Home page and the sidebar show it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import jobs
+from .runs import list_runs
+from .store import Store
+
+
+@dataclass
+class Step:
+    key: str
+    title: str
+    page: str  # the view that does this step
+    state: str  # a short line on what the workspace holds for it
+    done: bool
+
+
+@dataclass
+class Status:
+    steps: list[Step]
+    next: Step
+    action: str  # the label of the next-action button
+    running: int
+    queued: int
+
+    def summary(self) -> str:
+        corpora, pair_sets = self.steps[1].state, self.steps[2].state
+        jobs_part = f"{self.running} job{'s' * (self.running != 1)} running"
+        return f"{corpora} · {pair_sets} · {jobs_part}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def active_jobs(store: Store) -> list[jobs.Job]:
+    return [j for j in jobs.all_jobs(store) if j.state in ("queued", "running")]
+
+
+def status(store: Store) -> Status:
+    corpora = store.corpora()
+    pair_sets = store.pair_sets()
+    split = [p for p in pair_sets if {"train", "test"} <= set(store.split_counts(p.id))]
+    runs = list_runs(store)
+    measured = [r for r in runs if r.kind == "evaluation" and r.metrics]
+    tuned = [r for r in runs if r.kind == "fine-tune" and r.metrics]
+    active = active_jobs(store)
+    running = sum(j.state == "running" for j in active)
+    queued = len(active) - running
+    steps = [
+        Step("decide", "Decide", "views/decide.py", "RAG, fine-tuning or both?", True),
+        Step("corpus", "Corpus", "views/corpus.py",
+             f"{len(corpora)} corp{'us' if len(corpora) == 1 else 'ora'}", bool(corpora)),
+        Step("pairs", "Pairs", "views/pairs.py",
+             f"{_plural(len(pair_sets), 'pair set')} ({len(split)} split)", bool(split)),
+        Step("baseline", "Baseline", "views/results.py", _plural(len(measured), "evaluation"),
+             bool(measured)),
+        Step("finetune", "Fine-tune", "views/finetune.py",
+             f"{_plural(len(tuned), 'fine-tuned model')}"
+             + (f", {running} running" if running else "") + (f", {queued} queued" if queued else ""),
+             bool(tuned)),
+        Step("results", "Results", "views/runs.py", _plural(len(runs), "run"), bool(tuned)),
+        Step("search", "Search", "views/search.py",
+             "compare two models on real questions" if len(measured) + len(tuned) >= 1
+             else "needs a measured model", False),
+    ]
+    if not corpora:
+        step, action = steps[1], "Load the demo corpus"
+    elif not split:
+        step, action = steps[2], "Make question→passage pairs"
+    elif not measured:
+        step, action = steps[3], "Measure the baseline"
+    elif not tuned and active:
+        step, action = steps[4], "Watch the fine-tuning job"
+    elif not tuned:
+        step, action = steps[4], "Fine-tune the model"
+    else:
+        step, action = steps[6], "Search with both models"
+    return Status(steps, step, action, running, queued)

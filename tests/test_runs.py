@@ -1,0 +1,169 @@
+"""The runs list, its CLI, per-question comparisons, rename and delete, and the Runs and Home
+pages, on one tiny fine-tuning run made through ``python -m core finetune``."""
+import functools
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs, runs, search
+from core.beir import load_demo
+from core.cli import main
+from core.evaluate import EvalResult, RetrievalSet, evaluate_named, save
+from core.store import Store, WorkspaceError
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+@functools.lru_cache(maxsize=1)
+def trained_home() -> Path:
+    """A workspace with the demo cut to 40 docstrings and one 1-epoch fine-tuning run made by
+    the CLI; built once per test process and shared read-only (copy it to change it)."""
+    home = Path(tempfile.mkdtemp(prefix="ragtune-trained-")) / "ws"
+    before = os.environ.get("RAGTUNE_HOME")
+    os.environ["RAGTUNE_HOME"] = str(home)
+    try:
+        from core import models
+        _, pair_set_id = load_demo(Store(home), models.token_counter(), limit=40)
+        code = main(["finetune", "--pairs", str(pair_set_id), "--epochs", "1", "--batch-size", "8",
+                     "--max-seq-length", "64", "--max-pairs", "16", "--json"])
+        assert code == 0
+    finally:
+        if before is None:
+            os.environ.pop("RAGTUNE_HOME", None)
+        else:
+            os.environ["RAGTUNE_HOME"] = before
+    return home
+
+
+@pytest.fixture
+def trained(monkeypatch) -> Store:
+    home = trained_home()
+    monkeypatch.setenv("RAGTUNE_HOME", str(home))
+    return Store(home)
+
+
+@pytest.fixture
+def trained_copy(tmp_path, monkeypatch) -> Store:
+    home = tmp_path / "ws"
+    shutil.copytree(trained_home(), home)
+    monkeypatch.setenv("RAGTUNE_HOME", str(home))
+    return Store(home)
+
+
+def page(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(path)
+    return at.run()
+
+
+def test_finetune_cli_stores_a_job_and_runs_cli_lists_both_runs(trained, capsys):
+    [job] = jobs.all_jobs(trained)
+    assert job.state == "succeeded" and job.config["epochs"] == 1 and job.config["batch_size"] == 8
+    assert main(["runs", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"]
+    by_id = {r["id"]: r for r in listing}
+    assert set(by_id) == {f"j{job.id}", f"e{job.result['baseline_evaluation']}"}
+    tuned = by_id[f"j{job.id}"]
+    assert tuned["kind"] == "fine-tune" and tuned["model"] == "all-MiniLM-L6-v2"
+    assert tuned["model_path"] == job.result["model_path"]
+    assert tuned["metrics"] == job.result["finetuned"]  # per dimension, as the job stored them
+    baseline = by_id[f"e{job.result['baseline_evaluation']}"]
+    assert baseline["kind"] == "evaluation" and list(baseline["metrics"]) == ["384", "256", "128", "64", "32"]
+    assert main(["runs"]) == 0
+    assert f"j{job.id}\tfine-tune\tsucceeded" in capsys.readouterr().out
+
+
+def test_wins_and_losses_follow_the_stored_ranks(trained_copy):
+    store = trained_copy
+    base = next(r for r in runs.list_runs(store) if r.kind == "evaluation")
+    stored = runs.evaluation_of(store, base).details["per_query"]["64"]
+    qids = sorted(stored)
+    # A second measurement of the same questions: the first question moves to rank 1, the
+    # second drops out of the top 100, the rest stay where they were.
+    moved = {q: tuple(v) for q, v in stored.items()}
+    moved[qids[0]] = (1, "x")
+    moved[qids[1]] = (0, "x")
+    other = EvalResult("other", 47, len(qids), [64], 1.0, {64: {"ndcg@10": 0.5}}, {64: moved})
+    save(store, other, base.pair_set_id, "other")
+    b = next(r for r in runs.list_runs(store) if r.name == "other")
+    outcomes = {c.query_id: c.outcome for c in runs.wins_and_losses(store, base, b, 64)}
+    assert outcomes[qids[0]] == ("tie" if stored[qids[0]][0] == 1 else "win")
+    assert outcomes[qids[1]] == ("tie" if stored[qids[1]][0] == 0 else "loss")
+    assert all(outcomes[q] == "tie" for q in qids[2:])
+    with pytest.raises(WorkspaceError, match="not measured at 128"):
+        runs.wins_and_losses(store, base, b, 128)
+
+
+def test_deleting_a_fine_tune_run_removes_its_model_evaluations_and_cached_vectors(trained_copy):
+    store = trained_copy
+    run = next(r for r in runs.list_runs(store) if r.kind == "fine-tune")
+    search.corpus_index(store, store.pair_set(run.pair_set_id).corpus_id, run.model_path, 64)
+    prefix = runs._model_cache_prefix(run)  # searching cached the model's passage vectors
+    assert store.query("SELECT 1 FROM embeddings WHERE model_key LIKE ?", [prefix + "%"])
+    report = runs.delete_run(store, run.id)
+    assert report.runs == [run.id]
+    assert not jobs.job_dir(store, run.job_id).exists()
+    assert not store.query("SELECT 1 FROM evaluations WHERE id = ?", [run.evaluation_id])
+    assert not store.query("SELECT 1 FROM embeddings WHERE model_key LIKE ?", [prefix + "%"])
+    assert [r.kind for r in runs.list_runs(store)] == ["evaluation"]  # the standalone baseline stays
+    with pytest.raises(WorkspaceError, match="no run"):
+        runs.delete_run(store, run.id)
+
+
+def test_delete_corpus_refuses_while_a_job_waits_then_removes_everything(store, count):
+    corpus_id, pair_set_id = load_demo(store, count, limit=40)
+    result = evaluate_named(None, RetrievalSet.from_pair_set(store, pair_set_id), [64], store)
+    save(store, result, pair_set_id, "baseline")
+    assert store.query("SELECT COUNT(*) FROM embeddings")[0][0] > 0
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, "epochs": 1, "batch_size": 8})
+    plan = runs.plan_delete_corpus(store, corpus_id)
+    assert plan.pair_sets == 1 and plan.chunks > 0 and len(plan.runs) == 2 and plan.bytes > 0
+    with pytest.raises(WorkspaceError, match="cancel it"):
+        runs.delete_corpus(store, corpus_id)
+    assert store.corpora()  # nothing was lost
+    jobs.cancel(store, job_id)
+    runs.delete_corpus(store, corpus_id)
+    assert not store.corpora() and not runs.list_runs(store)
+    assert store.query("SELECT COUNT(*) FROM embeddings")[0][0] == 0
+
+
+def test_rename_checks_names(store, count):
+    corpus_id, pair_set_id = load_demo(store, count, limit=10)
+    other = store.create_pair_set(corpus_id, "other", "import", {})
+    with pytest.raises(WorkspaceError, match="already has a pair set named 'other'"):
+        runs.rename_pair_set(store, pair_set_id, " other ")
+    runs.rename_pair_set(store, pair_set_id, "summaries")
+    assert store.pair_set(pair_set_id).name == "summaries" and store.pair_set(other).name == "other"
+    with pytest.raises(WorkspaceError, match="cannot be empty"):
+        runs.rename_corpus(store, corpus_id, "  ")
+    runs.rename_corpus(store, corpus_id, "stdlib")
+    assert store.corpus(corpus_id).name == "stdlib"
+
+
+def test_runs_page_lists_compares_measures_storage_and_exports(trained):
+    at = page("views/runs.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["kind"]) == {"fine-tune", "evaluation"} and "ndcg@10 64d" in table.columns
+    assert any("beats A on" in m.value for m in at.markdown)
+    next(b for b in at.button if b.label == "Measure storage options").click().run()
+    assert not at.exception
+    assert "× smaller" in at.success[0].value or "No smaller index" in at.success[0].value
+    next(b for b in at.button if b.label == "Prepare the model zip").click().run()
+    assert not at.exception
+    assert any(d.label.startswith("Download ragtune-j") for d in at.get("download_button"))
+    assert any("truncate_dim=128" in c.value for c in at.code)
+
+
+def test_home_shows_the_flow_and_the_next_action(trained):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    assert "1 corpus · 1 pair set (1 split) · 0 jobs running" in at.caption[0].value
+    assert at.button[0].label == "Next: Search with both models"

@@ -1,0 +1,149 @@
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import export, runs, storage
+from views.common import escape, explained, store
+
+st.title("Runs")
+st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
+           "compare, export, rename or delete below.")
+workspace = store()
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"))
+all_runs = runs.list_runs(workspace)
+if not all_runs:
+    st.info("No runs yet: measure a baseline on the Results page or start a fine-tuning job.")
+    st.page_link("views/results.py", label="Go to Results", icon=":material/monitoring:")
+    st.stop()
+
+f1, f2 = st.columns([2, 1])
+needle = f1.text_input("Filter", placeholder="model, name, pair set…").strip().lower()
+kinds = f2.multiselect("Kind", ["fine-tune", "evaluation"], default=["fine-tune", "evaluation"])
+shown = [r for r in all_runs if r.kind in kinds
+         and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
+st.dataframe(pd.DataFrame([r.row() for r in shown]), hide_index=True, width="stretch")
+labels = {r.id: f"{r.id} · {r.name} · {r.model} · {r.pair_set}" for r in all_runs}
+by_id = {r.id: r for r in all_runs}
+measured = [r.id for r in shown if r.metrics]
+
+# -- overlay ---------------------------------------------------------------------------------
+st.subheader("NDCG@10 by embedding size")
+chosen = st.multiselect("Runs on the chart", measured, default=measured[:2], format_func=labels.get)
+figure = go.Figure()
+for run_id in chosen:
+    scores = by_id[run_id].ndcg()
+    figure.add_trace(go.Scatter(x=list(scores), y=list(scores.values()), mode="lines+markers",
+                                name=labels[run_id]))
+figure.update_layout(xaxis=dict(title="embedding dimensions", type="log",
+                                tickvals=sorted({d for r in chosen for d in by_id[r].metrics})),
+                     yaxis=dict(title="NDCG@10", range=[0, 1.02]), height=380,
+                     legend=dict(orientation="h", y=-0.3))
+st.plotly_chart(figure, width="stretch")
+selected = [by_id[r] for r in chosen] or [r for r in shown if r.metrics]
+d1, d2 = st.columns(2)
+d1.download_button("Results as CSV", export.results_csv(selected), "ragtune-results.csv")
+d2.download_button("Results as JSON", export.results_json(selected), "ragtune-results.json")
+
+# -- wins and losses -------------------------------------------------------------------------
+if len(measured) >= 2:
+    st.subheader("Per-question wins and losses")
+    w1, w2, w3 = st.columns([2, 2, 1])
+    a = by_id[w1.selectbox("Run A", measured, index=min(1, len(measured) - 1), format_func=labels.get)]
+    b = by_id[w2.selectbox("Run B", measured, index=0, format_func=labels.get)]
+    common = [d for d in sorted(a.metrics, reverse=True) if d in b.metrics]
+    if common:
+        dim = w3.selectbox("At dimension", common, key="wl_dim")
+        with explained():
+            changes = runs.wins_and_losses(workspace, a, b, dim)
+            outcome = pd.Series([c.outcome for c in changes]).value_counts()
+            st.markdown(f"B beats A on **{outcome.get('win', 0)}** questions, loses on "
+                        f"**{outcome.get('loss', 0)}**, ties on {outcome.get('tie', 0)} "
+                        "(rank of the right passage; 0 = not in the top 100).")
+            st.dataframe(pd.DataFrame([{"question": c.query, "rank A": c.rank_a, "rank B": c.rank_b,
+                                        "outcome": c.outcome} for c in changes]),
+                         hide_index=True, width="stretch", height=300)
+
+# -- storage ---------------------------------------------------------------------------------
+st.subheader("How small can the index be?")
+st.caption("Index size for the corpus at each dimension and precision, next to the NDCG@10 the "
+           "quantised vectors really score on the test questions.")
+with_model = [r.id for r in all_runs if r.metrics and r.pair_set_id and (r.kind == "evaluation" or r.model_path)]
+if with_model:
+    s1, s2 = st.columns([3, 1])
+    target = by_id[s1.selectbox("Model of run", with_model, format_func=labels.get, key="storage_run")]
+    n = s2.number_input("Passages to plan for", 1, 10_000_000_000, 1_000_000, step=100_000)
+    key = f"storage:{target.id}"
+    if st.button("Measure storage options"):
+        with explained(), st.spinner("Quantising and scoring…"):
+            st.session_state[key] = storage.measure(
+                workspace, target.pair_set_id, target.model_path or target.model,
+                sorted(target.metrics, reverse=True), passages=int(n))
+    if key in st.session_state:
+        table = st.session_state[key]
+        st.success(table.headline())
+        st.dataframe(pd.DataFrame([o.row() for o in table.options]), hide_index=True, width="stretch")
+
+# -- export ----------------------------------------------------------------------------------
+st.subheader("Take the model with you")
+finished = [r.id for r in all_runs if r.kind == "fine-tune" and r.model_path]
+if not finished:
+    st.info("Export needs a finished fine-tuning run.")
+else:
+    e1, e2 = st.columns([3, 1])
+    run = by_id[e1.selectbox("Fine-tuned model", finished, format_func=labels.get, key="export_run")]
+    dims = sorted(run.metrics, reverse=True) or [384]
+    dim = e2.selectbox("Dimensions to use", dims, index=dims.index(128) if 128 in dims else 0,
+                       key="export_dim")
+    if st.button("Prepare the model zip"):
+        with explained(), st.spinner("Zipping the model…"):
+            st.session_state["model_zip"] = export.model_zip_bytes(workspace, run.id)
+    if st.session_state.get("model_zip", ("",))[0] == f"{export.zip_name(run)}.zip":
+        name, data = st.session_state["model_zip"]
+        st.download_button(f"Download {name} ({len(data) / 2**20:.0f} MB)", data, name,
+                           mime="application/zip")
+    st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
+    for snippet in export.snippets(run.model_path, dim):
+        st.markdown(f"**{snippet.library}** · `{snippet.install}`")
+        st.code(snippet.code, language="python")
+    with st.expander("Push to the Hugging Face Hub"):
+        repo = st.text_input("Repository", placeholder="your-name/my-finetuned-embeddings")
+        token = st.text_input("Write token (used for this upload only, never stored)", type="password")
+        private = st.checkbox("Private repository", value=True)
+        if st.button("Push", disabled=not (repo and token)):
+            with explained(), st.spinner("Uploading…"):
+                url = export.push_to_hub(workspace, run.id, repo, token, private)
+                st.success(f"Pushed to {url}")
+
+# -- manage ----------------------------------------------------------------------------------
+st.subheader("Rename or delete")
+kind = st.radio("What", ["Run", "Pair set", "Corpus"], horizontal=True)
+if kind == "Run":
+    options = {r.id: labels[r.id] for r in all_runs}
+elif kind == "Pair set":
+    options = {p.id: f"{p.name} (id {p.id})" for p in workspace.pair_sets()}
+else:
+    options = {c.id: f"{c.name} (id {c.id})" for c in workspace.corpora()}
+if options:
+    item = st.selectbox("Which", list(options), format_func=options.get, key=f"manage_{kind}")
+    m1, m2 = st.columns(2)
+    with m1:
+        new_name = st.text_input("New name", key=f"rename_{kind}_{item}")
+        if st.button("Rename", disabled=not new_name.strip()):
+            with explained():
+                {"Run": runs.rename_run, "Pair set": runs.rename_pair_set,
+                 "Corpus": runs.rename_corpus}[kind](workspace, item, new_name)
+                st.session_state["flash"] = f"Renamed to {escape(new_name.strip())}."
+                st.rerun()
+    with m2, explained():
+        plan = {"Run": runs.plan_delete_run, "Pair set": runs.plan_delete_pair_set,
+                "Corpus": runs.plan_delete_corpus}[kind](workspace, item)
+        st.markdown(f"Deleting removes: {escape(plan.summary())}.")
+        sure = st.checkbox("Yes, delete it for good", key=f"sure_{kind}_{item}")
+        if st.button("Delete", type="primary", disabled=not sure):
+            done = {"Run": runs.delete_run, "Pair set": runs.delete_pair_set,
+                    "Corpus": runs.delete_corpus}[kind](workspace, item)
+            st.session_state["flash"] = f"Deleted {escape(done.summary())} at {time.strftime('%H:%M')}."
+            st.rerun()
