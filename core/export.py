@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .evaluate import METRICS
 from .runs import Run, get_run
 from .store import Store, WorkspaceError
 
@@ -77,7 +78,8 @@ def results_csv(runs: list[Run]) -> str:
     """One row per run and dimension with every metric, for spreadsheets."""
     import pandas as pd
     rows = [{"run": r.id, "name": r.name, "kind": r.kind, "model": r.model,
-             "pair set": r.pair_set, "corpus": r.corpus, "dim": d, **metrics}
+             "pair set": r.pair_set, "corpus": r.corpus, "dim": d,
+             **{m: metrics[m] for m in METRICS if m in metrics}}
             for r in runs for d, metrics in sorted(r.metrics.items(), reverse=True)]
     return pd.DataFrame(rows).to_csv(index=False)
 

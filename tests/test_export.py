@@ -1,0 +1,61 @@
+"""Model export: the zip loads back and embeds identically; snippets run; results files; Hub."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from core import export, models, runs
+from core.cli import main
+from core.store import WorkspaceError
+from tests.test_runs import trained  # noqa: F401  (fixture)
+
+
+def test_exported_zip_loads_back_with_the_same_embeddings(trained, tmp_path, capsys):  # noqa: F811
+    from sentence_transformers import SentenceTransformer
+    run = next(r for r in runs.list_runs(trained) if r.kind == "fine-tune")
+    target = tmp_path / "out.zip"
+    assert main(["export-model", run.id, "--zip", str(target), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["zip"] == str(target)
+    with zipfile.ZipFile(target) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "unzipped")
+    root = f"ragtune-{run.id}"
+    assert {f"{root}/README.md", f"{root}/ragtune.json", f"{root}/modules.json"} <= set(names)
+    loaded = SentenceTransformer(str(tmp_path / "unzipped" / root), device="cpu")
+    texts = ["How do I open a file?", "Return the absolute value of a number."]
+    original = models.load(run.model_path).encode(texts)
+    np.testing.assert_allclose(loaded.encode(texts), original, atol=1e-6)
+    # The snippet people paste loads the same folder at the chosen size.
+    [snippet] = [s for s in export.snippets(str(tmp_path / "unzipped" / root), 64)
+                 if s.library == "sentence-transformers"]
+    exec(snippet.code, {})
+    assert "truncate_dim" in next(s.code for s in export.snippets("m", 64) if s.library == "LangChain")
+
+
+def test_export_refuses_what_is_not_a_fine_tuned_model(trained, tmp_path, capsys):  # noqa: F811
+    assert main(["export-model", "e999", "--zip", str(tmp_path / "x.zip")]) == 1
+    assert "no run 'e999'" in capsys.readouterr().err
+    baseline = next(r for r in runs.list_runs(trained) if r.kind == "evaluation")
+    with pytest.raises(WorkspaceError, match="not a fine-tuning run"):
+        export.export_model(trained, baseline.id, tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_results_files_hold_every_dimension(trained):  # noqa: F811
+    all_runs = runs.list_runs(trained)
+    csv = export.results_csv(all_runs).splitlines()
+    assert csv[0].startswith("run,name,kind,model,pair set,corpus,dim,ndcg@10")
+    assert len(csv) == 1 + 5 * len(all_runs)
+    assert [r["id"] for r in json.loads(export.results_json(all_runs))["runs"]] == [r.id for r in all_runs]
+
+
+def test_push_to_hub_explains_a_missing_token_or_network(trained, monkeypatch):  # noqa: F811
+    run = next(r for r in runs.list_runs(trained) if r.kind == "fine-tune")
+    with pytest.raises(WorkspaceError, match="no Hugging Face token"):
+        export.push_to_hub(trained, run.id, "me/model", "  ")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    models.hub_reachable.cache_clear()
+    with pytest.raises(WorkspaceError, match="not reachable"):
+        export.push_to_hub(trained, run.id, "me/model", "hf_secret")
+    models.hub_reachable.cache_clear()

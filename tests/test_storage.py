@@ -1,0 +1,63 @@
+"""The storage table: sizes by arithmetic, scores equal to a direct computation."""
+import math
+
+import numpy as np
+
+from core import models, storage
+from core.evaluate import RetrievalSet, encode, load_evaluations
+from tests.test_runs import trained  # noqa: F401  (fixture)
+
+
+def ndcg_at_10(scores: np.ndarray, data: RetrievalSet) -> float:
+    """Binary-relevance NDCG@10, ties broken by corpus id as text (the evaluator's order)."""
+    total = 0.0
+    for row, qid in zip(scores, data.query_ids):
+        ranked = sorted(range(len(row)), key=lambda i: (-row[i], data.corpus_ids[i]))[:10]
+        rel = data.relevant[qid]
+        dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(ranked) if data.corpus_ids[i] in rel)
+        total += dcg / sum(1 / math.log2(r + 2) for r in range(min(len(rel), 10)))
+    return total / len(scores)
+
+
+def test_storage_table_matches_a_direct_computation(trained):  # noqa: F811
+    [pair_set] = trained.pair_sets()
+    table = storage.measure(trained, pair_set.id, models.DEFAULT_MODEL, [384, 64])
+    got = {(o.dim, o.precision): o for o in table.options}
+    assert len(got) == 6
+    data = RetrievalSet.from_pair_set(trained, pair_set.id)
+    model = models.load()
+    corpus, queries = encode(model, data.corpus), encode(model, data.queries)
+    n = len(data.corpus)
+    # float32 at full size is what the stored baseline measured
+    baseline = next(e for e in load_evaluations(trained, pair_set.id) if e.label == "baseline")
+    assert math.isclose(got[384, "float32"].ndcg, baseline.metrics[384]["ndcg@10"], abs_tol=1e-6)
+    c64 = corpus[:, :64] / np.linalg.norm(corpus[:, :64], axis=1, keepdims=True)
+    q64 = queries[:, :64] / np.linalg.norm(queries[:, :64], axis=1, keepdims=True)
+    # binary: Hamming distance on the signs, smaller is better
+    hamming = ((q64[:, None, :] > 0) != (c64[None, :, :] > 0)).sum(axis=2)
+    assert math.isclose(got[64, "binary"].ndcg, ndcg_at_10(-hamming.astype(float), data), abs_tol=1e-9)
+    # int8: per-dimension ranges from the corpus, 256 levels, cosine of the codes
+    low, high = c64.min(axis=0), c64.max(axis=0)
+    step = (high - low) / 255
+
+    def codes(x):
+        return np.clip(np.floor((x - low) / step), 0, 255) - 128
+
+    qc, cc = codes(q64), codes(c64)
+    cosine = (qc / np.linalg.norm(qc, axis=1, keepdims=True)) @ (cc / np.linalg.norm(cc, axis=1, keepdims=True)).T
+    assert math.isclose(got[64, "int8"].ndcg, ndcg_at_10(cosine, data), abs_tol=1e-6)
+    # sizes: 4, 1 and 1/8 bytes per number
+    assert got[384, "float32"].bytes == n * 384 * 4 and got[64, "int8"].bytes == n * 64
+    assert got[64, "binary"].bytes == n * 8 and got[64, "int8"].smaller == 24
+    assert math.isclose(got[64, "int8"].kept, got[64, "int8"].ndcg / got[384, "float32"].ndcg)
+
+
+def test_headline_names_the_smallest_index_that_keeps_the_score():
+    def option(dim, precision, ndcg):
+        size = storage.vector_bytes(dim, precision) * 1000
+        return storage.StorageOption(dim, precision, size, ndcg, 1536_000 / size, ndcg / 0.5)
+    table = storage.StorageTable("m", 1000, [option(384, "float32", 0.5), option(64, "int8", 0.485),
+                                             option(64, "binary", 0.40), option(128, "int8", 0.49)])
+    assert table.headline().startswith("64-d int8: 24× smaller, 97% of the score")
+    worse = storage.StorageTable("m", 1000, [option(384, "float32", 0.5), option(64, "binary", 0.3)])
+    assert worse.headline().startswith("No smaller index keeps 95%")
