@@ -521,17 +521,26 @@ def run_finetune(args) -> None:
     if not claimed:
         raise WorkspaceError(f"job {job_id} was taken by another runner; follow it on the "
                              "Fine-tune page")
-    worker = threading.Thread(target=jobs.Runner(store).run_one, args=(jobs.get(store, job_id),),
-                              name=f"finetune-{job_id}")
-    worker.start()
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            jobs.Runner(store).run_one(jobs.get(store, job_id))
+        finally:
+            done.set()
+
+    # Wait by sleeping, not Thread.join: a join interrupted by Ctrl-C can report a live thread
+    # as finished (CPython gh-90882), and the process would then exit under the running job.
+    threading.Thread(target=work, name=f"finetune-{job_id}").start()
     print(f"job {job_id} started; Ctrl-C cancels it", file=sys.stderr)
     shown = ""
-    while worker.is_alive():
+    while not done.is_set():
         try:
-            worker.join(1.0)
+            time.sleep(0.5)
         except KeyboardInterrupt:
-            print(f"\ncanceling job {job_id} at its next step…", file=sys.stderr)
-            jobs.cancel(store, job_id)
+            if jobs.get(store, job_id).state == "running":
+                print(f"\ncanceling job {job_id} at its next step…", file=sys.stderr)
+                jobs.cancel(store, job_id)
             continue
         status = jobs.get(store, job_id).status
         if status != shown and sys.stderr.isatty():

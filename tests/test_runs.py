@@ -167,3 +167,28 @@ def test_home_shows_the_flow_and_the_next_action(trained):
     assert not at.exception
     assert "1 corpus · 1 pair set (1 split) · 0 jobs running" in at.caption[0].value
     assert at.button[0].label == "Next: Search with both models"
+
+
+def test_finetune_cli_cancels_cleanly_on_ctrl_c(trained_copy):
+    import signal
+    import subprocess
+    import sys
+    import time
+    store = trained_copy
+    [pair_set] = store.pair_sets()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "finetune", "--pairs", str(pair_set.id), "--epochs", "1",
+         "--batch-size", "8", "--max-seq-length", "64", "--max-pairs", "16"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    # once the job reports a status of its own, the CLI is waiting on it
+    while not any(j.state == "running" and j.status != "Starting" for j in jobs.all_jobs(store)):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=180)
+    assert process.returncode == 130, err
+    assert "canceled" in err.splitlines()[-1] and "Traceback" not in err
+    newest = jobs.all_jobs(store)[0]
+    assert newest.state == "canceled" and newest.cancel_requested
+    assert any(r.id == f"j{newest.id}" and r.state == "canceled" for r in runs.list_runs(store))
