@@ -86,6 +86,19 @@ class RetrievalSet:
             relevant.setdefault(p["query_id"], set()).add(str(p["chunk_id"]))
         return cls.build(corpus, queries, relevant)
 
+    def subset(self, max_passages: int, seed: int = 0) -> "RetrievalSet":
+        """Every relevant passage plus a seeded sample of the others, up to ``max_passages``:
+        enough distractors to rank epochs against each other at a fraction of the encoding."""
+        if len(self.corpus) <= max_passages:
+            return self
+        import random
+        needed = {d for docs in self.relevant.values() for d in docs}
+        others = [i for i, cid in enumerate(self.corpus_ids) if cid not in needed]
+        keep = set(random.Random(seed).sample(others, max(0, min(len(others), max_passages - len(needed)))))
+        rows = [i for i, cid in enumerate(self.corpus_ids) if cid in needed or i in keep]
+        return RetrievalSet([self.corpus_ids[i] for i in rows], [self.corpus[i] for i in rows],
+                            self.query_ids, self.queries, self.relevant, self.skipped)
+
     @classmethod
     def from_beir(cls, folder: Path, split: str = "test") -> "RetrievalSet":
         from .beir import read_beir_raw

@@ -56,8 +56,7 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
     baseline = evaluate_named(config.model, eval_data, config.dims, store, progress)
     reporter.log("baseline " + baseline.line())
     after_baseline = time.perf_counter()
-    training = train(config, pairs, validation or eval_data, output_dir, reporter, corpus, resume,
-                     base=None if validation else baseline)
+    training = train(config, pairs, validation or eval_data, output_dir, reporter, corpus, resume)
     after_training = time.perf_counter()
     finetuned = None
     if training.kept == "base":

@@ -32,6 +32,7 @@ from .store import WorkspaceError
 
 LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"
+VALIDATION_PASSAGES = 3000
 
 
 @dataclass
@@ -240,7 +241,7 @@ def matryoshka_evaluator(data: RetrievalSet, dims: list[int], reporter: Reporter
 # -- training ------------------------------------------------------------------------------
 def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
           output_dir: Path, reporter: Reporter, corpus: list[str] | None = None,
-          resume: bool = False, base: EvalResult | None = None) -> TrainResult:
+          resume: bool = False) -> TrainResult:
     """Fine-tune ``config.model`` on (query, passage) pairs and save the best of its epochs and
     the untrained model, judged on ``eval_data``, to ``output_dir/model``; checkpoints in
     ``output_dir/checkpoints`` allow resuming.
@@ -248,12 +249,12 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     Args:
         config: the run's settings; those left ``None`` are filled in by the default plan.
         pairs: (query, passage) training pairs.
-        eval_data: validation queries that pick the best epoch.
+        eval_data: validation queries that pick the best epoch (against at most
+            ``VALIDATION_PASSAGES`` passages, so an epoch's evaluation stays cheap).
         output_dir: where checkpoints and the model go.
         reporter: where progress is told (the job store or the terminal).
         corpus: passages to mine hard negatives from.
         resume: continue from the newest checkpoint in ``output_dir``.
-        base: the untrained model's result on ``eval_data``, if already measured.
     """
     import datasets
     import torch
@@ -295,13 +296,11 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     ranking = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
                if config.loss == "cached_mnrl" else MultipleNegativesRankingLoss(model))
     loss = MatryoshkaLoss(model, ranking, matryoshka_dims=config.dims)
-    evaluator = matryoshka_evaluator(eval_data, config.dims)
+    evaluator = matryoshka_evaluator(eval_data.subset(VALIDATION_PASSAGES, config.seed), config.dims)
     primary = f"eval_dim{config.best_dim}_{config.best_metric}"
-    if base is None or config.best_dim not in base.metrics:
-        reporter.status("Measuring the untrained model on the validation queries")
-        evaluator(model)
-        base = evaluator.last
-    base_score = base.metrics[config.best_dim][config.best_metric]
+    reporter.status("Measuring the untrained model on the validation queries")
+    evaluator(model)
+    base_score = evaluator.last.metrics[config.best_dim][config.best_metric]
 
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     args = SentenceTransformerTrainingArguments(

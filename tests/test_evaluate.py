@@ -88,3 +88,12 @@ def test_bad_labels_are_counted_or_refused():
         RetrievalSet.build({"d": "a"}, {"q": "x"}, {"q": {"other"}})
     with pytest.raises(WorkspaceError, match="outside 1..384"):
         evaluate(models.load(), data, [512])
+
+
+def test_a_validation_subset_keeps_every_relevant_passage_and_is_repeatable():
+    corpus = {f"d{i}": f"passage {i}" for i in range(50)}
+    data = RetrievalSet.build(corpus, {"q1": "one", "q2": "two"}, {"q1": {"d3"}, "q2": {"d40", "d41"}})
+    small = data.subset(10, seed=1)
+    assert len(small.corpus) == 10 and {"d3", "d40", "d41"} <= set(small.corpus_ids)
+    assert small.corpus_ids == data.subset(10, seed=1).corpus_ids
+    assert data.subset(50) is data
