@@ -95,9 +95,12 @@ def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
     at = page("views/finetune.py")
     assert not at.exception
     assert "Device: **cpu**" in at.caption[0].value
-    at.number_input[0].set_value(1)  # epochs
-    at.number_input[1].set_value(8)  # batch size
-    at.number_input[4].set_value(64)  # max sequence length
+    # The same default plan as the CLI, shown before anything is chosen.
+    assert any(m.value.startswith("**Default plan:** ") and "lr 2e-05" in m.value for m in at.markdown)
+    field = {n.label: n for n in at.number_input}
+    field["Epochs"].set_value(1)
+    field["Batch size"].set_value(8)
+    field["Max sequence length"].set_value(64)
     at.button[0].click().run()  # Start fine-tuning
     assert not at.exception
     store = Store(home)

@@ -46,7 +46,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         m1, m2 = st.columns([3, 1])
         model_name = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model")
         budget = m2.number_input("Time budget (minutes)", 1.0, 24 * 60.0, None, 1.0,
-                                 placeholder="default", help="The default plan fits its epochs and "
+                                 placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
                                  "pairs into this much training time (10 min on CPU, 5 on a GPU).")
         with explained():
             info = model_info(model_name)
