@@ -34,13 +34,13 @@ def load_beir(folder: Path) -> BeirFolder:
         if not f.is_file():
             raise WorkspaceError(f"{folder} is not a BEIR folder: {f.name} is missing")
     docs = [Document(f"{corpus_file.name}#{r['_id']}", "row",
-                     (f"{r['title']}\n\n" if r.get("title") else "") + r.get("text", ""),
+                     (f"{r['title']}\n\n" if r.get("title") else "") + str(r.get("text") or ""),
                      str(r["_id"])) for r in _jsonl(corpus_file, ("_id",))]
     queries: dict[str, str] = {}
     for r in _jsonl(queries_file, ("_id", "text")):
         if str(r["_id"]) in queries:
             raise WorkspaceError(f"queries.jsonl repeats the _id {r['_id']!r}; ids must be unique")
-        queries[str(r["_id"])] = r["text"]
+        queries[str(r["_id"])] = str(r["text"])
     qrel_files = {p.stem: p for p in sorted((folder / "qrels").glob("*.tsv"))}
     if (folder / "qrels.tsv").is_file():
         qrel_files.setdefault("test", folder / "qrels.tsv")
@@ -61,35 +61,54 @@ def read_beir_raw(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[st
     return corpus, data.queries, data.qrels
 
 
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise WorkspaceError(f"{path.name}: not valid UTF-8 (byte {e.start}); re-save it as "
+                             "UTF-8") from None
+
+
 def _jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise WorkspaceError(f"{path.name} line {number}: not valid JSON") from None
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise WorkspaceError(f"{path.name} line {number}: missing {', '.join(missing)}")
-            rows.append(row)
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            raise WorkspaceError(f"{path.name} line {number}: not valid JSON") from None
+        if not isinstance(row, dict):
+            raise WorkspaceError(f"{path.name} line {number}: expected a JSON object")
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise WorkspaceError(f"{path.name} line {number}: missing {', '.join(missing)}")
+        wrong = [k for k in ("_id", "title", "text") if k in row
+                 and not isinstance(row[k], (str, int)) and row[k] is not None]
+        if wrong:
+            raise WorkspaceError(f"{path.name} line {number}: {', '.join(wrong)} must be text")
+        rows.append(row)
     return rows
 
 
 def _qrels(path: Path) -> dict[str, list[str]]:
     qrels: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split("\t")
-            if number == 1 and not (parts[-1].strip().lstrip("-").isdigit()):
-                continue  # header
-            if len(parts) < 3:
-                raise WorkspaceError(f"{path.name} line {number}: expected query-id, corpus-id, "
-                                     "score separated by tabs")
-            if int(parts[-1]) > 0:
-                qrels.setdefault(parts[0], []).append(parts[1])
+    for number, line in enumerate(_lines(path), 1):
+        parts = line.split("\t")
+        if number == 1 and not (parts[-1].strip().lstrip("-").isdigit()):
+            continue  # header
+        if not line.strip():
+            continue
+        if len(parts) < 3:
+            raise WorkspaceError(f"{path.name} line {number}: expected query-id, corpus-id, "
+                                 "score separated by tabs")
+        try:
+            score = int(parts[-1])
+        except ValueError:
+            raise WorkspaceError(f"{path.name} line {number}: the score {parts[-1][:20]!r} is "
+                                 "not a whole number; use 1 for relevant, 0 for not") from None
+        if score > 0:
+            qrels.setdefault(parts[0], []).append(parts[1])
     return qrels
 
 

@@ -9,8 +9,10 @@ contrastive training batches.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -22,6 +24,9 @@ import numpy as np
 from .store import Store, WorkspaceError
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
+CHARS_PER_TOKEN = 6  # generous: English runs at about 4-5 characters per token
+TOKENIZE_BATCH = 256  # texts per tokenizer call, so memory follows the batch, not the file
+PREVIEW_CHARS, PREVIEW_DOCUMENTS = 200_000, 200
 TEXT_KINDS = {".txt": "text", ".md": "markdown", ".markdown": "markdown"}
 TABLE_KINDS = {".csv", ".jsonl", ".parquet"}
 SUPPORTED = sorted([*TEXT_KINDS, ".pdf", ".html", ".htm", ".docx", *TABLE_KINDS])
@@ -71,7 +76,20 @@ def check_name(name: str) -> str:
     return name
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def decode_text(name: str, data: bytes) -> str:
+    # Notepad and Excel save "Unicode text" as UTF-16 with a byte-order mark; its zero bytes
+    # would otherwise look binary.
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                raise WorkspaceError(f"{name}: starts like {encoding.upper()} text but does not "
+                                     "decode; re-save it as UTF-8 text") from None
     if b"\x00" in data[:8192]:
         raise WorkspaceError(f"{name}: looks like a binary file, not text; upload the original "
                              "document (pdf, docx, ...) or a UTF-8 text file")
@@ -109,6 +127,28 @@ def load_file(name: str, data: bytes) -> list[Document]:
     if not docs:
         raise WorkspaceError(f"{name}: no text found in it (a scanned PDF needs OCR first)")
     return docs
+
+
+def folder_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The supported files under ``folder``, and the ones skipped: hidden files and folders,
+    and symlinks that lead outside the folder (a link must not pull /etc/passwd into a corpus).
+
+    Linked folders are not followed, so a link cycle cannot make the walk endless.
+    """
+    root = Path(folder).resolve()
+    files, skipped = [], []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = sorted(d for d in folders if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(parent) / name
+            if path.suffix.lower() not in SUPPORTED:
+                continue
+            if name.startswith(".") or (path.is_symlink()
+                                        and not path.resolve().is_relative_to(root)):
+                skipped.append(path)
+            elif path.is_file():
+                files.append(path)
+    return files, skipped
 
 
 def _pdf_text(name: str, data: bytes) -> str:
@@ -200,16 +240,41 @@ def _cell(value) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9*#-])|\n")
 
 
-def split_units(text: str) -> list[tuple[str, bool]]:
-    """Sentences with a flag saying whether each starts a new paragraph."""
+def split_units(text: str, max_chars: int | None = None) -> list[tuple[str, bool]]:
+    """Sentences with a flag saying whether each starts a new paragraph.
+
+    Args:
+        text: the document text.
+        max_chars: cut longer "sentences" (text with no sentence breaks) into pieces of at
+            most this many characters, at whitespace where there is some.
+    """
     units: list[tuple[str, bool]] = []
     for paragraph in re.split(r"\n\s*\n", text):
         sentences = [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
-        units.extend((s, i == 0) for i, s in enumerate(sentences))
+        for i, sentence in enumerate(sentences):
+            pieces = cut_long(sentence, max_chars) if max_chars else [sentence]
+            units.extend((piece, i == 0 and j == 0) for j, piece in enumerate(pieces))
     return units
 
 
+def cut_long(text: str, max_chars: int) -> list[str]:
+    """Pieces of at most ``max_chars`` characters, cut at the last space before the limit, or
+    at the limit itself when a run has none."""
+    pieces = []
+    while len(text) > max_chars:
+        cut = text.rfind(" ", max_chars // 2, max_chars + 1)
+        cut = cut if cut > 0 else max_chars
+        pieces.append(text[:cut].strip())
+        text = text[cut:].strip()
+    return [p for p in (*pieces, text) if p]
+
+
 TokenCounter = Callable[[list[str]], list[int]]
+
+
+def count_in_batches(count_tokens: TokenCounter, texts: list[str]) -> list[int]:
+    return [n for i in range(0, len(texts), TOKENIZE_BATCH)
+            for n in count_tokens(texts[i:i + TOKENIZE_BATCH])]
 
 
 def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -> list[tuple[str, int]]:
@@ -218,10 +283,13 @@ def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -
     A chunk closes early at a paragraph break once it is half full, so chunks follow the
     author's structure; sentences longer than a chunk are cut at word boundaries.
     """
-    units = split_units(unicodedata.normalize("NFC", text))
+    # Tokenisers need memory in proportion to their input, so text without sentence breaks
+    # (a log, a minified file) is cut by characters before any of it is tokenised.
+    units = split_units(unicodedata.normalize("NFC", text),
+                        max_chars=4 * settings.size * CHARS_PER_TOKEN)
     if not units:
         return []
-    counts = count_tokens([u for u, _ in units])
+    counts = count_in_batches(count_tokens, [u for u, _ in units])
     pieces: list[tuple[str, bool, int]] = []
     for (unit, starts_paragraph), n in zip(units, counts):
         if n <= settings.size:
@@ -230,7 +298,7 @@ def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -
         words = unit.split()
         step = max(1, int(len(words) * settings.size / n * 0.9))
         parts = [" ".join(words[i:i + step]) for i in range(0, len(words), step)]
-        for j, (part, m) in enumerate(zip(parts, count_tokens(parts))):
+        for j, (part, m) in enumerate(zip(parts, count_in_batches(count_tokens, parts))):
             pieces.append((part, starts_paragraph and j == 0, m))
     chunks: list[tuple[str, int]] = []
     current: list[tuple[str, bool, int]] = []
@@ -261,6 +329,30 @@ def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -
     if fresh:
         chunks.append((_join(current), total(current)))
     return chunks
+
+
+@dataclass
+class Preview:
+    """How documents would be chunked, worked out on their first part only, so a huge upload
+    shows its preview at once."""
+    documents: int
+    chunks: list[tuple[str, int]]
+    complete: bool  # False: only the first PREVIEW_DOCUMENTS documents / PREVIEW_CHARS characters
+
+
+def preview(documents: list[Document], settings: ChunkSettings, count_tokens: TokenCounter,
+            max_chars: int = PREVIEW_CHARS, max_documents: int = PREVIEW_DOCUMENTS) -> Preview:
+    chunks: list[tuple[str, int]] = []
+    budget, complete = max_chars, len(documents) <= max_documents
+    for doc in documents[:max_documents]:
+        if budget <= 0:
+            complete = False
+            break
+        if len(doc.text) > budget:
+            complete = False
+        chunks += chunk_text(doc.text[:budget], settings, count_tokens)
+        budget -= len(doc.text)
+    return Preview(len(documents), chunks, complete)
 
 
 def _join(pieces: list[tuple[str, bool, int]]) -> str:

@@ -5,22 +5,35 @@ change, status line, log line and chart point to SQLite, and pages poll it. Noth
 in memory, so closing the browser changes nothing, and after a server restart the jobs that were
 running are marked ``interrupted`` and can be resumed from their last checkpoint.
 
-States: queued → running → succeeded | failed | canceled; running → interrupted (restart).
-Cancel of a queued job is immediate; a running job stops at its next training step.
+States: queued → running → succeeded | failed | canceled; running → interrupted (its process
+is gone). Cancel of a queued job is immediate; a running job stops at its next training step.
+
+Each running job names its owner (host, pid and process start time) and carries a heartbeat, so
+a second server or the CLI on the same workspace can tell a live job from an orphaned one.
 """
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import sqlite3
 import threading
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
+
+import psutil
 
 from .store import Store, WorkspaceError
 
+log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "failed", "canceled", "interrupted")
+HEARTBEAT_SECONDS = 10.0
+STALE_SECONDS = 60.0  # no heartbeat for this long: the owner is hung or on a lost host
+MAX_BACKOFF_SECONDS = 30.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +50,9 @@ class Job:
     status: str
     error: str | None
     result: dict
+    resume: bool = False  # continue from the last checkpoint instead of starting over
+    owner: str | None = None
+    heartbeat: float | None = None
 
     @property
     def elapsed(self) -> float:
@@ -54,7 +70,29 @@ class Job:
 def _job(row) -> Job:
     return Job(row["id"], row["kind"], row["state"], json.loads(row["config"]), row["created"],
                row["started"], row["finished"], bool(row["cancel_requested"]), row["progress"],
-               row["status"], row["error"], json.loads(row["result"]))
+               row["status"], row["error"], json.loads(row["result"]), bool(row["resume"]),
+               row["owner"], row["heartbeat"])
+
+
+def this_process() -> str:
+    """``host:pid:start-time``: the start time tells a live process from a later one that
+    happens to reuse the pid."""
+    started = psutil.Process().create_time()
+    return f"{socket.gethostname()}:{psutil.Process().pid}:{started:.0f}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """Whether the process named by ``owner`` still runs; None when it is on another host."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    if host != socket.gethostname():
+        return None
+    pid, _, started = rest.partition(":")
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.0f}" == started
+    except (psutil.Error, ValueError):
+        return False
 
 
 def submit(store: Store, kind: str, config: dict) -> int:
@@ -99,18 +137,28 @@ def resume(store: Store, job_id: int) -> None:
         raise WorkspaceError(f"job {job_id} is {job.state}; only an interrupted, failed or "
                              "canceled job can be resumed")
     store.db.execute("UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, "
-                     "finished = NULL, config = ? WHERE id = ?",
-                     (json.dumps({**job.config, "resume": True}), job_id))
+                     "finished = NULL, resume = 1, owner = NULL WHERE id = ?", (job_id,))
+
+
+def orphaned(job: Job, now: float | None = None) -> bool:
+    """A running job whose owner process is gone, or that has shown no life for a minute."""
+    stale = (now or time.time()) - (job.heartbeat or job.started or 0) > STALE_SECONDS
+    return owner_alive(job.owner) is False or stale
 
 
 def recover(store: Store) -> int:
-    """At start-up: jobs left running by a previous process can no longer be running."""
-    # It stopped at its last sign of life, not now: elapsed time must not count the downtime.
-    cur = store.db.execute("UPDATE jobs SET state = 'interrupted', finished = COALESCE("
-                           "(SELECT MAX(ts) FROM job_events e WHERE e.job_id = jobs.id), started), "
-                           "status = 'Interrupted by a server restart: resume to continue from the "
-                           "last checkpoint' WHERE state = 'running'")
-    return cur.rowcount
+    """At start-up: mark interrupted the running jobs no live process owns any more; a job
+    another server (or the CLI) is running on this workspace is left alone."""
+    with store.transaction() as db:
+        running = [_job(r) for r in db.execute("SELECT * FROM jobs WHERE state = 'running'")]
+        lost = [job.id for job in running if orphaned(job)]
+        # It stopped at its last sign of life, not now: elapsed time must not count the downtime.
+        db.executemany("UPDATE jobs SET state = 'interrupted', finished = COALESCE("
+                       "(SELECT MAX(ts) FROM job_events e WHERE e.job_id = jobs.id), heartbeat, "
+                       "started), status = 'Interrupted: its server stopped; resume to continue "
+                       "from the last checkpoint' WHERE id = ? AND state = 'running'",
+                       [(i,) for i in lost])
+    return len(lost)
 
 
 def events(store: Store, job_id: int, kind: str, limit: int | None = None) -> list[dict]:
@@ -122,21 +170,30 @@ def events(store: Store, job_id: int, kind: str, limit: int | None = None) -> li
 
 
 class StoreReporter:
-    """A job's progress, written to the workspace for the pages to read."""
+    """A job's progress, written to the workspace for the pages to read; every write is also a
+    heartbeat, the sign of life that keeps other processes from calling the job interrupted."""
 
     def __init__(self, store: Store, job_id: int):
         self.store, self.job_id = store, job_id
 
     def _event(self, kind: str, payload: dict) -> None:
-        self.store.db.execute("INSERT INTO job_events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
-                              (self.job_id, time.time(), kind, json.dumps(payload)))
+        now = time.time()
+        with self.store.transaction() as db:
+            db.execute("INSERT INTO job_events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
+                       (self.job_id, now, kind, json.dumps(payload)))
+            db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (now, self.job_id))
 
     def status(self, text: str) -> None:
-        self.store.db.execute("UPDATE jobs SET status = ? WHERE id = ?", (text, self.job_id))
+        self.store.db.execute("UPDATE jobs SET status = ?, heartbeat = ? WHERE id = ?",
+                              (text, time.time(), self.job_id))
         self.log(text)
 
     def progress(self, fraction: float) -> None:
-        self.store.db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (fraction, self.job_id))
+        self.store.db.execute("UPDATE jobs SET progress = ?, heartbeat = ? WHERE id = ?",
+                              (fraction, time.time(), self.job_id))
+
+    def heartbeat(self) -> None:
+        self.store.db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time(), self.job_id))
 
     def log(self, line: str) -> None:
         self._event("log", {"line": line})
@@ -165,7 +222,7 @@ def explain_failure(error: BaseException, config: dict) -> str:
 def check_train_config(store: Store, config: dict) -> dict:
     from . import models
     from .train import TrainConfig
-    train_config = TrainConfig.from_dict({k: v for k, v in config.items() if k != "resume"})
+    train_config = TrainConfig.from_dict(config)
     if train_config.pair_set_id is None:
         raise WorkspaceError("choose a pair set to train on")
     pair_set = store.pair_set(train_config.pair_set_id)
@@ -183,8 +240,7 @@ def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
     from .evaluate import RetrievalSet, save
     from .finetune import run_experiment
     from .train import TrainConfig
-    settings = {k: v for k, v in job.config.items() if k != "resume"}
-    config = TrainConfig.from_dict(settings)
+    config = TrainConfig.from_dict(job.config)
     if config.pair_set_id is None:
         raise WorkspaceError("the job names no pair set")
     try:
@@ -198,7 +254,7 @@ def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
     data = RetrievalSet.from_pair_set(store, pair_set.id)
     corpus = [c["text"] for c in store.chunks(pair_set.corpus_id)]
     result = run_experiment(config, pairs, data, job_dir(store, job.id), reporter, store, corpus,
-                            resume=bool(job.config.get("resume")))
+                            resume=job.resume)
     baseline_id = save(store, result.baseline, pair_set.id, "baseline", job.id)
     out = {**result.to_json(), "baseline_evaluation": baseline_id}
     if result.finetuned:
@@ -212,7 +268,8 @@ VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {"train": check_train_con
 
 
 class Runner:
-    """Runs queued jobs one at a time in a daemon thread."""
+    """Runs queued jobs one at a time in a daemon thread that no error can end: a failure to
+    reach the database is logged and retried with a growing pause."""
 
     def __init__(self, store: Store, poll_seconds: float = 1.0):
         self.store, self.poll = store, poll_seconds
@@ -221,10 +278,20 @@ class Runner:
         self._thread: threading.Thread | None = None
 
     def start(self) -> "Runner":
-        recover(self.store)
+        """Start the thread, or start a new one if the previous one has died."""
+        if self.alive():
+            return self
+        self._stop.clear()
+        try:
+            recover(self.store)
+        except sqlite3.Error:  # the loop retries the database; recovery can wait for a restart
+            log.exception("could not check for interrupted jobs")
         self._thread = threading.Thread(target=self._loop, name="ragtune-jobs", daemon=True)
         self._thread.start()
         return self
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
         self._wake.set()
@@ -236,42 +303,81 @@ class Runner:
             self._thread.join(timeout)
 
     def _claim(self) -> Job | None:
+        now = time.time()
         with self.store.transaction() as db:
             row = db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
             if row is None:
                 return None
             db.execute("UPDATE jobs SET state = 'running', started = ?, progress = 0, "
-                       "status = 'Starting' WHERE id = ?", (time.time(), row["id"]))
+                       "status = 'Starting', owner = ?, heartbeat = ? WHERE id = ?",
+                       (now, this_process(), now, row["id"]))
         return get(self.store, row["id"])
 
     def _loop(self) -> None:
+        pause = self.poll
         while not self._stop.is_set():
-            job = self._claim()
-            if job is None:
-                self._wake.wait(self.poll)
-                self._wake.clear()
-                continue
-            self.run_one(job)
+            try:
+                job = self._claim()
+                pause = self.poll
+                if job is not None:
+                    self.run_one(job)
+                    continue
+            except Exception:  # the runner must outlive a locked or failing database
+                log.exception("job runner: retrying in %.1f s", pause)
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def _retry(self, write: Callable[[], T], what: str) -> T:
+        """Run a write until it succeeds: the final state of a job must reach the workspace,
+        or the job would look running forever."""
+        pause = 0.2
+        while True:
+            try:
+                return write()
+            except sqlite3.Error:
+                log.exception("job runner: could not %s; retrying in %.1f s", what, pause)
+                if self._stop.wait(pause):
+                    raise
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+
+    def _beat(self, reporter: StoreReporter, done: threading.Event) -> None:
+        """Heartbeats while a long step (encoding, saving) reports nothing."""
+        while not done.wait(HEARTBEAT_SECONDS):
+            try:
+                reporter.heartbeat()
+            except sqlite3.Error:
+                log.warning("job %s: heartbeat not written", reporter.job_id)
 
     def run_one(self, job: Job) -> None:
         reporter = StoreReporter(self.store, job.id)
+        done = threading.Event()
+        threading.Thread(target=self._beat, args=(reporter, done), daemon=True).start()
         try:
             result = HANDLERS[job.kind](self.store, job, reporter)
             state = "canceled" if reporter.should_stop() else "succeeded"
-            done = state == "succeeded"
-            self.store.db.execute(  # a canceled job keeps the progress it reached
+            finished = state == "succeeded"
+            self._retry(lambda: self.store.db.execute(  # a canceled job keeps its progress
                 "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
                 "progress = CASE WHEN ? THEN 1.0 ELSE progress END WHERE id = ?",
                 (state, time.time(), json.dumps(result),
-                 "Done" if done else "Canceled; what was saved is kept", done, job.id))
+                 "Done" if finished else "Canceled; what was saved is kept", finished, job.id)),
+                f"record the end of job {job.id}")
         except BaseException as error:  # a job must never take the runner down with it
             message = explain_failure(error, job.config)
+            trace = None if isinstance(error, WorkspaceError) else traceback.format_exc()[-4000:]
+            self._retry(lambda: self._record_failure(reporter, message, trace),
+                        f"record the failure of job {job.id}")
+        finally:
+            done.set()
+
+    def _record_failure(self, reporter: StoreReporter, message: str, trace: str | None) -> None:
+        with self.store.transaction() as db:
             reporter.log("failed: " + message)
-            if not isinstance(error, WorkspaceError):
-                reporter.log(traceback.format_exc()[-4000:])
-            self.store.db.execute("UPDATE jobs SET state = 'failed', finished = ?, error = ?, "
-                                  "status = ? WHERE id = ?",
-                                  (time.time(), message, "Failed", job.id))
+            if trace:
+                reporter.log(trace)
+            db.execute("UPDATE jobs SET state = 'failed', finished = ?, error = ?, status = ? "
+                       "WHERE id = ?", (time.time(), message, "Failed", reporter.job_id))
 
 
 def job_dir(store: Store, job_id: int) -> Path:

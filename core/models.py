@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -89,26 +90,56 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: str, device: str):
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def check_folder(path: Path) -> None:
+    """Refuse, in one line, a model folder that cannot load: loading it would otherwise fail
+    deep inside transformers with a long traceback."""
+    config = path / "config.json"
+    try:
+        valid = isinstance(json.loads(config.read_text(encoding="utf-8")), dict)
+    except FileNotFoundError:
+        raise WorkspaceError(f"model folder {path} has no config.json; copy the whole model "
+                             "folder, not just some of its files") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        valid = False
+    if not valid:
+        raise WorkspaceError(f"model folder {path}: config.json is not a valid JSON object; "
+                             "copy the model folder again")
+    if not any(f.suffix in WEIGHT_SUFFIXES for f in path.rglob("*") if f.is_file()):
+        raise WorkspaceError(f"model folder {path} has no weights (*.safetensors or *.bin); "
+                             "copy the whole model folder again")
+
+
+def _open(path: Path, device: str):
+    """Load a checked folder; never runs code shipped with a model."""
     from sentence_transformers import SentenceTransformer
-    return SentenceTransformer(path, device=device, local_files_only=True)
+    check_folder(path)
+    try:
+        return SentenceTransformer(str(path), device=device, local_files_only=True,
+                                   trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise WorkspaceError(f"could not load model from {path}: {reason}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, device: str, weights: str):
+    """``weights`` (the folder's fingerprint) is part of the key, so a model saved again into
+    the same folder is loaded again instead of served stale from the cache."""
+    return _open(Path(path), device)
 
 
 def load(name: str | None = None, device: str | None = None):
     """A shared, loaded SentenceTransformer; use ``load_fresh`` for a copy you will train."""
     path = resolve(name)
     with _lock:
-        try:
-            return _load(str(path), device or pick_device())
-        except OSError as e:
-            raise WorkspaceError(f"could not load model from {path}: {str(e).splitlines()[0]}") from None
+        return _load(str(path), device or pick_device(), fingerprint(path))
 
 
 def load_fresh(name: str | None = None, device: str | None = None):
-    from sentence_transformers import SentenceTransformer
-    return SentenceTransformer(str(resolve(name)), device=device or pick_device(),
-                               local_files_only=True)
+    return _open(resolve(name), device or pick_device())
 
 
 def info(name: str | None = None) -> ModelInfo:

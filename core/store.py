@@ -118,7 +118,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX job_events_job ON job_events(job_id, kind, id);
     """,
+    # 4: which process runs a job and when it last showed life, so another server or the CLI on
+    # the same workspace never marks a live job interrupted; the resume flag leaves the config
+    # (where it used to be smuggled) so a job's config is always a valid training config.
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN heartbeat REAL;
+    ALTER TABLE jobs ADD COLUMN resume INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET resume = 1, config = json_remove(config, '$.resume')
+        WHERE json_extract(config, '$.resume') IS NOT NULL;
+    """,
 ]
+
+# What to do about the SQLite failures a user can meet, by words of the message.
+_DB_HINTS = (
+    ("locked", "another ragtune process is writing to the workspace; retry when it has finished"),
+    ("busy", "another ragtune process is writing to the workspace; retry when it has finished"),
+    ("disk is full", "free some disk space and retry"),
+    ("disk i/o", "check the disk holding the workspace and that it is still mounted"),
+    ("readonly", "make the workspace folder writable, or point RAGTUNE_HOME elsewhere"),
+    ("not a database", "RAGTUNE_HOME holds a ragtune.db that is not a ragtune workspace; "
+                       "point RAGTUNE_HOME elsewhere"),
+    ("unable to open", "check that RAGTUNE_HOME names a folder you can write to"),
+)
 
 
 class WorkspaceError(Exception):
@@ -144,6 +166,34 @@ class PairSet:
     settings: dict
 
 
+@dataclass
+class PairSetSummary:
+    """A pair set as listings show it: where it belongs and how it is split."""
+    id: int
+    corpus: str
+    name: str
+    source: str
+    pairs: int
+    split: dict[str, int]
+
+
+@dataclass
+class EvaluationSummary:
+    id: int
+    pair_set_id: int | None
+    model: str
+    label: str
+    job_id: int | None
+    created: float
+
+
+def explain_db_error(error: sqlite3.Error, path: Path | str) -> str:
+    """One line for a database failure: what SQLite said and what the user can do about it."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    hint = next((h for words, h in _DB_HINTS if words in text.lower()), "retry, and check the disk")
+    return f"workspace database {path}: {text}; {hint}"
+
+
 def default_home() -> Path:
     return Path(os.environ.get("RAGTUNE_HOME", "workspace")).resolve()
 
@@ -155,11 +205,17 @@ class Store:
     threads); ``transaction()`` groups writes so that a failed step leaves nothing behind.
     """
 
-    def __init__(self, home: Path | str | None = None):
+    def __init__(self, home: Path | str | None = None, busy_timeout: float = 30.0):
+        """Args:
+            home: the workspace folder (default: RAGTUNE_HOME, else ./workspace).
+            busy_timeout: seconds a statement waits for another process's write lock before
+                failing with "database is locked".
+        """
         self.home = Path(home).resolve() if home else default_home()
         self.files = self.home / "files"
         self.files.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "ragtune.db"
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._migrate()
 
@@ -168,7 +224,7 @@ class Store:
     def db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -187,17 +243,28 @@ class Store:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may already have rolled back on its own (disk full, I/O error); a second
+            # ROLLBACK would then hide the real error behind "no transaction is active".
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
+    def _version(self, db: sqlite3.Connection) -> int:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise WorkspaceError(
+                f"workspace {self.home} was written by a newer ragtune (schema {version}); "
+                "upgrade ragtune or point RAGTUNE_HOME elsewhere")
+        return version
+
     def _migrate(self) -> None:
+        # Reading the version takes no lock, so a read-only command works while another
+        # process writes; the write lock is taken only when there is something to migrate.
+        if self._version(self.db) == len(MIGRATIONS):
+            return
         with self.transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise WorkspaceError(
-                    f"workspace {self.home} was written by a newer ragtune (schema {version}); "
-                    "upgrade ragtune or point RAGTUNE_HOME elsewhere")
+            version = self._version(db)  # another process may have migrated meanwhile
             for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in sql.split(";"):
                     if statement.strip():
@@ -220,11 +287,12 @@ class Store:
         return _corpus(rows[0])
 
     def create_corpus(self, name: str, settings: dict) -> int:
-        if self.query("SELECT 1 FROM corpora WHERE name = ?", [name]):
+        try:  # the UNIQUE constraint decides, so two processes racing for a name cannot both win
+            cur = self.db.execute("INSERT INTO corpora (name, created, settings) VALUES (?, ?, ?)",
+                                  (name, time.time(), json.dumps(settings)))
+        except sqlite3.IntegrityError:
             raise WorkspaceError(f"a corpus named {name!r} already exists; pick another name "
-                                 "or delete it first")
-        cur = self.db.execute("INSERT INTO corpora (name, created, settings) VALUES (?, ?, ?)",
-                              (name, time.time(), json.dumps(settings)))
+                                 "or delete it first") from None
         return int(cur.lastrowid)
 
     def set_corpus_stats(self, corpus_id: int, stats: dict) -> None:
@@ -272,7 +340,7 @@ class Store:
     def pair_set(self, pair_set_id: int) -> PairSet:
         rows = self.query("SELECT * FROM pair_sets WHERE id = ?", [pair_set_id])
         if not rows:
-            raise WorkspaceError(f"no pair set with id {pair_set_id}; list them with "
+            raise WorkspaceError(f"no pair set {pair_set_id}; list them with "
                                  "python -m core pairs list")
         return _pair_set(rows[0])
 
@@ -317,6 +385,26 @@ class Store:
         rows = self.query("SELECT COALESCE(split, 'unsplit') AS s, COUNT(*) AS n FROM pairs "
                           "WHERE pair_set_id = ? GROUP BY s", [pair_set_id])
         return {r["s"]: r["n"] for r in rows}
+
+    def pair_set_summaries(self, corpus_id: int | None = None) -> list[PairSetSummary]:
+        """Every pair set (or those of one corpus) with its corpus name and split counts."""
+        sql = ("SELECT s.id, c.name AS corpus, s.name, s.source FROM pair_sets s "
+               "JOIN corpora c ON c.id = s.corpus_id")
+        rows = self.query(sql + (" WHERE s.corpus_id = ?" if corpus_id is not None else "")
+                          + " ORDER BY s.id", [] if corpus_id is None else [corpus_id])
+        out = []
+        for r in rows:
+            split = self.split_counts(r["id"])
+            out.append(PairSetSummary(r["id"], r["corpus"], r["name"], r["source"],
+                                      sum(split.values()), split))
+        return out
+
+    # -- evaluations -------------------------------------------------------------------
+    def evaluation_summaries(self) -> list[EvaluationSummary]:
+        return [EvaluationSummary(r["id"], r["pair_set_id"], r["model"], r["label"], r["job_id"],
+                                  r["created"])
+                for r in self.query("SELECT id, pair_set_id, model, label, job_id, created "
+                                    "FROM evaluations ORDER BY id")]
 
 
 def _corpus(row: sqlite3.Row) -> Corpus:

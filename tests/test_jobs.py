@@ -1,7 +1,14 @@
-"""The job runner with real (tiny) training runs: queue, cancel, failure, restart and resume."""
+"""The job runner with real (tiny) training runs: queue, cancel, failure, restart and resume;
+and a runner that outlives a locked database, and job ownership across processes."""
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from core import jobs
@@ -100,8 +107,9 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     runner.run_one(job)  # completes, leaving per-epoch checkpoints behind
     checkpoints = sorted((jobs.job_dir(store, job_id) / "checkpoints").glob("checkpoint-*"))
     assert checkpoints
-    # Simulate a server that died mid-run: the row still says running.
-    store.db.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (job_id,))
+    # Simulate a server that died mid-run: the row still says running, owned by a dead process.
+    store.db.execute("UPDATE jobs SET state = 'running', owner = ? WHERE id = ?",
+                     (dead_owner(), job_id))
     restarted = jobs.Runner(Store(store.home))
     assert jobs.recover(restarted.store) == 1
     interrupted = jobs.get(store, job_id)
@@ -109,7 +117,9 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     last_event = max(e["ts"] for e in jobs.events(store, job_id, "log"))
     assert interrupted.finished == last_event  # the downtime is not counted as run time
     jobs.resume(store, job_id)
-    assert jobs.get(store, job_id).config["resume"] is True
+    resumed = jobs.get(store, job_id)
+    assert resumed.resume and "resume" not in resumed.config  # the config stays a valid one
+    assert jobs.check_train_config(store, resumed.config) == resumed.config
     restarted.run_one(restarted._claim())
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
@@ -134,3 +144,112 @@ def test_out_of_memory_is_explained_with_what_to_change():
     assert message.startswith("ran out of memory at batch size 64: try batch size 32")
     assert "cached_mnrl" in message
     assert jobs.explain_failure(ValueError("bad\nthing"), {}) == "ValueError: bad"
+
+
+# -- a runner no error can end ------------------------------------------------------------
+@pytest.fixture
+def probe(monkeypatch):
+    """A job kind that runs in no time, calling ``probe.action`` first if set."""
+    class Probe:
+        action = None
+
+    def run(store, job, reporter):
+        if Probe.action:
+            Probe.action()
+        reporter.progress(0.5)
+        return {"ran": job.id}
+    monkeypatch.setitem(jobs.HANDLERS, "probe", run)
+    monkeypatch.setitem(jobs.VALIDATORS, "probe", lambda store, config: config)
+    return Probe
+
+
+def hold_write_lock(store: Store) -> sqlite3.Connection:
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_the_runner_survives_a_locked_database_and_runs_the_next_job(home, probe):
+    store = Store(home, busy_timeout=0.1)  # "database is locked" after 0.1 s instead of 30
+    other = hold_write_lock(store)
+    runner = jobs.Runner(store, poll_seconds=0.05).start()
+    try:
+        time.sleep(0.6)  # several claims fail with "database is locked"
+        assert runner.alive()
+        other.execute("COMMIT")
+        job_id = jobs.submit(store, "probe", {})
+        runner.wake()
+        job = wait_for(store, job_id, jobs.FINISHED, timeout=30)
+        assert job.state == "succeeded" and job.result == {"ran": job_id}
+    finally:
+        runner.stop()
+
+
+def test_a_failure_is_recorded_even_while_the_database_is_locked(home, probe):
+    store = Store(home, busy_timeout=0.1)
+    job_id = jobs.submit(store, "probe", {})
+    runner = jobs.Runner(store)
+    job = runner._claim()
+
+    def lock_then_fail():
+        other = hold_write_lock(store)
+        threading.Timer(0.5, other.execute, ["COMMIT"]).start()
+        raise ValueError("boom")
+    probe.action = lock_then_fail
+    runner.run_one(job)
+    job = jobs.get(store, job_id)
+    assert job.state == "failed" and job.error == "ValueError: boom"
+    assert any("boom" in e["line"] for e in jobs.events(store, job_id, "log"))
+
+
+def test_the_page_helper_restarts_a_dead_runner(home, probe):
+    from views import common
+    runner = common.runner()
+    runner.stop()
+    assert not runner.alive()
+    try:
+        assert common.runner().alive()
+        job_id = jobs.submit(common.store(), "probe", {})
+        common.runner().wake()
+        assert wait_for(common.store(), job_id, jobs.FINISHED, timeout=30).state == "succeeded"
+    finally:
+        common.runner().stop()
+
+
+# -- ownership: only jobs of a gone process are interrupted ---------------------------------
+def dead_owner() -> str:
+    """The owner string of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(child.pid).create_time()
+    child.wait()
+    return f"{socket.gethostname()}:{child.pid}:{started:.0f}"
+
+
+@pytest.mark.parametrize("owner,beat_age,interrupted", [
+    ("me", 0, False),                   # a live process on this host: left alone
+    ("dead", 0, True),                  # its process has ended
+    ("me", 120, True),                  # alive but silent for two minutes: hung
+    ("other-host:1:1", 0, False),       # another machine, beating: cannot be checked, trusted
+    ("other-host:1:1", 120, True),      # another machine, silent
+    (None, 0, True),                    # written before owners were recorded
+])
+def test_recover_interrupts_only_jobs_whose_owner_is_gone(store, owner, beat_age, interrupted):
+    owner = {"me": jobs.this_process(), "dead": dead_owner()}.get(owner, owner)
+    now = time.time()
+    job_id = store.db.execute(
+        "INSERT INTO jobs (kind, state, config, created, started, owner, heartbeat) "
+        "VALUES ('train', 'running', '{}', ?, ?, ?, ?)",
+        (now - 200, now - 200, owner, now - beat_age)).lastrowid
+    assert jobs.recover(store) == int(interrupted)
+    assert jobs.get(store, job_id).state == ("interrupted" if interrupted else "running")
+
+
+def test_a_claimed_job_records_its_owner_and_heartbeats(store, probe):
+    job_id = jobs.submit(store, "probe", {})
+    runner = jobs.Runner(store)
+    job = runner._claim()
+    assert job.owner == jobs.this_process() and job.heartbeat >= job.started
+    store.db.execute("UPDATE jobs SET heartbeat = 0 WHERE id = ?", (job_id,))
+    jobs.StoreReporter(store, job_id).progress(0.3)
+    assert time.time() - jobs.get(store, job_id).heartbeat < 5
+    assert jobs.recover(Store(store.home)) == 0  # a second server leaves it running

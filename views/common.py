@@ -1,6 +1,7 @@
 """What every page shares: the workspace handle, model facts, and the one-line error display."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import streamlit as st
@@ -25,8 +26,19 @@ def _runner(home: str) -> jobs.Runner:
 
 
 def runner() -> jobs.Runner:
-    """The one job runner of this server process, shared by every browser session."""
-    return _runner(str(default_home()))
+    """The one job runner of this server process, shared by every browser session; its thread
+    is started again should it ever have died, so queued jobs never wait forever."""
+    return _runner(str(default_home())).start()
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape(text: object) -> str:
+    """User text (names, queries, passages) made safe for st.markdown, st.caption and labels:
+    every Markdown and HTML character is shown as itself, so ``![i](http://host/x)`` is text,
+    not an image the browser fetches."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
 @st.cache_resource(show_spinner="Loading the model…")

@@ -53,7 +53,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
             default, plan = plan_run(TrainConfig(model=model_name, pair_set_id=pair_set.id,
                                                  budget_minutes=budget,
                                                  generated_pairs=is_generated(pair_set)),
-                                     pairs, models.load(model_name), setup.device)
+                                     pairs, models.load(model_name), setup)
             st.markdown(f"**Default plan:** {plan.summary()}")
             with st.form("config"):
                 c1, c2, c3, c4 = st.columns(4)
@@ -86,7 +86,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                  max_pairs=int(max_pairs), best_metric=best_metric,
                                  best_dim=int(best_dim), budget_minutes=budget,
                                  generated_pairs=is_generated(pair_set))
-            _, chosen = plan_run(config, pairs, models.load(model_name), setup.device)
+            _, chosen = plan_run(config, pairs, models.load(model_name), setup)
             st.caption(f"Training on {chosen.max_pairs:,} of {n_train:,} pairs · "
                        f"{chosen.summary()} of training on {setup.device}, plus evaluation.")
             if start:
