@@ -46,10 +46,11 @@ def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool) -> dict:
         _, pair_set_id = load(store, models.token_counter())
         pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set_id, "train")][:n_pairs]
         model = models.load_fresh(None, "cpu")
-        config, plan = plan_run(TrainConfig(epochs=1, batch_size=32), pairs, model, "cpu")
+        setup = DeviceSetup.detect()
+        config, _ = plan_run(TrainConfig(epochs=1, batch_size=32), pairs, model, setup)
         if fit_seq:
             model.max_seq_length = config.max_seq_length
-        use_bf16 = bf16 and DeviceSetup.detect().bf16
+        use_bf16 = bf16 and setup.bf16
         torch.manual_seed(42)
         args = SentenceTransformerTrainingArguments(
             output_dir=str(Path(home) / "out"), num_train_epochs=1, per_device_train_batch_size=32,
@@ -93,7 +94,7 @@ def main() -> None:
           f"bf16 {'available' if first['bf16'] else 'not available'}")
     for variant, seconds in best.items():
         print(f"  {variant:<10} {seconds:7.1f} s   {seconds / best['reference']:.2f}x reference"
-              f"   (runs: {', '.join(f'{r['seconds']:.1f}' for r in runs[variant])})")
+              f"   (runs: {', '.join(format(r['seconds'], '.1f') for r in runs[variant])})")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
     ``eval_data`` itself), then the kept model on ``eval_data``."""
     started = time.perf_counter()
     # Every setting is checked before the baseline is measured, so a mistake costs nothing.
-    config, _ = plan_run(config, pairs, models.load(config.model), DeviceSetup.detect().device)
+    config, _ = plan_run(config, pairs, models.load(config.model), DeviceSetup.detect())
 
     def progress(stage: str, fraction: float) -> None:
         reporter.status(f"{stage.capitalize()} ({fraction:.0%})")

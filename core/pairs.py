@@ -173,6 +173,9 @@ class PseudoQueryConfig:
     style: str = "questions"
     filter_top_k: int = 10  # keep a pair only if the base model ranks its passage this high; 0: off
     model: str | None = None  # the base model that judges answerability
+    # More chunks than a default training run can use: a seeded sample keeps the filter's
+    # encoding (the slow part on a CPU) within minutes on large corpora.
+    max_chunks: int = 8000
 
     def validate(self) -> None:
         if not 1 <= self.per_chunk <= 10:
@@ -183,6 +186,8 @@ class PseudoQueryConfig:
             raise WorkspaceError(f"style must be one of {', '.join(GENERATOR_STYLES)}, not {self.style!r}")
         if self.filter_top_k < 0:
             raise WorkspaceError("filter_top_k must be 0 (off) or more")
+        if self.max_chunks < 1:
+            raise WorkspaceError("max_chunks must be at least 1")
 
 
 def _heading(line: str) -> str | None:
@@ -278,6 +283,8 @@ def generate_builtin(store: Store, corpus_id: int, name: str,
     config.validate()
     rng = random.Random(config.seed)
     chunks = store.chunks(corpus_id)
+    if len(chunks) > config.max_chunks:
+        chunks = [chunks[i] for i in sorted(rng.sample(range(len(chunks)), config.max_chunks))]
     document_frequency: dict[str, int] = {}
     sentence_count: dict[str, int] = {}
     for chunk in chunks:

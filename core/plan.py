@@ -29,8 +29,9 @@ import math
 from dataclasses import asdict, dataclass
 
 # Training pairs per second for a MiniLM-sized model (22.7M parameters) at sequence length 128,
-# forward and backward, measured with benchmarks/train_speed.py.
-PAIRS_PER_SECOND = {"cuda": 400.0, "mps": 60.0, "cpu": 14.0}
+# forward and backward, in float32; measured with benchmarks/step_speed.py on 2 CPU cores.
+PAIRS_PER_SECOND = {"cuda": 400.0, "mps": 60.0, "cpu": 15.0}
+BF16_SPEEDUP = 1.4  # CPU with native bf16 (AMX): 0.75x the step time, benchmarks/step_speed.py
 REFERENCE_PARAMETERS = 22_700_000
 BUDGET_MINUTES = {"cuda": 5.0, "mps": 10.0, "cpu": 10.0}
 MAX_EPOCHS = 4
@@ -69,8 +70,10 @@ def seq_length_for(token_counts: list[int], model_max: int) -> int:
     return min(model_max, max(64, 32 * math.ceil(p95 / 32)))
 
 
-def pairs_per_second(device: str, seq: int, parameters: int) -> float:
+def pairs_per_second(device: str, seq: int, parameters: int, bf16: bool = False) -> float:
     rate = PAIRS_PER_SECOND.get(device, PAIRS_PER_SECOND["cpu"])
+    if bf16 and device == "cpu":
+        rate *= BF16_SPEEDUP
     return rate * (128 / max(seq, 32)) * (REFERENCE_PARAMETERS / max(parameters, 1))
 
 
@@ -81,7 +84,7 @@ def default_batch_size(device: str) -> int:
 
 def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max_seq: int,
                  parameters: int, budget_minutes: float | None = None, generated: bool = False,
-                 *, epochs: int | None = None, learning_rate: float | None = None,
+                 bf16: bool = False, *, epochs: int | None = None, learning_rate: float | None = None,
                  batch_size: int | None = None, max_seq_length: int | None = None,
                  max_pairs: int | None = None, hard_negatives: int | None = None) -> Plan:
     """The settings that fit ``budget_minutes`` of training on ``device``.
@@ -94,12 +97,13 @@ def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max
         parameters: the model's parameter count, to scale the throughput.
         budget_minutes: training time to aim for (default 10 on CPU, 5 on a GPU).
         generated: the pairs were generated, not written by people (a gentler learning rate).
+        bf16: training runs in bfloat16 (faster on CPUs with native support).
         epochs … hard_negatives: values the user fixed; the plan keeps them and fits the rest.
     """
     budget = 60 * (budget_minutes if budget_minutes is not None else BUDGET_MINUTES.get(device, 10.0))
     seq = min(max_seq_length or seq_length_for(passage_tokens, model_max_seq), model_max_seq)
     batch = batch_size or max(2, min(default_batch_size(device), n_pairs))
-    rate = pairs_per_second(device, seq, parameters)
+    rate = pairs_per_second(device, seq, parameters, bf16)
     train_budget = budget * (1 - EVAL_SHARE)
     used = min(max_pairs or n_pairs, n_pairs)
     if epochs is None:

@@ -197,10 +197,20 @@ class DeviceSetup:
             props = torch.cuda.get_device_properties(0)
             return cls("cuda", torch.cuda.is_bf16_supported(), props.major >= 8, "adamw_torch_fused",
                        f"{props.name}, {props.total_memory / 2**30:.0f} GB")
-        return cls(device, False, False, "adamw_torch", "")
+        return cls(device, device == "cpu" and cpu_has_bf16(), False, "adamw_torch", "")
 
 
-def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, device: str
+def cpu_has_bf16() -> bool:
+    """Native bfloat16 matrix units (Intel AMX, AVX512-BF16): only there does bf16 autocast
+    speed training up; elsewhere it is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, setup: "DeviceSetup"
              ) -> tuple[TrainConfig, Plan]:
     """The default plan for these pairs on this model and device, and the config it completes
     (every setting resolved and checked). The page, the CLI and the job all come through here."""
@@ -208,9 +218,9 @@ def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, device: s
     sample = [p for _, p in pairs[:: max(1, len(pairs) // 2000)]]  # token lengths of ≤ 2,000
     tokens = [len(ids) for ids in model.tokenizer(sample, add_special_tokens=False,
                                                   verbose=False)["input_ids"]] if sample else []
-    plan = default_plan(len(pairs), tokens, device, model.max_seq_length,
+    plan = default_plan(len(pairs), tokens, setup.device, model.max_seq_length,
                         sum(p.numel() for p in model.parameters()), config.budget_minutes,
-                        config.generated_pairs, epochs=config.epochs,
+                        config.generated_pairs, setup.bf16, epochs=config.epochs,
                         learning_rate=config.learning_rate, batch_size=config.batch_size,
                         max_seq_length=config.max_seq_length, max_pairs=config.max_pairs,
                         hard_negatives=config.hard_negatives)
@@ -278,7 +288,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
 
     reporter.status(f"Loading {config.model} on {setup.device}")
     model = models.load_fresh(config.model, None if distributed else setup.device)
-    config, plan = plan_run(config, pairs, model, setup.device)
+    config, plan = plan_run(config, pairs, model, setup)
     reporter.log(f"plan: {plan.summary()}")
     pairs = training_pairs(pairs, config.max_pairs, config.seed)
     model.max_seq_length = min(config.max_seq_length, model.max_seq_length)

@@ -167,3 +167,11 @@ def test_llm_errors_are_one_clear_line(store, corpus_id):
         server.close()
     with pytest.raises(WorkspaceError, match="is the server running"):
         generate_llm(store, corpus_id, "llm3", LLMConfig(server.url, "m", max_retries=0))
+
+
+def test_a_large_corpus_is_sampled_before_generating(store, corpus_id):
+    pair_set_id = generate_builtin(store, corpus_id, "sampled", PseudoQueryConfig(max_chunks=2))
+    assert len({p["chunk_id"] for p in store.pairs(pair_set_id)}) <= 2
+    with pytest.raises(WorkspaceError, match="between 1 and 10"):
+        generate_builtin(store, corpus_id, "bad", PseudoQueryConfig(per_chunk=-1))
+    assert [s.name for s in store.pair_sets(corpus_id)] == ["sampled"]

@@ -11,7 +11,7 @@ from core.evaluate import RetrievalSet, evaluate
 from core.finetune import run_experiment
 from core.plan import MAX_EPOCHS, default_plan, seq_length_for
 from core.store import WorkspaceError
-from core.train import NO_GAIN, TrainConfig, plan_run
+from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
 
 MINILM = 22_700_000
 
@@ -56,8 +56,9 @@ def test_page_and_cli_resolve_the_same_plan(store, count):
     _, pair_set_id = load_demo(store, count, limit=60)
     pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set_id, "train")]
     model = models.load()
-    config, plan = plan_run(TrainConfig(), pairs, model, "cpu")
-    again, same = plan_run(TrainConfig.from_dict(json.loads(TrainConfig().to_json())), pairs, model, "cpu")
+    setup = DeviceSetup.detect()
+    config, plan = plan_run(TrainConfig(), pairs, model, setup)
+    again, same = plan_run(TrainConfig.from_dict(json.loads(TrainConfig().to_json())), pairs, model, setup)
     assert plan == same and config == again
     assert None not in (config.epochs, config.batch_size, config.learning_rate,
                         config.max_seq_length, config.max_pairs, config.hard_negatives)
