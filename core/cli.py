@@ -63,9 +63,9 @@ def run_ingest(args) -> None:
         if not path.exists():
             raise WorkspaceError(f"{path} does not exist; check the path")
     name = args.corpus or paths[0].stem or "corpus"
-    count = models.token_counter(args.model)
     if len(paths) == 1 and (paths[0] / "corpus.jsonl").is_file():
-        report, pair_sets = import_beir(store, paths[0], name, count, settings)
+        report, pair_sets = import_beir(store, paths[0], name, models.token_counter(args.model),
+                                        settings)
         return finish(args, f"corpus {name!r}: {report.summary()}; pair sets {pair_sets}",
                       {"corpus_id": report.corpus_id, "documents": report.documents,
                        "chunks": report.chunks, "duplicates": report.duplicates,
@@ -81,7 +81,8 @@ def run_ingest(args) -> None:
             print(f"skipped {len(skipped)} hidden files or links that lead outside {path}",
                   file=sys.stderr)
     documents = [d for f in files for d in load_file(f.name, f.read_bytes())]
-    report = ingest(store, name, documents, count, settings, _progress("chunking"))
+    report = ingest(store, name, documents, models.token_counter(args.model), settings,
+                    _progress("chunking"))
     finish(args, f"corpus {name!r}: {report.summary()}",
            {"corpus_id": report.corpus_id, "documents": report.documents,
             "chunks": report.chunks, "duplicates": report.duplicates})
@@ -236,6 +237,7 @@ def run_pairs_generate(args) -> None:
         key = os.environ.get("RAGTUNE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY", "")
         config = LLMConfig(args.base_url, args.llm_model, args.per_chunk, args.concurrency,
                            max_chunks=args.max_chunks, api_key=key)
+        config.validate()  # before the estimate, which divides by the concurrency
         name = args.name or f"llm {args.llm_model}"
         existing = {s.name: s.id for s in store.pair_sets(corpus_id)}
         guess = estimate(store, corpus_id, config, existing.get(name))

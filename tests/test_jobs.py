@@ -83,7 +83,7 @@ def test_bad_configs_are_refused_before_anything_is_queued(store, pair_set_id):
                             ({"dims": [512]}, "outside 1..384"),
                             ({"loss": "triplet"}, "loss must be one of"),
                             ({"epochs": 0}, "epochs must be at least 1"),
-                            ({"max_pairs": 1}, "at least 2 pairs"),
+                            ({"max_pairs": 1}, "at least 2"),
                             ({"learning_rate_typo": 1}, "unknown setting")):
         with pytest.raises(WorkspaceError, match=message):
             jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, **change})
@@ -101,12 +101,20 @@ def test_a_pair_set_deleted_under_a_queued_job_fails_it_clearly(store, pair_set_
 
 
 def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pair_set_id):
-    job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "epochs": 2})
+    job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "epochs": 3,
+                                          "max_pairs": 48})
     runner = jobs.Runner(store)
     job = runner._claim()
-    runner.run_one(job)  # completes, leaving per-epoch checkpoints behind
-    checkpoints = sorted((jobs.job_dir(store, job_id) / "checkpoints").glob("checkpoint-*"))
-    assert checkpoints
+    checkpoints = jobs.job_dir(store, job_id) / "checkpoints"
+
+    def stop_after_the_first_checkpoint():
+        while not any(checkpoints.glob("checkpoint-*")):
+            time.sleep(0.05)
+        jobs.cancel(Store(store.home), job_id)
+    watcher = threading.Thread(target=stop_after_the_first_checkpoint, daemon=True)
+    watcher.start()
+    runner.run_one(job)  # stops in its second epoch, keeping the first epoch's checkpoint
+    assert jobs.get(store, job_id).state == "canceled" and any(checkpoints.glob("checkpoint-*"))
     # Simulate a server that died mid-run: the row still says running, owned by a dead process.
     store.db.execute("UPDATE jobs SET state = 'running', owner = ? WHERE id = ?",
                      (dead_owner(), job_id))

@@ -57,7 +57,7 @@ def explained():
     try:
         yield
     except WorkspaceError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(escape(str(e)), icon=":material/error:")
 
 
 def pick_corpus(label: str = "Corpus", key: str = "corpus"):

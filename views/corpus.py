@@ -5,9 +5,9 @@ import plotly.express as px
 import streamlit as st
 
 from core.beir import import_beir
-from core.corpus import SUPPORTED, ChunkSettings, chunk_text, ingest, load_file
+from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
 from core.store import WorkspaceError
-from views.common import explained, store, token_counter
+from views.common import escape, explained, store, token_counter
 
 st.title("Corpus")
 workspace = store()
@@ -50,31 +50,35 @@ for upload in uploads or []:
     if error:
         errors.append(error)
 for error in errors:
-    st.error(error, icon=":material/error:")
+    st.error(escape(error), icon=":material/error:")
 
 if documents:
     count = token_counter()
-    chunks = [c for d in documents for c in chunk_text(d.text, settings, count)]
+    first = preview(documents, settings, count)
+    chunks = first.chunks
     st.subheader("Preview")
+    if not first.complete:
+        st.caption("A large upload: the chunk figures below cover its first part only.")
     m1, m2, m3 = st.columns(3)
     m1.metric("Documents", len(documents))
-    m2.metric("Chunks", len(chunks))
+    m2.metric("Chunks" if first.complete else "Chunks (first part)", len(chunks))
     m3.metric("Median tokens", sorted(n for _, n in chunks)[len(chunks) // 2] if chunks else 0)
     if chunks:
         st.plotly_chart(px.histogram(x=[n for _, n in chunks], nbins=30,
                                      labels={"x": "tokens per chunk"}, height=250),
                         width="stretch")
         for text, n in chunks[:3]:
-            with st.expander(f"{n} tokens: {text[:80]}…"):
+            with st.expander(f"{n} tokens: {escape(text[:80])}…"):
                 st.text(text)
     blocked = bool(errors) or not name
     if errors:
         st.warning("Remove or fix the files above first; nothing has been added.")
-    if st.button(f"Add {len(documents)} documents to '{name}'", type="primary", disabled=blocked):
+    if st.button(f"Add {len(documents)} documents to '{escape(name)}'", type="primary",
+                 disabled=blocked):
         with explained(), st.spinner("Chunking and removing duplicates…"):
             report = ingest(workspace, name, documents, count, settings)
             st.session_state["corpus_name"] = name
-            st.session_state["flash"] = f"Added to '{name}': {report.summary()}."
+            st.session_state["flash"] = f"Added to '{escape(name)}': {report.summary()}."
             st.rerun()
 
 with st.expander("Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"):
@@ -86,7 +90,7 @@ with st.expander("Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"):
                 raise WorkspaceError(f"{folder} is not a folder on this server")
             report, sets = import_beir(workspace, Path(folder), beir_name, token_counter())
             st.session_state["corpus_name"] = beir_name
-            st.session_state["flash"] = f"Imported '{beir_name}': {report.summary()}, " \
+            st.session_state["flash"] = f"Imported '{escape(beir_name)}': {report.summary()}, " \
                                         f"{len(sets)} labelled pair sets."
             st.rerun()
 
@@ -111,13 +115,13 @@ if corpora:
     sample = workspace.chunks(corpus.id, limit=20)
     with st.expander("First chunks"):
         for row in sample:
-            st.markdown(f"**{row['document']}** · chunk {row['ord']} · {row['tokens']} tokens")
+            st.markdown(f"**{escape(row['document'])}** · chunk {row['ord']} · {row['tokens']} tokens")
             st.text(row["text"][:600])
     st.page_link("views/pairs.py", label="Next: question→passage pairs", icon=":material/quiz:")
-    if st.button(f"Delete corpus '{shown}'", key="delete"):
+    if st.button(f"Delete corpus '{escape(shown)}'", key="delete"):
         st.session_state["confirm_delete"] = shown
     if st.session_state.get("confirm_delete") == shown:
-        st.warning(f"Delete '{shown}' with its chunks and pair sets? This cannot be undone.")
+        st.warning(f"Delete '{escape(shown)}' with its chunks and pair sets? This cannot be undone.")
         if st.button("Yes, delete it"):
             workspace.delete_corpus(corpus.id)
             st.session_state.pop("confirm_delete")

@@ -4,7 +4,7 @@ import streamlit as st
 from core.pairs import (LLMConfig, PseudoQueryConfig, estimate, export_jsonl, generate_builtin,
                         generate_llm, guess_columns, import_pairs, read_pairs_file, split)
 from core.corpus import read_table
-from views.common import explained, pair_set_label, pick_corpus, store
+from views.common import escape, explained, pair_set_label, pick_corpus, store
 
 st.title("Question → passage pairs")
 workspace = store()
@@ -42,8 +42,8 @@ with tab_import:
             name = st.text_input("Pair set name", value=upload.name.rsplit(".", 1)[0])
             if st.button("Import pairs", type="primary"):
                 rows = read_pairs_file(upload.name, data, q_col, p_col)
-                pair_set_id = import_pairs(workspace, corpus.id, name, rows)
-                done(f"Imported {len(rows)} pairs into '{name}' (pair set {pair_set_id}).")
+                report = import_pairs(workspace, corpus.id, name, rows)
+                done(f"'{escape(name)}': {report.summary()}.")
 
 with tab_builtin:
     st.markdown(
@@ -59,7 +59,7 @@ with tab_builtin:
         with explained(), st.spinner("Making pseudo-queries…"):
             pair_set_id = generate_builtin(workspace, corpus.id, name,
                                            PseudoQueryConfig(per_chunk=int(per_chunk), seed=int(seed)))
-            done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{name}'.")
+            done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{escape(name)}'.")
 
 with tab_llm:
     st.markdown("Any **OpenAI-compatible** endpoint: Ollama (`http://localhost:11434/v1`), vLLM, "
@@ -88,10 +88,14 @@ with tab_llm:
     if go:
         bar = st.progress(0.0, text="Asking the LLM…")
         with explained():
-            pair_set_id = generate_llm(
+            report = generate_llm(
                 workspace, corpus.id, name, config,
                 progress=lambda d, t: bar.progress(d / t, text=f"{d} of {t} chunks"))
-            done(f"'{name}' now holds {len(workspace.pairs(pair_set_id))} pairs.")
+            held = f"'{escape(name)}' now holds {len(workspace.pairs(report.pair_set_id))} pairs"
+            if report.failed:  # what was stored is kept, but this is not a success
+                st.warning(f"{held}, but {escape(report.summary())}.")
+            else:
+                done(f"{held}.")
 
 st.divider()
 st.subheader("Pair sets of this corpus")
@@ -124,5 +128,11 @@ if "train" in counts:
 if "test" in counts:
     d3.download_button("Test (JSONL)", export_jsonl(workspace, chosen.id, "test"), f"{slug}.test.jsonl")
 if d4.button("Delete this pair set"):
-    workspace.delete_pair_set(chosen.id)
-    done(f"Deleted '{chosen.name}'.")
+    st.session_state["confirm_delete_pairs"] = chosen.id
+if st.session_state.get("confirm_delete_pairs") == chosen.id:
+    st.warning(f"Delete pair set '{escape(chosen.name)}' with its {len(rows)} pairs? "
+               "This cannot be undone.")
+    if st.button("Yes, delete it", key="confirm_delete_pair_set"):
+        workspace.delete_pair_set(chosen.id)
+        st.session_state.pop("confirm_delete_pairs")
+        done(f"Deleted '{escape(chosen.name)}'.")

@@ -1,0 +1,338 @@
+"""Bad input at every entry point: each is refused with one line (a WorkspaceError, or for the
+CLI one stderr line and a non-zero exit) and leaves the workspace exactly as it was."""
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core import corpus as corpus_module
+from core import jobs
+from core.beir import import_beir, load_demo
+from core.corpus import ChunkSettings, Document, ingest, load_file
+from core.pairs import import_pairs, read_pairs_file
+from core.store import Store, WorkspaceError
+from tests.conftest import PARAGRAPHS, ROOT, docx_bytes, pdf_bytes
+
+TEXT = "\n\n".join(PARAGRAPHS)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, count) -> Store:
+    """A workspace with a corpus, a split pair set and an unsplit one, shared by the module:
+    every test checks it is left unchanged, so sharing it is safe."""
+    home = tmp_path_factory.mktemp("bad") / "ws"
+    store = Store(home)
+    load_demo(store, count, limit=40)
+    corpus_id = ingest(store, "bio", [Document("bio.txt", "text", TEXT)], count,
+                       ChunkSettings(64, 0)).corpus_id
+    import_pairs(store, corpus_id, "unsplit", [(f"What about part {i}?", p)
+                                               for i, p in enumerate(PARAGRAPHS)])
+    return store
+
+
+def snapshot(store: Store) -> str:
+    """A hash of every database row and of every file under the workspace's files folder."""
+    h = hashlib.sha256()
+    for line in store.db.iterdump():
+        h.update(line.encode())
+    for path in sorted(store.files.rglob("*")):
+        h.update(str(path.relative_to(store.files)).encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def unchanged(workspace):
+    before = snapshot(workspace)
+    yield workspace
+    assert snapshot(workspace) == before, "the workspace changed"
+
+
+def one_line(error: Exception) -> str:
+    text = str(error)
+    assert text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+def zipped_garbage() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("word/document.xml", "<not really word")
+    return buffer.getvalue()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+# -- uploads: core.corpus.load_file, then ingest as the page does --------------------------
+UPLOADS = [
+    ("empty", "notes.txt", b""),
+    ("only whitespace", "notes.md", b" \n\t\n "),
+    ("binary", "photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20),
+    ("latin-1, not UTF-8", "notes.txt", "Schöne Grüße aus Köln".encode("latin-1")),
+    ("UTF-16 without a byte-order mark", "notes.txt", TEXT.encode("utf-16-le")),
+    ("truncated PDF", "report.pdf", pdf_bytes(PARAGRAPHS)[:300]),
+    ("truncated Word file", "memo.docx", docx_bytes(PARAGRAPHS)[:500]),
+    ("zip that is no Word file", "memo.docx", zipped_garbage()),
+    ("unsupported type", "setup.exe", b"MZ\x90\x00"),
+    ("no extension", "README", b"text"),
+    ("path traversal", "../../etc/passwd.txt", b"root:x:0:0"),
+    ("windows path", "..\\..\\boot.txt", b"boot"),
+    ("hidden file", ".env.txt", b"SECRET=1"),
+    ("NUL in the name", "a\x00.txt", b"text"),
+    ("empty name", "", b"text"),
+    ("table without a text column", "t.csv", b"a,b\n1,2\n"),
+    ("table with only empty text", "t.csv", b"id,text\n1,\n2,\n"),
+    ("JSON Lines that is not JSON", "t.jsonl", b'{"text": "a"\n{oops'),
+    ("truncated Parquet", "t.parquet",
+     parquet_bytes(pd.DataFrame({"text": PARAGRAPHS}))[:100]),
+    ("HTML with only a script", "page.html", b"<html><script>alert(1)</script></html>"),
+    ("huge-ish: over the size limit", "big.txt", b"word " * 500),
+]
+
+
+@pytest.mark.parametrize("what,name,data", UPLOADS, ids=[u[0] for u in UPLOADS])
+def test_bad_uploads_are_refused(unchanged, count, monkeypatch, what, name, data):
+    monkeypatch.setattr(corpus_module, "MAX_FILE_BYTES", 2000)  # the real limit, scaled down
+    with pytest.raises(WorkspaceError) as error:
+        ingest(unchanged, "new-corpus", load_file(name, data), count)
+    one_line(error.value)
+
+
+def test_utf16_text_with_a_byte_order_mark_is_read_as_text():
+    for encoding in ("utf-16", "utf-32"):
+        [doc] = load_file("notes.txt", TEXT.encode(encoding))
+        assert doc.text == TEXT
+
+
+# -- pair files: core.pairs.read_pairs_file, then import ----------------------------------
+PAIR_FILES = [
+    ("empty", "qa.csv", b""),
+    ("binary", "qa.csv", b"\x00\x01\x02\xff" * 50),
+    ("header only", "qa.csv", b"query,positive\n"),
+    ("no usable columns", "qa.csv", b"a,b\nx,y\n"),
+    ("cells all empty", "qa.csv", b"query,positive\n,\n ,\n"),
+    ("JSON Lines cut mid-line", "qa.jsonl", b'{"query": "a?", "positive": "b"}\n{"query": "c'),
+    ("JSON Lines of arrays", "qa.jsonl", b"[1, 2]\n[3, 4]\n"),
+    ("nulls where text belongs", "qa.jsonl", b'{"query": null, "positive": null}\n'),
+    ("truncated Parquet", "qa.parquet",
+     parquet_bytes(pd.DataFrame({"query": ["a?"], "positive": ["b"]}))[:60]),
+    ("Parquet with other columns", "qa.parquet",
+     parquet_bytes(pd.DataFrame({"x": [1, 2], "y": [3.0, 4.0]}))),
+    ("unsupported type", "qa.xlsx", b"PK\x03\x04"),
+    ("path traversal", "../../qa.csv", b"query,positive\na?,b\n"),
+    ("unicode path", "\u202e..\\vsc.csv", b"query,positive\na?,b\n"),
+    ("huge-ish: over the size limit", "qa.csv", b"query,positive\n" + b"a?,b\n" * 500),
+]
+
+
+@pytest.mark.parametrize("what,name,data", PAIR_FILES, ids=[p[0] for p in PAIR_FILES])
+def test_bad_pair_files_are_refused(unchanged, monkeypatch, what, name, data):
+    monkeypatch.setattr(corpus_module, "MAX_FILE_BYTES", 2000)
+    corpus_id = unchanged.corpus("bio").id
+    with pytest.raises(WorkspaceError) as error:
+        import_pairs(unchanged, corpus_id, "new set", read_pairs_file(name, data))
+    one_line(error.value)
+
+
+# -- BEIR folders --------------------------------------------------------------------------
+GOOD_CORPUS = "".join(json.dumps({"_id": f"d{i}", "text": p}) + "\n" for i, p in enumerate(PARAGRAPHS))
+GOOD_QUERIES = '{"_id": "q1", "text": "What do stomata do?"}\n'
+GOOD_QRELS = "query-id\tcorpus-id\tscore\nq1\td2\t1\n"
+
+
+def beir(**files: str | bytes | None) -> dict[str, str | bytes | None]:
+    """A BEIR folder's files, the good ones replaced by any given (None: leave the file out)."""
+    return {"corpus.jsonl": GOOD_CORPUS, "queries.jsonl": GOOD_QUERIES,
+            "qrels/test.tsv": GOOD_QRELS, **files}
+
+
+BEIR_FOLDERS = [
+    ("no corpus.jsonl", beir(**{"corpus.jsonl": None})),
+    ("no queries.jsonl", beir(**{"queries.jsonl": None})),
+    ("no qrels", beir(**{"qrels/test.tsv": None})),
+    ("empty corpus", beir(**{"corpus.jsonl": ""})),
+    ("corpus line not JSON", beir(**{"corpus.jsonl": GOOD_CORPUS + "{broken\n"})),
+    ("corpus line not an object", beir(**{"corpus.jsonl": "[1, 2]\n"})),
+    ("corpus line without _id", beir(**{"corpus.jsonl": '{"text": "no id"}\n'})),
+    ("text that is an object", beir(**{"corpus.jsonl": '{"_id": "a", "text": {"x": 1}}\n'})),
+    ("corpus not UTF-8", beir(**{"corpus.jsonl": '{"_id": "a", "text": "Köln"}\n'.encode("latin-1")})),
+    ("repeated query id", beir(**{"queries.jsonl": GOOD_QUERIES * 2})),
+    ("score that is no number", beir(**{"qrels/test.tsv": GOOD_QRELS + "q1\td1\thigh\n"})),
+    ("qrels with two columns", beir(**{"qrels/test.tsv": GOOD_QRELS + "q1\td1\n"})),
+    ("qrels naming no passage", beir(**{"qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\tzz\t1\n"})),
+    ("corpus.jsonl a link to /etc/passwd", beir(**{"corpus.jsonl": Path("/etc/passwd")})),
+]
+
+
+@pytest.mark.parametrize("what,files", BEIR_FOLDERS, ids=[b[0] for b in BEIR_FOLDERS])
+def test_bad_beir_folders_are_refused(unchanged, count, tmp_path, what, files):
+    for relative, content in files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            path.symlink_to(content)
+        elif isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        elif content is not None:
+            path.write_bytes(content)
+    with pytest.raises(WorkspaceError) as error:
+        import_beir(unchanged, tmp_path, "beir-corpus", count)
+    one_line(error.value)
+
+
+def test_a_bad_qrels_score_names_the_file_and_line(unchanged, count, tmp_path):
+    for relative, content in beir(**{"qrels/test.tsv": GOOD_QRELS + "q1\td1\thigh\n"}).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(content)
+    with pytest.raises(WorkspaceError, match=r"test\.tsv line 3: the score 'high'"):
+        import_beir(unchanged, tmp_path, "beir-corpus", count)
+
+
+# -- job configs: core.jobs.submit ----------------------------------------------------------
+def demo_set(store: Store) -> int:
+    return store.pair_sets(store.corpus("python-stdlib-docs").id)[0].id
+
+
+JOB_CONFIGS = [
+    ("unknown kind", "bake", lambda s: {}),
+    ("not an object", "train", lambda s: [1, 2]),
+    ("unknown setting", "train", lambda s: {"pair_set_id": demo_set(s), "epoch": 1}),
+    ("no pair set", "train", lambda s: {}),
+    ("missing pair set", "train", lambda s: {"pair_set_id": 999}),
+    ("pair set id as text", "train", lambda s: {"pair_set_id": "1"}),
+    ("unsplit pair set", "train",
+     lambda s: {"pair_set_id": s.pair_sets(s.corpus("bio").id)[0].id}),
+    ("batch size as text", "train", lambda s: {"pair_set_id": demo_set(s), "batch_size": "big"}),
+    ("zero epochs", "train", lambda s: {"pair_set_id": demo_set(s), "epochs": 0}),
+    ("dims not numbers", "train", lambda s: {"pair_set_id": demo_set(s), "dims": ["a"]}),
+    ("dims above the model", "train", lambda s: {"pair_set_id": demo_set(s), "dims": [4096]}),
+    ("unknown loss", "train", lambda s: {"pair_set_id": demo_set(s), "loss": "triplet"}),
+    ("resume smuggled in", "train", lambda s: {"pair_set_id": demo_set(s), "resume": True}),
+]
+
+
+@pytest.mark.parametrize("what,kind,config", JOB_CONFIGS, ids=[j[0] for j in JOB_CONFIGS])
+def test_bad_job_configs_are_refused_before_anything_is_queued(unchanged, what, kind, config):
+    with pytest.raises(WorkspaceError) as error:
+        jobs.submit(unchanged, kind, config(unchanged))
+    one_line(error.value)
+
+
+# -- the command line ------------------------------------------------------------------------
+def cli(store: Store, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAGTUNE_HOME": str(store.home)}
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def write(path: Path, content: str | bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+CLI_CASES = [
+    ("split of a missing pair set", lambda t, s: ["pairs", "split", "999"], "no pair set 999"),
+    ("export of a missing pair set",
+     lambda t, s: ["pairs", "export", "999", "--output", str(t / "out.jsonl")], "no pair set 999"),
+    ("export of a split that is empty",
+     lambda t, s: ["pairs", "export", str(s.pair_sets(s.corpus("bio").id)[0].id), "--split",
+                   "test", "--output", str(t / "out.jsonl")], "has no test pairs"),
+    ("test fraction leaving nothing to train",
+     lambda t, s: ["pairs", "split", str(s.pair_sets(s.corpus("bio").id)[0].id),
+                   "--test-fraction", "0.999"], "leaves none of the 3 pairs for training"),
+    ("test fraction out of range",
+     lambda t, s: ["pairs", "split", "1", "--test-fraction", "1.5"], "between 0 and 1"),
+    ("negative questions per chunk",
+     lambda t, s: ["pairs", "generate", "--corpus", "bio", "--per-chunk", "-1"], "per chunk"),
+    ("zero concurrency",
+     lambda t, s: ["pairs", "generate", "--corpus", "bio", "--method", "llm",
+                   "--concurrency", "0"], "concurrency"),
+    ("generate for a missing corpus",
+     lambda t, s: ["pairs", "generate", "--corpus", "nope"], "no corpus 'nope'"),
+    ("pairs list of a missing corpus",
+     lambda t, s: ["pairs", "list", "--corpus", "nope"], "no corpus 'nope'"),
+    ("ingest of a missing path", lambda t, s: ["ingest", str(t / "missing.pdf")], "does not exist"),
+    ("ingest of a binary file",
+     lambda t, s: ["ingest", write(t / "photo.txt", b"\x00\x01binary")], "binary"),
+    ("ingest with a tiny chunk size",
+     lambda t, s: ["ingest", write(t / "a.txt", TEXT), "--chunk-size", "5"], "out of range"),
+    ("ingest of a BEIR folder with a bad score",
+     lambda t, s: ["ingest", str(Path(write(t / "b" / "corpus.jsonl", GOOD_CORPUS)).parent),
+                   "--corpus", "b"] if write(t / "b" / "queries.jsonl", GOOD_QUERIES)
+     and write(t / "b" / "qrels" / "test.tsv", GOOD_QRELS + "q1\td1\thigh\n") else [],
+     "test.tsv line 3"),
+    ("import of a pairs file without columns",
+     lambda t, s: ["pairs", "import", write(t / "qa.csv", "a,b\nx,y\n"), "--corpus", "bio"],
+     "no query column"),
+    ("BEIR export of a missing pair set",
+     lambda t, s: ["export", "--beir", str(t / "beir"), "--pairs", "999"], "no pair set 999"),
+]
+
+
+@pytest.mark.parametrize("what,args,message", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_bad_cli_arguments_fail_in_one_line(unchanged, tmp_path, what, args, message):
+    before = set(tmp_path.rglob("*"))
+    result = cli(unchanged, *args(tmp_path, unchanged))
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert not {p for p in set(tmp_path.rglob("*")) - before if p.suffix == ".jsonl"
+                and "out" in p.name}, "an output file was written"
+
+
+def test_the_pairs_list_the_errors_point_at_exists(unchanged):
+    split_set = demo_set(unchanged)
+    listing = json.loads(cli(unchanged, "pairs", "list", "--json").stdout.splitlines()[-1])
+    by_id = {s["id"]: s for s in listing["pair_sets"]}
+    assert by_id[split_set]["corpus"] == "python-stdlib-docs"
+    assert set(by_id[split_set]["split"]) == {"train", "test"}
+    bio = json.loads(cli(unchanged, "pairs", "list", "--corpus", "bio", "--json")
+                     .stdout.splitlines()[-1])
+    assert [s["name"] for s in bio["pair_sets"]] == ["unsplit"]
+    everything = json.loads(cli(unchanged, "list", "--json").stdout.splitlines()[-1])
+    assert {c["name"] for c in everything["corpora"]} == {"python-stdlib-docs", "bio"}
+    assert len(everything["pair_sets"]) == 2 and everything["jobs"] == []
+    text = cli(unchanged, "list").stdout
+    assert "pair set" in text and "unsplit" in text
+
+
+def test_two_ingests_of_the_same_new_corpus_one_wins_one_is_told(home, count):
+    import threading
+    first_inside, release = threading.Event(), threading.Event()
+
+    def slow_count(texts):
+        """The real counter, pausing the first ingest inside its transaction."""
+        first_inside.set()
+        release.wait(30)
+        return count(texts)
+
+    outcome = {}
+
+    def first():
+        outcome["first"] = ingest(Store(home), "same", [Document("a.md", "text", PARAGRAPHS[0])],
+                                  slow_count)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_inside.wait(30)
+    # The second ingest also sees no corpus "same" yet, then waits for the write lock.
+    threading.Timer(0.5, release.set).start()
+    with pytest.raises(WorkspaceError) as error:
+        ingest(Store(home), "same", [Document("b.md", "text", PARAGRAPHS[1])], count)
+    thread.join(30)
+    assert "already exists" in one_line(error.value)
+    assert outcome["first"].chunks == 1
+    assert [c.name for c in Store(home).corpora()] == ["same"]
