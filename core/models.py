@@ -119,7 +119,7 @@ def _open(path: Path, device: str):
     try:
         return SentenceTransformer(str(path), device=device, local_files_only=True,
                                    trust_remote_code=False)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+    except Exception as e:  # transformers, torch and safetensors raise many types for bad files
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise WorkspaceError(f"could not load model from {path}: {reason}") from None
 

@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -336,3 +337,135 @@ def test_two_ingests_of_the_same_new_corpus_one_wins_one_is_told(home, count):
     assert "already exists" in one_line(error.value)
     assert outcome["first"].chunks == 1
     assert [c.name for c in Store(home).corpora()] == ["same"]
+
+
+# -- model folders ---------------------------------------------------------------------------
+def copy_model(tmp_path: Path) -> Path:
+    import shutil
+
+    from core import models
+    folder = tmp_path / "model"
+    shutil.copytree(models.resolve(None), folder)
+    return folder
+
+
+MODEL_DAMAGE = [
+    ("config.json missing", lambda f: (f / "config.json").unlink(), "no config.json"),
+    ("config.json not JSON", lambda f: (f / "config.json").write_text("{oops"), "not a valid JSON"),
+    ("config.json a list", lambda f: (f / "config.json").write_text("[1]"), "not a valid JSON"),
+    ("weights missing", lambda f: (f / "model.safetensors").unlink(), "no weights"),
+    ("weights truncated", lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 64),
+     "could not load model"),
+]
+
+
+@pytest.mark.parametrize("what,damage,message", MODEL_DAMAGE, ids=[m[0] for m in MODEL_DAMAGE])
+def test_a_damaged_model_folder_is_one_line(tmp_path, what, damage, message):
+    from core import models
+    folder = copy_model(tmp_path)
+    damage(folder)
+    with pytest.raises(WorkspaceError, match=message) as error:
+        models.load(str(folder))
+    one_line(error.value)
+
+
+def test_a_model_saved_again_into_the_same_folder_is_reloaded(tmp_path):
+    from core import models
+    folder = copy_model(tmp_path)
+    first = models.load(str(folder))
+    assert models.load(str(folder)) is first  # cached while the folder is unchanged
+    first.save(str(folder))  # a new fine-tuning run writing the same output folder
+    assert models.load(str(folder)) is not first
+
+
+# -- an LLM that fails ----------------------------------------------------------------------
+@pytest.fixture
+def llm_corpus(home, count):
+    store = Store(home)
+    docs = [Document(f"d{i}.txt", "text", p) for i, p in enumerate(PARAGRAPHS)]
+    return store, ingest(store, "plants", docs, count, ChunkSettings(64, 0)).corpus_id
+
+
+def test_an_llm_failing_every_request_stores_nothing(llm_corpus):
+    from core.pairs import LLMConfig, generate_llm
+    from tests.llm_server import FakeLLM
+    store, corpus_id = llm_corpus
+    before = snapshot(store)
+    server = FakeLLM(fail_first=1000, status=503)
+    try:
+        with pytest.raises(WorkspaceError, match="no answer"):
+            generate_llm(store, corpus_id, "llm", LLMConfig(server.url, "m", max_retries=0))
+    finally:
+        server.close()
+    with pytest.raises(WorkspaceError, match="is the server running"):  # nothing listens there
+        generate_llm(store, corpus_id, "llm", LLMConfig(server.url, "m", max_retries=0))
+    assert snapshot(store) == before and store.pair_sets(corpus_id) == []
+
+
+def test_an_llm_failing_some_requests_reports_them(llm_corpus):
+    from core.pairs import LLMConfig, generate_llm
+    from tests.llm_server import FakeLLM
+    store, corpus_id = llm_corpus
+    server = FakeLLM(fail_first=1, status=503)
+    try:  # one worker, no retries: the first chunk fails, the others succeed
+        report = generate_llm(store, corpus_id, "llm",
+                              LLMConfig(server.url, "m", concurrency=1, max_retries=0))
+    finally:
+        server.close()
+    chunks = len(store.chunks(corpus_id))
+    assert (report.done, report.failed) == (chunks - 1, 1)
+    assert "HTTP 503" in report.first_error and "1 chunks failed" in report.summary()
+    assert len({p["chunk_id"] for p in store.pairs(report.pair_set_id)}) == chunks - 1
+
+
+def test_the_cli_exits_non_zero_when_llm_requests_failed(home, llm_corpus):
+    from tests.llm_server import FakeLLM
+    store, _ = llm_corpus
+    server = FakeLLM(fail_first=4, status=503)  # the first chunk's request and its 3 retries
+    try:
+        result = cli(store, "pairs", "generate", "--corpus", "plants", "--method", "llm",
+                     "--base-url", server.url, "--concurrency", "1", "--json")
+    finally:
+        server.close()
+    assert result.returncode == 1 and "1 chunks failed" in result.stderr.splitlines()[-1]
+    assert json.loads(result.stdout.splitlines()[-1])["pairs"] > 0  # what was made is kept
+
+
+# -- pages: user text is shown as text; deleting asks first ---------------------------------
+EVIL = "![i](http://127.0.0.1:8999/x)"
+
+
+def test_escape_shows_markdown_and_html_as_text():
+    from views.common import escape
+    for text in (EVIL, "<img src=x onerror=alert(1)>", "**bold** _it_ `code` $x$ :smile:"):
+        escaped = escape(text)
+        assert not re.search(r"(?<!\\)[!\[\]()<>*_`$:]", escaped), escaped  # each one escaped
+        assert escaped.replace("\\", "") == text  # nothing lost
+
+
+def test_pages_show_user_names_as_text_not_markdown(home, count):
+    from streamlit.testing.v1 import AppTest
+    store = Store(home)
+    corpus_id = ingest(store, EVIL, [Document(EVIL, "text", TEXT)], count).corpus_id
+    import_pairs(store, corpus_id, EVIL, [(EVIL, PARAGRAPHS[0]), ("What else?", PARAGRAPHS[1])])
+    for path in ("views/corpus.py", "views/pairs.py"):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        at.switch_page(path).run()
+        assert not at.exception
+        shown = [e.value for e in (*at.markdown, *at.caption, *at.warning, *at.success)]
+        shown += [b.label for b in at.button] + [e.label for e in at.expander]
+        assert shown and not [s for s in shown if "![i](" in str(s)], shown
+
+
+def test_deleting_a_pair_set_asks_first(home, count):
+    from streamlit.testing.v1 import AppTest
+    store = Store(home)
+    load_demo(store, count, limit=40)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("views/pairs.py").run()
+    delete = next(b for b in at.button if b.label == "Delete this pair set")
+    delete.click().run()
+    assert len(store.pair_sets()) == 1  # not yet
+    assert any("cannot be undone" in w.value for w in at.warning)
+    next(b for b in at.button if b.label == "Yes, delete it").click().run()
+    assert not at.exception and store.pair_sets() == []
