@@ -82,9 +82,10 @@ def this_process() -> str:
 
 
 def owner_alive(owner: str | None) -> bool | None:
-    """Whether the process named by ``owner`` still runs; None when it is on another host."""
+    """Whether the process named by ``owner`` still runs; None when that cannot be told (another
+    host, or no owner recorded), leaving the heartbeat to decide."""
     if not owner:
-        return False
+        return None
     host, _, rest = owner.partition(":")
     if host != socket.gethostname():
         return None
@@ -141,7 +142,8 @@ def resume(store: Store, job_id: int) -> None:
 
 
 def orphaned(job: Job, now: float | None = None) -> bool:
-    """A running job whose owner process is gone, or that has shown no life for a minute."""
+    """A running job whose owner process is gone, or that has shown no life for a minute
+    (rows from before owners were recorded have no heartbeat and count from their start)."""
     stale = (now or time.time()) - (job.heartbeat or job.started or 0) > STALE_SECONDS
     return owner_alive(job.owner) is False or stale
 
@@ -309,8 +311,8 @@ class Runner:
             if row is None:
                 return None
             db.execute("UPDATE jobs SET state = 'running', started = ?, progress = 0, "
-                       "status = 'Starting', owner = ?, heartbeat = ? WHERE id = ?",
-                       (now, this_process(), now, row["id"]))
+                       "status = 'Starting' WHERE id = ?", (now, row["id"]))
+            _own(db, row["id"])
         return get(self.store, row["id"])
 
     def _loop(self) -> None:
@@ -350,6 +352,9 @@ class Runner:
                 log.warning("job %s: heartbeat not written", reporter.job_id)
 
     def run_one(self, job: Job) -> None:
+        """Run a claimed job to its end state; the job is (again) marked as this process's, as
+        callers that claim a job themselves (the finetune command) do not record an owner."""
+        self._retry(lambda: _own(self.store.db, job.id), f"take ownership of job {job.id}")
         reporter = StoreReporter(self.store, job.id)
         done = threading.Event()
         threading.Thread(target=self._beat, args=(reporter, done), daemon=True).start()
@@ -378,6 +383,11 @@ class Runner:
                 reporter.log(trace)
             db.execute("UPDATE jobs SET state = 'failed', finished = ?, error = ?, status = ? "
                        "WHERE id = ?", (time.time(), message, "Failed", reporter.job_id))
+
+
+def _own(db, job_id: int) -> None:
+    db.execute("UPDATE jobs SET owner = ?, heartbeat = ? WHERE id = ?",
+               (this_process(), time.time(), job_id))
 
 
 def job_dir(store: Store, job_id: int) -> Path:

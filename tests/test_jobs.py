@@ -239,7 +239,8 @@ def dead_owner() -> str:
     ("me", 120, True),                  # alive but silent for two minutes: hung
     ("other-host:1:1", 0, False),       # another machine, beating: cannot be checked, trusted
     ("other-host:1:1", 120, True),      # another machine, silent
-    (None, 0, True),                    # written before owners were recorded
+    (None, 0, False),                   # claimed by code that records no owner, but beating
+    (None, None, True),                 # written before owners and heartbeats were recorded
 ])
 def test_recover_interrupts_only_jobs_whose_owner_is_gone(store, owner, beat_age, interrupted):
     owner = {"me": jobs.this_process(), "dead": dead_owner()}.get(owner, owner)
@@ -247,7 +248,7 @@ def test_recover_interrupts_only_jobs_whose_owner_is_gone(store, owner, beat_age
     job_id = store.db.execute(
         "INSERT INTO jobs (kind, state, config, created, started, owner, heartbeat) "
         "VALUES ('train', 'running', '{}', ?, ?, ?, ?)",
-        (now - 200, now - 200, owner, now - beat_age)).lastrowid
+        (now - 200, now - 200, owner, None if beat_age is None else now - beat_age)).lastrowid
     assert jobs.recover(store) == int(interrupted)
     assert jobs.get(store, job_id).state == ("interrupted" if interrupted else "running")
 
