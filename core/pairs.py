@@ -80,7 +80,7 @@ class ImportReport:
     def summary(self) -> str:
         added = (f"; {self.new_passages} passages were not in the corpus and were added to it "
                  "as chunks" if self.new_passages else "")
-        return f"pair set {self.pair_set_id}: {self.pairs} pairs imported{added}"
+        return f"Imported {self.pairs} pairs as pair set {self.pair_set_id}{added}"
 
 
 def import_pairs(store: Store, corpus_id: int, name: str, rows: list[tuple[str, str]],

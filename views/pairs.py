@@ -43,7 +43,7 @@ with tab_import:
             if st.button("Import pairs", type="primary"):
                 rows = read_pairs_file(upload.name, data, q_col, p_col)
                 report = import_pairs(workspace, corpus.id, name, rows)
-                done(f"'{escape(name)}': {report.summary()}.")
+                done(f"{report.summary()}.")
 
 with tab_builtin:
     st.markdown(
