@@ -37,6 +37,42 @@ def test_train_from_files_reports_both_models_and_timings(files, tmp_path):
     assert set(out["baseline"]) == set(out["finetuned"]) == {"384", "64"}
     assert set(out["seconds"]) == {"baseline_eval", "train", "final_eval", "total"}
     assert Path(out["model_path"], "model.safetensors").is_file()
+    assert out["kept"] == "base" or out["kept"] == out["best_epoch"]
+    assert (out["plan"]["epochs"], out["plan"]["max_pairs"], out["plan"]["max_seq_length"]) == (1, 32, 64)
+
+
+def test_train_with_no_flags_applies_the_default_plan_and_names_it(files, tmp_path):
+    pairs, beir = files
+    out = run(["train", "--pairs", str(pairs), "--eval", str(beir), "--budget-minutes", "0.2",
+               "--output", str(tmp_path / "model"), "--json"], tmp_path)
+    plan = out["plan"]
+    assert plan["budget_seconds"] == 12 and plan["seconds"] <= 12
+    assert plan["max_seq_length"] < 256 and plan["learning_rate"] == 2e-5
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max-seq-length", "-5"], "max_seq_length must be at least 8"),
+    (["--max-pairs", "-1"], "max_pairs must be at least 2"),
+    (["--epochs", "0"], "epochs must be at least 1"),
+])
+def test_bad_training_flags_fail_before_the_baseline_in_one_line(files, tmp_path, flags, message):
+    pairs, beir = files
+    env = {**os.environ, "RAGTUNE_HOME": str(tmp_path / "ws")}
+    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs", str(pairs), "--eval",
+                             str(beir), *flags], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [f"error: {message}, not {flags[1]}"]
+
+
+def test_a_config_file_with_a_wrongly_typed_value_names_the_setting(files, tmp_path):
+    pairs, beir = files
+    config = tmp_path / "job.json"
+    config.write_text('{"epochs": "two"}')
+    env = {**os.environ, "RAGTUNE_HOME": str(tmp_path / "ws")}
+    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs", str(pairs), "--eval",
+                             str(beir), "--config", str(config)], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "'epochs' must be a whole number" in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_the_same_run_works_on_two_processes_with_torchrun(files, tmp_path):
