@@ -76,6 +76,16 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus"):
     return next(c for c in corpora if c.name == name)
 
 
+def pick_pair_set(pair_sets: list):
+    """A pair-set selector remembered across pages for this browser session (newest first)."""
+    ids = [p.id for p in pair_sets]
+    remembered = st.session_state.get("pair_set_id")
+    pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(store(), p),
+                            index=ids.index(remembered) if remembered in ids else len(ids) - 1)
+    st.session_state["pair_set_id"] = pair_set.id
+    return pair_set
+
+
 def pair_set_label(store_: Store, pair_set) -> str:
     counts = store_.split_counts(pair_set.id)
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

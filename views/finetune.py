@@ -8,7 +8,7 @@ from core import jobs, models
 from core.evaluate import METRICS, default_dims
 from core.pairs import is_generated
 from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
-from views.common import explained, model_info, pair_set_label, pick_corpus, runner, store
+from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
 
 st.title("Fine-tune the embedding model")
 workspace = store()
@@ -26,7 +26,7 @@ def duration(seconds: float | None) -> str:
 
 
 setup = device()
-st.caption(f"Device: **{setup.device}**" + (f" · {setup.memory}" if setup.memory else "")
+st.caption(f"Device: **{setup.device}**" + (f" · {escape(setup.memory)}" if setup.memory else "")
            + (" · bf16" if setup.bf16 else "") + (" · tf32" if setup.tf32 else ""))
 
 with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
@@ -36,11 +36,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
     if not pair_sets:
         st.info("Split a pair set of this corpus into train and test first (Pairs page).")
     else:
-        ids = [p.id for p in pair_sets]
-        remembered = st.session_state.get("pair_set_id")
-        pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
-                                index=ids.index(remembered) if remembered in ids else len(ids) - 1)
-        st.session_state["pair_set_id"] = pair_set.id
+        pair_set = pick_pair_set(pair_sets)
         pairs = [(p["query"], p["positive"]) for p in workspace.pairs(pair_set.id, "train")]
         n_train = len(pairs)
         m1, m2 = st.columns([3, 1])
@@ -134,7 +130,7 @@ def live(job_id: int, state_at_render: str) -> None:
     st.progress(min(job.progress, 1.0), text=f"**{job.state}** · {job.status}{step}{epoch} · "
                                              f"{duration(job.elapsed)}{eta}")
     if job.error:
-        st.error(job.error, icon=":material/error:")
+        st.error(escape(job.error), icon=":material/error:")
     if job.state == "interrupted":
         st.warning("The server restarted while this job ran. Resume continues from its last "
                    "saved checkpoint.")
@@ -158,10 +154,10 @@ def live(job_id: int, state_at_render: str) -> None:
                                         "NDCG@10"), width="stretch", key=f"ndcg{job_id}")
     if job.state == "succeeded" and job.result.get("kept") == "base":
         st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the test queries, so "
-                   f"`{job.result['model_path']}` holds the base model. Try more or better pairs.",
+                   f"{escape(job.result['model_path'])} holds the base model. Try more or better pairs.",
                    icon=":material/info:")
     elif job.state == "succeeded" and job.result.get("finetuned"):
-        st.success(f"Done. The fine-tuned model is in `{job.result['model_path']}`.")
+        st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
     log = jobs.events(workspace, job_id, "log", limit=12)
     st.code("\n".join(time.strftime("%H:%M:%S ", time.localtime(e["ts"])) + e["line"] for e in log)

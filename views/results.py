@@ -7,7 +7,7 @@ import streamlit as st
 from core import models
 from core.compare import gains, headlines, trust_note
 from core.evaluate import METRICS, RetrievalSet, default_dims, evaluate_named, load_evaluations, misses, save
-from views.common import explained, model_info, pair_set_label, pick_corpus, store
+from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, store
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -19,11 +19,7 @@ if not pair_sets:
     st.info("No pair set of this corpus has a test split yet: split one on the Pairs page.")
     st.page_link("views/pairs.py", label="Go to Pairs", icon=":material/quiz:")
     st.stop()
-remembered = st.session_state.get("pair_set_id")
-ids = [p.id for p in pair_sets]
-pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
-                        index=ids.index(remembered) if remembered in ids else len(ids) - 1)
-st.session_state["pair_set_id"] = pair_set.id
+pair_set = pick_pair_set(pair_sets)
 if trust_note(pair_set):
     st.warning(trust_note(pair_set), icon=":material/warning:")
     st.page_link("views/pairs.py", label="Import real test questions (Pairs page → Import your pairs)",
@@ -75,9 +71,9 @@ st.plotly_chart(figure, width="stretch")
 
 if len(chosen) >= 2:
     reference, other = chosen[0], chosen[-1]
-    st.subheader(f"{other.label} compared with {reference.label}")
+    st.subheader(f"{escape(other.label)} compared with {escape(reference.label)}")
     for line in headlines(reference.metrics, other.metrics, metric, (reference.label, other.label)):
-        st.markdown(f"- {line}")
+        st.markdown(f"- {escape(line)}")
     rows = gains(reference.metrics, other.metrics, metric)
     bars = go.Figure(go.Bar(x=[str(r["dim"]) for r in rows], y=[100 * r["relative"] for r in rows],
                             text=[f"{r['relative']:+.1%}" for r in rows], textposition="outside",
@@ -87,7 +83,7 @@ if len(chosen) >= 2:
     st.plotly_chart(bars, width="stretch")
 
 for e in chosen:
-    st.markdown(f"**{names[e.id]}** — {e.details.get('queries')} queries, {e.details.get('corpus')} "
+    st.markdown(f"**{escape(names[e.id])}** — {e.details.get('queries')} queries, {e.details.get('corpus')} "
                 f"passages, {e.seconds:.1f} s")
     table = pd.DataFrame(e.table())
     st.dataframe(table, hide_index=True, width="stretch")
@@ -102,5 +98,5 @@ target = chosen[-1] if chosen else evaluations[-1]
 dim = st.selectbox("At dimension", sorted(target.metrics, reverse=True), key="miss_dim")
 wrong = misses(workspace, target, dim)
 st.caption(f"{len(wrong)} test queries shown whose first result is not a right passage "
-           f"({names[target.id]}).")
+           f"({escape(names[target.id])}).")
 st.dataframe(wrong, hide_index=True, width="stretch", height=320)

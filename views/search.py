@@ -2,7 +2,7 @@ import pandas as pd
 import streamlit as st
 
 from core import search
-from views.common import escape, explained, pair_set_label, pick_corpus, store
+from views.common import escape, explained, pick_corpus, pick_pair_set, store
 
 st.title("Search with two models")
 st.caption("The same question against the same passages, ranked by two models at the embedding "
@@ -15,11 +15,7 @@ if not pair_sets:
             "on the Results page, or fine-tune one.")
     st.page_link("views/results.py", label="Go to Results", icon=":material/monitoring:")
     st.stop()
-ids = [p.id for p in pair_sets]
-remembered = st.session_state.get("pair_set_id")
-pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
-                        index=ids.index(remembered) if remembered in ids else len(ids) - 1)
-st.session_state["pair_set_id"] = pair_set.id
+pair_set = pick_pair_set(pair_sets)
 
 choices = search.searchable_models(workspace, pair_set.id)
 first, second = search.default_pair(choices)
