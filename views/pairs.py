@@ -1,8 +1,9 @@
 
 import streamlit as st
 
-from core.pairs import (LLMConfig, PseudoQueryConfig, estimate, export_jsonl, generate_builtin,
-                        generate_llm, guess_columns, import_pairs, read_pairs_file, split)
+from core.pairs import (GENERATOR_STYLES, LLMConfig, PseudoQueryConfig, estimate, export_jsonl,
+                        generate_builtin, generate_llm, guess_columns, import_pairs,
+                        read_pairs_file, split)
 from core.corpus import read_table
 from views.common import escape, explained, pair_set_label, pick_corpus, store
 
@@ -47,18 +48,23 @@ with tab_import:
 
 with tab_builtin:
     st.markdown(
-        "Pseudo-queries in the spirit of the **Inverse Cloze Task** (Lee et al., 2019): a sentence "
-        "of each chunk becomes a query, and the rest of the chunk, without that sentence, is "
-        "its answer; markdown headings become queries for the text below them. No LLM, no cost, "
-        "seconds to run — but weaker than real or LLM-written questions.")
-    c1, c2 = st.columns(2)
-    per_chunk = c1.number_input("Queries per chunk", 1, 5, 2)
-    seed = c2.number_input("Seed", 0, 10_000, 13)
+        "Short queries of the kinds people type, made from your chunks with no LLM: a question "
+        "rebuilt from a sentence with its answer left out, the sentence's rarest words, and a "
+        "sentence cut out of the chunk (**Inverse Cloze Task**, Lee et al., 2019); headings become "
+        "queries for the text below them. Footers, copyright lines and other repeated sentences "
+        "are skipped, and a pair is kept only if the base model already ranks its passage in the "
+        "top 10. No cost, a minute or two — but weaker than real or LLM-written questions.")
+    c1, c2, c3 = st.columns(3)
+    per_chunk = c1.number_input("Queries per chunk", 1, 5, PseudoQueryConfig.per_chunk)
+    style = c2.selectbox("Style", GENERATOR_STYLES, help="questions: the mix above (default); "
+                         "sentences: the plain Inverse Cloze Task.")
+    seed = c3.number_input("Seed", 0, 10_000, PseudoQueryConfig.seed)
     name = st.text_input("Pair set name", value="pseudo-queries", key="builtin_name")
     if st.button("Generate", type="primary", key="builtin_go"):
-        with explained(), st.spinner("Making pseudo-queries…"):
+        with explained(), st.spinner("Making and filtering queries…"):
             pair_set_id = generate_builtin(workspace, corpus.id, name,
-                                           PseudoQueryConfig(per_chunk=int(per_chunk), seed=int(seed)))
+                                           PseudoQueryConfig(per_chunk=int(per_chunk), seed=int(seed),
+                                                             style=style))
             done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{escape(name)}'.")
 
 with tab_llm:
