@@ -51,7 +51,8 @@ def status(store: Store) -> Status:
     running = sum(j.state == "running" for j in active)
     queued = len(active) - running
     steps = [
-        Step("decide", "Decide", "views/decide.py", "RAG, fine-tuning or both?", True),
+        # The answers live in the page address, not the workspace: the step is never "done".
+        Step("decide", "Decide", "views/decide.py", "optional: RAG, fine-tuning or both?", False),
         Step("corpus", "Corpus", "views/corpus.py",
              f"{len(corpora)} corp{'us' if len(corpora) == 1 else 'ora'}", bool(corpora)),
         Step("pairs", "Pairs", "views/pairs.py",
