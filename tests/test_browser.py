@@ -76,7 +76,7 @@ def test_finetune_refresh_cancel_finish_and_compare(home, count):
         assert "Fine-tune" in nav and "common" not in nav
         set_number(page, "Epochs", 1)
         set_number(page, "Max sequence length", 64)
-        set_number(page, "Use at most N pairs (0 = all)", 320)
+        set_number(page, "Use at most N pairs", 320)
         page.get_by_role("button", name="Start fine-tuning").click()
         page.get_by_text("running ·").first.wait_for(timeout=120_000)
         page.get_by_text("step ").first.wait_for(timeout=120_000)
@@ -89,7 +89,7 @@ def test_finetune_refresh_cancel_finish_and_compare(home, count):
         page.get_by_text("New fine-tuning job").click()
         set_number(page, "Epochs", 2)
         set_number(page, "Max sequence length", 64)
-        set_number(page, "Use at most N pairs (0 = all)", 96)
+        set_number(page, "Use at most N pairs", 96)
         page.get_by_role("button", name="Start fine-tuning").click()
         page.get_by_text("succeeded ·").first.wait_for(timeout=600_000)
         wait_idle(page)

@@ -152,12 +152,13 @@ def live(job_id: int, state_at_render: str) -> None:
     if any(p["series"].startswith("ndcg") for p in points):
         right.plotly_chart(series_chart(points, "ndcg@10/", "NDCG@10 on the test queries, per epoch",
                                         "NDCG@10"), width="stretch", key=f"ndcg{job_id}")
-    if job.state == "succeeded" and job.result.get("kept") == "base":
-        st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the test queries, so "
-                   f"{escape(job.result['model_path'])} holds the base model. Try more or better pairs.",
-                   icon=":material/info:")
-    elif job.state == "succeeded" and job.result.get("finetuned"):
-        st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
+    if job.state == "succeeded" and job.result.get("finetuned"):
+        if job.result.get("kept") == "base":
+            st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the test queries, "
+                       f"so {escape(job.result['model_path'])} holds the base model. Try more or "
+                       "better pairs.", icon=":material/info:")
+        else:
+            st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
     log = jobs.events(workspace, job_id, "log", limit=12)
     st.code("\n".join(time.strftime("%H:%M:%S ", time.localtime(e["ts"])) + e["line"] for e in log)
