@@ -311,6 +311,8 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     reporter.status("Measuring the untrained model on the validation queries")
     evaluator(model)
     base_score = evaluator.last.metrics[config.best_dim][config.best_metric]
+    for dim, ms in evaluator.last.metrics.items():  # epoch 0 on the chart: where training starts
+        reporter.point(f"ndcg@10/{dim}", 0, ms["ndcg@10"], 0.0)
 
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     args = SentenceTransformerTrainingArguments(

@@ -83,8 +83,8 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                  best_dim=int(best_dim), budget_minutes=budget,
                                  generated_pairs=is_generated(pair_set))
             _, chosen = plan_run(config, pairs, models.load(model_name), setup)
-            st.caption(f"Training on {chosen.max_pairs:,} of {n_train:,} pairs · "
-                       f"{chosen.summary()} of training on {setup.device}, plus evaluation.")
+            st.caption(f"Your run: {chosen.summary()} of training (of {n_train:,} pairs) on "
+                       f"{setup.device}, plus evaluation.")
             if start:
                 job_id = jobs.submit(workspace, "train", json.loads(config.to_json()))
                 runner().wake()
@@ -150,7 +150,7 @@ def live(job_id: int, state_at_render: str) -> None:
         left.plotly_chart(series_chart(points, "loss", "Training loss", "loss"), width="stretch",
                           key=f"loss{job_id}")
     if any(p["series"].startswith("ndcg") for p in points):
-        right.plotly_chart(series_chart(points, "ndcg@10/", "NDCG@10 on the test queries, per epoch",
+        right.plotly_chart(series_chart(points, "ndcg@10/", "NDCG@10 per epoch (0: before training)",
                                         "NDCG@10"), width="stretch", key=f"ndcg{job_id}")
     if job.state == "succeeded" and job.result.get("finetuned"):
         if job.result.get("kept") == "base":
