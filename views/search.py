@@ -59,8 +59,8 @@ if query.strip():
         left.markdown(f"**{escape(model_a.label)}** at {dim} dims")
         left.dataframe(table(left_hits, None), hide_index=True, width="stretch")
         right.markdown(f"**{escape(model_b.label)}** at {dim} dims; change against the left")
-        right.dataframe(table(right_hits, changes).style.map(colour, subset=["change"]),
-                        hide_index=True, width="stretch")
+        styled = table(right_hits, changes).style.map(colour, subset=["change"])
+        right.dataframe(styled.format({"score": "{:.4f}"}), hide_index=True, width="stretch")
         if relevant:
             def where(hits: list[search.Hit]) -> str:
                 return next((f"#{h.rank}" for h in hits if h.relevant), "not in the top 10")
