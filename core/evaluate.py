@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from .corpus import text_hash
-from .store import Store, WorkspaceError
+from .store import EvaluationSummary, Store, WorkspaceError
 
 TOP_K = 100
 METRICS = ("ndcg@10", "mrr@10", "map@100", "recall@1", "recall@5", "recall@10", "recall@100",
@@ -333,13 +333,8 @@ def save(store: Store, result: EvalResult, pair_set_id: int | None, label: str,
 
 
 @dataclass
-class StoredEvaluation:
-    id: int
-    pair_set_id: int | None
-    model: str
-    label: str
-    job_id: int | None
-    created: float
+class StoredEvaluation(EvaluationSummary):
+    """An evaluation with its numbers, as the pages and the runs table show it."""
     seconds: float
     metrics: dict[int, dict[str, float]]
     details: dict
