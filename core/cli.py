@@ -116,6 +116,7 @@ def _list_parser(p: argparse.ArgumentParser) -> None:
 
 def run_list(args) -> None:
     from .jobs import all_jobs
+    from .workflow import plural
     store = Store()
     corpora = store.corpora()
     pair_sets = store.pair_set_summaries()
@@ -131,8 +132,9 @@ def run_list(args) -> None:
                   f"{j.error or j.status}")
         for e in evaluations:
             print(f"evaluation {e.id}\tpair set {e.pair_set_id}\t{e.label}\t{e.model}")
-    finish(args, f"{len(corpora)} corpora, {len(pair_sets)} pair sets, {len(jobs)} jobs, "
-                 f"{len(evaluations)} evaluations",
+    finish(args, ", ".join((plural(len(corpora), "corpus", "corpora"),
+                            plural(len(pair_sets), "pair set"), plural(len(jobs), "job"),
+                            plural(len(evaluations), "evaluation"))),
            {"corpora": [asdict(c) for c in corpora], "pair_sets": [asdict(s) for s in pair_sets],
             "jobs": [{"id": j.id, "kind": j.kind, "state": j.state, "progress": j.progress,
                       "pair_set_id": j.config.get("pair_set_id"), "error": j.error}

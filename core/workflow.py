@@ -32,8 +32,9 @@ class Status:
         return f"{corpora} · {pair_sets} · {jobs_part}"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' * (n != 1)}"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """"1 corpus", "3 corpora": a count with its noun in the right number."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def active_jobs(store: Store) -> list[jobs.Job]:
@@ -54,16 +55,16 @@ def status(store: Store) -> Status:
         # The answers live in the page address, not the workspace: the step is never "done".
         Step("decide", "Decide", "views/decide.py", "optional: RAG, fine-tuning or both?", False),
         Step("corpus", "Corpus", "views/corpus.py",
-             f"{len(corpora)} corp{'us' if len(corpora) == 1 else 'ora'}", bool(corpora)),
+             plural(len(corpora), "corpus", "corpora"), bool(corpora)),
         Step("pairs", "Pairs", "views/pairs.py",
-             f"{_plural(len(pair_sets), 'pair set')} ({len(split)} split)", bool(split)),
-        Step("baseline", "Baseline", "views/results.py", _plural(len(measured), "evaluation"),
+             f"{plural(len(pair_sets), 'pair set')} ({len(split)} split)", bool(split)),
+        Step("baseline", "Baseline", "views/results.py", plural(len(measured), "evaluation"),
              bool(measured)),
         Step("finetune", "Fine-tune", "views/finetune.py",
-             f"{_plural(len(tuned), 'fine-tuned model')}"
+             f"{plural(len(tuned), 'fine-tuned model')}"
              + (f", {running} running" if running else "") + (f", {queued} queued" if queued else ""),
              bool(tuned)),
-        Step("results", "Results", "views/runs.py", _plural(len(runs), "run"), bool(tuned)),
+        Step("results", "Results", "views/runs.py", plural(len(runs), "run"), bool(tuned)),
         Step("search", "Search", "views/search.py",
              "compare two models on real questions" if len(measured) + len(tuned) >= 1
              else "needs a measured model", False),
