@@ -76,6 +76,12 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus"):
     return next(c for c in corpora if c.name == name)
 
 
+def show_flash() -> None:
+    """The success message a page left for itself before its last ``st.rerun()``."""
+    if "flash" in st.session_state:
+        st.success(st.session_state.pop("flash"))
+
+
 def pick_pair_set(pair_sets: list):
     """A pair-set selector remembered across pages for this browser session (newest first)."""
     ids = [p.id for p in pair_sets]

@@ -7,7 +7,7 @@ import streamlit as st
 from core.beir import import_beir
 from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
 from core.store import WorkspaceError
-from views.common import escape, explained, store, token_counter
+from views.common import escape, explained, show_flash, store, token_counter
 
 st.title("Corpus")
 workspace = store()
@@ -94,8 +94,7 @@ with st.expander("Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"):
                                         f"{len(sets)} labelled pair sets."
             st.rerun()
 
-if "flash" in st.session_state:
-    st.success(st.session_state.pop("flash"))
+show_flash()
 
 if corpora:
     st.divider()

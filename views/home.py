@@ -2,15 +2,14 @@ import streamlit as st
 
 from core import workflow
 from core.beir import DEMO_CORPUS, load_demo
-from views.common import escape, explained, model_info, store, token_counter
+from views.common import escape, explained, model_info, show_flash, store, token_counter
 
 st.title("ragtune")
 st.markdown("**RAG or fine-tuning?** Answer a few questions about your use case, then measure what "
             "fine-tuning the embedding model does for retrieval on *your* documents.")
 
 workspace = store()
-if "flash" in st.session_state:
-    st.success(st.session_state.pop("flash"))
+show_flash()
 status = workflow.status(workspace)
 st.caption(status.summary())
 for column, step in zip(st.columns(len(status.steps)), status.steps):

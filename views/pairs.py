@@ -5,14 +5,13 @@ from core.pairs import (GENERATOR_STYLES, LLMConfig, PseudoQueryConfig, estimate
                         generate_builtin, generate_llm, guess_columns, import_pairs,
                         read_pairs_file, split)
 from core.corpus import read_table
-from views.common import escape, explained, pair_set_label, pick_corpus, store
+from views.common import escape, explained, pair_set_label, pick_corpus, show_flash, store
 
 st.title("Question → passage pairs")
 workspace = store()
 corpus = pick_corpus()
 
-if "flash" in st.session_state:
-    st.success(st.session_state.pop("flash"))
+show_flash()
 
 
 def done(message: str) -> None:

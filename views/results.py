@@ -7,7 +7,8 @@ import streamlit as st
 from core import models
 from core.compare import gains, headlines, trust_note
 from core.evaluate import METRICS, RetrievalSet, default_dims, evaluate_named, load_evaluations, misses, save
-from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, store
+from views.common import (escape, explained, model_info, pick_corpus, pick_pair_set, show_flash,
+                          store)
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -45,8 +46,7 @@ with st.expander("Measure a model", expanded=not load_evaluations(workspace, pai
                                          f"passages in {result.seconds:.1f} s. {note}")
             st.rerun()
 
-if "flash" in st.session_state:
-    st.success(st.session_state.pop("flash"))
+show_flash()
 
 evaluations = load_evaluations(workspace, pair_set.id)
 if not evaluations:

@@ -5,14 +5,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import export, runs, storage
-from views.common import escape, explained, store
+from views.common import escape, explained, show_flash, store
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
            "compare, export, rename or delete below.")
 workspace = store()
-if "flash" in st.session_state:
-    st.success(st.session_state.pop("flash"))
+show_flash()
 all_runs = runs.list_runs(workspace)
 if not all_runs:
     st.info("No runs yet: measure a baseline on the Results page or start a fine-tuning job.")
