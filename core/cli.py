@@ -278,7 +278,9 @@ def run_pairs_export(args) -> None:
         raise WorkspaceError(f"pair set {args.pair_set} has no {which}pairs, so nothing was "
                              "written" + ("; split it first (python -m core pairs split)"
                                           if args.split else ""))
-    Path(args.output).write_text(text, encoding="utf-8")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)  # like export --beir, which makes its folder
+    output.write_text(text, encoding="utf-8")
     finish(args, f"{text.count(chr(10))} pairs written to {args.output}",
            {"pairs": text.count("\n"), "output": args.output})
 

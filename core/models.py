@@ -91,6 +91,8 @@ def fingerprint(path: Path) -> str:
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+# *.bin weights are Python pickles: loading one from an untrusted folder can run its code.
+ALLOW_PICKLE = "RAGTUNE_ALLOW_PICKLE_WEIGHTS"
 
 
 def check_folder(path: Path) -> None:
@@ -107,18 +109,30 @@ def check_folder(path: Path) -> None:
     if not valid:
         raise WorkspaceError(f"model folder {path}: config.json is not a valid JSON object; "
                              "copy the model folder again")
-    if not any(f.suffix in WEIGHT_SUFFIXES for f in path.rglob("*") if f.is_file()):
+    suffixes = {f.suffix for f in path.rglob("*") if f.is_file()}
+    if not suffixes & set(WEIGHT_SUFFIXES):
         raise WorkspaceError(f"model folder {path} has no weights (*.safetensors or *.bin); "
                              "copy the whole model folder again")
+    if ".safetensors" not in suffixes and not pickle_weights_allowed():
+        raise WorkspaceError(f"model folder {path} has only *.bin weights, which are pickles that "
+                             "can run code when loaded; convert them to safetensors, or set "
+                             f"{ALLOW_PICKLE}=1 if you trust this folder")
+
+
+def pickle_weights_allowed() -> bool:
+    """Whoever runs the server decides, never a browser user: an environment variable."""
+    return os.environ.get(ALLOW_PICKLE, "") not in ("", "0", "false")
 
 
 def _open(path: Path, device: str):
-    """Load a checked folder; never runs code shipped with a model."""
+    """Load a checked folder; never runs code shipped with a model, and reads only
+    safetensors unless pickled weights were allowed."""
     from sentence_transformers import SentenceTransformer
     check_folder(path)
     try:
         return SentenceTransformer(str(path), device=device, local_files_only=True,
-                                   trust_remote_code=False)
+                                   trust_remote_code=False,
+                                   model_kwargs={"use_safetensors": not pickle_weights_allowed()})
     except Exception as e:  # transformers, torch and safetensors raise many types for bad files
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise WorkspaceError(f"could not load model from {path}: {reason}") from None

@@ -369,6 +369,25 @@ def test_a_damaged_model_folder_is_one_line(tmp_path, what, damage, message):
     one_line(error.value)
 
 
+def test_pickled_weights_load_only_when_the_server_allows_them(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    from core import models
+    folder = copy_model(tmp_path)
+    weights = folder / "model.safetensors"
+    torch.save(load_file(weights), folder / "pytorch_model.bin")
+    weights.unlink()
+    monkeypatch.delenv(models.ALLOW_PICKLE, raising=False)
+    with pytest.raises(WorkspaceError, match="only \\*.bin weights") as error:
+        models.load(str(folder))
+    assert models.ALLOW_PICKLE in one_line(error.value)
+    monkeypatch.setenv(models.ALLOW_PICKLE, "1")
+    pickled = models.load_fresh(str(folder), "cpu").encode(["a pickled model"])
+    assert pickled == pytest.approx(models.load_fresh(None, "cpu").encode(["a pickled model"]),
+                                    abs=1e-6)
+
+
 def test_a_model_saved_again_into_the_same_folder_is_reloaded(tmp_path):
     from core import models
     folder = copy_model(tmp_path)
