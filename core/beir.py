@@ -4,19 +4,35 @@ A BEIR folder holds ``corpus.jsonl`` (``_id``, optional ``title``, ``text``), ``
 (``_id``, ``text``) and ``qrels/<split>.tsv`` (query-id, corpus-id, score with a header) or a
 single ``qrels.tsv``. It is the common format of public retrieval benchmarks, so supporting it
 lets users measure ragtune on standard sets and bring their own labelled data the same way.
+
+The files reach one parser, ``parse_beir``, as a mapping from their name inside the folder
+(``corpus.jsonl``, ``qrels/test.tsv``…) to their bytes: ``folder_files`` reads a folder on the
+server (the command line, whose user owns the server) and ``upload_files`` takes what a browser
+sent, a zip of the folder or its files, read in memory. Uploaded names are only matched against
+those few names, never used as paths.
 """
 from __future__ import annotations
 
+import io
 import json
+import re
+import zipfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Mapping
 
+from . import corpus as corpus_module
 from . import demo
 from .corpus import ChunkSettings, Document, IngestReport, TokenCounter, ingest
+from .disk import human_bytes
 from .pairs import link_pairs, split
 from .store import Store, WorkspaceError
 
 DEMO_CORPUS = "python-stdlib-docs"
+CORPUS, QUERIES, QRELS = "corpus.jsonl", "queries.jsonl", "qrels.tsv"
+MAX_ZIP_ENTRIES = 10_000
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass
@@ -25,29 +41,160 @@ class BeirFolder:
     queries: dict[str, str]
     qrels: dict[str, dict[str, list[str]]]  # split -> query id -> relevant doc ids
 
+    def summary(self) -> str:
+        labels = ", ".join(f"{sum(map(len, q.values()))} {name}" for name, q in sorted(self.qrels.items()))
+        return (f"{len(self.documents):,} passages, {len(self.queries):,} queries, "
+                f"relevance labels: {labels}")
 
-def load_beir(folder: Path) -> BeirFolder:
-    """A BEIR-layout folder: corpus.jsonl, queries.jsonl and qrels/{train,dev,test}.tsv or qrels.tsv."""
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """The BEIR files of a folder on the server, by their name inside it."""
     folder = Path(folder)
-    corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
-    for f in (corpus_file, queries_file):
-        if not f.is_file():
-            raise WorkspaceError(f"{folder} is not a BEIR folder: {f.name} is missing")
-    docs = [Document(f"{corpus_file.name}#{r['_id']}", "row",
+    paths = [folder / CORPUS, folder / QUERIES, folder / QRELS, *sorted((folder / "qrels").glob("*.tsv"))]
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in paths if path.is_file()}
+
+
+def upload_files(uploads: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The BEIR files a browser sent: one zip of the folder, or the files themselves
+    (corpus.jsonl, queries.jsonl and qrels.tsv or one <split>.tsv per split).
+
+    Args:
+        uploads: (file name as the browser gave it, content) pairs; names are matched, never
+            used as paths.
+    """
+    if not uploads:
+        raise WorkspaceError("nothing uploaded; add a .zip of the BEIR folder or its files")
+    zips = [u for u in uploads if u[0].lower().endswith(".zip")]
+    if zips:
+        if len(uploads) > 1:
+            raise WorkspaceError("upload either one .zip of the BEIR folder or its loose files, "
+                                 "not both")
+        return zip_files(*zips[0])
+    files: dict[str, bytes] = {}
+    for name, data in uploads:
+        key = _loose_name(name)
+        if key in files:
+            raise WorkspaceError(f"{name} is uploaded twice; keep one copy")
+        files[key] = data
+    _check_total(sum(len(d) for d in files.values()), "the upload")
+    return files
+
+
+def _loose_name(name: str) -> str:
+    if name in (CORPUS, QUERIES, QRELS):
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if dot and suffix == "tsv" and _SPLIT_NAME.fullmatch(stem):
+        return f"qrels/{name}"
+    raise WorkspaceError(f"{name[:80]!r} is not a BEIR file; upload corpus.jsonl, queries.jsonl "
+                         "and qrels.tsv or <split>.tsv files, or a .zip of the folder")
+
+
+def _check_total(size: int, source: str) -> None:
+    limit = corpus_module.MAX_FILE_BYTES
+    if size > limit:
+        raise WorkspaceError(f"{source} unpacks to over {human_bytes(limit)}, the limit for "
+                             "one import; import a smaller set")
+
+
+def zip_files(name: str, data: bytes) -> dict[str, bytes]:
+    """The BEIR files in a zip, read in memory: at its top or inside one folder, as zipping a
+    folder makes them. Refuses encrypted, unsafe and oversized entries in one line."""
+    label = name[:80]
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        raise WorkspaceError(f"{label!r} is not a readable .zip file; zip the BEIR folder "
+                             "again") from None
+    with archive:
+        entries = [e for e in archive.infolist() if not e.is_dir()]
+        if len(entries) > MAX_ZIP_ENTRIES:
+            raise WorkspaceError(f"{label!r} holds {len(entries):,} files; a BEIR folder needs "
+                                 "three or four, zip only that folder")
+        wanted = _beir_entries(label, entries)
+        for entry in wanted.values():
+            if entry.flag_bits & 0x1:
+                raise WorkspaceError(f"{label!r} is password-protected; zip the folder without "
+                                     "a password")
+        _check_total(sum(e.file_size for e in wanted.values()), repr(label))
+        files: dict[str, bytes] = {}
+        left = corpus_module.MAX_FILE_BYTES
+        for key, entry in wanted.items():  # the declared sizes may lie: count what is read
+            try:
+                with archive.open(entry) as member:
+                    files[key] = member.read(left + 1)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError,
+                    RuntimeError) as e:
+                raise WorkspaceError(f"{label!r} is damaged ({key}: {type(e).__name__}); zip "
+                                     "the BEIR folder again") from None
+            left -= len(files[key])
+            _check_total(corpus_module.MAX_FILE_BYTES - left, repr(label))
+    return files
+
+
+def _beir_entries(label: str, entries: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+    """The zip entries of the BEIR files, by their name inside the folder that holds corpus.jsonl."""
+    names = {}
+    for entry in entries:
+        parts = [p for p in entry.filename.replace("\\", "/").split("/") if p not in ("", ".")]
+        if entry.filename.startswith(("/", "\\")) or ".." in parts or ":" in "".join(parts[:1]):
+            raise WorkspaceError(f"{label!r} holds an entry named {entry.filename[:80]!r} that "
+                                 "points outside the folder; zip the BEIR folder again")
+        if parts and parts[0] != "__MACOSX" and not any(p.startswith(".") for p in parts):
+            names[entry.filename] = PurePosixPath(*parts)
+    corpora = [path for path in names.values() if path.name == CORPUS]
+    if len(corpora) > 1:
+        raise WorkspaceError(f"{label!r} holds {len(corpora)} corpus.jsonl files; zip one BEIR "
+                             "folder at a time")
+    root = corpora[0].parent if corpora else PurePosixPath()
+    if len(root.parts) > 1:
+        raise WorkspaceError(f"{label!r} keeps corpus.jsonl in {root}; zip the BEIR folder "
+                             "itself so the file sits at the top or one folder down")
+    wanted = {}
+    for entry in entries:
+        path = names.get(entry.filename)
+        if path is None or path.parent not in (root, root / "qrels"):
+            continue
+        key = path.relative_to(root).as_posix()
+        if key in (CORPUS, QUERIES, QRELS) or (key.startswith("qrels/") and key.endswith(".tsv")
+                                               and _SPLIT_NAME.fullmatch(path.stem)):
+            wanted[key] = entry
+    return wanted
+
+
+def parse_beir(files: Mapping[str, bytes], source: str) -> BeirFolder:
+    """Parse BEIR files given by their name inside the folder (``corpus.jsonl``,
+    ``queries.jsonl``, ``qrels/<split>.tsv`` or ``qrels.tsv``).
+
+    Args:
+        files: name inside the folder → content.
+        source: what to call the set in messages (a folder path or an upload's name).
+    """
+    for name in (CORPUS, QUERIES):
+        if name not in files:
+            raise WorkspaceError(f"{source} is not a BEIR folder: {name} is missing")
+    docs = [Document(f"{CORPUS}#{r['_id']}", "row",
                      (f"{r['title']}\n\n" if r.get("title") else "") + str(r.get("text") or ""),
-                     str(r["_id"])) for r in _jsonl(corpus_file, ("_id",))]
+                     str(r["_id"])) for r in _jsonl(CORPUS, files[CORPUS], ("_id",))]
     queries: dict[str, str] = {}
-    for r in _jsonl(queries_file, ("_id", "text")):
+    for r in _jsonl(QUERIES, files[QUERIES], ("_id", "text")):
         if str(r["_id"]) in queries:
             raise WorkspaceError(f"queries.jsonl repeats the _id {r['_id']!r}; ids must be unique")
         queries[str(r["_id"])] = str(r["text"])
-    qrel_files = {p.stem: p for p in sorted((folder / "qrels").glob("*.tsv"))}
-    if (folder / "qrels.tsv").is_file():
-        qrel_files.setdefault("test", folder / "qrels.tsv")
+    qrel_files = {PurePosixPath(name).stem: name for name in sorted(files)
+                  if name.startswith("qrels/") and name.endswith(".tsv")}
+    if QRELS in files:
+        qrel_files.setdefault("test", QRELS)
     if not qrel_files:
-        raise WorkspaceError(f"{folder} has no qrels: add qrels/test.tsv (query-id, corpus-id, score)")
-    qrels = {split: _qrels(path) for split, path in qrel_files.items()}
+        raise WorkspaceError(f"{source} has no qrels: add qrels/test.tsv (query-id, corpus-id, score)")
+    qrels = {split: _qrels(PurePosixPath(name).name, files[name]) for split, name in qrel_files.items()}
     return BeirFolder(docs, queries, qrels)
+
+
+def load_beir(folder: Path) -> BeirFolder:
+    """A BEIR-layout folder on the server: corpus.jsonl, queries.jsonl and
+    qrels/{train,dev,test}.tsv or qrels.tsv."""
+    return parse_beir(folder_files(folder), str(folder))
 
 
 def read_beir_raw(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, list[str]]]]:
@@ -61,61 +208,66 @@ def read_beir_raw(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[st
     return corpus, data.queries, data.qrels
 
 
-def _lines(path: Path) -> list[str]:
+def _lines(name: str, data: bytes) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
+        return data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as e:
-        raise WorkspaceError(f"{path.name}: not valid UTF-8 (byte {e.start}); re-save it as "
+        raise WorkspaceError(f"{name}: not valid UTF-8 (byte {e.start}); re-save it as "
                              "UTF-8") from None
 
 
-def _jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
+def _jsonl(name: str, data: bytes, required: tuple[str, ...]) -> list[dict]:
     rows = []
-    for number, line in enumerate(_lines(path), 1):
+    for number, line in enumerate(_lines(name, data), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
-            raise WorkspaceError(f"{path.name} line {number}: not valid JSON") from None
+            raise WorkspaceError(f"{name} line {number}: not valid JSON") from None
         if not isinstance(row, dict):
-            raise WorkspaceError(f"{path.name} line {number}: expected a JSON object")
+            raise WorkspaceError(f"{name} line {number}: expected a JSON object")
         missing = [k for k in required if k not in row]
         if missing:
-            raise WorkspaceError(f"{path.name} line {number}: missing {', '.join(missing)}")
+            raise WorkspaceError(f"{name} line {number}: missing {', '.join(missing)}")
         wrong = [k for k in ("_id", "title", "text") if k in row
                  and not isinstance(row[k], (str, int)) and row[k] is not None]
         if wrong:
-            raise WorkspaceError(f"{path.name} line {number}: {', '.join(wrong)} must be text")
+            raise WorkspaceError(f"{name} line {number}: {', '.join(wrong)} must be text")
         rows.append(row)
     return rows
 
 
-def _qrels(path: Path) -> dict[str, list[str]]:
+def _qrels(name: str, data: bytes) -> dict[str, list[str]]:
     qrels: dict[str, list[str]] = {}
-    for number, line in enumerate(_lines(path), 1):
+    for number, line in enumerate(_lines(name, data), 1):
         parts = line.split("\t")
         if number == 1 and not (parts[-1].strip().lstrip("-").isdigit()):
             continue  # header
         if not line.strip():
             continue
         if len(parts) < 3:
-            raise WorkspaceError(f"{path.name} line {number}: expected query-id, corpus-id, "
+            raise WorkspaceError(f"{name} line {number}: expected query-id, corpus-id, "
                                  "score separated by tabs")
         try:
             score = int(parts[-1])
         except ValueError:
-            raise WorkspaceError(f"{path.name} line {number}: the score {parts[-1][:20]!r} is "
+            raise WorkspaceError(f"{name} line {number}: the score {parts[-1][:20]!r} is "
                                  "not a whole number; use 1 for relevant, 0 for not") from None
         if score > 0:
             qrels.setdefault(parts[0], []).append(parts[1])
     return qrels
 
 
-def import_beir(store: Store, folder: Path, corpus_name: str, count_tokens: TokenCounter,
-                settings: ChunkSettings | None = None) -> tuple[IngestReport, list[int]]:
-    """The corpus plus one pair set per qrels split (named after the split, already assigned)."""
-    data = load_beir(folder)
+def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
+                count_tokens: TokenCounter, settings: ChunkSettings | None = None
+                ) -> tuple[IngestReport, list[int]]:
+    """The corpus plus one pair set per qrels split (named after the split, already assigned).
+
+    Args:
+        source: parsed BEIR files, or a folder on the server to read them from.
+    """
+    data = source if isinstance(source, BeirFolder) else load_beir(source)
     with store.transaction():
         report = ingest(store, corpus_name, data.documents, count_tokens, settings)
         pair_sets = []

@@ -15,7 +15,7 @@ import pytest
 
 from core import corpus as corpus_module
 from core import jobs
-from core.beir import import_beir, load_demo
+from core.beir import import_beir, load_demo, parse_beir, upload_files
 from core.corpus import ChunkSettings, Document, ingest, load_file
 from core.pairs import import_pairs, read_pairs_file
 from core.store import Store, WorkspaceError
@@ -199,6 +199,104 @@ def test_a_bad_qrels_score_names_the_file_and_line(unchanged, count, tmp_path):
         (tmp_path / relative).write_text(content)
     with pytest.raises(WorkspaceError, match=r"test\.tsv line 3: the score 'high'"):
         import_beir(unchanged, tmp_path, "beir-corpus", count)
+
+
+# -- BEIR uploads: a zip of the folder or its files, read in memory ------------------------
+def zipped(files: dict[str, str | bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+    return buffer.getvalue()
+
+
+def good_beir_zip(top: str = "scifact/") -> bytes:
+    return zipped({top + name: content for name, content in beir().items()})
+
+
+def patched(data: bytes, edit) -> bytes:
+    """A zip with its (single) entry's local and central headers edited in place."""
+    data = bytearray(data)
+    edit(data, data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02"))
+    return bytes(data)
+
+
+def encrypted(data: bytes) -> bytes:
+    """Mark the entry as encrypted, as a password-protected zip does (zipfile cannot write one)."""
+    def edit(d, local, central):
+        d[local + 6] |= 1
+        d[central + 8] |= 1
+    return patched(data, edit)
+
+
+def understated(data: bytes) -> bytes:
+    """Declare a smaller uncompressed size than the entry really has."""
+    def edit(d, local, central):
+        d[local + 22:local + 26] = d[central + 24:central + 28] = (10).to_bytes(4, "little")
+    return patched(data, edit)
+
+
+BIG_CORPUS = "".join(json.dumps({"_id": f"d{i}", "text": "word " * 40}) + "\n" for i in range(30))
+BEIR_UPLOADS = [
+    ("nothing uploaded", []),
+    ("not a zip", [("scifact.zip", b"this is plain text, not a zip archive")]),
+    ("empty file named .zip", [("scifact.zip", b"")]),
+    ("truncated zip", [("scifact.zip", good_beir_zip()[:200])]),
+    ("empty zip", [("scifact.zip", zipped({}))]),
+    ("zip without queries.jsonl",
+     [("s.zip", zipped({"s/corpus.jsonl": GOOD_CORPUS, "s/qrels/test.tsv": GOOD_QRELS}))]),
+    ("zip without qrels",
+     [("s.zip", zipped({"corpus.jsonl": GOOD_CORPUS, "queries.jsonl": GOOD_QUERIES}))]),
+    ("password-protected zip", [("s.zip", encrypted(zipped({"corpus.jsonl": GOOD_CORPUS})))]),
+    ("declared size smaller than the content",
+     [("s.zip", understated(zipped({"corpus.jsonl": GOOD_CORPUS})))]),
+    ("zip bomb: unpacks over the limit",
+     [("s.zip", zipped({**beir(), "corpus.jsonl": BIG_CORPUS}))]),
+    ("entry climbing out with ..", [("s.zip", zipped({"../corpus.jsonl": GOOD_CORPUS, **beir()}))]),
+    ("absolute entry name", [("s.zip", zipped({"/etc/corpus.jsonl": GOOD_CORPUS}))]),
+    ("windows entry climbing out", [("s.zip", zipped({"..\\..\\corpus.jsonl": GOOD_CORPUS}))]),
+    ("two BEIR folders in one zip",
+     [("s.zip", zipped({**{"a/" + k: v for k, v in beir().items()},
+                        **{"b/" + k: v for k, v in beir().items()}}))]),
+    ("folder nested too deep", [("s.zip", zipped({"a/b/" + k: v for k, v in beir().items()}))]),
+    ("bad score inside the zip",
+     [("s.zip", zipped(beir(**{"qrels/test.tsv": GOOD_QRELS + "q1\td1\thigh\n"})))]),
+    ("corpus not UTF-8 inside the zip",
+     [("s.zip", zipped(beir(**{"corpus.jsonl": '{"_id": "a", "text": "Köln"}\n'.encode("latin-1")})))]),
+    ("zip and loose files together", [("s.zip", good_beir_zip()), ("queries.jsonl", GOOD_QUERIES.encode())]),
+    ("loose file that is no BEIR file", [("corpus.jsonl", GOOD_CORPUS.encode()),
+                                         ("passwords.txt", b"secret")]),
+    ("loose file with a path for a name", [("../corpus.jsonl", GOOD_CORPUS.encode())]),
+    ("loose files without qrels", [("corpus.jsonl", GOOD_CORPUS.encode()),
+                                   ("queries.jsonl", GOOD_QUERIES.encode())]),
+    ("the same file twice", [("corpus.jsonl", b"{}"), ("corpus.jsonl", b"{}")]),
+]
+
+
+@pytest.mark.parametrize("what,uploads", BEIR_UPLOADS, ids=[b[0] for b in BEIR_UPLOADS])
+def test_bad_beir_uploads_are_refused(unchanged, count, monkeypatch, what, uploads):
+    monkeypatch.setattr(corpus_module, "MAX_FILE_BYTES", 4000)  # the real limit, scaled down
+    with pytest.raises(WorkspaceError) as error:
+        files = upload_files(uploads)
+        import_beir(unchanged, parse_beir(files, "the upload"), "beir-upload", count)
+    one_line(error.value)
+
+
+@pytest.mark.parametrize("uploads", [
+    [("scifact.zip", zipped({**{"scifact/" + k: v for k, v in beir().items()},
+                             "__MACOSX/scifact/._corpus.jsonl": b"\x00\x05",
+                             "scifact/.DS_Store": b"\x00", "scifact/notes.txt": "ignored"}))],
+    [("flat.zip", zipped(beir(), zipfile.ZIP_STORED))],
+    [("corpus.jsonl", GOOD_CORPUS.encode()), ("queries.jsonl", GOOD_QUERIES.encode()),
+     ("test.tsv", GOOD_QRELS.encode())],
+], ids=["zip of a folder made on a Mac", "zip of the files", "loose files"])
+def test_a_beir_upload_is_imported_like_the_folder(store, count, uploads):
+    data = parse_beir(upload_files(uploads), "the upload")
+    assert data.summary() == "3 passages, 1 queries, relevance labels: 1 test"
+    report, [pair_set_id] = import_beir(store, data, "scifact", count)
+    assert report.documents == 3
+    [pair] = store.pairs(pair_set_id)
+    assert pair["query"] == "What do stomata do?" and pair["positive"].startswith("Stomata")
 
 
 # -- job configs: core.jobs.submit ----------------------------------------------------------

@@ -1,10 +1,9 @@
 import hashlib
-from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
 
-from core.beir import import_beir
+from core.beir import import_beir, parse_beir, upload_files
 from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
 from core.store import WorkspaceError
 from views.common import escape, explained, show_flash, store, token_counter
@@ -21,6 +20,15 @@ def read_upload(name: str, digest: str, data: bytes):
         return load_file(name, data), None
     except WorkspaceError as e:
         return [], str(e)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the BEIR files…")
+def read_beir(digest: str, _files: list[tuple[str, bytes]]):
+    """Parse once per upload (``digest`` names its content); returns (BeirFolder, error)."""
+    try:
+        return parse_beir(upload_files(_files), "the upload"), None
+    except WorkspaceError as e:
+        return None, str(e)
 
 
 NEW = "New corpus…"
@@ -81,18 +89,33 @@ if documents:
             st.session_state["flash"] = f"Added to '{escape(name)}': {report.summary()}."
             st.rerun()
 
-with st.expander("Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"):
-    folder = st.text_input("Folder on the server", placeholder="/data/scifact")
-    beir_name = st.text_input("Corpus name", value=Path(folder).name if folder else "")
-    if st.button("Import", disabled=not folder or not beir_name):
-        with explained(), st.spinner("Importing…"):
-            if not Path(folder).is_dir():
-                raise WorkspaceError(f"{folder} is not a folder on this server")
-            report, sets = import_beir(workspace, Path(folder), beir_name, token_counter())
-            st.session_state["corpus_name"] = beir_name
-            st.session_state["flash"] = f"Imported '{escape(beir_name)}': {report.summary()}, " \
-                                        f"{len(sets)} labelled pair sets."
-            st.rerun()
+with st.expander("Import a labelled set in BEIR format: upload a .zip of the folder or its files"):
+    st.markdown("A BEIR set is **corpus.jsonl** (`_id`, `title`, `text`), **queries.jsonl** "
+                "(`_id`, `text`) and **qrels/test.tsv** (query-id, corpus-id, score), as public "
+                "benchmarks such as SciFact ship it. It becomes a corpus plus one labelled pair "
+                "set per qrels file; `train.tsv` gives training pairs.")
+    beir_uploads = st.file_uploader("The BEIR folder zipped, or its files selected together",
+                                    type=["zip", "jsonl", "tsv"], accept_multiple_files=True,
+                                    key="beir_files")
+    if beir_uploads:
+        files = [(u.name, u.getvalue()) for u in beir_uploads]
+        beir_data, beir_error = read_beir(hashlib.sha1(repr(
+            [(n, hashlib.sha1(d).hexdigest()) for n, d in files]).encode()).hexdigest(), files)
+        if beir_error:
+            st.error(escape(beir_error), icon=":material/error:")
+        else:
+            st.caption(escape(beir_data.summary()))
+            zips = [u.name for u in beir_uploads if u.name.lower().endswith(".zip")]
+            beir_name = st.text_input("Corpus name", key="beir_name",
+                                      value=zips[0].rsplit(".", 1)[0] if zips else "beir").strip()
+            if st.button(f"Import {len(beir_data.documents):,} passages as '{escape(beir_name)}'",
+                         disabled=not beir_name):
+                with explained(), st.spinner("Chunking the passages and linking the labels…"):
+                    report, sets = import_beir(workspace, beir_data, beir_name, token_counter())
+                    st.session_state["corpus_name"] = beir_name
+                    st.session_state["flash"] = f"Imported '{escape(beir_name)}': " \
+                                                f"{report.summary()}, {len(sets)} labelled pair sets."
+                    st.rerun()
 
 show_flash()
 
