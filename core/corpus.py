@@ -68,9 +68,16 @@ class IngestReport:
 
 
 # -- loaders ----------------------------------------------------------------------------
+# Embeddings, overrides and isolates (not the joiners that Persian or emoji names need).
+DIRECTION_OVERRIDES = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_name(name: str) -> str:
-    """Uploaded names are stored as given, so anything that looks like a path is refused."""
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+    """Uploaded names are stored as given, so anything that looks like a path is refused, and
+    so are control and direction-override characters: shown in a terminal or a table they
+    could clear the screen, break a line or make ``exe.pdf`` read as ``fdp.exe``."""
+    if (not name or "/" in name or "\\" in name or name.startswith(".")
+            or any(unicodedata.category(c) == "Cc" or c in DIRECTION_OVERRIDES for c in name)):
         raise WorkspaceError(f"file name {name!r} is not a plain file name; rename it to "
                              "something like report.pdf and upload again")
     return name
