@@ -115,6 +115,7 @@ def _list_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_list(args) -> None:
+    from .disk import workspace_size
     from .jobs import all_jobs
     from .workflow import plural
     store = Store()
@@ -122,6 +123,7 @@ def run_list(args) -> None:
     pair_sets = store.pair_set_summaries()
     jobs = all_jobs(store)
     evaluations = store.evaluation_summaries()
+    size = workspace_size(store)
     if not args.json:
         for c in corpora:
             print(f"corpus {c.id}\t{c.name}\t{c.stats.get('documents', 0)} documents\t"
@@ -132,6 +134,7 @@ def run_list(args) -> None:
                   f"{j.error or j.status}")
         for e in evaluations:
             print(f"evaluation {e.id}\tpair set {e.pair_set_id}\t{e.label}\t{e.model}")
+        print(f"workspace {store.home}\t{size.summary()}")
     finish(args, ", ".join((plural(len(corpora), "corpus", "corpora"),
                             plural(len(pair_sets), "pair set"), plural(len(jobs), "job"),
                             plural(len(evaluations), "evaluation"))),
@@ -139,7 +142,8 @@ def run_list(args) -> None:
             "jobs": [{"id": j.id, "kind": j.kind, "state": j.state, "progress": j.progress,
                       "pair_set_id": j.config.get("pair_set_id"), "error": j.error}
                      for j in jobs],
-            "evaluations": [asdict(e) for e in evaluations]})
+            "evaluations": [asdict(e) for e in evaluations],
+            "size": size.to_json()})
 
 
 def _print_pair_sets(pair_sets) -> None:

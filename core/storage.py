@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import models
+from .disk import human_bytes
 from .evaluate import (RetrievalSet, cache_key, check_dims, default_dims, encode,
                        encode_corpus_cached, score_all_dims)
 from .store import Store
@@ -86,14 +87,6 @@ class StorageTable:
     @property
     def full_bytes(self) -> int:
         return max(o.bytes for o in self.options)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def storage_options(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,

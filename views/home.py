@@ -1,6 +1,7 @@
 import streamlit as st
 
 from core import workflow
+from core.disk import workspace_size
 from core.beir import DEMO_CORPUS, load_demo
 from views.common import escape, explained, model_info, show_flash, store, token_counter
 
@@ -52,6 +53,10 @@ with left:
     if corpora and DEMO_CORPUS not in {c.name for c in corpora} and st.button("Load the demo corpus"):
         load_the_demo()
     st.page_link("views/corpus.py", label="Upload your documents", icon=":material/library_books:")
+    size = workspace_size(workspace)
+    st.caption(f"Disk: {size.summary()}.", help=f"In {workspace.home}. Cached vectors spare "
+               "re-encoding passages; deleting a run, pair set or corpus on the Runs page "
+               "removes its files and vectors too.")
 with right:
     st.subheader("Embedding model")
     with explained():

@@ -1,0 +1,62 @@
+"""How much disk a workspace takes, and where: its database, the cached passage vectors inside
+it, the fine-tuned models with their checkpoints, and everything else under RAGTUNE_HOME."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .store import Store
+
+PARTS = ("database", "models", "cached vectors", "other")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (links not followed); 0 if it is no folder."""
+    if not path.is_dir():
+        return 0
+    return sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+@dataclass
+class WorkspaceSize:
+    database: int  # the SQLite files, without the cached vectors
+    models: int  # fine-tuning runs: models and checkpoints
+    cached_vectors: int  # passage vectors kept in the database to skip re-encoding
+    other: int
+
+    @property
+    def total(self) -> int:
+        return self.database + self.models + self.cached_vectors + self.other
+
+    def parts(self) -> dict[str, int]:
+        return dict(zip(PARTS, (self.database, self.models, self.cached_vectors, self.other)))
+
+    def to_json(self) -> dict[str, int]:
+        return {"total": self.total, **asdict(self)}
+
+    def summary(self) -> str:
+        return (f"{human_bytes(self.total)} on disk: "
+                + ", ".join(f"{human_bytes(n)} {name}" for name, n in self.parts().items()))
+
+
+def workspace_size(store: Store) -> WorkspaceSize:
+    """The workspace's bytes on disk, split by what holds them.
+
+    Cached vectors live in the database; their share is the bytes of their rows, so the
+    database part is the SQLite files less those.
+    """
+    total = folder_bytes(store.home)
+    sqlite = sum(p.lstat().st_size for p in store.home.glob(store.path.name + "*") if p.is_file())
+    models = folder_bytes(store.files / "jobs")
+    vectors = int(store.query("SELECT COALESCE(SUM(LENGTH(model_key) + LENGTH(text_hash) + "
+                              "LENGTH(vector)), 0) AS n FROM embeddings")[0]["n"])
+    vectors = min(vectors, sqlite)
+    return WorkspaceSize(sqlite - vectors, models, vectors, max(total - sqlite - models, 0))
