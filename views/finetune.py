@@ -40,11 +40,15 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         pairs = [(p["query"], p["positive"]) for p in workspace.pairs(pair_set.id, "train")]
         n_train = len(pairs)
         m1, m2 = st.columns([3, 1])
-        model_name = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model")
+        typed_model = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model",
+                                    help="The bundled model, a hub ID (org/name), the folder of "
+                                    "a model fine-tuned here, or a folder under "
+                                    f"{models.DATA_ROOT_ENV}.")
         budget = m2.number_input("Time budget (minutes)", 1.0, 24 * 60.0, None, 1.0,
                                  placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
                                  "pairs into this much training time (10 min on CPU, 5 on a GPU).")
         with explained():
+            model_name = models.browser_model(typed_model, workspace.home)
             info = model_info(model_name)
             default, plan = plan_run(TrainConfig(model=model_name, pair_set_id=pair_set.id,
                                                  budget_minutes=budget,

@@ -27,10 +27,12 @@ if trust_note(pair_set):
                  icon=":material/upload:")
 
 with st.expander("Measure a model", expanded=not load_evaluations(workspace, pair_set.id)):
-    model_name = st.text_input("Model", value=models.DEFAULT_MODEL,
-                               help="The bundled model, a folder with a sentence-transformers "
-                                    "model, or a hub ID (where the hub is reachable).")
+    typed_model = st.text_input("Model", value=models.DEFAULT_MODEL,
+                                help="The bundled model, a hub ID (org/name, where the hub is "
+                                "reachable), the folder of a model fine-tuned here, or a folder "
+                                f"under {models.DATA_ROOT_ENV}.")
     with explained():
+        model_name = models.browser_model(typed_model, workspace.home)
         info = model_info(model_name)
         dims = st.multiselect("Dimensions", sorted({*default_dims(info.dimension), 16}, reverse=True),
                               default=default_dims(info.dimension))
