@@ -97,6 +97,9 @@ def _demo_parser(p: argparse.ArgumentParser) -> None:
 def run_demo(args) -> None:
     from . import models
     from .beir import load_demo
+    if args.limit is not None and args.limit < 1:
+        raise WorkspaceError(f"--limit {args.limit} would load no docstrings; use 1 or more, "
+                             "or leave it out for all of them")
     store = Store()
     corpus_id, pair_set_id = load_demo(store, models.token_counter(), args.limit)
     counts = store.split_counts(pair_set_id)

@@ -444,6 +444,9 @@ def ingest(store: Store, corpus_name: str, documents: list[Document], count_toke
     An existing corpus of that name is extended with its own chunk settings, and new chunks
     are deduplicated against the ones it already holds.
     """
+    if not corpus_name.strip() or any(unicodedata.category(c) == "Cc" for c in corpus_name):
+        raise WorkspaceError(f"corpus name {corpus_name!r} is blank or holds control "
+                             "characters; name it in plain words, e.g. support-articles")
     if not documents:
         raise WorkspaceError("nothing to ingest: add at least one file with text")
     existing = {c.name: c for c in store.corpora()}
