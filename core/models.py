@@ -179,7 +179,9 @@ def _open(path: Path, device: str):
     try:
         return SentenceTransformer(str(path), device=device, local_files_only=True,
                                    trust_remote_code=False,
-                                   model_kwargs={"use_safetensors": not pickle_weights_allowed()})
+                                   # None: safetensors first, *.bin only as a fallback
+                                   model_kwargs={"use_safetensors": None if pickle_weights_allowed()
+                                                 else True})
     except Exception as e:  # transformers, torch and safetensors raise many types for bad files
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise WorkspaceError(f"could not load model from {path}: {reason}") from None
