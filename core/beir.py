@@ -42,8 +42,9 @@ class BeirFolder:
     qrels: dict[str, dict[str, list[str]]]  # split -> query id -> relevant doc ids
 
     def summary(self) -> str:
-        labels = ", ".join(f"{sum(map(len, q.values()))} {name}" for name, q in sorted(self.qrels.items()))
-        return (f"{len(self.documents):,} passages, {len(self.queries):,} queries, "
+        labels = ", ".join(f"{sum(map(len, q.values())):,} in {name}"
+                           for name, q in sorted(self.qrels.items()))
+        return (f"passages: {len(self.documents):,} · queries: {len(self.queries):,} · "
                 f"relevance labels: {labels}")
 
 

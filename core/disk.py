@@ -43,8 +43,8 @@ class WorkspaceSize:
         return {"total": self.total, **asdict(self)}
 
     def summary(self) -> str:
-        return (f"{human_bytes(self.total)} on disk: "
-                + ", ".join(f"{human_bytes(n)} {name}" for name, n in self.parts().items()))
+        return (f"{human_bytes(self.total)} ("
+                + ", ".join(f"{name} {human_bytes(n)}" for name, n in self.parts().items()) + ")")
 
 
 def workspace_size(store: Store) -> WorkspaceSize:

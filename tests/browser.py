@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
+FAILURES = ROOT / "screenshots" / "failures"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -57,6 +58,21 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def screenshot_on_failure(item, page):
+    """Around a test's body: if it failed, save the page as screenshots/failures/<test>.png.
+
+    Args:
+        item: the pytest item (``request.node``); conftest keeps its reports on it.
+    """
+    yield
+    report = getattr(item, "rep_call", None)
+    if report is not None and report.failed:
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in item.name)
+        page.screenshot(path=FAILURES / f"{name}.png", full_page=True)
 
 
 def chromium_missing() -> bool:

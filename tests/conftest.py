@@ -11,6 +11,15 @@ from core import models  # noqa: E402
 from core.store import Store  # noqa: E402
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test (``item.rep_call``…) for fixtures that act on failure,
+    such as tests.browser.screenshot_on_failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh workspace, also named by RAGTUNE_HOME for code that reads it."""

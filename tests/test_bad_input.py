@@ -292,7 +292,7 @@ def test_bad_beir_uploads_are_refused(unchanged, count, monkeypatch, what, uploa
 ], ids=["zip of a folder made on a Mac", "zip of the files", "loose files"])
 def test_a_beir_upload_is_imported_like_the_folder(store, count, uploads):
     data = parse_beir(upload_files(uploads), "the upload")
-    assert data.summary() == "3 passages, 1 queries, relevance labels: 1 test"
+    assert data.summary() == "passages: 3 · queries: 1 · relevance labels: 1 in test"
     report, [pair_set_id] = import_beir(store, data, "scifact", count)
     assert report.documents == 3
     [pair] = store.pairs(pair_set_id)

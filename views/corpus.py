@@ -109,7 +109,7 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
             beir_name = st.text_input("Corpus name", key="beir_name",
                                       value=zips[0].rsplit(".", 1)[0] if zips else "beir").strip()
             if st.button(f"Import {len(beir_data.documents):,} passages as '{escape(beir_name)}'",
-                         disabled=not beir_name):
+                         type="primary", disabled=not beir_name):
                 with explained(), st.spinner("Chunking the passages and linking the labels…"):
                     report, sets = import_beir(workspace, beir_data, beir_name, token_counter())
                     st.session_state["corpus_name"] = beir_name
