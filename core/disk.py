@@ -2,6 +2,7 @@
 it, the fine-tuned models with their checkpoints, and everything else under RAGTUNE_HOME."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,13 +51,23 @@ class WorkspaceSize:
 def workspace_size(store: Store) -> WorkspaceSize:
     """The workspace's bytes on disk, split by what holds them.
 
-    Cached vectors live in the database; their share is the bytes of their rows, so the
-    database part is the SQLite files less those.
+    Cached vectors live in the database; their share is the pages of their table, so the
+    database part is the SQLite files (with the write-ahead log) less those.
     """
     total = folder_bytes(store.home)
     sqlite = sum(p.lstat().st_size for p in store.home.glob(store.path.name + "*") if p.is_file())
     models = folder_bytes(store.files / "jobs")
-    vectors = int(store.query("SELECT COALESCE(SUM(LENGTH(model_key) + LENGTH(text_hash) + "
-                              "LENGTH(vector)), 0) AS n FROM embeddings")[0]["n"])
-    vectors = min(vectors, sqlite)
+    vectors = min(_vector_bytes(store), sqlite)
     return WorkspaceSize(sqlite - vectors, models, vectors, max(total - sqlite - models, 0))
+
+
+def _vector_bytes(store: Store) -> int:
+    """Bytes of the embeddings table's pages, overflow pages included (SQLite's dbstat); where
+    SQLite is built without dbstat, the bytes of its rows."""
+    try:
+        rows = store.query("SELECT COALESCE(SUM(pgsize), 0) AS n FROM dbstat('main', 1) "
+                           "WHERE name = 'embeddings'")
+    except sqlite3.OperationalError:  # no such table: dbstat
+        rows = store.query("SELECT COALESCE(SUM(LENGTH(model_key) + LENGTH(text_hash) + "
+                           "LENGTH(vector)), 0) AS n FROM embeddings")
+    return int(rows[0]["n"])

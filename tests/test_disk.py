@@ -13,7 +13,7 @@ from tests.conftest import PARAGRAPHS, ROOT
 
 def test_each_part_grows_with_what_it_holds(store):
     empty = workspace_size(store)
-    assert empty.models == empty.cached_vectors == 0 and empty.database > 0
+    assert empty.models == 0 and empty.cached_vectors <= 4096 and empty.database > 0  # a page
     assert empty.total == folder_bytes(store.home)
 
     model = job_dir(store, 1) / "model"
@@ -25,7 +25,7 @@ def test_each_part_grows_with_what_it_holds(store):
 
     size = workspace_size(store)
     assert size.models == 50_000
-    assert size.cached_vectors >= len(PARAGRAPHS) * 384 * 4
+    assert size.cached_vectors >= len(PARAGRAPHS) * 384 * 4  # pages, overflow included
     assert size.other >= 3_000 and size.other < 3_000 + 4_096  # a folder entry or two at most
     assert size.total == folder_bytes(store.home)
     assert size.summary().startswith(f"{human_bytes(size.total)} (database ")
@@ -38,7 +38,7 @@ def test_list_shows_the_size_in_text_and_json(store):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "core", "list", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120, check=True).stdout
-    assert f"workspace {store.home}\t" in run() and "cached vectors 0 B" in run()
+    assert f"workspace {store.home}\t" in run() and ", cached vectors " in run()
     size = json.loads(run("--json").splitlines()[-1])["size"]
     assert set(size) == {"total", "database", "models", "cached_vectors", "other"}
     assert size["total"] == sum(v for k, v in size.items() if k != "total") > 0
