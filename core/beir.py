@@ -75,7 +75,7 @@ def upload_files(uploads: list[tuple[str, bytes]]) -> dict[str, bytes]:
     for name, data in uploads:
         key = _loose_name(name)
         if key in files:
-            raise WorkspaceError(f"{name} is uploaded twice; keep one copy")
+            raise WorkspaceError(f"{name!r} is uploaded twice; keep one copy")
         files[key] = data
     _check_total(sum(len(d) for d in files.values()), "the upload")
     return files
@@ -104,7 +104,7 @@ def zip_files(name: str, data: bytes) -> dict[str, bytes]:
     label = name[:80]
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError):
         raise WorkspaceError(f"{label!r} is not a readable .zip file; zip the BEIR folder "
                              "again") from None
     with archive:
@@ -125,9 +125,9 @@ def zip_files(name: str, data: bytes) -> dict[str, bytes]:
                 with archive.open(entry) as member:
                     files[key] = member.read(left + 1)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError,
-                    RuntimeError) as e:
-                raise WorkspaceError(f"{label!r} is damaged ({key}: {type(e).__name__}); zip "
-                                     "the BEIR folder again") from None
+                    RuntimeError, ValueError):  # what zipfile raises for damaged data
+                raise WorkspaceError(f"{label!r} is damaged: {key} cannot be unpacked; zip the "
+                                     "BEIR folder again") from None
             left -= len(files[key])
             _check_total(corpus_module.MAX_FILE_BYTES - left, repr(label))
     return files
