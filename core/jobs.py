@@ -26,7 +26,7 @@ from typing import Callable, TypeVar
 
 import psutil
 
-from .store import Store, WorkspaceError
+from .store import Store, WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 
 log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "failed", "canceled", "interrupted")
@@ -208,10 +208,22 @@ class StoreReporter:
         return bool(rows and rows[0][0])
 
 
-def explain_failure(error: BaseException, config: dict) -> str:
-    """One line a person can act on."""
+def explain_failure(error: BaseException, config: dict, folder: Path | None = None,
+                    database: Path | None = None) -> str:
+    """One line a person can act on.
+
+    Args:
+        error: what ended the job.
+        config: the job's config, for advice on what to change.
+        folder: where the job writes its files, named when the disk is full.
+        database: the workspace database, named when it failed.
+    """
     if isinstance(error, WorkspaceError):
         return str(error)
+    if isinstance(error, sqlite3.Error) and database:
+        return explain_db_error(error, database)
+    if is_out_of_room(error) and folder:
+        return explain_out_of_room("the job's files", folder)
     text = str(error)
     if isinstance(error, MemoryError) or "out of memory" in text.lower():
         batch = config.get("batch_size", 32)
@@ -369,7 +381,8 @@ class Runner:
                  "Done" if finished else "Canceled; what was saved is kept", finished, job.id)),
                 f"record the end of job {job.id}")
         except BaseException as error:  # a job must never take the runner down with it
-            message = explain_failure(error, job.config)
+            message = explain_failure(error, job.config, job_dir(self.store, job.id),
+                                      self.store.path)
             trace = None if isinstance(error, WorkspaceError) else traceback.format_exc()[-4000:]
             self._retry(lambda: self._record_failure(reporter, message, trace),
                         f"record the failure of job {job.id}")

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -28,11 +29,12 @@ from typing import Protocol
 
 from .evaluate import METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate
 from .plan import Plan, default_plan
-from .store import WorkspaceError
+from .store import WorkspaceError, explain_out_of_room, is_out_of_room
 
 LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"
 VALIDATION_PASSAGES = 3000
+RESUME_ONLY = ("optimizer.pt", "scheduler.pt")  # what only the checkpoint resumed from needs
 
 
 @dataclass
@@ -341,11 +343,6 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         ddp_backend="gloo" if distributed and setup.device == "cpu" else None,
         dataloader_drop_last=distributed,
     )
-    history: list[dict] = []
-
-    def remember(epoch: float | None, step: int) -> None:
-        history.append({"epoch": epoch, "step": step, "metrics": evaluator.last.metrics_json()})
-
     class Progress(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             reporter.progress(state.global_step / max(state.max_steps, 1))
@@ -364,23 +361,36 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                 return
             for dim, ms in result.metrics.items():
                 reporter.point(f"ndcg@10/{dim}", state.global_step, ms["ndcg@10"], state.epoch)
-            remember(state.epoch, state.global_step)
             reporter.log(f"epoch {state.epoch:.2f}: {result.line()}")
+
+        def on_save(self, args, state, control, **kwargs):
+            slim_checkpoints(Path(args.output_dir))
 
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          evaluator=evaluator, callbacks=[Progress()])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
-    has_checkpoint = any((output_dir / "checkpoints").glob("checkpoint-*"))
+    checkpoints = output_dir / "checkpoints"
+    has_checkpoint = bool(drop_incomplete_checkpoints(checkpoints))
     reporter.status(f"Training: {len(dataset)} pairs, {steps_per_epoch * config.epochs} steps "
                     f"on {setup.device}")
-    # True lets the trainer pick the newest checkpoint by step number (a name sort would put
-    # checkpoint-9 after checkpoint-10).
-    trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
+    try:
+        # True lets the trainer pick the newest checkpoint by step number (a name sort would
+        # put checkpoint-9 after checkpoint-10).
+        trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
+    except Exception as error:
+        drop_incomplete_checkpoints(checkpoints)  # a save cut short must never be resumed from
+        if is_out_of_room(error):
+            raise WorkspaceError(explain_out_of_room("a training checkpoint", checkpoints) +
+                                 "; a resumed job continues from its last complete checkpoint"
+                                 ) from error
+        raise
     stopped = reporter.should_stop()
+    history = epoch_history(trainer.state.log_history)  # a resumed run's earlier epochs too
     if stopped and not history:
         # Canceled before the first evaluation: measure what we have, so the run is still usable.
         evaluator(model)
-        remember(trainer.state.epoch, trainer.state.global_step)
+        history.append({"epoch": trainer.state.epoch, "step": trainer.state.global_step,
+                        "metrics": evaluator.last.metrics_json()})
     model_path = output_dir / "model"
     best = kept = None
     if trainer.is_world_process_zero():
@@ -393,16 +403,78 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         if kept == "base":
             reporter.log(f"{NO_GAIN}: no epoch beat the untrained model's {config.best_metric} "
                          f"{base_score:.4f} at {config.best_dim} dims, so it is kept")
-            models.load_fresh(config.model, setup.device).save(str(model_path))
-        else:
-            trainer.model.save(str(model_path))
-        (model_path / "ragtune.json").write_text(json.dumps(
-            {"config": asdict(config), "plan": plan.to_json(), "history": history,
-             "best_epoch": best, "kept": kept, "device": setup.device}, indent=2))
+        save_model(models.load_fresh(config.model, setup.device) if kept == "base" else trainer.model,
+                   model_path, {"config": asdict(config), "plan": plan.to_json(),
+                                "history": history, "best_epoch": best, "kept": kept,
+                                "device": setup.device})
         if not stopped:  # the model is saved; checkpoints only serve to resume a stopped run
             shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     return TrainResult(str(model_path), best, trainer.state.global_step,
                        time.perf_counter() - started, stopped, history, kept, plan.to_json())
+
+
+def epoch_history(log_history: list[dict]) -> list[dict]:
+    """Every evaluation the trainer logged, as ``{"epoch", "step", "metrics": {dim: {metric:
+    value}}}``; read from the trainer's state, which a resume restores from the checkpoint, so a
+    resumed run still knows the epochs its earlier process trained."""
+    history = []
+    for entry in log_history:
+        metrics: dict[str, dict[str, float]] = {}
+        for key, value in entry.items():
+            found = re.fullmatch(r"eval_dim(\d+)_(.+)", key)
+            if found:
+                metrics.setdefault(found[1], {})[found[2]] = value
+        if metrics:
+            history.append({"epoch": entry.get("epoch"), "step": entry["step"], "metrics": metrics})
+    return history
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.rpartition("-")[2])
+
+
+def drop_incomplete_checkpoints(folder: Path) -> list[Path]:
+    """Delete the checkpoints in ``folder`` that were cut short (a full disk,
+    a killed process) and return the others, oldest first: the trainer writes
+    ``trainer_state.json`` last, so a checkpoint without it is incomplete, and resuming from it
+    would fail."""
+    found = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir()), key=checkpoint_step)
+    for path in found:
+        if not (path / "trainer_state.json").is_file():
+            shutil.rmtree(path, ignore_errors=True)
+    return [p for p in found if p.exists()]
+
+
+def slim_checkpoints(folder: Path) -> None:
+    """Keep the optimizer state in the newest checkpoint alone, the one a resume starts from;
+    the trainer keeps at most one other (the best epoch's), whose weights are all that is used
+    of it, and the optimizer state would double its size."""
+    for path in drop_incomplete_checkpoints(folder)[:-1]:
+        for name in RESUME_ONLY:
+            (path / name).unlink(missing_ok=True)
+
+
+def save_model(model, path: Path, details: dict) -> None:
+    """Save ``model`` with ragtune's ``details`` (ragtune.json) into a sibling folder and move it
+    into place only when complete, so ``path`` never holds half a model.
+
+    Args:
+        model: the SentenceTransformer to save.
+        path: the model folder; one saved there before is replaced.
+        details: what ragtune records about the run.
+    """
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        model.save(str(partial))
+        (partial / "ragtune.json").write_text(json.dumps(details, indent=2))
+    except Exception as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        if is_out_of_room(error):
+            raise WorkspaceError(explain_out_of_room("the fine-tuned model", path.parent)) from error
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    partial.rename(path)
 
 
 def write_model_card(model_path: Path, config: TrainConfig, baseline: EvalResult,
