@@ -23,8 +23,8 @@ def read_upload(name: str, digest: str, data: bytes):
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the BEIR files…")
-def read_beir(digest: str, _files: list[tuple[str, bytes]]):
-    """Parse once per upload (``digest`` names its content); returns (BeirFolder, error)."""
+def read_beir(upload_ids: tuple[str, ...], _files: list[tuple[str, bytes]]):
+    """Parse once per upload (named by Streamlit's file ids); returns (BeirFolder, error)."""
     try:
         return parse_beir(upload_files(_files), "the upload"), None
     except WorkspaceError as e:
@@ -98,15 +98,14 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
                                     type=["zip", "jsonl", "tsv"], accept_multiple_files=True,
                                     key="beir_files")
     if beir_uploads:
-        files = [(u.name, u.getvalue()) for u in beir_uploads]
-        beir_data, beir_error = read_beir(hashlib.sha1(repr(
-            [(n, hashlib.sha1(d).hexdigest()) for n, d in files]).encode()).hexdigest(), files)
+        beir_data, beir_error = read_beir(tuple(u.file_id for u in beir_uploads),
+                                          [(u.name, u.getvalue()) for u in beir_uploads])
         if beir_error:
             st.error(escape(beir_error), icon=":material/error:")
         else:
             st.caption(escape(beir_data.summary()))
             zips = [u.name for u in beir_uploads if u.name.lower().endswith(".zip")]
-            beir_name = st.text_input("Corpus name", key="beir_name",
+            beir_name = st.text_input("Corpus name",  # follows the upload's name
                                       value=zips[0].rsplit(".", 1)[0] if zips else "beir").strip()
             if st.button(f"Import {len(beir_data.documents):,} passages as '{escape(beir_name)}'",
                          type="primary", disabled=not beir_name):
