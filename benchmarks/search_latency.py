@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.search import EXACT_LIMIT, ExactIndex, HNSWIndex  # noqa: E402
+from core.search import EXACT_LIMIT, HNSW_EF_SEARCH, ExactIndex, HNSWIndex  # noqa: E402
 
 DIM = 384
 
@@ -46,12 +46,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--million", action="store_true", help="also measure 1M vectors")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--ef-search", default=str(HNSW_EF_SEARCH),
+                        help="HNSW candidate counts to compare on one built graph, e.g. 128,256,512")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((1000, DIM), dtype=np.float32)
     sizes = [10_000, 100_000] + ([1_000_000] if args.million else [])
     print(f"exact search up to {EXACT_LIMIT:,} passages (core.search.EXACT_LIMIT), HNSW above\n")
-    print(f"{'vectors':>10} {'path':>11} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>9}")
+    print(f"{'vectors':>10} {'path':>12} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>9}")
     for n in sizes:
         corpus = synthetic(n, rng, centres)
         queries = synthetic(args.queries, rng, centres)
@@ -63,12 +65,14 @@ def main() -> None:
         started = time.perf_counter()
         hnsw = HNSWIndex(corpus)
         hnsw_build = time.perf_counter() - started
-        hnsw_ms = latencies(hnsw, queries)
-        found, _ = hnsw.search(queries, 10)
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
-        for path, build, ms, rec in (("exact", exact_build, exact_ms, 1.0),
-                                     ("faiss-hnsw", hnsw_build, hnsw_ms, recall)):
-            print(f"{n:>10,} {path:>11} {build:>8.1f} {np.median(ms):>8.2f} "
+        rows = [("exact", exact_build, exact_ms, 1.0)]
+        for ef in (int(e) for e in args.ef_search.split(",")):
+            hnsw.index.hnsw.efSearch = ef
+            found, _ = hnsw.search(queries, 10)
+            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
+            rows.append((f"hnsw ef {ef}", hnsw_build, latencies(hnsw, queries), recall))
+        for path, build, ms, rec in rows:
+            print(f"{n:>10,} {path:>12} {build:>8.1f} {np.median(ms):>8.2f} "
                   f"{np.percentile(ms, 95):>8.2f} {rec:>9.3f}", flush=True)
         del exact, hnsw, corpus
 
