@@ -62,11 +62,11 @@ def workspace_size(store: Store) -> WorkspaceSize:
 
 
 def _vector_bytes(store: Store) -> int:
-    """Bytes of the embeddings table's pages, overflow pages included (SQLite's dbstat); where
-    SQLite is built without dbstat, the bytes of its rows."""
+    """Bytes of the embeddings table's pages and of its key index, overflow pages included
+    (SQLite's dbstat); where SQLite is built without dbstat, the bytes of its rows."""
     try:
-        rows = store.query("SELECT COALESCE(SUM(pgsize), 0) AS n FROM dbstat('main', 1) "
-                           "WHERE name = 'embeddings'")
+        rows = store.query("SELECT COALESCE(SUM(pgsize), 0) AS n FROM dbstat('main', 1) WHERE "
+                           "name IN (SELECT name FROM sqlite_master WHERE tbl_name = 'embeddings')")
     except sqlite3.OperationalError:  # no such table: dbstat
         rows = store.query("SELECT COALESCE(SUM(LENGTH(model_key) + LENGTH(text_hash) + "
                            "LENGTH(vector)), 0) AS n FROM embeddings")

@@ -130,6 +130,22 @@ MIGRATIONS: list[str] = [
     UPDATE jobs SET resume = 1, config = json_remove(config, '$.resume')
         WHERE json_extract(config, '$.resume') IS NOT NULL;
     """,
+    # 5: the vector cache as a rowid table. WITHOUT ROWID keeps rows in an index b-tree, whose
+    # pages hold at most ~1 KB of a row locally, so every 1.5 KB 384-d vector spilled onto an
+    # overflow page: 3.05 bytes on disk per byte of vector. A rowid table stores it in place
+    # (1.40) and writes it about 5 times faster; the unique index keeps lookups by key.
+    """
+    CREATE TABLE embeddings_by_row (
+        model_key TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        UNIQUE (model_key, text_hash)
+    );
+    INSERT INTO embeddings_by_row (model_key, text_hash, vector)
+        SELECT model_key, text_hash, vector FROM embeddings;
+    DROP TABLE embeddings;
+    ALTER TABLE embeddings_by_row RENAME TO embeddings;
+    """,
 ]
 
 # What to do about the SQLite failures a user can meet, by words of the message.

@@ -45,6 +45,34 @@ def test_a_workspace_at_the_previous_version_is_migrated_and_keeps_its_jobs(home
     assert resumed.owner is None and resumed.heartbeat is None
 
 
+def test_the_vector_cache_moves_to_a_rowid_table_with_every_vector_kept(home):
+    import numpy as np
+
+    from core.disk import workspace_size
+    home.mkdir(parents=True)
+    db = sqlite3.connect(home / "ragtune.db")
+    for sql in MIGRATIONS[:4]:
+        db.executescript(sql)
+    db.execute("PRAGMA user_version = 4")
+    rng = np.random.default_rng(0)
+    vectors = {f"h{i}": rng.standard_normal(384).astype(np.float32).tobytes() for i in range(2000)}
+    db.executemany("INSERT INTO embeddings VALUES ('m@1', ?, ?)", vectors.items())
+    db.commit()
+    db.close()
+    store = Store(home)
+    kept = {r["text_hash"]: r["vector"] for r in store.query("SELECT * FROM embeddings")}
+    assert kept == vectors
+    table = store.query("SELECT sql FROM sqlite_master WHERE name = 'embeddings'")[0][0]
+    assert "WITHOUT ROWID" not in table
+    with pytest.raises(sqlite3.IntegrityError):  # still one vector per model and text
+        store.db.execute("INSERT INTO embeddings VALUES ('m@1', 'h1', x'00')")
+    with store.transaction() as db:  # written again, as evaluate's cache writes it
+        db.execute("DELETE FROM embeddings")
+        db.executemany("INSERT OR REPLACE INTO embeddings VALUES ('m@2', ?, ?)", vectors.items())
+    vector_bytes = 2000 * 384 * 4
+    assert workspace_size(store).cached_vectors < 1.6 * vector_bytes  # 3.05x in the old layout
+
+
 def test_a_newer_workspace_is_refused_in_one_line(home):
     Store(home).db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(WorkspaceError, match="newer ragtune"):
