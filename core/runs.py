@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import jobs, models
 from .corpus import text_hash
+from .disk import folder_bytes
 from .evaluate import StoredEvaluation, load_evaluations
 from .store import Store, WorkspaceError
 
@@ -241,10 +242,6 @@ class Deletion:
         return ", ".join(parts)
 
 
-def _folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
-
-
 def _runs_of_pair_sets(store: Store, pair_set_ids: set[int]) -> list[Run]:
     return [r for r in list_runs(store) if r.pair_set_id in pair_set_ids]
 
@@ -272,7 +269,7 @@ def _plan_runs(store: Store, runs: list[Run]) -> tuple[int, list[str]]:
     size, prefixes = 0, []
     for run in runs:
         if run.job_id is not None and run.kind == "fine-tune":
-            size += _folder_bytes(jobs.job_dir(store, run.job_id))
+            size += folder_bytes(jobs.job_dir(store, run.job_id))
         prefix = _model_cache_prefix(run)
         if prefix:
             prefixes.append(prefix)
