@@ -41,7 +41,7 @@ def _progress(label: str) -> Callable[[float], None]:
 
 
 # -- corpus --------------------------------------------------------------------------------
-@command("ingest", "chunk files, folders or a BEIR folder into a corpus")
+@command("ingest", "chunk files, folders, or a BEIR folder or its .zip into a corpus")
 def _ingest_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument("--corpus", help="corpus name (default: the first file or folder name)")
@@ -53,7 +53,7 @@ def _ingest_parser(p: argparse.ArgumentParser) -> None:
 
 def run_ingest(args) -> None:
     from . import models
-    from .beir import import_beir
+    from .beir import import_beir, parse_beir, zip_files
     from .corpus import ChunkSettings, folder_files, ingest, load_file
     store = Store()
     settings = ChunkSettings(args.chunk_size, args.overlap)
@@ -63,8 +63,11 @@ def run_ingest(args) -> None:
         if not path.exists():
             raise WorkspaceError(f"{path} does not exist; check the path")
     name = args.corpus or paths[0].stem or "corpus"
-    if len(paths) == 1 and (paths[0] / "corpus.jsonl").is_file():
-        report, pair_sets = import_beir(store, paths[0], name, models.token_counter(args.model),
+    beir_zip = paths[0].suffix.lower() == ".zip" and paths[0].is_file()
+    if len(paths) == 1 and (beir_zip or (paths[0] / "corpus.jsonl").is_file()):
+        source = (parse_beir(zip_files(paths[0].name, paths[0].read_bytes()), paths[0].name)
+                  if beir_zip else paths[0])
+        report, pair_sets = import_beir(store, source, name, models.token_counter(args.model),
                                         settings)
         return finish(args, f"corpus {name!r}: {report.summary()}; pair sets {pair_sets}",
                       {"corpus_id": report.corpus_id, "documents": report.documents,

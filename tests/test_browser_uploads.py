@@ -1,10 +1,7 @@
 """One good and one bad upload of every supported file type, and of a BEIR zip, through the
 Corpus page in a real browser. Good: the preview appears and the documents are added. Bad: one
 line of error, no traceback, nothing added. One app and one browser serve the whole module."""
-import io
-import json
 import re
-import zipfile
 
 import pytest
 
@@ -12,7 +9,7 @@ from core.corpus import SUPPORTED, TABLE_KINDS
 from core.store import Store
 from tests.browser import (ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure,
                            wait_idle)
-from tests.conftest import PARAGRAPHS
+from tests.test_bad_input import beir, zipped
 from tests.test_bad_upload_types import (PNG, good, other_type, truncated, without_text,
                                          wrong_encoding)
 
@@ -94,21 +91,9 @@ def test_a_bad_upload_is_one_line_and_adds_nothing(app, page, tmp_path, suffix):
     assert corpora(app[2]) == before
 
 
-def zipped(entries: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, content in entries.items():
-            z.writestr(name, content)
-    return buffer.getvalue()
-
-
 def beir_zip(**replace: str) -> bytes:
     """A BEIR folder zipped as file managers do: everything inside one top folder."""
-    files = {"corpus.jsonl": "".join(json.dumps({"_id": f"d{i}", "title": "Plants", "text": p}) + "\n"
-                                     for i, p in enumerate(PARAGRAPHS)),
-             "queries.jsonl": '{"_id": "q1", "text": "What do stomata do?"}\n',
-             "qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td2\t1\n", **replace}
-    return zipped({"scifact-mini/" + name: content for name, content in files.items()})
+    return zipped({"scifact-mini/" + name: content for name, content in beir(**replace).items()})
 
 
 def open_beir(page) -> None:

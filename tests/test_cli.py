@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: a subprocess on a workspace folder."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,10 @@ def test_ingest_pairs_split_and_export_from_the_shell(tmp_path):
     # The exported folder imports again as a labelled corpus.
     again = last_json(cli(home, "ingest", str(tmp_path / "beir"), "--corpus", "bio-beir", "--json"))
     assert again["chunks"] == counts["corpus"] and len(again["pair_sets"]) == 2
+    # So does the folder zipped, as a file manager zips it (inside one top folder).
+    archive = shutil.make_archive(str(tmp_path / "bio-beir"), "zip", tmp_path, "beir")
+    zipped = last_json(cli(home, "ingest", archive, "--corpus", "bio-zip", "--json"))
+    assert zipped["chunks"] == counts["corpus"] and len(zipped["pair_sets"]) == 2
 
 
 def test_errors_are_one_line_on_stderr_with_a_nonzero_exit(tmp_path):
