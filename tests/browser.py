@@ -25,7 +25,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(home: Path):
+def app_server(home: Path):
+    """The app's server process and its address, for tests that kill it; it is stopped at the
+    end unless it is already gone."""
     port = free_port()
     env = {**os.environ, "RAGTUNE_HOME": str(home)}
     process = subprocess.Popen(
@@ -42,10 +44,17 @@ def running_app(home: Path):
                 time.sleep(0.5)
         else:
             raise RuntimeError("the app did not start")
-        yield url
+        yield process, url
     finally:
-        process.terminate()
-        process.wait(10)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
+
+
+@contextmanager
+def running_app(home: Path):
+    with app_server(home) as (_, url):
+        yield url
 
 
 @contextmanager
