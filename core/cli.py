@@ -538,10 +538,13 @@ def run_finetune(args) -> None:
         raise WorkspaceError(f"job {job_id} was taken by another runner; follow it on the "
                              "Fine-tune page")
     done = threading.Event()
+    failure: list[BaseException] = []
 
     def work() -> None:
         try:
-            jobs.Runner(store).run_one(jobs.get(store, job_id))
+            jobs.Runner(store, give_up_seconds=10).run_one(jobs.get(store, job_id))
+        except BaseException as error:  # its end could not be recorded (a full disk): say why
+            failure.append(error)
         finally:
             done.set()
 
@@ -562,6 +565,8 @@ def run_finetune(args) -> None:
         if status != shown and sys.stderr.isatty():
             print(status, file=sys.stderr)
             shown = status
+    if failure:
+        raise failure[0]
     job = jobs.get(store, job_id)
     if job.state == "failed":
         raise WorkspaceError(f"job {job_id} failed: {job.error}")

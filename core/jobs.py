@@ -285,8 +285,17 @@ class Runner:
     """Runs queued jobs one at a time in a daemon thread that no error can end: a failure to
     reach the database is logged and retried with a growing pause."""
 
-    def __init__(self, store: Store, poll_seconds: float = 1.0):
-        self.store, self.poll = store, poll_seconds
+    def __init__(self, store: Store, poll_seconds: float = 1.0,
+                 give_up_seconds: float | None = None):
+        """Args:
+            store: the workspace.
+            poll_seconds: how often an idle runner looks for queued jobs.
+            give_up_seconds: how long to retry recording a job's end before raising the
+                database error. None (a server) retries until the runner stops, so the job's
+                end is recorded once disk space is freed; the CLI, in the foreground, gives up
+                and says why.
+        """
+        self.store, self.poll, self.give_up = store, poll_seconds, give_up_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -346,11 +355,15 @@ class Runner:
         """Run a write until it succeeds: the final state of a job must reach the workspace,
         or the job would look running forever."""
         pause = 0.2
+        deadline = None if self.give_up is None else time.monotonic() + self.give_up
         while True:
             try:
                 return write()
-            except sqlite3.Error:
-                log.exception("job runner: could not %s; retrying in %.1f s", what, pause)
+            except sqlite3.Error as error:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+                log.warning("job runner: could not %s (%s); retrying in %.1f s", what,
+                            explain_db_error(error, self.store.path), pause)
                 if self._stop.wait(pause):
                     raise
                 pause = min(pause * 2, MAX_BACKOFF_SECONDS)

@@ -133,6 +133,22 @@ def test_a_finetune_that_cannot_write_its_checkpoint_fails_clean_and_resumes(sto
     assert folder_hash(store.files, skip="jobs/2") == files_before
 
 
+def test_a_finetune_whose_database_fills_up_fails_in_one_line_and_is_never_done(store, demo):
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rows_before = tables(store)
+    limit = store.path.stat().st_size + 50_000  # the job's first few log lines fill it
+    result = cli(store.home, "finetune", "--pairs", str(demo), *TINY, limit=limit)
+    fails_in_one_line(result, "disk may be full", "free some disk space")
+    assert integrity(store) == "ok"
+    # Recorded as failed, or, when even that could not be written, left to be found interrupted.
+    jobs.recover(store)
+    job = jobs.get(store, 1)
+    assert job.state in ("failed", "interrupted") and job.result == {}
+    assert not (jobs.job_dir(store, 1) / "model").exists()
+    rows_after = tables(store, skip=("jobs", "job_events"))
+    assert rows_after == {n: rows for n, rows in rows_before.items() if n in rows_after}
+
+
 def test_the_train_command_on_a_full_disk_fails_in_one_line(store, demo, tmp_path):
     pairs = tmp_path / "train.jsonl"
     pairs.write_text(export_jsonl(store, demo, "train"))
