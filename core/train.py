@@ -364,7 +364,8 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
             reporter.log(f"epoch {state.epoch:.2f}: {result.line()}")
 
         def on_save(self, args, state, control, **kwargs):
-            slim_checkpoints(Path(args.output_dir))
+            if state.is_world_process_zero:  # the process that writes the checkpoints
+                slim_checkpoints(Path(args.output_dir))
 
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          evaluator=evaluator, callbacks=[Progress()])
@@ -378,7 +379,8 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         # put checkpoint-9 after checkpoint-10).
         trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
     except Exception as error:
-        drop_incomplete_checkpoints(checkpoints)  # a save cut short must never be resumed from
+        if trainer.is_world_process_zero():  # a save cut short must never be resumed from
+            drop_incomplete_checkpoints(checkpoints)
         if is_out_of_room(error):
             raise WorkspaceError(explain_out_of_room("a training checkpoint", checkpoints) +
                                  "; a resumed job continues from its last complete checkpoint"
