@@ -71,17 +71,25 @@ def browser_page():
 
 @contextmanager
 def screenshot_on_failure(item, page):
-    """Around a test's body: if it failed, save the page as screenshots/failures/<test>.png.
+    """Save the page as screenshots/failures/<test>.png if the test fails: at once when the
+    failure passes through this block (a test's own ``with``, while its app still runs), or at
+    teardown when it wraps a fixture's ``yield``.
 
     Args:
         item: the pytest item (``request.node``); conftest keeps its reports on it.
     """
-    yield
-    report = getattr(item, "rep_call", None)
-    if report is not None and report.failed:
+    def save():
         FAILURES.mkdir(parents=True, exist_ok=True)
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in item.name)
         page.screenshot(path=FAILURES / f"{name}.png", full_page=True)
+    try:
+        yield
+    except BaseException:
+        save()
+        raise
+    report = getattr(item, "rep_call", None)
+    if report is not None and report.failed:
+        save()
 
 
 def chromium_missing() -> bool:

@@ -1,21 +1,23 @@
 """The user flow of a first visit, in a real browser: demo corpus, upload, pairs, split."""
 import pytest
 
-from tests.browser import ROOT, browser_page, chromium_missing, running_app, wait_idle
+from tests.browser import (ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure,
+                           wait_idle)
 from tests.conftest import PARAGRAPHS, pdf_bytes
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
 SHOTS = ROOT / "screenshots"
 
 
-def test_first_visit_demo_upload_pairs_split(home, tmp_path):
+def test_first_visit_demo_upload_pairs_split(home, tmp_path, request):
     SHOTS.mkdir(exist_ok=True)
     md = tmp_path / "plants.md"
     md.write_text("# Plants\n\n" + "\n\n".join(PARAGRAPHS))
     pdf = tmp_path / "roots.pdf"
     pdf.write_bytes(pdf_bytes(["Roots anchor the plant and take up water and minerals. "
                                "Root hairs widen the surface for absorption."]))
-    with running_app(home) as url, browser_page() as page:
+    with running_app(home) as url, browser_page() as page, \
+            screenshot_on_failure(request.node, page):
         page.goto(url)
         page.get_by_role("button", name="Load the demo corpus").click()
         page.get_by_text("Loaded the demo corpus").wait_for(timeout=60_000)
@@ -64,12 +66,13 @@ def set_number(page, label: str, value) -> None:
     box.press("Tab")
 
 
-def test_finetune_refresh_cancel_finish_and_compare(home, count):
+def test_finetune_refresh_cancel_finish_and_compare(home, count, request):
     from core.beir import load_demo
     from core.store import Store
     SHOTS.mkdir(exist_ok=True)
     load_demo(Store(home), count)
-    with running_app(home) as url, browser_page() as page:
+    with running_app(home) as url, browser_page() as page, \
+            screenshot_on_failure(request.node, page):
         page.goto(url + "/finetune")  # a deep link as the server's very first request
         page.get_by_text("Device:").wait_for(timeout=60_000)
         nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
@@ -100,12 +103,13 @@ def test_finetune_refresh_cancel_finish_and_compare(home, count):
         page.screenshot(path=SHOTS / "results-compare.png", full_page=True)
 
 
-def test_decide_walkthrough_share_link_and_report(home, tmp_path):
+def test_decide_walkthrough_share_link_and_report(home, tmp_path, request):
     SHOTS.mkdir(exist_ok=True)
     answers = {"1. Does the task need knowledge the model does not have?": "Yes, a large or private collection of documents",
                "2. How often does that knowledge change?": "Weekly or monthly",
                "9. Does retrieval miss documents because of domain terms or jargon?": "Yes, we have seen it on an evaluation set"}
-    with running_app(home) as url, browser_page() as page:
+    with running_app(home) as url, browser_page() as page, \
+            screenshot_on_failure(request.node, page):
         page.goto(url + "/decide")
         page.get_by_text("Answer at least 3 questions for a recommendation").wait_for(timeout=60_000)
         for question, answer in answers.items():
