@@ -115,7 +115,8 @@ def test_two_sessions_a_second_server_and_the_cli_share_one_workspace(demo_home,
                                 "--max-seq-length", "32", "--json"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         with running_app(demo_home) as other:
-            wait_until(lambda: len(jobs.all_jobs(store)) == 3, 120, "the CLI's job")
+            wait_until(lambda: len(jobs.all_jobs(store)) == 3 and jobs.get(store, 3).state == "running",
+                       120, "the CLI's job")
             running = {j.id for j in jobs.all_jobs(store) if j.state == "running"}
             first.goto(other + "/finetune")
             first.get_by_text("Device:").wait_for(timeout=60_000)
