@@ -59,15 +59,16 @@ def demo_home(home, count):
 
 
 @pytest.fixture
-def page(request):
-    with browser_page() as page, screenshot_on_failure(request.node, page):
+def page():
+    with browser_page() as page:
         yield page
 
 
-def test_a_killed_server_leaves_an_interrupted_job_that_resumes_from_its_checkpoint(demo_home, page):
+def test_a_killed_server_leaves_an_interrupted_job_that_resumes_from_its_checkpoint(demo_home, page,
+                                                                                   request):
     store = Store(demo_home)
     checkpoints = jobs.job_dir(store, 1) / "checkpoints"
-    with app_server(demo_home) as (server, url):
+    with app_server(demo_home) as (server, url), screenshot_on_failure(request.node, page):
         start_job(page, url, epochs=2, max_pairs=48)
         page.get_by_role("button", name="Start fine-tuning").click()
         wait_until(lambda: any(checkpoints.glob("checkpoint-*/trainer_state.json")), 300,
@@ -76,7 +77,7 @@ def test_a_killed_server_leaves_an_interrupted_job_that_resumes_from_its_checkpo
         server.wait(10)
     assert jobs.get(store, 1).state == "running"  # as the dead server left it
     assert len(log_lines(store, 1, "epoch ")) == 1
-    with running_app(demo_home) as url:
+    with running_app(demo_home) as url, screenshot_on_failure(request.node, page):
         page.goto(url + "/finetune")
         page.get_by_text("interrupted ·").first.wait_for(timeout=60_000)
         page.get_by_text("Resume continues from its last saved checkpoint").wait_for()
@@ -94,11 +95,11 @@ def test_a_killed_server_leaves_an_interrupted_job_that_resumes_from_its_checkpo
     assert job.result["finetuned"] and not any(checkpoints.glob("checkpoint-*"))
 
 
-def test_two_sessions_a_second_server_and_the_cli_share_one_workspace(demo_home, page):
+def test_two_sessions_a_second_server_and_the_cli_share_one_workspace(demo_home, page, request):
     store = Store(demo_home)
     env = {**os.environ, "RAGTUNE_HOME": str(demo_home)}
     first = page
-    with app_server(demo_home) as (server, url):
+    with app_server(demo_home) as (server, url), screenshot_on_failure(request.node, first):
         second = first.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         start_job(first, url, epochs=1, max_pairs=24)
         start_job(second, url, epochs=1, max_pairs=24)
