@@ -410,7 +410,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                                 "history": history, "best_epoch": best, "kept": kept,
                                 "device": setup.device})
         if not stopped:  # the model is saved; checkpoints only serve to resume a stopped run
-            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+            shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainResult(str(model_path), best, trainer.state.global_step,
                        time.perf_counter() - started, stopped, history, kept, plan.to_json())
 
@@ -436,10 +436,9 @@ def checkpoint_step(path: Path) -> int:
 
 
 def drop_incomplete_checkpoints(folder: Path) -> list[Path]:
-    """Delete the checkpoints in ``folder`` that were cut short (a full disk,
-    a killed process) and return the others, oldest first: the trainer writes
-    ``trainer_state.json`` last, so a checkpoint without it is incomplete, and resuming from it
-    would fail."""
+    """Delete the checkpoints in ``folder`` that were cut short (a full disk, a killed process)
+    and return the others, oldest first: the trainer writes ``trainer_state.json`` last, so a
+    checkpoint without it is incomplete, and resuming from it would fail."""
     found = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir()), key=checkpoint_step)
     for path in found:
         if not (path / "trainer_state.json").is_file():
