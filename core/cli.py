@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from .pairs import GENERATOR_STYLES, PseudoQueryConfig
-from .store import Store, WorkspaceError, default_home, explain_db_error
+from .store import (Store, WorkspaceError, default_home, explain_db_error, explain_out_of_room,
+                    is_out_of_room)
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 JSON_FLAG = argparse.ArgumentParser(add_help=False)
@@ -603,7 +604,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {explain_db_error(e, default_home() / 'ragtune.db')}", file=sys.stderr)
         return 1
     except (OSError, MemoryError) as e:
-        print(f"error: {_one_line(e) or type(e).__name__}", file=sys.stderr)
+        if is_out_of_room(e):  # an export or a copy: say where, and what to do
+            where = Path(getattr(e, "filename", None) or ".").resolve()
+            print(f"error: {explain_out_of_room(where.name, where.parent)}", file=sys.stderr)
+        else:
+            print(f"error: {_one_line(e) or type(e).__name__}", file=sys.stderr)
         return 1
     return 0
 

@@ -159,6 +159,17 @@ def test_the_train_command_on_a_full_disk_fails_in_one_line(store, demo, tmp_pat
     assert not (tmp_path / "out" / "model").exists()
 
 
+@pytest.mark.parametrize("command", [["pairs", "export", "{set}", "--output", "{out}/pairs.jsonl"],
+                                     ["export", "--beir", "{out}/beir", "--pairs", "{set}"]],
+                         ids=["pairs export", "BEIR export"])
+def test_an_export_to_a_full_disk_says_so_and_what_to_do(store, demo, tmp_path, command):
+    before = snapshot(store)
+    args = [a.format(set=demo, out=tmp_path) for a in command]
+    fails_in_one_line(cli(store.home, *args, limit=20_000), "the disk is full",
+                      "free some disk space")
+    assert snapshot(store) == before
+
+
 def test_a_model_save_that_fails_keeps_the_model_saved_before(tmp_path):
     """The final save writes beside the model folder and moves into place only when complete."""
     script = """
