@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,12 +24,18 @@ def test_a_blank_workspace_gets_every_migration(home):
     assert {"owner", "heartbeat", "resume"} <= columns(store, "jobs")
 
 
-def test_a_workspace_at_the_previous_version_is_migrated_and_keeps_its_jobs(home):
+def workspace_at_version(home: Path, version: int) -> sqlite3.Connection:
+    """A workspace database as an older ragtune left it: the first ``version`` migrations."""
     home.mkdir(parents=True)
     db = sqlite3.connect(home / "ragtune.db")
-    for sql in MIGRATIONS[:3]:
+    for sql in MIGRATIONS[:version]:
         db.executescript(sql)
-    db.execute("PRAGMA user_version = 3")
+    db.execute(f"PRAGMA user_version = {version}")
+    return db
+
+
+def test_a_workspace_at_the_previous_version_is_migrated_and_keeps_its_jobs(home):
+    db = workspace_at_version(home, 3)
     config = {"pair_set_id": 1, "epochs": 1}
     db.execute("INSERT INTO jobs (kind, state, config, created) VALUES ('train', 'queued', ?, 1)",
                (json.dumps({**config, "resume": True}),))
@@ -49,11 +56,7 @@ def test_the_vector_cache_moves_to_a_rowid_table_with_every_vector_kept(home):
     import numpy as np
 
     from core.disk import workspace_size
-    home.mkdir(parents=True)
-    db = sqlite3.connect(home / "ragtune.db")
-    for sql in MIGRATIONS[:4]:
-        db.executescript(sql)
-    db.execute("PRAGMA user_version = 4")
+    db = workspace_at_version(home, 4)
     rng = np.random.default_rng(0)
     vectors = {f"h{i}": rng.standard_normal(384).astype(np.float32).tobytes() for i in range(2000)}
     db.executemany("INSERT INTO embeddings VALUES ('m@1', ?, ?)", vectors.items())
