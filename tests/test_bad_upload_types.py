@@ -3,8 +3,6 @@ is left exactly as it was. The cases are built from one good file per type, so a
 ``core.corpus.SUPPORTED`` without a good example here fails the first test."""
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 import pytest
 
@@ -12,7 +10,7 @@ from core import corpus as corpus_module
 from core.corpus import SUPPORTED, ingest, load_file
 from core.store import WorkspaceError
 from tests.conftest import PARAGRAPHS, docx_bytes, pdf_bytes
-from tests.test_bad_input import one_line, unchanged, workspace  # noqa: F401 (fixtures)
+from tests.test_bad_input import one_line, parquet_bytes, unchanged, workspace  # noqa: F401 (fixtures)
 
 TEXT = "\n\n".join(PARAGRAPHS)
 # The size limit is scaled down in the test to one byte more than this marker, so that a good
@@ -26,9 +24,7 @@ def table(frame: pd.DataFrame, suffix: str) -> bytes:
         return frame.to_csv(index=False).encode()
     if suffix == ".jsonl":
         return frame.to_json(orient="records", lines=True).encode()
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer)
-    return buffer.getvalue()
+    return parquet_bytes(frame)
 
 
 def good(suffix: str) -> bytes:
