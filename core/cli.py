@@ -10,13 +10,12 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from .pairs import GENERATOR_STYLES, PseudoQueryConfig
-from .store import (Store, WorkspaceError, default_home, explain_db_error, explain_out_of_room,
-                    is_out_of_room)
+from .store import Store, WorkspaceError, default_home, explain_db_error, explain_out_of_room, is_out_of_room
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 JSON_FLAG = argparse.ArgumentParser(add_help=False)
@@ -524,6 +523,7 @@ def run_finetune(args) -> None:
     stop at its next step, like the page's Cancel button."""
     import threading
     import time
+
     from . import jobs
     from .train import TrainConfig
     store = Store()
@@ -583,8 +583,8 @@ def run_finetune(args) -> None:
            {"run": f"j{job_id}", "job_id": job_id, "state": job.state, **result})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
@@ -593,8 +593,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def console() -> int:
+    """The ``ragtune`` command that ``pip install`` puts on the PATH: the same as ``python -m core``."""
+    return main(prog="ragtune")
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m core") -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         args.run(args)
     except WorkspaceError as e:

@@ -1,14 +1,20 @@
 import io
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from core import models
+from core.store import Store
 
-from core import models  # noqa: E402
-from core.store import Store  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items):
+    """Every test in a tests/test_browser*.py module drives Chromium: mark it ``browser`` here, so a
+    new browser test module is left out of ``make test-fast`` without anyone remembering to."""
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1].startswith("test_browser"):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

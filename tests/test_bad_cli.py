@@ -136,7 +136,7 @@ def test_bad_arguments_fail_in_one_line(unchanged, tmp_path, monkeypatch, capsys
                                         command, what, args, message):
     monkeypatch.setenv("RAGTUNE_HOME", str(unchanged.home))
     argv = args(tmp_path, unchanged)
-    before = {p for p in tmp_path.rglob("*")}
+    before = set(tmp_path.rglob("*"))
     assert main(argv) != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err, err

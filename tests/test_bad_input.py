@@ -499,7 +499,7 @@ def test_pickled_weights_load_only_when_the_server_allows_them(tmp_path, monkeyp
     torch.save(load_file(weights), folder / "pytorch_model.bin")
     weights.unlink()
     monkeypatch.delenv(models.ALLOW_PICKLE, raising=False)
-    with pytest.raises(WorkspaceError, match="only \\*.bin weights") as error:
+    with pytest.raises(WorkspaceError, match=r"only \*\.bin weights") as error:
         models.load(str(folder))
     assert models.ALLOW_PICKLE in one_line(error.value)
     monkeypatch.setenv(models.ALLOW_PICKLE, "1")

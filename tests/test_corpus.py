@@ -1,5 +1,6 @@
 """Loading, chunking and deduplicating documents, and what users see when a file is bad."""
 import io
+import itertools
 import json
 import os
 import re
@@ -88,7 +89,7 @@ def test_chunks_respect_size_lose_no_text_and_overlap_within_budget(count):
         assert max(holders) >= position
         position = min(h for h in holders if h >= position)
     # Neighbours share at most `overlap` tokens of whole sentences.
-    for (a, _), (b, _) in zip(chunks, chunks[1:]):
+    for (a, _), (b, _) in itertools.pairwise(chunks):
         shared = [s for s in split_units(b) if s[0] in a]
         assert sum(count([s for s, _ in shared])) <= settings.overlap
 

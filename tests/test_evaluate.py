@@ -43,7 +43,7 @@ def test_blocked_top_k_equals_a_full_sort():
     q = rng.normal(size=(7, 16)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     c = rng.normal(size=(5000, 16)).astype(np.float32)
-    idx, val = top_k(q, c, 20, block_bytes=4 * 7 * 300)  # forces many blocks
+    _, val = top_k(q, c, 20, block_bytes=4 * 7 * 300)  # forces many blocks
     full = q @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T
     expected = np.sort(full, axis=1)[:, ::-1][:, :20]
     assert np.allclose(np.sort(val, axis=1)[:, ::-1], expected, atol=1e-6)
@@ -86,7 +86,7 @@ def test_bad_labels_are_counted_or_refused():
         RetrievalSet.build({}, {"q": "x"}, {"q": {"d"}})
     with pytest.raises(WorkspaceError, match="no query has a relevant passage"):
         RetrievalSet.build({"d": "a"}, {"q": "x"}, {"q": {"other"}})
-    with pytest.raises(WorkspaceError, match="outside 1..384"):
+    with pytest.raises(WorkspaceError, match=r"outside 1\.\.384"):
         evaluate(models.load(), data, [512])
 
 

@@ -34,7 +34,7 @@ def test_import_recognises_usual_column_names_and_links_passages(store, corpus_i
 
 def test_import_without_the_needed_columns_names_them(store):
     data = pd.DataFrame({"a": ["x"], "b": ["y"]}).to_csv(index=False).encode()
-    with pytest.raises(WorkspaceError, match="no query column.*pick one of: a, b"):
+    with pytest.raises(WorkspaceError, match=r"no query column.*pick one of: a, b"):
         read_pairs_file("qa.csv", data)
     assert read_pairs_file("qa.csv", data, "a", "b") == [("x", "y")]
 
@@ -161,7 +161,7 @@ def test_llm_errors_are_one_clear_line(store, corpus_id):
     try:
         with pytest.raises(WorkspaceError, match="refused the API key"):
             generate_llm(store, corpus_id, "llm", LLMConfig(server.url, "m", api_key="wrong"))
-        with pytest.raises(WorkspaceError, match="404.*base URL"):
+        with pytest.raises(WorkspaceError, match=r"404.*base URL"):
             generate_llm(store, corpus_id, "llm2", LLMConfig(server.url[:-3], "m", api_key="right"))
     finally:
         server.close()

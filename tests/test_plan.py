@@ -17,7 +17,8 @@ MINILM = 22_700_000
 
 
 class Quiet:
-    lines: list[str] = []
+    def __init__(self):
+        self.lines: list[str] = []
 
     def status(self, text): self.lines.append(text)
     def progress(self, fraction): pass
