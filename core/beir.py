@@ -26,8 +26,10 @@ from . import corpus as corpus_module
 from . import demo
 from .corpus import ChunkSettings, Document, IngestReport, TokenCounter, ingest
 from .disk import human_bytes
+from .errors import WorkspaceError
+from .evaluate import RetrievalSet
 from .pairs import link_pairs, split
-from .store import Store, WorkspaceError
+from .store import Store
 
 DEMO_CORPUS = "python-stdlib-docs"
 CORPUS, QUERIES, QRELS = "corpus.jsonl", "queries.jsonl", "qrels.tsv"
@@ -207,6 +209,16 @@ def read_beir_raw(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[st
             raise WorkspaceError(f"corpus.jsonl repeats the _id {doc.external_id!r}; ids must be unique")
         corpus[doc.external_id] = doc.text
     return corpus, data.queries, data.qrels
+
+
+def retrieval_set(folder: Path, split: str = "test") -> RetrievalSet:
+    """One qrels split of a BEIR folder, ready for the evaluator (what ``evaluate DATA_DIR`` and
+    ``train --eval`` measure on)."""
+    corpus, queries, qrels = read_beir_raw(Path(folder))
+    if split not in qrels:
+        raise WorkspaceError(f"{folder} has no qrels for split {split!r} "
+                             f"(found: {', '.join(sorted(qrels))})")
+    return RetrievalSet.build(corpus, queries, {q: set(d) for q, d in qrels[split].items()})
 
 
 def _lines(name: str, data: bytes) -> list[str]:

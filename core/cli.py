@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 from .pairs import GENERATOR_STYLES, PseudoQueryConfig
-from .store import Store, WorkspaceError, default_home, explain_db_error, explain_out_of_room, is_out_of_room
+from .store import Store, default_home
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 JSON_FLAG = argparse.ArgumentParser(add_help=False)
@@ -329,6 +330,7 @@ def parse_dims(text: str | None) -> list[int] | None:
 
 
 def run_evaluate(args) -> None:
+    from .beir import retrieval_set
     from .compare import trust_note
     from .evaluate import RetrievalSet, evaluate_named, save
     if (args.data_dir is None) == (args.pairs is None):
@@ -339,7 +341,7 @@ def run_evaluate(args) -> None:
     else:
         if not Path(args.data_dir).is_dir():
             raise WorkspaceError(f"{args.data_dir} is not a folder; give a BEIR-layout folder")
-        data = RetrievalSet.from_beir(Path(args.data_dir), args.split)
+        data = retrieval_set(Path(args.data_dir), args.split)
     result = evaluate_named(args.model, data, parse_dims(args.dims), store,
                             lambda stage, f: _progress(stage)(f))
     note = None
@@ -405,7 +407,7 @@ class TerminalReporter:
 
 
 def run_train(args) -> None:
-    from .evaluate import RetrievalSet
+    from .beir import retrieval_set
     from .finetune import run_experiment
     from .pairs import read_pairs_file
     from .train import NO_GAIN, TrainConfig, train
@@ -431,7 +433,7 @@ def run_train(args) -> None:
     pairs = read_pairs_file(path.name, path.read_bytes())
     if not Path(args.eval).is_dir():
         raise WorkspaceError(f"{args.eval} is not a folder; give a BEIR-layout folder")
-    data = RetrievalSet.from_beir(Path(args.eval))
+    data = retrieval_set(Path(args.eval))
     reporter, output = TerminalReporter(), Path(args.output)
     if reporter.quiet:  # other ranks of a distributed run only train
         train(config, pairs, data, output, reporter, data.corpus)

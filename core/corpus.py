@@ -21,7 +21,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .store import Store, WorkspaceError
+from .errors import WorkspaceError
+from .store import Store
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 CHARS_PER_TOKEN = 6  # generous: English runs at about 4-5 characters per token

@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 import yaml
 
-from .store import WorkspaceError
+from .errors import WorkspaceError
 
 DATA = Path(__file__).with_name("data") / "questionnaire.yaml"
 APPROACHES = ("P", "R", "F")

@@ -19,13 +19,13 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .corpus import text_hash
-from .store import EvaluationSummary, Store, WorkspaceError
+from .errors import WorkspaceError
+from .store import EvaluationSummary, Store
 
 TOP_K = 100
 METRICS = ("ndcg@10", "mrr@10", "map@100", "recall@1", "recall@5", "recall@10", "recall@100",
@@ -98,15 +98,6 @@ class RetrievalSet:
         rows = [i for i, cid in enumerate(self.corpus_ids) if cid in needed or i in keep]
         return RetrievalSet([self.corpus_ids[i] for i in rows], [self.corpus[i] for i in rows],
                             self.query_ids, self.queries, self.relevant, self.skipped)
-
-    @classmethod
-    def from_beir(cls, folder: Path, split: str = "test") -> "RetrievalSet":
-        from .beir import read_beir_raw
-        corpus, queries, qrels = read_beir_raw(Path(folder))
-        if split not in qrels:
-            raise WorkspaceError(f"{folder} has no qrels for split {split!r} "
-                                 f"(found: {', '.join(sorted(qrels))})")
-        return cls.build(corpus, queries, {q: set(d) for q, d in qrels[split].items()})
 
 
 @dataclass
@@ -206,7 +197,8 @@ def encode_corpus_cached(store: Store | None, model_key: str | None, model, text
 
 
 # -- scoring -------------------------------------------------------------------------------
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1, so a dot product is the cosine similarity."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
@@ -222,7 +214,7 @@ def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block_bytes: int = 32
     best_val = torch.empty((n_q, 0))
     best_idx = torch.empty((n_q, 0), dtype=torch.long)
     for start in range(0, n_c, block):
-        part = torch.from_numpy(_unit(corpus[start:start + block]))
+        part = torch.from_numpy(unit_rows(corpus[start:start + block]))
         val, idx = torch.topk(q @ part.T, min(k, len(part)), dim=1)
         best_val = torch.cat([best_val, val], dim=1)
         best_idx = torch.cat([best_idx, idx + start], dim=1)
@@ -262,7 +254,7 @@ def score_all_dims(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: 
                    ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, tuple[int, str]]]]:
     metrics, per_query = {}, {}
     for n, dim in enumerate(dims):
-        idx, val = top_k(_unit(query_vectors[:, :dim]), corpus_vectors[:, :dim], TOP_K)
+        idx, val = top_k(unit_rows(query_vectors[:, :dim]), corpus_vectors[:, :dim], TOP_K)
         ranked = []
         for row_idx, row_val in zip(idx, val):
             hits = sorted(zip(row_val.tolist(), (data.corpus_ids[i] for i in row_idx)),

@@ -15,9 +15,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import WorkspaceError
 from .evaluate import METRICS
 from .runs import Run, get_run
-from .store import Store, WorkspaceError
+from .store import Store
 
 log = logging.getLogger(__name__)
 # Weights hardly compress; storing them keeps a 90 MB zip from taking seconds of CPU.

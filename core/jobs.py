@@ -26,7 +26,8 @@ from typing import Callable, TypeVar
 
 import psutil
 
-from .store import Store, WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from .store import Store
 
 log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "failed", "canceled", "interrupted")

@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 from .corpus import normalise, pick_column, read_table, split_units, text_hash
-from .store import Store, WorkspaceError
+from .errors import WorkspaceError
+from .store import Store
 
 QUERY_COLUMNS = ("query", "question", "anchor", "queries", "questions", "q")
 PASSAGE_COLUMNS = ("positive", "context", "passage", "answer", "document", "text", "pos",
@@ -269,10 +270,11 @@ def answerable(store: Store | None, model_name: str | None, queries: list[str],
     ``top_k`` of the whole corpus: a query nothing can find is noise, not a lesson. Corpus
     vectors come from (and stay in) the workspace cache the evaluator uses."""
     from . import models
-    from .evaluate import _unit, cache_key, encode, encode_corpus_cached, top_k as best
+    from .evaluate import cache_key, encode, encode_corpus_cached, unit_rows
+    from .evaluate import top_k as best
     model = models.load(model_name)
     corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, chunk_texts)
-    found, _ = best(_unit(encode(model, queries)), corpus, top_k)
+    found, _ = best(unit_rows(encode(model, queries)), corpus, top_k)
     return [src in row for src, row in zip(source, found.tolist())]
 
 

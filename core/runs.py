@@ -16,8 +16,9 @@ from pathlib import Path
 from . import jobs, models
 from .corpus import text_hash
 from .disk import folder_bytes
+from .errors import WorkspaceError
 from .evaluate import StoredEvaluation, load_evaluations
-from .store import Store, WorkspaceError
+from .store import Store
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import models
+from .errors import WorkspaceError
 from .evaluate import cache_key, encode, encode_corpus_cached
 from .runs import list_runs
-from .store import Store, WorkspaceError
+from .store import Store
 
 EXACT_LIMIT = 1_000_000
 TOP = 10

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Protocol
 
+from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
 from .evaluate import METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate
 from .plan import Plan, default_plan
-from .store import WorkspaceError, explain_out_of_room, is_out_of_room
 
 LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"

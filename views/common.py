@@ -7,7 +7,8 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core import jobs, models
-from core.store import Store, WorkspaceError, default_home
+from core.errors import WorkspaceError
+from core.store import Store, default_home
 
 
 @st.cache_resource

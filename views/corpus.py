@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.beir import import_beir, parse_beir, upload_files
 from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
-from core.store import WorkspaceError
+from core.errors import WorkspaceError
 from views.common import escape, explained, show_flash, store, token_counter
 
 st.title("Corpus")
