@@ -300,9 +300,9 @@ def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None
         return corpus.id, store.pair_sets(corpus.id)[0].id
     documents, labels = demo.documents(limit)
     with store.transaction():
-        report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings(256, 32))
+        report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings())
         pair_set_id = link_pairs(store, report.corpus_id, "docstring summaries", "demo", labels)
-        split(store, pair_set_id, 0.2, seed=42)
+        split(store, pair_set_id)
     return report.corpus_id, pair_set_id
 
 

@@ -15,8 +15,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
-from .pairs import GENERATOR_STYLES, PseudoQueryConfig
+from .corpus import ChunkSettings
+from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
+                    PseudoQueryConfig, llm_pair_set_name)
+from .plan import MAX_EPOCHS, budget_defaults
 from .store import Store, default_home
+from .train import LOSSES
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 JSON_FLAG = argparse.ArgumentParser(add_help=False)
@@ -46,8 +50,9 @@ def _progress(label: str) -> Callable[[float], None]:
 def _ingest_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument("--corpus", help="corpus name (default: the first file or folder name)")
-    p.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk")
-    p.add_argument("--overlap", type=int, default=32, help="tokens shared by neighbouring chunks")
+    p.add_argument("--chunk-size", type=int, default=ChunkSettings.size, help="tokens per chunk")
+    p.add_argument("--overlap", type=int, default=ChunkSettings.overlap,
+                   help="tokens shared by neighbouring chunks")
     p.add_argument("--model", help="model whose tokenizer measures chunks")
     p.set_defaults(run=run_ingest)
 
@@ -186,7 +191,8 @@ def _pairs_parser(p: argparse.ArgumentParser) -> None:
     imp.set_defaults(run=run_pairs_import)
     gen = sub.add_parser("generate", parents=[JSON_FLAG], help="generate queries for every chunk of a corpus")
     gen.add_argument("--corpus", required=True)
-    gen.add_argument("--name", help="pair set name (an existing LLM set is resumed)")
+    gen.add_argument("--name", help=f"pair set name (default: {BUILTIN_PAIR_SET!r}, or "
+                     f"{llm_pair_set_name('MODEL')!r}; an existing LLM set is resumed)")
     gen.add_argument("--method", choices=["builtin", "llm"], default="builtin",
                      help="builtin (default): offline questions, filtered by the base model; "
                           "llm: an OpenAI-compatible endpoint")
@@ -195,18 +201,18 @@ def _pairs_parser(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--filter-top-k", type=int, default=PseudoQueryConfig.filter_top_k,
                      help="builtin: keep a pair only if the base model ranks its passage in the "
                           "top K (0: keep all)")
-    gen.add_argument("--per-chunk", type=int, default=2)
-    gen.add_argument("--seed", type=int, default=13)
-    gen.add_argument("--base-url", default="http://localhost:11434/v1")
-    gen.add_argument("--llm-model", default="llama3.2")
-    gen.add_argument("--concurrency", type=int, default=4)
+    gen.add_argument("--per-chunk", type=int, default=PseudoQueryConfig.per_chunk)
+    gen.add_argument("--seed", type=int, default=PseudoQueryConfig.seed)
+    gen.add_argument("--base-url", default=LLMConfig.base_url)
+    gen.add_argument("--llm-model", default=LLMConfig.model)
+    gen.add_argument("--concurrency", type=int, default=LLMConfig.concurrency)
     gen.add_argument("--max-chunks", type=int)
     gen.add_argument("--estimate", action="store_true", help="only print the cost/time estimate")
     gen.set_defaults(run=run_pairs_generate)
     spl = sub.add_parser("split", parents=[JSON_FLAG], help="split a pair set into train and test without leakage")
     spl.add_argument("pair_set", type=int)
-    spl.add_argument("--test-fraction", type=float, default=0.2)
-    spl.add_argument("--seed", type=int, default=42)
+    spl.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
+    spl.add_argument("--seed", type=int, default=SPLIT_SEED)
     spl.set_defaults(run=run_pairs_split)
     lst = sub.add_parser("list", parents=[JSON_FLAG], help="list pair sets with their split counts")
     lst.add_argument("--corpus", help="only the pair sets of this corpus")
@@ -220,7 +226,7 @@ def _pairs_parser(p: argparse.ArgumentParser) -> None:
 
 def _corpus_id(store: Store, name: str, create: bool = False) -> int:
     if create and name not in {c.name for c in store.corpora()}:
-        return store.create_corpus(name, {"chunking": {"size": 256, "overlap": 32}})
+        return store.create_corpus(name, {"chunking": asdict(ChunkSettings())})
     return store.corpus(name).id
 
 
@@ -238,11 +244,11 @@ def run_pairs_import(args) -> None:
 
 
 def run_pairs_generate(args) -> None:
-    from .pairs import LLMConfig, estimate, generate_builtin, generate_llm
+    from .pairs import estimate, generate_builtin, generate_llm
     store = Store()
     corpus_id = _corpus_id(store, args.corpus)
     if args.method == "builtin":
-        pair_set_id = generate_builtin(store, corpus_id, args.name or "pseudo-queries",
+        pair_set_id = generate_builtin(store, corpus_id, args.name or BUILTIN_PAIR_SET,
                                        PseudoQueryConfig(per_chunk=args.per_chunk, seed=args.seed,
                                                          style=args.style,
                                                          filter_top_k=args.filter_top_k))
@@ -251,7 +257,7 @@ def run_pairs_generate(args) -> None:
         config = LLMConfig(args.base_url, args.llm_model, args.per_chunk, args.concurrency,
                            max_chunks=args.max_chunks, api_key=key)
         config.validate()  # before the estimate, which divides by the concurrency
-        name = args.name or f"llm {args.llm_model}"
+        name = args.name or llm_pair_set_name(args.llm_model)
         existing = {s.name: s.id for s in store.pair_sets(corpus_id)}
         guess = estimate(store, corpus_id, config, existing.get(name))
         if args.estimate:
@@ -332,7 +338,7 @@ def parse_dims(text: str | None) -> list[int] | None:
 def run_evaluate(args) -> None:
     from .beir import retrieval_set
     from .compare import trust_note
-    from .evaluate import RetrievalSet, evaluate_named, save
+    from .evaluate import RetrievalSet, evaluate_named, evaluation_label, save
     if (args.data_dir is None) == (args.pairs is None):
         raise WorkspaceError("give either a BEIR folder or --pairs PAIR_SET_ID")
     store = Store()
@@ -346,7 +352,7 @@ def run_evaluate(args) -> None:
                             lambda stage, f: _progress(stage)(f))
     note = None
     if args.pairs is not None:
-        save(store, result, args.pairs, "baseline" if not args.model else args.model)
+        save(store, result, args.pairs, evaluation_label(args.model))
         note = trust_note(store.pair_set(args.pairs))
         if note:
             print(note, file=sys.stderr)
@@ -367,17 +373,18 @@ def _train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", required=True, metavar="DATA_DIR", help="BEIR folder with the test queries")
     p.add_argument("--config", metavar="JSON", help="a job config exported from the app")
     p.add_argument("--model")
-    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows, up to 4")
+    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows, "
+                   f"up to {MAX_EPOCHS}")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--max-pairs", type=int, help="default: as many as the time budget allows")
     p.add_argument("--max-seq-length", type=int, help="default: fits 95%% of the passages")
     p.add_argument("--budget-minutes", type=float, help="training time to plan for "
-                   "(default: 10 on CPU, 5 on a GPU)")
+                   f"(default: {budget_defaults()})")
     p.add_argument("--generated", action="store_true", help="the pairs were generated, not "
                    "written by people (a gentler default learning rate)")
     p.add_argument("--dims", help="comma-separated, largest first")
-    p.add_argument("--loss", choices=["mnrl", "cached_mnrl"])
+    p.add_argument("--loss", choices=LOSSES)
     p.add_argument("--output", default="ragtune-model", help="folder for checkpoints and the model")
     p.set_defaults(run=run_train)
 

@@ -307,6 +307,16 @@ def cache_key(name: str | None, model) -> str:
 
 
 # -- stored results ------------------------------------------------------------------------
+BASELINE = "baseline"
+
+
+def evaluation_label(model_name: str | None) -> str:
+    """How a measurement is labelled in listings: "baseline" for the bundled model (named or left
+    out), otherwise the model's name. The Results page and ``evaluate --pairs`` both use it."""
+    from . import models
+    return BASELINE if model_name in (None, "", models.DEFAULT_MODEL) else model_name
+
+
 def save(store: Store, result: EvalResult, pair_set_id: int | None, label: str,
          job_id: int | None = None) -> int:
     details = {"dims": result.dims, "corpus": result.corpus, "queries": result.queries,

@@ -141,6 +141,13 @@ def link_pairs(store: Store, corpus_id: int, name: str, source: str,
 
 
 # -- built-in pseudo-queries ---------------------------------------------------------------
+BUILTIN_PAIR_SET = "pseudo-queries"  # the default name of a generated set
+
+
+def llm_pair_set_name(model: str) -> str:
+    """The default name of an LLM-written set; generating under it again resumes the set."""
+    return f"llm {model}"
+
 GENERATOR_STYLES = ("questions", "sentences")
 _AUX = {"is", "are", "was", "were", "has", "have", "had", "can", "will", "may", "must",
         "should", "does", "do", "did", "could", "would"}
@@ -508,6 +515,12 @@ def generate_llm(store: Store, corpus_id: int, name: str, config: LLMConfig,
 
 
 # -- split -----------------------------------------------------------------------------------
+# The split's defaults, for the page, the CLI and the demo alike: a fifth of the pairs held out,
+# as in the reference recipe's 80/20, with a fixed seed so a re-split lands the same way.
+TEST_FRACTION = 0.2
+SPLIT_SEED = 42
+
+
 @dataclass
 class SplitReport:
     train: int
@@ -517,7 +530,8 @@ class SplitReport:
     groups: int
 
 
-def split(store: Store, pair_set_id: int, test_fraction: float = 0.2, seed: int = 42) -> SplitReport:
+def split(store: Store, pair_set_id: int, test_fraction: float = TEST_FRACTION,
+          seed: int = SPLIT_SEED) -> SplitReport:
     """Assign whole connected groups (shared passage or same normalised query) to one side."""
     if not 0.0 < test_fraction < 1.0:
         raise WorkspaceError("test fraction must be between 0 and 1, e.g. 0.2")

@@ -35,6 +35,11 @@ BF16_SPEEDUP = 1.4  # CPU with native bf16 (AMX): 0.75x the step time, benchmark
 REFERENCE_PARAMETERS = 22_700_000
 BUDGET_MINUTES = {"cuda": 5.0, "mps": 10.0, "cpu": 10.0}
 MAX_EPOCHS = 4
+
+
+def budget_defaults() -> str:
+    """The default time budget in words, for help texts: "10 min on CPU, 5 on a GPU"."""
+    return f"{BUDGET_MINUTES['cpu']:g} min on CPU, {BUDGET_MINUTES['cuda']:g} on a GPU"
 EVAL_SHARE = 0.15  # of the budget kept for the per-epoch evaluations and saving
 
 

@@ -39,8 +39,8 @@ choice = st.selectbox("Add documents to", options,
 if choice == NEW:
     name = st.text_input("Name of the new corpus", value="my-documents").strip()
     c1, c2 = st.columns(2)
-    size = c1.slider("Chunk size (tokens of the model)", 32, 512, 256, 16)
-    overlap = c2.slider("Overlap (tokens)", 0, size // 2 - 1, min(32, size // 2 - 1), 8)
+    size = c1.slider("Chunk size (tokens of the model)", 32, 512, ChunkSettings.size, 16)
+    overlap = c2.slider("Overlap (tokens)", 0, size // 2 - 1, min(ChunkSettings.overlap, size // 2 - 1), 8)
     settings = ChunkSettings(size, overlap)
 else:
     name = choice

@@ -5,9 +5,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import jobs, models
-from core.evaluate import METRICS, default_dims
+from core.evaluate import METRICS
 from core.pairs import is_generated
-from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
+from core.plan import budget_defaults
+from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
 
 st.title("Fine-tune the embedding model")
@@ -46,7 +47,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                     f"{models.DATA_ROOT_ENV}.")
         budget = m2.number_input("Time budget (minutes)", 1.0, 24 * 60.0, None, 1.0,
                                  placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
-                                 "pairs into this much training time (10 min on CPU, 5 on a GPU).")
+                                 f"pairs into this much training time ({budget_defaults()}).")
         with explained():
             model_name = models.browser_model(typed_model, workspace.home)
             info = model_info(model_name)
@@ -65,18 +66,19 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                 seq = c5.number_input("Max sequence length", 16, info.max_seq_length,
                                       default.max_seq_length,
                                       help="Default: long enough for 95% of the training passages.")
-                loss = c6.selectbox("Loss", ["mnrl", "cached_mnrl"],
+                loss = c6.selectbox("Loss", LOSSES, LOSSES.index(default.loss),
                                     help="cached_mnrl: large batches in little memory (GradCache).")
                 negatives = c7.number_input("Hard negatives per pair", 0, 5, default.hard_negatives)
                 seed = c8.number_input("Seed", 0, 100_000, default.seed)
-                dims_all = default_dims(info.dimension)
-                dims = st.multiselect("Matryoshka dimensions", sorted({*dims_all, 16}, reverse=True),
-                                      default=dims_all)
+                dims = st.multiselect("Matryoshka dimensions", sorted({*default.dims, 16}, reverse=True),
+                                      default=default.dims)
                 c9, c10, c11 = st.columns(3)
-                best_metric = c9.selectbox("Keep the best epoch by", METRICS)
-                dims_sorted = sorted(dims, reverse=True) or dims_all
+                best_metric = c9.selectbox("Keep the best epoch by", METRICS, METRICS.index(default.best_metric))
+                dims_sorted = sorted(dims, reverse=True) or default.dims
+                # The default run's choice where it was trained, else the smallest of these.
                 best_dim = c10.selectbox("at dimension", dims_sorted,
-                                         index=dims_sorted.index(128) if 128 in dims_sorted else len(dims_sorted) - 1)
+                                         index=dims_sorted.index(default.best_dim)
+                                         if default.best_dim in dims_sorted else len(dims_sorted) - 1)
                 max_pairs = c11.number_input("Use at most N pairs", 2, max(2, n_train), default.max_pairs)
                 start = st.form_submit_button("Start fine-tuning", type="primary")
             config = TrainConfig(model=model_name, pair_set_id=pair_set.id, dims=dims_sorted,

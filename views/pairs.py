@@ -1,9 +1,9 @@
 
 import streamlit as st
 
-from core.pairs import (GENERATOR_STYLES, LLMConfig, PseudoQueryConfig, estimate, export_jsonl,
-                        generate_builtin, generate_llm, guess_columns, import_pairs,
-                        read_pairs_file, split)
+from core.pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
+                        PseudoQueryConfig, estimate, export_jsonl, generate_builtin, generate_llm,
+                        guess_columns, import_pairs, llm_pair_set_name, read_pairs_file, split)
 from core.corpus import read_table
 from views.common import escape, explained, pair_set_label, pick_corpus, show_flash, store
 
@@ -52,13 +52,13 @@ with tab_builtin:
         "sentence cut out of the chunk (**Inverse Cloze Task**, Lee et al., 2019); headings become "
         "queries for the text below them. Footers, copyright lines and other repeated sentences "
         "are skipped, and a pair is kept only if the base model already ranks its passage in the "
-        "top 10. No cost, a minute or two — but weaker than real or LLM-written questions.")
+        f"top {PseudoQueryConfig.filter_top_k}. No cost, a minute or two — but weaker than real or LLM-written questions.")
     c1, c2, c3 = st.columns(3)
     per_chunk = c1.number_input("Queries per chunk", 1, 5, PseudoQueryConfig.per_chunk)
-    style = c2.selectbox("Style", GENERATOR_STYLES, help="questions: the mix above (default); "
+    style = c2.selectbox("Style", GENERATOR_STYLES, GENERATOR_STYLES.index(PseudoQueryConfig.style), help="questions: the mix above (default); "
                          "sentences: the plain Inverse Cloze Task.")
     seed = c3.number_input("Seed", 0, 10_000, PseudoQueryConfig.seed)
-    name = st.text_input("Pair set name", value="pseudo-queries", key="builtin_name")
+    name = st.text_input("Pair set name", value=BUILTIN_PAIR_SET, key="builtin_name")
     if st.button("Generate", type="primary", key="builtin_go"):
         with explained(), st.spinner("Making and filtering queries…"):
             pair_set_id = generate_builtin(workspace, corpus.id, name,
@@ -67,21 +67,21 @@ with tab_builtin:
             done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{escape(name)}'.")
 
 with tab_llm:
-    st.markdown("Any **OpenAI-compatible** endpoint: Ollama (`http://localhost:11434/v1`), vLLM, "
+    st.markdown(f"Any **OpenAI-compatible** endpoint: Ollama (`{LLMConfig.base_url}`), vLLM, "
                 "OpenAI. The API key stays in this browser session; it is never stored.")
     with st.form("llm"):
         c1, c2 = st.columns(2)
-        base_url = c1.text_input("Base URL", value="http://localhost:11434/v1")
-        model = c2.text_input("Model", value="llama3.2")
+        base_url = c1.text_input("Base URL", value=LLMConfig.base_url)
+        model = c2.text_input("Model", value=LLMConfig.model)
         api_key = st.text_input("API key (if the endpoint needs one)", type="password")
         c3, c4, c5 = st.columns(3)
-        n = c3.number_input("Questions per chunk", 1, 10, 2)
-        concurrency = c4.number_input("Parallel requests", 1, 64, 4)
+        n = c3.number_input("Questions per chunk", 1, 10, LLMConfig.questions_per_chunk)
+        concurrency = c4.number_input("Parallel requests", 1, 64, LLMConfig.concurrency)
         max_chunks = c5.number_input("Chunks to use (0 = all)", 0, 1_000_000, 0)
         c6, c7 = st.columns(2)
         price_in = c6.number_input("Price per 1M input tokens ($)", 0.0, 100.0, 0.0)
         price_out = c7.number_input("Price per 1M output tokens ($)", 0.0, 100.0, 0.0)
-        name = st.text_input("Pair set name (an existing one is resumed)", value=f"llm {model}")
+        name = st.text_input("Pair set name (an existing one is resumed)", value=llm_pair_set_name(model))
         estimate_clicked = st.form_submit_button("Estimate")
         go = st.form_submit_button("Generate", type="primary")
     config = LLMConfig(base_url, model, int(n), int(concurrency), max_chunks=int(max_chunks) or None,
@@ -116,8 +116,8 @@ st.dataframe([{"query": r["query"], "passage": r["positive"][:200], "split": r["
               for r in rows[:500]], hide_index=True, height=250, width="stretch")
 
 c1, c2, c3 = st.columns([1, 1, 2])
-fraction = c1.slider("Test share", 0.05, 0.5, 0.2, 0.05)
-split_seed = c2.number_input("Split seed", 0, 10_000, 42)
+fraction = c1.slider("Test share", 0.05, 0.5, TEST_FRACTION, 0.05)
+split_seed = c2.number_input("Split seed", 0, 10_000, SPLIT_SEED)
 if c3.button("Split train/test", type="primary"):
     with explained():
         report = split(workspace, chosen.id, fraction, int(split_seed))

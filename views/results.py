@@ -6,7 +6,8 @@ import streamlit as st
 
 from core import models
 from core.compare import gains, headlines, trust_note
-from core.evaluate import METRICS, RetrievalSet, default_dims, evaluate_named, load_evaluations, misses, save
+from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
+                           load_evaluations, misses, save)
 from views.common import (escape, explained, model_info, pick_corpus, pick_pair_set, show_flash,
                           store)
 
@@ -41,8 +42,7 @@ with st.expander("Measure a model", expanded=not load_evaluations(workspace, pai
             bar = st.progress(0.0, text="Starting…")
             result = evaluate_named(model_name, data, dims, workspace,
                                     lambda stage, f: bar.progress(min(f, 1.0), text=f"{stage.capitalize()}…"))
-            label = "baseline" if model_name == models.DEFAULT_MODEL else model_name
-            save(workspace, result, pair_set.id, label)
+            save(workspace, result, pair_set.id, evaluation_label(model_name))
             note = "; ".join(f"skipped {n} {why}" for why, n in result.skipped.items())
             st.session_state["flash"] = (f"Measured {result.queries} queries over {result.corpus} "
                                          f"passages in {result.seconds:.1f} s. {note}")

@@ -1,0 +1,100 @@
+"""One definition per default: what a page's widgets start at is what the CLI's flags default to,
+and both are the core module's own value, so a user gets the same run from either."""
+import contextlib
+import io
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.cli import build_parser
+from core.corpus import ChunkSettings
+from core.evaluate import evaluation_label
+from core.models import DEFAULT_MODEL
+from core.pairs import (BUILTIN_PAIR_SET, SPLIT_SEED, TEST_FRACTION, LLMConfig, PseudoQueryConfig,
+                        llm_pair_set_name)
+from core.train import LOSSES, TrainConfig
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def page(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(path)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def widget(at: AppTest, kind: str, label: str):
+    [found] = [w for w in at.get(kind) if w.label == label]
+    return found
+
+
+def cli_defaults(*argv: str) -> dict:
+    return vars(build_parser().parse_args(list(argv)))
+
+
+def cli_help(*command: str) -> str:
+    out = io.StringIO()
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(out):
+        build_parser().parse_args([*command, "--help"])
+    return " ".join(out.getvalue().split())
+
+
+def test_corpus_page_chunks_like_ingest(home):
+    at = page("views/corpus.py")
+    ingest = cli_defaults("ingest", "docs")
+    assert widget(at, "slider", "Chunk size (tokens of the model)").value == ingest["chunk_size"] \
+        == ChunkSettings().size
+    assert widget(at, "slider", "Overlap (tokens)").value == ingest["overlap"] == ChunkSettings().overlap
+
+
+@pytest.fixture
+def demo(home, count):
+    from core.beir import load_demo
+    from core.store import Store
+    return load_demo(Store(home), count, limit=40)
+
+
+def test_pairs_page_generates_and_splits_like_the_cli(home, demo):
+    at = page("views/pairs.py")
+    generate = cli_defaults("pairs", "generate", "--corpus", "c")
+    split = cli_defaults("pairs", "split", "1")
+    assert widget(at, "number_input", "Queries per chunk").value == generate["per_chunk"] \
+        == PseudoQueryConfig.per_chunk
+    assert widget(at, "number_input", "Seed").value == generate["seed"] == PseudoQueryConfig.seed
+    assert widget(at, "selectbox", "Style").value == generate["style"] == PseudoQueryConfig.style
+    assert widget(at, "text_input", "Pair set name").value == BUILTIN_PAIR_SET
+    assert widget(at, "text_input", "Base URL").value == generate["base_url"] == LLMConfig.base_url
+    assert widget(at, "text_input", "Model").value == generate["llm_model"] == LLMConfig.model
+    assert widget(at, "number_input", "Questions per chunk").value == generate["per_chunk"] \
+        == LLMConfig.questions_per_chunk
+    assert widget(at, "number_input", "Parallel requests").value == generate["concurrency"] \
+        == LLMConfig.concurrency
+    assert widget(at, "text_input", "Pair set name (an existing one is resumed)").value \
+        == llm_pair_set_name(LLMConfig.model)
+    assert widget(at, "slider", "Test share").value == split["test_fraction"] == TEST_FRACTION
+    assert widget(at, "number_input", "Split seed").value == split["seed"] == SPLIT_SEED
+
+
+def test_finetune_page_starts_from_the_configs_defaults(home, demo):
+    at = page("views/finetune.py")
+    loss = widget(at, "selectbox", "Loss")
+    default = TrainConfig()
+    assert loss.options == list(LOSSES) and loss.value == default.loss
+    assert cli_defaults("train", "--pairs", "p.jsonl", "--eval", "beir")["loss"] is None  # the config's
+    assert "--loss {" + ",".join(LOSSES) + "}" in cli_help("train")
+    assert widget(at, "number_input", "Seed").value == default.seed
+    assert widget(at, "number_input", "Warmup share").value == default.warmup
+    assert widget(at, "selectbox", "Keep the best epoch by").value == default.best_metric
+    # The dimension the best epoch is picked at: what TrainConfig decides for these dimensions.
+    dims = widget(at, "multiselect", "Matryoshka dimensions").value
+    resolved = TrainConfig(dims=dims).resolved(max(dims), 100)
+    assert dims == resolved.dims and widget(at, "selectbox", "at dimension").value == resolved.best_dim
+
+
+def test_the_bundled_model_is_the_baseline_however_it_is_named():
+    assert evaluation_label(None) == evaluation_label(DEFAULT_MODEL) == "baseline"
+    assert evaluation_label("org/other-model") == "org/other-model"
