@@ -55,15 +55,94 @@ BASE = {"P": "prompting", "R": "rag", "F": "finetune"}
 LEAN = {"prompting": ("P",), "rag": ("R",), "finetune": ("F",), "rag_tools": ("R",),
         "rag_ft_llm": ("R", "F"), "raft": ("R", "F"), "rag_ft_embeddings": ("R",)}
 FINE_TUNES_LLM = ("finetune", "rag_ft_llm", "raft")
-# What the rules below read from the data file; parse() checks each exists, so an edited
-# questionnaire fails at load instead of a rule silently never firing.
-RULE_FLAGS = ("TOOLS", "HYBRID", "EVAL", "EMB", "MEASURE", "RAFT", "LABELS50", "NO_EVAL", "GENERAL")
-RULE_QUESTIONS = ("examples", "eval_set")
 MIN_ANSWERS = 3
 CLOSE = 0.7  # "close in score": within 70% of the top score, as in the hybrid rule
 MEASURE_HINT = ("Measure it in ragtune: load your documents as a corpus, generate or import "
                 "question→passage pairs, and compare base and fine-tuned embeddings on the results "
                 "page (CLI: ingest → pairs → evaluate).")
+
+
+# -- the rules, as data ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hybrid:
+    """Rule 3: when a plain recommendation becomes a hybrid. The first rule that fires wins.
+
+    Args:
+        recommendation: the hybrid's id in NAMES.
+        flag: the flag whose answer decides it (shown first, with the flag's text as the rule).
+        bases: the plain approaches (P, R, F) it builds on; it never replaces prompting.
+        also: further flags that must be raised.
+        ready_to_fine_tune: it fine-tunes the LLM, so fine-tuning's prerequisites must be met.
+        close_flag: it also fires when RAG and fine-tuning both score close to the top; this
+            flag's answer then decides it.
+        note: added whenever it fires, or only when ``note_flag`` is raised.
+    """
+    recommendation: str
+    flag: str
+    bases: tuple[str, ...]
+    also: tuple[str, ...] = ()
+    ready_to_fine_tune: bool = False
+    close_flag: str = ""
+    note: str = ""
+    note_flag: str = ""
+
+
+HYBRIDS = (
+    Hybrid("rag_tools", "TOOLS", ("R", "F")),
+    Hybrid("rag_ft_llm", "HYBRID", ("R", "F"), ready_to_fine_tune=True, close_flag="LABELS50",
+           note="With general knowledge only, retrieval can hurt a tuned model: in OpenAI's "
+                "Icelandic example, adding RAG to a fine-tuned GPT-4 lowered BLEU from 87 to 83.",
+           note_flag="GENERAL"),
+    Hybrid("raft", "RAFT", ("R",), also=("LABELS50",),
+           note="RAFT gains were large on Llama-2 7B but a replication found none on newer 8B "
+                "models: measure on your own data."),
+    Hybrid("rag_ft_embeddings", "EMB", ("R",)),
+)
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """Rule 2: what fine-tuning the LLM needs before it can be recommended. It is met when the
+    answer to ``question`` raises ``met_flag``, or, for an ``unmet_flag`` prerequisite, when the
+    question is answered and no answer raises that flag."""
+    question: str
+    todo: str  # for "Missing before going further"
+    needs: str  # for "first ... " in the gated note
+    needs_after: str  # the same after another need: "collect ≥ 50 examples and an evaluation set"
+    met_flag: str = ""
+    unmet_flag: str = ""
+
+    def missing(self, flags: set[str], answered: set[str]) -> bool:
+        if self.met_flag:
+            return self.met_flag not in flags
+        return self.unmet_flag in flags or self.question not in answered
+
+    def blocked_by(self, question: Question, option: Option) -> bool:
+        """Whether this answer is one that leaves the prerequisite missing."""
+        if self.met_flag:
+            return question.id == self.question and self.met_flag not in option.flags
+        return self.unmet_flag in option.flags
+
+
+PREREQUISITES = (
+    Prerequisite("examples", "collect at least 50 curated input→output examples",
+                 "collect ≥ 50 examples", "collect ≥ 50 examples", met_flag="LABELS50"),
+    Prerequisite("eval_set", "build an evaluation set with expected answers, without which no "
+                 "change can be shown to help", "build an evaluation set", "an evaluation set",
+                 unmet_flag="NO_EVAL"),
+)
+# Raised flags that add to "Missing before going further" and to the notes, whatever is recommended.
+FLAG_MISSING = {"MEASURE": "Measure retrieval first: 50–100 real questions with the passages that "
+                           "answer them (hit rate, recall@k)."}
+FLAG_NOTES = {"EVAL": "Wrong answers are costly: agree on an accuracy bar from a cost model before "
+                      "launch, and add fact-checks on the output."}
+# What the rules read from the data file; parse() checks each exists, so an edited
+# questionnaire fails at load instead of a rule silently never firing.
+RULE_FLAGS = tuple(dict.fromkeys(
+    [f for h in HYBRIDS for f in (h.flag, *h.also, h.close_flag, h.note_flag) if f]
+    + [f for p in PREREQUISITES for f in (p.met_flag, p.unmet_flag) if f]
+    + [*FLAG_MISSING, *FLAG_NOTES]))
+RULE_QUESTIONS = tuple(p.question for p in PREREQUISITES)
 
 
 class UnreadableAnswers(WorkspaceError):
@@ -114,62 +193,85 @@ class Questionnaire:
                 "flags": self.flags}
 
 
+OPTION_KEYS = ("id", "label", "weights", "rationale", "source")  # required
+TEXT_KEYS = ("id", "label", "rationale", "source", "find_out")
+WEIGHT_RANGE = range(-3, 4)
+
+
 def parse(data: dict, where: str = "questionnaire") -> Questionnaire:
     """Build and validate; every problem names its location in the file."""
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
         raise WorkspaceError(f"{where}: needs a 'questions' list")
     sources, flags = data.get("sources") or {}, data.get("flags") or {}
-    questions, seen = [], set()
+    questions: list[Question] = []
     for i, q in enumerate(data["questions"]):
-        here = f"{where}: question {q.get('id', i + 1)!r}"
-        for key in ("id", "text", "options"):
-            if key not in q:
-                raise WorkspaceError(f"{here} is missing {key!r}")
-        if q["id"] in seen:
-            raise WorkspaceError(f"{here}: duplicate question id")
-        seen.add(q["id"])
-        options, option_ids = [], set()
-        for o in q["options"]:
-            there = f"{here}, option {o.get('id')!r}"
-            for key in ("id", "label", "weights", "rationale", "source"):
-                if key not in o:
-                    raise WorkspaceError(f"{there} is missing {key!r}")
-            for key in ("id", "label", "rationale", "source", "find_out"):
-                if key in o and not isinstance(o[key], str):
-                    raise WorkspaceError(f"{there}: {key} must be text; quote values like "
-                                         f"'yes' and 'no', which YAML reads as true/false")
-            if o["id"] in option_ids:
-                raise WorkspaceError(f"{there}: duplicate option id")
-            option_ids.add(o["id"])
-            missing = [a for a in APPROACHES if a not in o["weights"]]
-            if missing:
-                raise WorkspaceError(f"{there}: missing weight {missing[0]} (give P, R and F)")
-            unknown_weight = sorted(set(o["weights"]) - set(APPROACHES))
-            if unknown_weight:
-                raise WorkspaceError(f"{there}: unknown weight {unknown_weight[0]!r} (use P, R, F)")
-            for a, w in o["weights"].items():
-                if not isinstance(w, int) or not -3 <= w <= 3:
-                    raise WorkspaceError(f"{there}: weight {a}={w!r} must be a whole number from -3 to 3")
-            for flag in o.get("flags") or []:
-                if flag not in flags:
-                    raise WorkspaceError(f"{there}: unknown flag {flag!r}; declare it under 'flags'")
-            if o["source"] not in sources:
-                raise WorkspaceError(f"{there}: unknown source {o['source']!r}; declare it under 'sources'")
-            options.append(Option(o["id"], o["label"], dict(o["weights"]), list(o.get("flags") or []),
-                                  o["rationale"], o["source"], o.get("find_out", "")))
-        if all(o.find_out for o in options):
-            raise WorkspaceError(f"{here}: every option has find_out; keep at least one real answer")
-        questions.append(Question(q["id"], q["text"], options))
+        question = _parse_question(q, f"{where}: question {q.get('id', i + 1)!r}", sources, flags)
+        if question.id in {seen.id for seen in questions}:
+            raise WorkspaceError(f"{where}: question {question.id!r}: duplicate question id")
+        questions.append(question)
+    _check_rules_are_reachable(questions, where)
+    return Questionnaire(questions, dict(sources), dict(flags))
+
+
+def _parse_question(q: dict, here: str, sources: dict, flags: dict) -> Question:
+    _require(q, ("id", "text", "options"), here)
+    options: list[Option] = []
+    for o in q["options"]:
+        option = _parse_option(o, f"{here}, option {o.get('id')!r}", sources, flags)
+        if option.id in {seen.id for seen in options}:
+            raise WorkspaceError(f"{here}, option {option.id!r}: duplicate option id")
+        options.append(option)
+    if all(o.find_out for o in options):
+        raise WorkspaceError(f"{here}: every option has find_out; keep at least one real answer")
+    return Question(q["id"], q["text"], options)
+
+
+def _parse_option(o: dict, there: str, sources: dict, flags: dict) -> Option:
+    _require(o, OPTION_KEYS, there)
+    wrong_type = [key for key in TEXT_KEYS if key in o and not isinstance(o[key], str)]
+    if wrong_type:
+        raise WorkspaceError(f"{there}: {wrong_type[0]} must be text; quote values like "
+                             f"'yes' and 'no', which YAML reads as true/false")
+    _check_weights(o["weights"], there)
+    unknown_flags = [flag for flag in o.get("flags") or [] if flag not in flags]
+    if unknown_flags:
+        raise WorkspaceError(f"{there}: unknown flag {unknown_flags[0]!r}; declare it under 'flags'")
+    if o["source"] not in sources:
+        raise WorkspaceError(f"{there}: unknown source {o['source']!r}; declare it under 'sources'")
+    return Option(o["id"], o["label"], dict(o["weights"]), list(o.get("flags") or []),
+                  o["rationale"], o["source"], o.get("find_out", ""))
+
+
+def _require(item: dict, keys: tuple[str, ...], where: str) -> None:
+    missing = [key for key in keys if key not in item]
+    if missing:
+        raise WorkspaceError(f"{where} is missing {missing[0]!r}")
+
+
+def _check_weights(weights: dict, there: str) -> None:
+    missing = [a for a in APPROACHES if a not in weights]
+    if missing:
+        raise WorkspaceError(f"{there}: missing weight {missing[0]} (give P, R and F)")
+    unknown = sorted(set(weights) - set(APPROACHES))
+    if unknown:
+        raise WorkspaceError(f"{there}: unknown weight {unknown[0]!r} (use P, R, F)")
+    for a, w in weights.items():
+        if not isinstance(w, int) or w not in WEIGHT_RANGE:
+            raise WorkspaceError(f"{there}: weight {a}={w!r} must be a whole number from "
+                                 f"{WEIGHT_RANGE[0]} to {WEIGHT_RANGE[-1]}")
+
+
+def _check_rules_are_reachable(questions: list[Question], where: str) -> None:
     raised = {f for question in questions for o in question.options for f in o.flags}
     for flag in RULE_FLAGS:
         if flag not in raised:
             raise WorkspaceError(f"{where}: the rules use flag {flag!r} but no option raises it; "
                                  f"add it to an option's flags")
+    ids = {question.id for question in questions}
     for question_id in RULE_QUESTIONS:
-        if question_id not in seen:
+        if question_id not in ids:
             raise WorkspaceError(f"{where}: the rules use question {question_id!r} but the file has "
                                  f"none; restore a question with that id")
-    return Questionnaire(questions, dict(sources), dict(flags))
 
 
 @lru_cache(maxsize=4)
@@ -276,80 +378,115 @@ def _runner_up(recommendation: str, base: str, scores: dict[str, int]) -> str:
     return BASE[pick]
 
 
-def _evaluate(q: Questionnaire, answers: dict[str, str]) -> Recommendation:
-    """The rules on one answer set, without look-ahead."""
-    chosen = [(question, question.option(answers[question.id])) for question in q.questions
-              if question.id in answers]
-    scores = {a: sum(o.weights[a] for _, o in chosen) for a in APPROACHES}
-    flags = {f for _, o in chosen for f in o.flags}
-    answered = {question.id for question, _ in chosen}
-    ft_ready = "LABELS50" in flags and "eval_set" in answered and "NO_EVAL" not in flags
-    notes: list[str] = []
+@dataclass
+class _Facts:
+    """What one answer set says, as the rules read it."""
+    chosen: list[tuple[Question, Option]]
+    scores: dict[str, int]
+    flags: set[str]
+    answered: set[str]
 
-    top = _pick(scores)
-    base = top if top != "F" or ft_ready else _pick(scores, ("P", "R"))
-    best = max(scores[top], 1)
-    both_strong = all(scores[a] > 0 and scores[a] >= CLOSE * best for a in ("R", "F"))
-    recommendation, deciding, rule = BASE[base], None, ""
-    if "TOOLS" in flags and base != "P":
-        recommendation, deciding = "rag_tools", "TOOLS"
-    elif ("HYBRID" in flags or both_strong) and base != "P" and ft_ready:
-        recommendation, deciding = "rag_ft_llm", "HYBRID" if "HYBRID" in flags else "LABELS50"
-        if deciding == "LABELS50":
-            rule = (f"Decides it: {q.flags['LABELS50']}, and RAG and fine-tuning both score at "
-                    f"least {CLOSE:.0%} of the top score, so each can fix a part.")
-        if "GENERAL" in flags:
-            notes.append("With general knowledge only, retrieval can hurt a tuned model: in "
-                         "OpenAI's Icelandic example, adding RAG to a fine-tuned GPT-4 lowered BLEU "
-                         "from 87 to 83.")
-    elif base == "R" and "RAFT" in flags and "LABELS50" in flags:
-        recommendation, deciding = "raft", "RAFT"
-        notes.append("RAFT gains were large on Llama-2 7B but a replication found none on newer "
-                     "8B models: measure on your own data.")
-    elif base == "R" and "EMB" in flags:
-        recommendation, deciding = "rag_ft_embeddings", "EMB"
-    rule = rule or (f"Decides it: {q.flags[deciding]}." if deciding else "")
-    decided_by = [(question, o) for question, o in chosen if deciding in o.flags]
+    @classmethod
+    def of(cls, q: Questionnaire, answers: dict[str, str]) -> _Facts:
+        chosen = [(question, question.option(answers[question.id])) for question in q.questions
+                  if question.id in answers]
+        return cls(chosen, {a: sum(o.weights[a] for _, o in chosen) for a in APPROACHES},
+                   {f for _, o in chosen for f in o.flags}, {question.id for question, _ in chosen})
 
-    no_examples = "LABELS50" not in flags
-    no_eval = "NO_EVAL" in flags or "eval_set" not in answered
-    missing_ft = []
-    if no_examples:
-        missing_ft.append("collect at least 50 curated input→output examples"
-                          + ("" if "examples" in answered else " (not answered yet)"))
-    if no_eval:
-        missing_ft.append("build an evaluation set with expected answers, without which no change "
-                          "can be shown to help" + ("" if "eval_set" in answered else " (not answered yet)"))
-    if top == "F" and not ft_ready:
-        needs = " and ".join((["collect ≥ 50 examples"] if no_examples else [])
-                             + (["an evaluation set" if no_examples else "build an evaluation set"]
-                                if no_eval else []))
-        notes.append(f"Fine-tuning scored highest, but its prerequisites are missing: "
-                     f"{BASE[base].replace('rag', 'RAG')} now, fine-tuning later — first {needs}.")
-        if not decided_by:
-            decided_by = [(question, o) for question, o in chosen if "NO_EVAL" in o.flags
-                          or question.id == "examples" and "LABELS50" not in o.flags]
-            rule = f"Decides it: fine-tuning scored highest, but cannot start until you {needs}."
-    ft_in_reach = (recommendation in FINE_TUNES_LLM or top == "F"
-                   or (scores["F"] > 0 and scores["F"] >= CLOSE * best))
-    missing = [f"Before fine-tuning the LLM, {m}." for m in missing_ft] if ft_in_reach else []
-    if "MEASURE" in flags:
-        missing.append("Measure retrieval first: 50–100 real questions with the passages that "
-                       "answer them (hit rate, recall@k).")
-    if "EVAL" in flags:
-        notes.append("Wrong answers are costly: agree on an accuracy bar from a cost model "
-                     "before launch, and add fact-checks on the output.")
+    @property
+    def missing(self) -> list[Prerequisite]:
+        return [p for p in PREREQUISITES if p.missing(self.flags, self.answered)]
 
+    @property
+    def top(self) -> str:
+        return _pick(self.scores)
+
+    @property
+    def base(self) -> str:
+        """The plain approach: the top score, except fine-tuning before its prerequisites."""
+        return self.top if self.top != "F" or not self.missing else _pick(self.scores, ("P", "R"))
+
+    def close_to_top(self, approach: str) -> bool:
+        return self.scores[approach] > 0 and self.scores[approach] >= CLOSE * max(self.scores[self.top], 1)
+
+    def raised_by(self, flag: str) -> list[tuple[Question, Option]]:
+        return [(question, o) for question, o in self.chosen if flag in o.flags]
+
+
+def _fires(rule: Hybrid, facts: _Facts) -> str | None:
+    """The flag that decides ``rule`` on these answers, or None when it does not fire."""
+    if facts.base not in rule.bases or any(f not in facts.flags for f in rule.also):
+        return None
+    if rule.ready_to_fine_tune and facts.missing:
+        return None
+    if rule.flag in facts.flags:
+        return rule.flag
+    if rule.close_flag and all(facts.close_to_top(a) for a in ("R", "F")):
+        return rule.close_flag
+    return None
+
+
+def _decide(q: Questionnaire, facts: _Facts) -> tuple[str, list[tuple[Question, Option]], str, list[str]]:
+    """The recommendation, the answers that decided it, the rule that fired, and its notes."""
+    for rule in HYBRIDS:
+        flag = _fires(rule, facts)
+        if flag is None:
+            continue
+        text = (f"Decides it: {q.flags[flag]}, and RAG and fine-tuning both score at least "
+                f"{CLOSE:.0%} of the top score, so each can fix a part." if flag == rule.close_flag
+                else f"Decides it: {q.flags[flag]}.")
+        notes = [rule.note] if rule.note and (not rule.note_flag or rule.note_flag in facts.flags) else []
+        return rule.recommendation, facts.raised_by(flag), text, notes
+    if facts.top == "F" and facts.missing:  # gated: the answers that block fine-tuning decide
+        blocking = [(question, o) for question, o in facts.chosen
+                    if any(p.blocked_by(question, o) for p in facts.missing)]
+        return (BASE[facts.base], blocking,
+                f"Decides it: fine-tuning scored highest, but cannot start until you {_needs(facts)}.", [])
+    return BASE[facts.base], [], "", []
+
+
+def _needs(facts: _Facts) -> str:
+    missing = facts.missing
+    return " and ".join([missing[0].needs] + [p.needs_after for p in missing[1:]])
+
+
+def _missing(recommendation: str, facts: _Facts) -> list[str]:
+    """Fine-tuning's missing prerequisites while fine-tuning is in reach, then what any raised
+    flag asks for."""
+    in_reach = recommendation in FINE_TUNES_LLM or facts.top == "F" or facts.close_to_top("F")
+    todo = [p.todo + ("" if p.question in facts.answered else " (not answered yet)")
+            for p in facts.missing] if in_reach else []
+    return ([f"Before fine-tuning the LLM, {t}." for t in todo]
+            + [text for flag, text in FLAG_MISSING.items() if flag in facts.flags])
+
+
+def _reasons(q: Questionnaire, facts: _Facts, recommendation: str,
+             decided_by: list[tuple[Question, Option]], rule: str) -> list[Reason]:
+    """The deciding answers first, with the rule; then the answers that pushed hardest toward
+    the recommendation and against none of its parts, up to three reasons."""
     lean = LEAN[recommendation]
     reasons = [Reason(question.text, o.label, max(o.weights[a] for a in lean), o.rationale,
                       q.sources[o.source], rule) for question, o in decided_by]
-    ranked = sorted(((max(o.weights[a] for a in lean), question, o) for question, o in chosen
+    ranked = sorted(((max(o.weights[a] for a in lean), question, o) for question, o in facts.chosen
                      if (question, o) not in decided_by and min(o.weights[a] for a in lean) >= 0),
                     key=lambda t: -t[0])
-    reasons += [Reason(question.text, o.label, w, o.rationale, q.sources[o.source])
-                for w, question, o in ranked if w > 0][:max(0, 3 - len(reasons))]
-    return Recommendation(recommendation, _runner_up(recommendation, base, scores), scores, reasons,
-                          missing, notes, answered=len(answered), total=len(q.questions))
+    return reasons + [Reason(question.text, o.label, w, o.rationale, q.sources[o.source])
+                      for w, question, o in ranked if w > 0][:max(0, 3 - len(reasons))]
+
+
+def _evaluate(q: Questionnaire, answers: dict[str, str]) -> Recommendation:
+    """The rules on one answer set, without look-ahead."""
+    facts = _Facts.of(q, answers)
+    recommendation, decided_by, rule, notes = _decide(q, facts)
+    if facts.top == "F" and facts.missing:
+        notes.append(f"Fine-tuning scored highest, but its prerequisites are missing: "
+                     f"{BASE[facts.base].replace('rag', 'RAG')} now, fine-tuning later — first "
+                     f"{_needs(facts)}.")
+    notes += [text for flag, text in FLAG_NOTES.items() if flag in facts.flags]
+    return Recommendation(recommendation, _runner_up(recommendation, facts.base, facts.scores),
+                          facts.scores, _reasons(q, facts, recommendation, decided_by, rule),
+                          _missing(recommendation, facts), notes, answered=len(facts.answered),
+                          total=len(q.questions))
 
 
 def _open_questions(q: Questionnaire, answers: dict[str, str]) -> list[tuple[Question, list[Option]]]:
