@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PORT ?= 8501
 export RAGTUNE_HOME ?= $(CURDIR)/workspace
 
-.PHONY: run lint test test-fast bench clean
+.PHONY: run lint test test-fast readme bench clean
 
 # The pinned stack first, then ragtune itself (editable, so `ragtune` runs this checkout).
 .venv/ready: requirements.txt pyproject.toml
@@ -27,6 +27,10 @@ test: lint
 # Every module, minus Chromium and the tests that train or encode corpora: about 3 minutes.
 test-fast: .venv/ready
 	$(PY) -m pytest -q -m "not browser and not slow"
+
+# README's command reference, rewritten from the parser (tests/test_cli_reference.py checks it).
+readme: .venv/ready
+	$(PY) -m scripts.cli_reference
 
 bench: .venv/ready
 	$(PY) benchmarks/run.py

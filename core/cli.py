@@ -2,12 +2,25 @@
 
 Each command ends with a one-line summary, or with ``--json`` a JSON object on the last line of
 stdout; errors are one line on stderr and a non-zero exit.
+
+Commands are grouped by noun where a verb applies to several things (``list corpora|pairs|runs``,
+``export beir|pairs|model``, ``pairs import|generate|split``). A command is one ``@command``
+function next to the code that runs it; its words place it in the tree, so adding one is a
+local change::
+
+    group("label", "label questions with the passages that answer them")
+
+    @command("label import", "read a file of labelled questions")
+    def _label_import_parser(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file")
+        p.set_defaults(run=run_label_import)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -22,16 +35,28 @@ from .plan import MAX_EPOCHS, budget_defaults
 from .store import Store, default_home
 from .train import LOSSES
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
+# Command words ("export beir") -> help and the function that adds its arguments; None for a
+# group, which only holds commands. In registration order, which is the order of --help.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None]] = {}
 JSON_FLAG = argparse.ArgumentParser(add_help=False)
 JSON_FLAG.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+# Old spellings, accepted for one release with a notice: old words -> new words.
+ALIASES = {("corpora",): ("list", "corpora"), ("runs",): ("list", "runs"),
+           ("pairs", "list"): ("list", "pairs"), ("pairs", "export"): ("export", "pairs"),
+           ("export-model",): ("export", "model")}
 
 
-def command(name: str, help: str):
+def command(words: str, help: str):
+    """Register a command; its configuring function adds the arguments and sets ``run``."""
     def register(fn):
-        COMMANDS[name] = (help, fn)
+        COMMANDS[words] = (help, fn)
         return fn
     return register
+
+
+def group(words: str, help: str) -> None:
+    """Register a group of commands: ``pairs`` for ``pairs import``, ``pairs split``…"""
+    COMMANDS[words] = (help, None)
 
 
 def finish(args, summary: str, payload: dict) -> None:
@@ -116,14 +141,25 @@ def run_demo(args) -> None:
            {"corpus_id": corpus_id, "pair_set_id": pair_set_id, "split": counts})
 
 
-@command("corpora", "list the corpora and their pair sets")
+@command("list", "list everything in the workspace: corpora, pair sets, jobs, evaluations")
+def _list_parser(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(run=run_list)
+
+
+@command("list corpora", "the corpora and their pair sets")
 def _corpora_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run_corpora)
 
 
-@command("list", "list everything in the workspace: corpora, pair sets, jobs, evaluations")
-def _list_parser(p: argparse.ArgumentParser) -> None:
-    p.set_defaults(run=run_list)
+@command("list pairs", "pair sets with their split counts")
+def _pairs_list_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", help="only the pair sets of this corpus")
+    p.set_defaults(run=run_pairs_list)
+
+
+@command("list runs", "every evaluation and fine-tuning run with its metrics per dimension")
+def _runs_parser(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(run=run_runs)
 
 
 def run_list(args) -> None:
@@ -179,17 +215,21 @@ def run_corpora(args) -> None:
 
 
 # -- pairs ---------------------------------------------------------------------------------
-@command("pairs", "import, generate, split, list or export question→passage pairs")
-def _pairs_parser(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", required=True)
-    imp = sub.add_parser("import", parents=[JSON_FLAG], help="import a CSV/JSONL/Parquet file of query/passage pairs")
+group("pairs", "import, generate or split question→passage pairs")
+
+
+@command("pairs import", "import a CSV/JSONL/Parquet file of query/passage pairs")
+def _pairs_import_parser(imp: argparse.ArgumentParser) -> None:
     imp.add_argument("file")
     imp.add_argument("--corpus", required=True, help="corpus name (created if missing)")
     imp.add_argument("--name", help="pair set name (default: the file name)")
     imp.add_argument("--query-column")
     imp.add_argument("--passage-column")
     imp.set_defaults(run=run_pairs_import)
-    gen = sub.add_parser("generate", parents=[JSON_FLAG], help="generate queries for every chunk of a corpus")
+
+
+@command("pairs generate", "generate queries for every chunk of a corpus")
+def _pairs_generate_parser(gen: argparse.ArgumentParser) -> None:
     gen.add_argument("--corpus", required=True)
     gen.add_argument("--name", help=f"pair set name (default: {BUILTIN_PAIR_SET!r}, or "
                      f"{llm_pair_set_name('MODEL')!r}; an existing LLM set is resumed)")
@@ -209,19 +249,14 @@ def _pairs_parser(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--max-chunks", type=int)
     gen.add_argument("--estimate", action="store_true", help="only print the cost/time estimate")
     gen.set_defaults(run=run_pairs_generate)
-    spl = sub.add_parser("split", parents=[JSON_FLAG], help="split a pair set into train and test without leakage")
+
+
+@command("pairs split", "split a pair set into train and test without leakage")
+def _pairs_split_parser(spl: argparse.ArgumentParser) -> None:
     spl.add_argument("pair_set", type=int)
     spl.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     spl.add_argument("--seed", type=int, default=SPLIT_SEED)
     spl.set_defaults(run=run_pairs_split)
-    lst = sub.add_parser("list", parents=[JSON_FLAG], help="list pair sets with their split counts")
-    lst.add_argument("--corpus", help="only the pair sets of this corpus")
-    lst.set_defaults(run=run_pairs_list)
-    exp = sub.add_parser("export", parents=[JSON_FLAG], help="write a pair set as JSONL")
-    exp.add_argument("pair_set", type=int)
-    exp.add_argument("--split", choices=["train", "test"])
-    exp.add_argument("--output", required=True)
-    exp.set_defaults(run=run_pairs_export)
 
 
 def _corpus_id(store: Store, name: str, create: bool = False) -> int:
@@ -302,17 +337,35 @@ def run_pairs_export(args) -> None:
            {"pairs": text.count("\n"), "output": args.output})
 
 
-@command("export", "export a pair set with its corpus as a BEIR folder")
-def _export_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--beir", required=True, metavar="DIR")
+group("export", "write workspace data as files: a BEIR folder, pairs as JSONL, a model as a zip")
+
+
+@command("export beir", "a pair set with its corpus as a BEIR folder")
+def _export_beir_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", metavar="DIR")
     p.add_argument("--pairs", type=int, required=True, metavar="PAIR_SET_ID")
-    p.set_defaults(run=run_export)
+    p.set_defaults(run=run_export_beir)
 
 
-def run_export(args) -> None:
+def run_export_beir(args) -> None:
     from .beir import export_beir
-    counts = export_beir(Store(), args.pairs, Path(args.beir))
-    finish(args, f"BEIR folder {args.beir}: {counts}", counts)
+    counts = export_beir(Store(), args.pairs, Path(args.folder))
+    finish(args, f"BEIR folder {args.folder}: {counts}", counts)
+
+
+@command("export pairs", "a pair set as JSONL")
+def _export_pairs_parser(exp: argparse.ArgumentParser) -> None:
+    exp.add_argument("pair_set", type=int)
+    exp.add_argument("--split", choices=["train", "test"])
+    exp.add_argument("--output", required=True)
+    exp.set_defaults(run=run_pairs_export)
+
+
+@command("export model", "a fine-tuned model (sentence-transformers folder, card) as a zip")
+def _export_model_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", metavar="RUN", help="a fine-tune run id such as j3 (or the job id 3)")
+    p.add_argument("--zip", required=True, metavar="FILE", help="the zip file to write")
+    p.set_defaults(run=run_export_model)
 
 
 @command("evaluate", "measure retrieval at every embedding dimension (encode once, score all)")
@@ -487,11 +540,6 @@ def run_decide(args) -> None:
 
 
 # -- runs, export and foreground fine-tuning --------------------------------------------------
-@command("runs", "list every evaluation and fine-tuning run with its metrics per dimension")
-def _runs_parser(p: argparse.ArgumentParser) -> None:
-    p.set_defaults(run=run_runs)
-
-
 def run_runs(args) -> None:
     from .runs import list_runs
     runs = list_runs(Store())
@@ -500,13 +548,6 @@ def run_runs(args) -> None:
             scores = ", ".join(f"{d}d {v:.4f}" for d, v in r.ndcg().items()) or "no metrics yet"
             print(f"{r.id}\t{r.kind}\t{r.state}\t{r.name}\t{r.model}\t{r.pair_set}\tNDCG@10 {scores}")
     finish(args, f"{len(runs)} runs", {"runs": [r.to_json() for r in runs]})
-
-
-@command("export-model", "write a fine-tuned model (sentence-transformers folder, card) as a zip")
-def _export_model_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_id", metavar="RUN", help="a fine-tune run id such as j3 (or the job id 3)")
-    p.add_argument("--zip", required=True, metavar="FILE", help="the zip file to write")
-    p.set_defaults(run=run_export_model)
 
 
 def run_export_model(args) -> None:
@@ -582,7 +623,7 @@ def run_finetune(args) -> None:
         raise WorkspaceError(f"job {job_id} failed: {job.error}")
     if job.state == "canceled":
         error = WorkspaceError(f"job {job_id} canceled; what was saved is kept "
-                               f"(python -m core runs shows it as j{job_id})")
+                               f"(python -m core list runs shows it as j{job_id})")
         error.exit_code = 130
         raise error
     result = job.result
@@ -592,14 +633,111 @@ def run_finetune(args) -> None:
            {"run": f"j{job_id}", "job_id": job_id, "state": job.state, **result})
 
 
+# -- the parser ------------------------------------------------------------------------------
 def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, configure) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text,
-                           parents=[] if name == "pairs" else [JSON_FLAG])
-        configure(p)
+    """The whole command tree from COMMANDS; ``parser.commands`` maps each command's words to
+    its own parser (for help texts and argv_for)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].partition(": ")[2])
+    parser.commands = {(): parser}
+    subparsers: dict[tuple[str, ...], argparse._SubParsersAction] = {}
+    # Parents before their commands; otherwise in registration order.
+    for words, (help_text, configure) in sorted(((tuple(w.split()), entry) for w, entry in COMMANDS.items()),
+                                                key=lambda item: len(item[0])):
+        parent = words[:-1]
+        if parent not in subparsers:  # a runnable parent ("list") takes its commands optionally
+            runnable = parser.commands[parent].get_default("run") is not None
+            subparsers[parent] = parser.commands[parent].add_subparsers(
+                dest=" ".join(("command", *parent)), metavar="COMMAND", required=not runnable)
+        p = subparsers[parent].add_parser(words[-1], help=help_text, description=help_text,
+                                          parents=[JSON_FLAG] if configure else [])
+        if configure:
+            configure(p)
+        parser.commands[words] = p
     return parser
+
+
+def with_current_words(argv: list[str]) -> list[str]:
+    """``argv`` with an old spelling replaced by today's, and a one-line notice on stderr.
+    ``export --beir DIR --pairs N`` becomes ``export beir DIR --pairs N``."""
+    for old, new in ALIASES.items():
+        if tuple(argv[:len(old)]) == old:
+            return _renamed(" ".join(old), " ".join(new), [*new, *argv[len(old):]])
+    if argv[:1] == ["export"] and argv[1:2] and argv[1].startswith("-"):
+        rest = argv[1:]
+        for i, word in enumerate(rest):
+            if word == "--beir" and i + 1 < len(rest):
+                folder, rest = rest[i + 1], rest[:i] + rest[i + 2:]
+            elif word.startswith("--beir="):
+                folder, rest = word.partition("=")[2], rest[:i] + rest[i + 1:]
+            else:
+                continue
+            return _renamed("export --beir DIR", "export beir DIR", ["export", "beir", folder, *rest])
+    return argv
+
+
+def _renamed(old: str, new: str, argv: list[str]) -> list[str]:
+    print(f"note: '{old}' is now '{new}'; the old spelling goes in the next release", file=sys.stderr)
+    return argv
+
+
+def argv_for(words: str, *positionals, **options) -> list[str]:
+    """The arguments of a command with these values, spelled with the parser's own flags (by
+    their ``dest``), and parsed back to check them: text built here cannot name a flag that the
+    CLI no longer has.
+
+    Example::
+
+        >>> argv_for("export pairs", 3, split="train", output="train.jsonl")
+        ['export', 'pairs', '3', '--split', 'train', '--output', 'train.jsonl']
+    """
+    parser = build_parser()
+    flags = {a.dest: a.option_strings[-1] for a in parser.commands[tuple(words.split())]._actions
+             if a.option_strings}
+    unknown = sorted(set(options) - set(flags))
+    if unknown:
+        raise ValueError(f"{words} has no option for {unknown[0]!r}")
+    argv = [*words.split(), *map(str, positionals)]
+    for dest, value in options.items():
+        argv += [flags[dest]] if value is True else [flags[dest], str(value)]
+    parsed = vars(parser.parse_args(argv))
+    wrong = [dest for dest, value in options.items() if str(parsed[dest]) != str(value)]
+    if wrong:
+        raise ValueError(f"{words}: --{wrong[0]} did not parse back as given")
+    return argv
+
+
+def distributed_commands(job_id: int, pair_set_id: int, processes: int = 2,
+                         prog: str = "python -m core") -> str:
+    """The shell lines that rerun a stored fine-tuning job on several GPUs or machines: export
+    its test set and training pairs, then ``train`` under torchrun (or accelerate launch) with the
+    job's config file as the Fine-tune page downloads it (``job-<id>.json``)."""
+    model = f"job-{job_id}-model"
+    train = shlex.join(argv_for("train", config=f"job-{job_id}.json", pairs="train.jsonl",
+                                eval="eval/", output=model))
+    return "\n".join((
+        f"{prog} {shlex.join(argv_for('export beir', 'eval/', pairs=pair_set_id))}",
+        f"{prog} {shlex.join(argv_for('export pairs', pair_set_id, split='train', output='train.jsonl'))}",
+        f"torchrun --nproc_per_node {processes} -m core {train}",
+        f"# or: accelerate launch --num_processes {processes} -m core {train}"))
+
+
+def reference(prog: str = "python -m core", width: int = 100) -> str:
+    """Every command's usage line and purpose, in the order of --help: README's "Command line"
+    section is this text (``make readme`` writes it; a test compares)."""
+    parser = build_parser(prog)
+    lines = []
+    for words, (help_text, configure) in COMMANDS.items():
+        p = parser.commands[tuple(words.split())]
+        if configure is None:  # a group: its commands follow
+            continue
+        # Leave out -h and --json, which every command has, and the commands under this one,
+        # which follow it.
+        shown = [a for a in p._actions if a.dest not in ("help", "json")
+                 and not isinstance(a, argparse._SubParsersAction)]
+        usage = argparse.HelpFormatter(p.prog, width=width)
+        usage.add_usage(None, shown, [], prefix="")
+        lines += [usage.format_help().rstrip(), f"    {help_text}", ""]
+    return "\n".join(lines)
 
 
 def console() -> int:
@@ -608,6 +746,7 @@ def console() -> int:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m core") -> int:
+    argv = with_current_words(list(sys.argv[1:] if argv is None else argv))
     args = build_parser(prog).parse_args(argv)
     try:
         args.run(args)

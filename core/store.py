@@ -336,7 +336,7 @@ class Store:
         rows = self.query("SELECT * FROM pair_sets WHERE id = ?", [pair_set_id])
         if not rows:
             raise WorkspaceError(f"no pair set {pair_set_id}; list them with "
-                                 "python -m core pairs list")
+                                 "python -m core list pairs")
         return _pair_set(rows[0])
 
     def create_pair_set(self, corpus_id: int, name: str, source: str, settings: dict) -> int:

@@ -93,21 +93,21 @@ CASES = [
     ("finetune", "hub ID offline", lambda t, s: ["finetune", "--pairs", str(demo_set(s)),
                                                  "--model", "nobody/no-such-model"],
      "not available offline"),
-    ("export-model", "missing run", lambda t, s: ["export-model", "j999", "--zip",
+    ("export model", "missing run", lambda t, s: ["export", "model", "j999", "--zip",
                                                   str(t / "out.zip")], "999"),
-    ("export-model", "run id that is not one", lambda t, s: ["export-model", "banana", "--zip",
+    ("export model", "run id that is not one", lambda t, s: ["export", "model", "banana", "--zip",
                                                              str(t / "out.zip")], "banana"),
-    ("export-model", "negative job id", lambda t, s: ["export-model", "-3", "--zip",
+    ("export model", "negative job id", lambda t, s: ["export", "model", "-3", "--zip",
                                                       str(t / "out.zip")], "-3"),
-    ("export-model", "a baseline run has no model", lambda t, s: ["export-model", "e1", "--zip",
+    ("export model", "a baseline run has no model", lambda t, s: ["export", "model", "e1", "--zip",
                                                                   str(t / "out.zip")], "e1"),
-    ("export-model", "missing evaluation", lambda t, s: ["export-model", "e999", "--zip",
+    ("export model", "missing evaluation", lambda t, s: ["export", "model", "e999", "--zip",
                                                          str(t / "out.zip")], "e999"),
-    ("export-model", "empty run id", lambda t, s: ["export-model", "", "--zip",
+    ("export model", "empty run id", lambda t, s: ["export", "model", "", "--zip",
                                                    str(t / "out.zip")], "run"),
-    ("export-model", "job id with letters", lambda t, s: ["export-model", "j1x", "--zip",
+    ("export model", "job id with letters", lambda t, s: ["export", "model", "j1x", "--zip",
                                                           str(t / "out.zip")], "j1x"),
-    ("export-model", "huge job id", lambda t, s: ["export-model", "9" * 30, "--zip",
+    ("export model", "huge job id", lambda t, s: ["export", "model", "9" * 30, "--zip",
                                                   str(t / "out.zip")], "999"),
     ("ingest", "overlap above the chunk size",
      lambda t, s: ["ingest", write(t / "a.txt", "Leaves are green. " * 40), "--chunk-size", "64",
@@ -148,5 +148,5 @@ def test_every_command_that_takes_input_has_eight_bad_cases():
     counts = {c[0]: 0 for c in CASES}
     for command, *_ in CASES:
         counts[command] += 1
-    assert set(counts) >= {"evaluate", "train", "finetune", "export-model", "ingest"}
+    assert set(counts) >= {"evaluate", "train", "finetune", "export model", "ingest"}
     assert min(v for k, v in counts.items() if k != "demo") >= 8, counts

@@ -367,9 +367,9 @@ def write(path: Path, content: str | bytes) -> str:
 CLI_CASES = [
     ("split of a missing pair set", lambda t, s: ["pairs", "split", "999"], "no pair set 999"),
     ("export of a missing pair set",
-     lambda t, s: ["pairs", "export", "999", "--output", str(t / "out.jsonl")], "no pair set 999"),
+     lambda t, s: ["export", "pairs", "999", "--output", str(t / "out.jsonl")], "no pair set 999"),
     ("export of a split that is empty",
-     lambda t, s: ["pairs", "export", str(s.pair_sets(s.corpus("bio").id)[0].id), "--split",
+     lambda t, s: ["export", "pairs", str(s.pair_sets(s.corpus("bio").id)[0].id), "--split",
                    "test", "--output", str(t / "out.jsonl")], "has no test pairs"),
     ("test fraction leaving nothing to train",
      lambda t, s: ["pairs", "split", str(s.pair_sets(s.corpus("bio").id)[0].id),
@@ -384,7 +384,7 @@ CLI_CASES = [
     ("generate for a missing corpus",
      lambda t, s: ["pairs", "generate", "--corpus", "nope"], "no corpus 'nope'"),
     ("pairs list of a missing corpus",
-     lambda t, s: ["pairs", "list", "--corpus", "nope"], "no corpus 'nope'"),
+     lambda t, s: ["list", "pairs", "--corpus", "nope"], "no corpus 'nope'"),
     ("ingest of a missing path", lambda t, s: ["ingest", str(t / "missing.pdf")], "does not exist"),
     ("ingest of a binary file",
      lambda t, s: ["ingest", write(t / "photo.txt", b"\x00\x01binary")], "binary"),
@@ -399,7 +399,7 @@ CLI_CASES = [
      lambda t, s: ["pairs", "import", write(t / "qa.csv", "a,b\nx,y\n"), "--corpus", "bio"],
      "no query column"),
     ("BEIR export of a missing pair set",
-     lambda t, s: ["export", "--beir", str(t / "beir"), "--pairs", "999"], "no pair set 999"),
+     lambda t, s: ["export", "beir", str(t / "beir"), "--pairs", "999"], "no pair set 999"),
 ]
 
 
@@ -416,11 +416,11 @@ def test_bad_cli_arguments_fail_in_one_line(unchanged, tmp_path, what, args, mes
 
 def test_the_pairs_list_the_errors_point_at_exists(unchanged):
     split_set = demo_set(unchanged)
-    listing = json.loads(cli(unchanged, "pairs", "list", "--json").stdout.splitlines()[-1])
+    listing = json.loads(cli(unchanged, "list", "pairs", "--json").stdout.splitlines()[-1])
     by_id = {s["id"]: s for s in listing["pair_sets"]}
     assert by_id[split_set]["corpus"] == "python-stdlib-docs"
     assert set(by_id[split_set]["split"]) == {"train", "test"}
-    bio = json.loads(cli(unchanged, "pairs", "list", "--corpus", "bio", "--json")
+    bio = json.loads(cli(unchanged, "list", "pairs", "--corpus", "bio", "--json")
                      .stdout.splitlines()[-1])
     assert [s["name"] for s in bio["pair_sets"]] == ["unsplit"]
     everything = json.loads(cli(unchanged, "list", "--json").stdout.splitlines()[-1])

@@ -41,7 +41,7 @@ def test_ingest_pairs_split_and_export_from_the_shell(tmp_path):
     split = last_json(cli(home, "pairs", "split", str(generated["pair_set_id"]),
                           "--test-fraction", "0.3", "--json"))
     assert split["train"] > 0 and split["test"] > 0
-    counts = last_json(cli(home, "export", "--beir", str(tmp_path / "beir"),
+    counts = last_json(cli(home, "export", "beir", str(tmp_path / "beir"),
                            "--pairs", str(generated["pair_set_id"]), "--json"))
     assert (tmp_path / "beir" / "qrels" / "test.tsv").is_file()
     # The exported folder imports again as a labelled corpus.

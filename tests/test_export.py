@@ -15,7 +15,7 @@ def test_exported_zip_loads_back_with_the_same_embeddings(trained, tmp_path, cap
     from sentence_transformers import SentenceTransformer
     run = next(r for r in runs.list_runs(trained) if r.kind == "fine-tune")
     target = tmp_path / "out.zip"
-    assert main(["export-model", run.id, "--zip", str(target), "--json"]) == 0
+    assert main(["export", "model", run.id, "--zip", str(target), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["zip"] == str(target)
     with zipfile.ZipFile(target) as archive:
         names = archive.namelist()
@@ -34,7 +34,7 @@ def test_exported_zip_loads_back_with_the_same_embeddings(trained, tmp_path, cap
 
 
 def test_export_refuses_what_is_not_a_fine_tuned_model(trained, tmp_path, capsys):  # noqa: F811
-    assert main(["export-model", "e999", "--zip", str(tmp_path / "x.zip")]) == 1
+    assert main(["export", "model", "e999", "--zip", str(tmp_path / "x.zip")]) == 1
     assert "no run 'e999'" in capsys.readouterr().err
     baseline = next(r for r in runs.list_runs(trained) if r.kind == "evaluation")
     with pytest.raises(WorkspaceError, match="not a fine-tuning run"):

@@ -100,7 +100,7 @@ def test_an_ingest_that_fills_the_disk_fails_in_one_line_and_changes_nothing(sto
     after = Store(store.home)
     assert integrity(after) == "ok"
     assert snapshot(after) == before
-    assert cli(store.home, "corpora").returncode == 0  # later commands work
+    assert cli(store.home, "list", "corpora").returncode == 0  # later commands work
 
 
 def test_a_finetune_that_cannot_write_its_checkpoint_fails_clean_and_resumes(store, demo):
@@ -159,9 +159,9 @@ def test_the_train_command_on_a_full_disk_fails_in_one_line(store, demo, tmp_pat
     assert not (tmp_path / "out" / "model").exists()
 
 
-@pytest.mark.parametrize("command", [["pairs", "export", "{set}", "--output", "{out}/pairs.jsonl"],
-                                     ["export", "--beir", "{out}/beir", "--pairs", "{set}"]],
-                         ids=["pairs export", "BEIR export"])
+@pytest.mark.parametrize("command", [["export", "pairs", "{set}", "--output", "{out}/pairs.jsonl"],
+                                     ["export", "beir", "{out}/beir", "--pairs", "{set}"]],
+                         ids=["export pairs", "export beir"])
 def test_an_export_to_a_full_disk_says_so_and_what_to_do(store, demo, tmp_path, command):
     before = snapshot(store)
     args = [a.format(set=demo, out=tmp_path) for a in command]

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import jobs, models
+from core.cli import distributed_commands
 from core.evaluate import METRICS
 from core.pairs import is_generated
 from core.plan import budget_defaults
@@ -179,11 +180,7 @@ with st.expander("Configuration, and the same run on several GPUs or machines"):
     st.code(config_json, language="json")
     st.download_button("Download config (JSON)", config_json, f"job-{job.id}.json")
     st.markdown("Export the pairs (train split as JSONL) and the test set (BEIR folder), then run:")
-    st.code(f"python -m core export --beir eval/ --pairs {job.config.get('pair_set_id')}\n"
-            f"python -m core pairs export {job.config.get('pair_set_id')} --split train --output train.jsonl\n"
-            f"torchrun --nproc_per_node 2 -m core train --config job-{job.id}.json "
-            f"--pairs train.jsonl --eval eval/ --output job-{job.id}-model\n"
-            f"# or: accelerate launch -m core train --config job-{job.id}.json ...", language="bash")
+    st.code(distributed_commands(job.id, job.config.get("pair_set_id")), language="bash")
 
 st.subheader("All jobs")
 st.dataframe([{"job": j.id, "state": j.state, "model": j.config.get("model"),
