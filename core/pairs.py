@@ -285,6 +285,13 @@ def answerable(store: Store | None, model_name: str | None, queries: list[str],
     return [src in row for src, row in zip(source, found.tolist())]
 
 
+def keep_answerable(candidates: list, answerable: list[bool]) -> list:
+    """The candidates the base model could answer, or all of them when it could answer none:
+    an empty set would leave nothing to train or measure on, while a bad filter only costs the
+    noise it would have removed."""
+    return [c for c, good in zip(candidates, answerable) if good] or candidates
+
+
 def generate_builtin(store: Store, corpus_id: int, name: str,
                      config: PseudoQueryConfig | None = None) -> int:
     """Generate, filter and store pseudo-query pairs for every chunk of a corpus."""
@@ -319,7 +326,7 @@ def generate_builtin(store: Store, corpus_id: int, name: str,
     if config.filter_top_k:
         ok = answerable(store, config.model, [q for _, q, _ in candidates],
                         [c["text"] for c in chunks], [i for i, _, _ in candidates], config.filter_top_k)
-        kept = [c for c, good in zip(candidates, ok) if good] or candidates
+        kept = keep_answerable(candidates, ok)
     with store.transaction():
         pair_set_id = store.create_pair_set(corpus_id, name, "builtin", {
             "config": asdict(config), "candidates": len(candidates), "kept": len(kept)})
