@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 from .corpus import ChunkSettings
+from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
                     PseudoQueryConfig, llm_pair_set_name)
 from .plan import MAX_EPOCHS, budget_defaults
