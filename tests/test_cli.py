@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.conftest import PARAGRAPHS, ROOT, pdf_bytes
 
@@ -22,6 +23,7 @@ def last_json(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_ingest_pairs_split_and_export_from_the_shell(tmp_path):
     home = tmp_path / "ws"
     docs = tmp_path / "docs"

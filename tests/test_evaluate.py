@@ -21,6 +21,7 @@ def docstrings() -> RetrievalSet:
     return RetrievalSet.build(corpus, queries, relevant)
 
 
+@pytest.mark.slow
 def test_scores_equal_the_reference_evaluator_at_every_dimension(docstrings):
     model = models.load()
     ours = evaluate(model, docstrings, [384, 256, 128, 64, 32])
@@ -54,6 +55,7 @@ def test_default_dims_halve_from_the_largest_power_of_two():
     assert default_dims(768) == [768, 512, 256, 128, 64, 32]
 
 
+@pytest.mark.slow
 def test_second_run_encodes_only_the_queries(store, docstrings):
     first = evaluate_named(None, docstrings, [384, 64], store=store)
     second = evaluate_named(None, docstrings, [384, 64], store=store)
@@ -63,6 +65,7 @@ def test_second_run_encodes_only_the_queries(store, docstrings):
         assert second.metrics[dim] == pytest.approx(first.metrics[dim], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_results_are_stored_and_misses_explained(store, count):
     from core.beir import load_demo
     _, pair_set_id = load_demo(store, count, limit=60)

@@ -86,6 +86,7 @@ def demo(store, count) -> int:
     return load_demo(store, count, limit=60)[1]
 
 
+@pytest.mark.slow
 def test_an_ingest_that_fills_the_disk_fails_in_one_line_and_changes_nothing(store, demo, tmp_path):
     rng = random.Random(0)
     words = ["".join(rng.choice("abcdefghij") for _ in range(6)) for _ in range(5000)]
@@ -103,6 +104,7 @@ def test_an_ingest_that_fills_the_disk_fails_in_one_line_and_changes_nothing(sto
     assert cli(store.home, "list", "corpora").returncode == 0  # later commands work
 
 
+@pytest.mark.slow
 def test_a_finetune_that_cannot_write_its_checkpoint_fails_clean_and_resumes(store, demo):
     result = cli(store.home, "finetune", "--pairs", str(demo), *TINY, limit=MODEL_FILE_LIMIT)
     fails_in_one_line(result, "job 1 failed", "could not write a training checkpoint",
@@ -133,6 +135,7 @@ def test_a_finetune_that_cannot_write_its_checkpoint_fails_clean_and_resumes(sto
     assert folder_hash(store.files, skip="jobs/2") == files_before
 
 
+@pytest.mark.slow
 def test_a_finetune_whose_database_fills_up_fails_in_one_line_and_is_never_done(store, demo):
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     rows_before = tables(store)
@@ -149,6 +152,7 @@ def test_a_finetune_whose_database_fills_up_fails_in_one_line_and_is_never_done(
     assert rows_after == {n: rows for n, rows in rows_before.items() if n in rows_after}
 
 
+@pytest.mark.slow
 def test_the_train_command_on_a_full_disk_fails_in_one_line(store, demo, tmp_path):
     pairs = tmp_path / "train.jsonl"
     pairs.write_text(export_jsonl(store, demo, "train"))
@@ -170,6 +174,7 @@ def test_an_export_to_a_full_disk_says_so_and_what_to_do(store, demo, tmp_path, 
     assert snapshot(store) == before
 
 
+@pytest.mark.slow
 def test_a_model_save_that_fails_keeps_the_model_saved_before(tmp_path):
     """The final save writes beside the model folder and moves into place only when complete."""
     script = """
@@ -213,6 +218,7 @@ class Watcher:
         return False
 
 
+@pytest.mark.slow
 def test_a_run_keeps_only_the_last_checkpoint_whole_and_the_best_weights(store, demo, tmp_path):
     pairs = [(p["query"], p["positive"]) for p in store.pairs(demo, "train")]
     config = TrainConfig(pair_set_id=demo, epochs=4, batch_size=8, max_pairs=16,

@@ -34,6 +34,7 @@ def wait_for(store, job_id, states, timeout=300):
     raise AssertionError(f"job {job_id} still {jobs.get(store, job_id).state}")
 
 
+@pytest.mark.slow
 def test_a_job_trains_evaluates_and_stores_both_results(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
     runner = jobs.Runner(store)
@@ -51,6 +52,7 @@ def test_a_job_trains_evaluates_and_stores_both_results(store, pair_set_id):
     assert any(p["series"] == "ndcg@10/64" for p in points)
 
 
+@pytest.mark.slow
 def test_jobs_queue_one_at_a_time_and_a_queued_job_cancels_at_once(store, pair_set_id):
     runner = jobs.Runner(store, poll_seconds=0.1).start()
     try:
@@ -100,6 +102,7 @@ def test_a_pair_set_deleted_under_a_queued_job_fails_it_clearly(store, pair_set_
     assert runner._claim() is None  # nothing else was affected
 
 
+@pytest.mark.slow
 def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "epochs": 3,
                                           "max_pairs": 48})
@@ -134,6 +137,7 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     assert any("Training" in e["line"] for e in jobs.events(store, job_id, "log"))
 
 
+@pytest.mark.slow
 def test_cached_loss_with_mined_hard_negatives_trains(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "loss": "cached_mnrl",
                                           "mini_batch_size": 4, "hard_negatives": 1})

@@ -90,6 +90,7 @@ def test_results_page_measures_the_baseline_and_shows_it_after_a_reload(home, de
     assert again.dataframe[0].value["ndcg@10"].tolist() == table["ndcg@10"].tolist()
 
 
+@pytest.mark.slow
 def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
     from core import jobs
     at = page("views/finetune.py")

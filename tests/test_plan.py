@@ -82,6 +82,7 @@ def test_out_of_range_settings_are_refused_before_anything_runs(settings):
         TrainConfig.from_dict(settings).resolved(384, 100)
 
 
+@pytest.mark.slow
 def test_a_run_that_does_not_help_keeps_the_base_model_and_says_so(store, count, tmp_path):
     _, pair_set_id = load_demo(store, count, limit=60)
     data = RetrievalSet.from_pair_set(store, pair_set_id)

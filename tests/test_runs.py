@@ -169,6 +169,7 @@ def test_home_shows_the_flow_and_the_next_action(trained):
     assert at.button[0].label == "Next: Search with both models"
 
 
+@pytest.mark.slow
 def test_finetune_cli_cancels_cleanly_on_ctrl_c(trained_copy):
     import signal
     import subprocess

@@ -29,6 +29,7 @@ def run(args, tmp_path, launcher=(sys.executable, "-m", "core")):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_train_from_files_reports_both_models_and_timings(files, tmp_path):
     pairs, beir = files
     out = run(["train", "--pairs", str(pairs), "--eval", str(beir), "--epochs", "1",
@@ -41,6 +42,7 @@ def test_train_from_files_reports_both_models_and_timings(files, tmp_path):
     assert (out["plan"]["epochs"], out["plan"]["max_pairs"], out["plan"]["max_seq_length"]) == (1, 32, 64)
 
 
+@pytest.mark.slow
 def test_train_with_no_flags_applies_the_default_plan_and_names_it(files, tmp_path):
     pairs, beir = files
     out = run(["train", "--pairs", str(pairs), "--eval", str(beir), "--budget-minutes", "0.2",
@@ -75,6 +77,7 @@ def test_a_config_file_with_a_wrongly_typed_value_names_the_setting(files, tmp_p
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_the_same_run_works_on_two_processes_with_torchrun(files, tmp_path):
     pairs, beir = files
     torchrun = Path(sys.executable).with_name("torchrun")
