@@ -699,20 +699,28 @@ def argv_for(words: str, *positionals, **options) -> list[str]:
     argv = [*words.split(), *map(str, positionals)]
     for dest, value in options.items():
         argv += [flags[dest]] if value is True else [flags[dest], str(value)]
-    parsed = vars(parser.parse_args(argv))
+    try:
+        parsed = vars(parser.parse_args(argv))
+    except SystemExit:  # argparse has said why on stderr
+        raise ValueError(f"{words}: {shlex.join(argv)} does not parse") from None
     wrong = [dest for dest, value in options.items() if str(parsed[dest]) != str(value)]
     if wrong:
         raise ValueError(f"{words}: --{wrong[0]} did not parse back as given")
     return argv
 
 
+def job_config_file(job_id: int) -> str:
+    """The name the Fine-tune page downloads a job's config as, and the commands below read."""
+    return f"job-{job_id}.json"
+
+
 def distributed_commands(job_id: int, pair_set_id: int, processes: int = 2,
                          prog: str = "python -m core") -> str:
     """The shell lines that rerun a stored fine-tuning job on several GPUs or machines: export
     its test set and training pairs, then ``train`` under torchrun (or accelerate launch) with the
-    job's config file as the Fine-tune page downloads it (``job-<id>.json``)."""
+    job's downloaded config file."""
     model = f"job-{job_id}-model"
-    train = shlex.join(argv_for("train", config=f"job-{job_id}.json", pairs="train.jsonl",
+    train = shlex.join(argv_for("train", config=job_config_file(job_id), pairs="train.jsonl",
                                 eval="eval/", output=model))
     return "\n".join((
         f"{prog} {shlex.join(argv_for('export beir', 'eval/', pairs=pair_set_id))}",

@@ -77,6 +77,8 @@ def test_argv_for_spells_flags_as_the_parser_does_and_refuses_unknown_ones():
         == ["export", "pairs", "3", "--split", "train", "--output", "t.jsonl"]
     with pytest.raises(ValueError, match="no option for 'shards'"):
         argv_for("train", shards=2)
+    with pytest.raises(ValueError, match="does not parse"):
+        argv_for("export beir", "eval/", pairs=None)
 
 
 def test_the_distributed_commands_are_real_commands():

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import jobs, models
-from core.cli import distributed_commands
+from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
 from core.plan import budget_defaults
@@ -178,7 +178,7 @@ live(selected, job.state)
 with st.expander("Configuration, and the same run on several GPUs or machines"):
     config_json = json.dumps(job.config, indent=2)
     st.code(config_json, language="json")
-    st.download_button("Download config (JSON)", config_json, f"job-{job.id}.json")
+    st.download_button("Download config (JSON)", config_json, job_config_file(job.id))
     st.markdown("Export the pairs (train split as JSONL) and the test set (BEIR folder), then run:")
     st.code(distributed_commands(job.id, job.config.get("pair_set_id")), language="bash")
 
