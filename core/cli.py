@@ -531,13 +531,12 @@ def run_finetune(args) -> None:
                 "max_pairs": args.max_pairs, "batch_size": args.batch_size,
                 "max_seq_length": args.max_seq_length}
     config = TrainConfig.from_dict({k: v for k, v in settings.items() if v is not None})
-    job_id = jobs.submit(store, "train", json.loads(config.to_json()))
-    # Claim it before a server's runner on the same workspace can.
-    claimed = store.db.execute("UPDATE jobs SET state = 'running', started = ?, status = 'Starting' "
-                               "WHERE id = ? AND state = 'queued'", (time.time(), job_id)).rowcount
-    if not claimed:
-        raise WorkspaceError(f"job {job_id} was taken by another runner; follow it on the "
-                             "Fine-tune page")
+    job_id, _ = jobs.request(store, "train", json.loads(config.to_json()))
+    # Claim it before a server's runner on the same workspace can; a twin already running
+    # elsewhere is followed there, not trained twice.
+    if jobs.claim(store, job_id) is None:
+        raise WorkspaceError(f"job {job_id} with the same settings is already running in "
+                             "another process; follow it on the Fine-tune page")
     done = threading.Event()
     failure: list[BaseException] = []
 
