@@ -72,12 +72,25 @@ class IngestReport:
 DIRECTION_OVERRIDES = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def _unprintable(name: str) -> bool:
+    """Control and direction-override characters: shown in a terminal or a table they could
+    clear the screen, break a line or make ``exe.pdf`` read as ``fdp.exe``."""
+    return any(unicodedata.category(c) == "Cc" or c in DIRECTION_OVERRIDES for c in name)
+
+
+def check_label(name: str, what: str = "name") -> str:
+    """The one rule for every name a person gives (a new corpus, a rename of a corpus, pair
+    set or run): not blank, and nothing unprintable (see ``check_name`` for file names)."""
+    if not name.strip() or _unprintable(name):
+        raise WorkspaceError(f"{what} {name!r} is blank or holds control or direction-override "
+                             "characters; name it in plain words, e.g. support-articles")
+    return name
+
+
 def check_name(name: str) -> str:
-    """Uploaded names are stored as given, so anything that looks like a path is refused, and
-    so are control and direction-override characters: shown in a terminal or a table they
-    could clear the screen, break a line or make ``exe.pdf`` read as ``fdp.exe``."""
-    if (not name or "/" in name or "\\" in name or name.startswith(".")
-            or any(unicodedata.category(c) == "Cc" or c in DIRECTION_OVERRIDES for c in name)):
+    """Uploaded names are stored as given: the ``check_label`` rule, and anything that looks
+    like a path is refused too."""
+    if (not name or "/" in name or "\\" in name or name.startswith(".") or _unprintable(name)):
         raise WorkspaceError(f"file name {name!r} is not a plain file name; rename it to "
                              "something like report.pdf and upload again")
     return name
@@ -444,9 +457,7 @@ def ingest(store: Store, corpus_name: str, documents: list[Document], count_toke
     An existing corpus of that name is extended with its own chunk settings, and new chunks
     are deduplicated against the ones it already holds.
     """
-    if not corpus_name.strip() or any(unicodedata.category(c) == "Cc" for c in corpus_name):
-        raise WorkspaceError(f"corpus name {corpus_name!r} is blank or holds control "
-                             "characters; name it in plain words, e.g. support-articles")
+    check_label(corpus_name, "corpus name")
     if not documents:
         raise WorkspaceError("nothing to ingest: add at least one file with text")
     existing = {c.name: c for c in store.corpora()}

@@ -343,10 +343,6 @@ class Store:
     def set_corpus_stats(self, corpus_id: int, stats: dict) -> None:
         self.db.execute("UPDATE corpora SET stats = ? WHERE id = ?", (json.dumps(stats), corpus_id))
 
-    def delete_corpus(self, corpus_id: int) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM corpora WHERE id = ?", (corpus_id,))
-
     def add_document(self, corpus_id: int, name: str, kind: str, chars: int) -> int:
         cur = self.db.execute(
             "INSERT INTO documents (corpus_id, name, kind, chars) VALUES (?, ?, ?, ?)",
@@ -401,10 +397,6 @@ class Store:
     def update_pair_set_settings(self, pair_set_id: int, settings: dict) -> None:
         self.db.execute("UPDATE pair_sets SET settings = ? WHERE id = ?",
                         (json.dumps(settings), pair_set_id))
-
-    def delete_pair_set(self, pair_set_id: int) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM pair_sets WHERE id = ?", (pair_set_id,))
 
     def add_pairs(self, pair_set_id: int, rows: Iterable[tuple[str, str, int, str]]) -> None:
         """Rows of (query_id, query, chunk_id, positive)."""

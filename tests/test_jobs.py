@@ -88,14 +88,23 @@ def test_bad_configs_are_refused_before_anything_is_queued(store, pair_set_id):
     assert jobs.all_jobs(store) == []
 
 
-def test_a_pair_set_deleted_under_a_queued_job_fails_it_clearly(store, pair_set_id):
-    runner = jobs.Runner(store)
-    orphan = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
-    store.delete_pair_set(pair_set_id)
-    runner.run_one(jobs.claim(store))
-    job = jobs.get(store, orphan)
-    assert job.state == "failed" and "was deleted" in job.error
-    assert jobs.claim(store) is None  # nothing else was affected
+def test_a_pair_set_under_a_queued_job_cannot_be_deleted(store, pair_set_id):
+    from core import runs
+    waiting = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
+    with pytest.raises(WorkspaceError, match=f"job {waiting} is queued and it trains on this pair set"):
+        runs.delete_pair_set(store, pair_set_id)
+    assert jobs.get(store, waiting).state == "queued" and store.pair_set(pair_set_id)
+
+
+def test_a_second_identical_request_is_the_same_job_and_a_queued_job_knows_its_place(store, pair_set_id):
+    first, new = jobs.request(store, "train", {**TINY, "pair_set_id": pair_set_id})
+    again, new_again = jobs.request(store, "train", {"pair_set_id": pair_set_id, **TINY})
+    other = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "epochs": 2})
+    assert new and not new_again and again == first and other != first
+    assert jobs.queue_positions(store) == {first: 1, other: 2}
+    jobs.cancel(store, first)
+    assert jobs.queue_positions(store) == {other: 1}
+    assert jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id}) not in (first, other)
 
 
 def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pair_set_id):

@@ -1,6 +1,7 @@
 
 import streamlit as st
 
+from core import runs
 from core.pairs import (GENERATOR_STYLES, LLMConfig, PseudoQueryConfig, estimate, export_jsonl,
                         generate_builtin, generate_llm, guess_columns, import_pairs,
                         read_pairs_file, split)
@@ -135,9 +136,15 @@ if "test" in counts:
 if d4.button("Delete this pair set"):
     st.session_state["confirm_delete_pairs"] = chosen.id
 if st.session_state.get("confirm_delete_pairs") == chosen.id:
-    st.warning(f"Delete pair set '{escape(chosen.name)}' with its {len(rows)} pairs? "
-               "This cannot be undone.")
-    if st.button("Yes, delete it", key="confirm_delete_pair_set"):
-        workspace.delete_pair_set(chosen.id)
-        st.session_state.pop("confirm_delete_pairs")
-        done(f"Deleted '{escape(chosen.name)}'.")
+    refused = runs.why_not_delete(workspace, "pair set", chosen.id)
+    if refused:
+        st.error(f"Pair set '{escape(chosen.name)}' cannot be deleted now: {escape(refused)}.",
+                 icon=":material/block:")
+    else:
+        st.warning(f"Delete {escape(runs.plan_delete_pair_set(workspace, chosen.id).summary())}? "
+                   "This cannot be undone.")
+        if st.button("Yes, delete it", key="confirm_delete_pair_set"):
+            with explained():
+                report = runs.delete_pair_set(workspace, chosen.id)
+                st.session_state.pop("confirm_delete_pairs")
+                done(f"Deleted {escape(report.summary())}.")
