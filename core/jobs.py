@@ -587,7 +587,8 @@ def _read_only(error: BaseException) -> bool:
     """Whether ``error`` says the workspace cannot be written at all."""
     if isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return True
-    return "readonly" in str(error).lower() or "read-only" in str(error).lower()
+    text = str(error).lower()
+    return any(words in text for words in ("readonly", "read-only", "unable to open"))
 
 
 def job_dir(store: Store, job_id: int) -> Path:

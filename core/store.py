@@ -258,11 +258,26 @@ class Store:
         """
         self.home = Path(home).resolve() if home else default_home()
         self.files = self.home / "files"
-        self.files.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "ragtune.db"
+        try:
+            self.files.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WorkspaceError(f"cannot create the workspace {self.home} ({error.strerror}); "
+                                 "point RAGTUNE_HOME at a folder you can write to") from None
+        # Every step writes (even a read takes SQLite's shared-memory lock), so a workspace
+        # that cannot be written is refused here, in one line, rather than at its first write.
+        unwritable = [p for p in (self.home, self.files, self.path, *self._wal_files())
+                      if p.exists() and not os.access(p, os.W_OK)]
+        if unwritable:
+            raise WorkspaceError(f"the workspace {self.home} is read-only ({unwritable[0]} cannot "
+                                 "be written); make it writable, or point RAGTUNE_HOME at a "
+                                 "folder you can write to")
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._migrate()
+
+    def _wal_files(self) -> list[Path]:
+        return [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
 
     # -- connections -------------------------------------------------------------------
     @property

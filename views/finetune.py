@@ -90,10 +90,16 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
             st.caption(f"Your run: {chosen.summary()} of training (of {n_train:,} pairs) on "
                        f"{setup.device}, plus evaluation.")
             if start:
-                job_id = jobs.submit(workspace, "train", json.loads(config.to_json()))
+                job_id, new = jobs.request(workspace, "train", json.loads(config.to_json()))
                 runner().wake()
                 st.session_state["job_id"] = job_id
+                if not new:  # a second click: show the job already asked for, not a twin
+                    st.session_state["twin"] = job_id
                 st.rerun()
+
+if st.session_state.get("twin"):
+    st.info(f"Job {st.session_state.pop('twin')} with these settings is already queued or "
+            "running; it is shown below.", icon=":material/info:")
 
 all_jobs = jobs.all_jobs(workspace)
 if not all_jobs:
@@ -131,8 +137,10 @@ def live(job_id: int, state_at_render: str) -> None:
     eta = f" · about {duration(job.eta)} left" if job.eta else ""
     epoch = f" · epoch {steps[-1]['epoch']:.2f}" if steps and steps[-1]["epoch"] else ""
     step = f" · step {steps[-1]['step']}" if steps else ""
-    st.progress(min(job.progress, 1.0), text=f"**{job.state}** · {job.status}{step}{epoch} · "
-                                             f"{duration(job.elapsed)}{eta}")
+    place = jobs.queue_positions(workspace).get(job_id)
+    where = f" · number {place} in the queue" if place else ""
+    st.progress(min(job.progress, 1.0), text=f"**{job.state}**{where} · {escape(job.status)}"
+                                             f"{step}{epoch} · {duration(job.elapsed)}{eta}")
     if job.error:
         st.error(escape(job.error), icon=":material/error:")
     if job.state == "interrupted":

@@ -114,7 +114,7 @@ else:
         if st.button("Push", disabled=not (repo and token)):
             with explained(), st.spinner("Uploading…"):
                 url = export.push_to_hub(workspace, run.id, repo, token, private)
-                st.success(f"Pushed to {url}")
+                st.success(f"Pushed to {escape(url)}")
 
 # -- manage ----------------------------------------------------------------------------------
 st.subheader("Rename or delete")
