@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from . import ranges
 from .pairs import GENERATOR_STYLES, PseudoQueryConfig
 from .store import (Store, WorkspaceError, default_home, explain_db_error, explain_out_of_room,
                     is_out_of_room)
@@ -46,8 +47,8 @@ def _progress(label: str) -> Callable[[float], None]:
 def _ingest_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument("--corpus", help="corpus name (default: the first file or folder name)")
-    p.add_argument("--chunk-size", type=int, default=256, help="tokens per chunk")
-    p.add_argument("--overlap", type=int, default=32, help="tokens shared by neighbouring chunks")
+    p.add_argument("--chunk-size", type=ranges.arg(ranges.count), default=256, help="tokens per chunk")
+    p.add_argument("--overlap", type=ranges.arg(ranges.count), default=32, help="tokens shared by neighbouring chunks")
     p.add_argument("--model", help="model whose tokenizer measures chunks")
     p.set_defaults(run=run_ingest)
 
@@ -94,7 +95,7 @@ def run_ingest(args) -> None:
 
 @command("demo", "load the demo corpus: Python standard-library docstrings with their summaries")
 def _demo_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, help="use only the first N docstrings")
+    p.add_argument("--limit", type=ranges.arg(ranges.count), help="use only the first N docstrings")
     p.set_defaults(run=run_demo)
 
 
@@ -192,27 +193,27 @@ def _pairs_parser(p: argparse.ArgumentParser) -> None:
                           "llm: an OpenAI-compatible endpoint")
     gen.add_argument("--style", choices=GENERATOR_STYLES, default=PseudoQueryConfig.style,
                      help="builtin: question-shaped queries (default) or plain Inverse Cloze sentences")
-    gen.add_argument("--filter-top-k", type=int, default=PseudoQueryConfig.filter_top_k,
+    gen.add_argument("--filter-top-k", type=ranges.arg(ranges.count), default=PseudoQueryConfig.filter_top_k,
                      help="builtin: keep a pair only if the base model ranks its passage in the "
                           "top K (0: keep all)")
-    gen.add_argument("--per-chunk", type=int, default=2)
-    gen.add_argument("--seed", type=int, default=13)
+    gen.add_argument("--per-chunk", type=ranges.arg(ranges.count), default=2)
+    gen.add_argument("--seed", type=ranges.arg(ranges.seed), default=13)
     gen.add_argument("--base-url", default="http://localhost:11434/v1")
     gen.add_argument("--llm-model", default="llama3.2")
-    gen.add_argument("--concurrency", type=int, default=4)
-    gen.add_argument("--max-chunks", type=int)
+    gen.add_argument("--concurrency", type=ranges.arg(ranges.count), default=4)
+    gen.add_argument("--max-chunks", type=ranges.arg(ranges.count))
     gen.add_argument("--estimate", action="store_true", help="only print the cost/time estimate")
     gen.set_defaults(run=run_pairs_generate)
     spl = sub.add_parser("split", parents=[JSON_FLAG], help="split a pair set into train and test without leakage")
-    spl.add_argument("pair_set", type=int)
-    spl.add_argument("--test-fraction", type=float, default=0.2)
-    spl.add_argument("--seed", type=int, default=42)
+    spl.add_argument("pair_set", type=ranges.arg(ranges.row_id))
+    spl.add_argument("--test-fraction", type=ranges.arg(ranges.share), default=0.2)
+    spl.add_argument("--seed", type=ranges.arg(ranges.seed), default=42)
     spl.set_defaults(run=run_pairs_split)
     lst = sub.add_parser("list", parents=[JSON_FLAG], help="list pair sets with their split counts")
     lst.add_argument("--corpus", help="only the pair sets of this corpus")
     lst.set_defaults(run=run_pairs_list)
     exp = sub.add_parser("export", parents=[JSON_FLAG], help="write a pair set as JSONL")
-    exp.add_argument("pair_set", type=int)
+    exp.add_argument("pair_set", type=ranges.arg(ranges.row_id))
     exp.add_argument("--split", choices=["train", "test"])
     exp.add_argument("--output", required=True)
     exp.set_defaults(run=run_pairs_export)
@@ -299,7 +300,7 @@ def run_pairs_export(args) -> None:
 @command("export", "export a pair set with its corpus as a BEIR folder")
 def _export_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beir", required=True, metavar="DIR")
-    p.add_argument("--pairs", type=int, required=True, metavar="PAIR_SET_ID")
+    p.add_argument("--pairs", type=ranges.arg(ranges.row_id), required=True, metavar="PAIR_SET_ID")
     p.set_defaults(run=run_export)
 
 
@@ -312,7 +313,7 @@ def run_export(args) -> None:
 @command("evaluate", "measure retrieval at every embedding dimension (encode once, score all)")
 def _evaluate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="a BEIR-layout folder")
-    p.add_argument("--pairs", type=int, metavar="PAIR_SET_ID",
+    p.add_argument("--pairs", type=ranges.arg(ranges.row_id), metavar="PAIR_SET_ID",
                    help="instead of DATA_DIR: the test split of a workspace pair set (stored)")
     p.add_argument("--model", help="bundled name, model folder or hub ID")
     p.add_argument("--dims", help="comma-separated, e.g. 384,256,128,64,32 (default: halvings)")
@@ -366,12 +367,12 @@ def _train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", required=True, metavar="DATA_DIR", help="BEIR folder with the test queries")
     p.add_argument("--config", metavar="JSON", help="a job config exported from the app")
     p.add_argument("--model")
-    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows, up to 4")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--max-pairs", type=int, help="default: as many as the time budget allows")
-    p.add_argument("--max-seq-length", type=int, help="default: fits 95%% of the passages")
-    p.add_argument("--budget-minutes", type=float, help="training time to plan for "
+    p.add_argument("--epochs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows, up to 4")
+    p.add_argument("--batch-size", type=ranges.arg(ranges.count))
+    p.add_argument("--learning-rate", type=ranges.arg(ranges.share))
+    p.add_argument("--max-pairs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows")
+    p.add_argument("--max-seq-length", type=ranges.arg(ranges.count), help="default: fits 95%% of the passages")
+    p.add_argument("--budget-minutes", type=ranges.arg(ranges.minutes), help="training time to plan for "
                    "(default: 10 on CPU, 5 on a GPU)")
     p.add_argument("--generated", action="store_true", help="the pairs were generated, not "
                    "written by people (a gentler default learning rate)")
@@ -510,12 +511,12 @@ def run_export_model(args) -> None:
 
 @command("finetune", "fine-tune on a workspace pair set in the foreground, stored as a run")
 def _finetune_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pairs", type=int, required=True, metavar="PAIR_SET_ID")
+    p.add_argument("--pairs", type=ranges.arg(ranges.row_id), required=True, metavar="PAIR_SET_ID")
     p.add_argument("--model", help="base model (default: the bundled one)")
-    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows")
-    p.add_argument("--max-pairs", type=int, help="default: as many as the time budget allows")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-seq-length", type=int)
+    p.add_argument("--epochs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows")
+    p.add_argument("--max-pairs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows")
+    p.add_argument("--batch-size", type=ranges.arg(ranges.count))
+    p.add_argument("--max-seq-length", type=ranges.arg(ranges.count))
     p.set_defaults(run=run_finetune)
 
 
@@ -582,8 +583,17 @@ def run_finetune(args) -> None:
            {"run": f"j{job_id}", "job_id": job_id, "state": job.state, **result})
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument mistakes (a number out of range, a missing flag) as one line on stderr, like
+    every other error of the CLI, instead of the usage block."""
+
+    def error(self, message: str):
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
@@ -593,7 +603,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # --help, or a mistake already told in one line
+        return exit.code if isinstance(exit.code, int) else 1
     try:
         args.run(args)
     except WorkspaceError as e:

@@ -80,8 +80,11 @@ def test_bad_configs_are_refused_before_anything_is_queued(store, pair_set_id):
                             ({"dims": [64, 384]}, "largest to smallest"),
                             ({"dims": [512]}, "outside 1..384"),
                             ({"loss": "triplet"}, "loss must be one of"),
-                            ({"epochs": 0}, "epochs must be at least 1"),
-                            ({"max_pairs": 1}, "at least 2"),
+                            ({"epochs": 0}, "epochs 0 is out of range"),
+                            ({"max_pairs": 1}, "max_pairs 1 is out of range"),
+                            ({"budget_minutes": float("nan")}, "budget_minutes nan"),
+                            ({"seed": -1}, "seed -1 is out of range"),
+                            ({"pair_set_id": 2**63}, "pair_set_id .* is out of range"),
                             ({"learning_rate_typo": 1}, "unknown setting")):
         with pytest.raises(WorkspaceError, match=message):
             jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, **change})

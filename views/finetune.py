@@ -4,7 +4,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, models
+from core import jobs, models, ranges
 from core.evaluate import METRICS, default_dims
 from core.pairs import is_generated
 from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
@@ -44,7 +44,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                     help="The bundled model, a hub ID (org/name), the folder of "
                                     "a model fine-tuned here, or a folder under "
                                     f"{models.DATA_ROOT_ENV}.")
-        budget = m2.number_input("Time budget (minutes)", 1.0, 24 * 60.0, None, 1.0,
+        budget = m2.number_input("Time budget (minutes)", 1.0, ranges.MAX_MINUTES, None, 1.0,
                                  placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
                                  "pairs into this much training time (10 min on CPU, 5 on a GPU).")
         with explained():
@@ -68,7 +68,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                 loss = c6.selectbox("Loss", ["mnrl", "cached_mnrl"],
                                     help="cached_mnrl: large batches in little memory (GradCache).")
                 negatives = c7.number_input("Hard negatives per pair", 0, 5, default.hard_negatives)
-                seed = c8.number_input("Seed", 0, 100_000, default.seed)
+                seed = c8.number_input("Seed", 0, ranges.MAX_SEED, default.seed)
                 dims_all = default_dims(info.dimension)
                 dims = st.multiselect("Matryoshka dimensions", sorted({*dims_all, 16}, reverse=True),
                                       default=dims_all)

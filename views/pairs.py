@@ -1,7 +1,7 @@
 
 import streamlit as st
 
-from core import runs
+from core import ranges, runs
 from core.pairs import (GENERATOR_STYLES, LLMConfig, PseudoQueryConfig, estimate, export_jsonl,
                         generate_builtin, generate_llm, guess_columns, import_pairs,
                         read_pairs_file, split)
@@ -58,7 +58,7 @@ with tab_builtin:
     per_chunk = c1.number_input("Queries per chunk", 1, 5, PseudoQueryConfig.per_chunk)
     style = c2.selectbox("Style", GENERATOR_STYLES, help="questions: the mix above (default); "
                          "sentences: the plain Inverse Cloze Task.")
-    seed = c3.number_input("Seed", 0, 10_000, PseudoQueryConfig.seed)
+    seed = c3.number_input("Seed", 0, ranges.MAX_SEED, PseudoQueryConfig.seed)
     name = st.text_input("Pair set name", value="pseudo-queries", key="builtin_name")
     if st.button("Generate", type="primary", key="builtin_go"):
         with explained(), st.spinner("Making and filtering queries…"):
@@ -118,7 +118,7 @@ st.dataframe([{"query": r["query"], "passage": r["positive"][:200], "split": r["
 
 c1, c2, c3 = st.columns([1, 1, 2])
 fraction = c1.slider("Test share", 0.05, 0.5, 0.2, 0.05)
-split_seed = c2.number_input("Split seed", 0, 10_000, 42)
+split_seed = c2.number_input("Split seed", 0, ranges.MAX_SEED, 42)
 if c3.button("Split train/test", type="primary"):
     with explained():
         report = split(workspace, chosen.id, fraction, int(split_seed))
