@@ -509,6 +509,27 @@ def run_export_model(args) -> None:
     finish(args, f"{files} files written to {output}", {"zip": str(output), "files": files})
 
 
+@command("delete", "delete a run, pair set or corpus with everything only it used")
+def _delete_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["run", "pair-set", "corpus"])
+    p.add_argument("ref", metavar="ID", help="a run id such as j3 or e5, or a pair set's or "
+                                              "corpus's id")
+    p.set_defaults(run=run_delete)
+
+
+def run_delete(args) -> None:
+    """The pages' delete: refused, with the same reason, while a queued or running job uses
+    what it would remove."""
+    from . import runs
+    store = Store()
+    if args.what == "run":
+        report = runs.delete_run(store, args.ref)
+    else:
+        ref = ranges.row_id(args.ref, f"{args.what} id")
+        report = (runs.delete_pair_set if args.what == "pair-set" else runs.delete_corpus)(store, ref)
+    finish(args, f"deleted {report.summary()}", {"deleted": report.summary(), "runs": report.runs})
+
+
 @command("finetune", "fine-tune on a workspace pair set in the foreground, stored as a run")
 def _finetune_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", type=ranges.arg(ranges.row_id), required=True, metavar="PAIR_SET_ID")

@@ -105,6 +105,11 @@ def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(stor
             for delete, ref in ((runs.delete_pair_set, pair_set_id), (runs.delete_corpus, corpus_id)):
                 with pytest.raises(WorkspaceError, match="job 1 is running and it trains on"):
                     delete(store, ref)
+            refused = subprocess.run([sys.executable, "-m", "core", "delete", "pair-set",
+                                      str(pair_set_id)], cwd=ROOT, capture_output=True, text=True,
+                                     env={**os.environ, "RAGTUNE_HOME": str(store.home)})
+            assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+            assert "job 1 is running and it trains on this pair set" in refused.stderr
         cli.send_signal(signal.SIGCONT)
         out, err = cli.communicate(timeout=600)
     finally:
