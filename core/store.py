@@ -269,9 +269,9 @@ class Store:
         unwritable = [p for p in (self.home, self.files, self.path, *self._wal_files())
                       if p.exists() and not os.access(p, os.W_OK)]
         if unwritable:
-            raise WorkspaceError(f"the workspace {self.home} is read-only ({unwritable[0]} cannot "
-                                 "be written); make it writable, or point RAGTUNE_HOME at a "
-                                 "folder you can write to")
+            which = "" if unwritable[0] == self.home else f" ({unwritable[0].name} cannot be written)"
+            raise WorkspaceError(f"the workspace {self.home} is read-only{which}; make it "
+                                 "writable, or point RAGTUNE_HOME at a folder you can write to")
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._migrate()
