@@ -55,7 +55,7 @@ def test_jobs_queue_one_at_a_time_and_a_queued_job_cancels_at_once(store, pair_s
         first = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "max_pairs": 48,
                                              "epochs": 2})
         second = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
-        third = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
+        third = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "max_pairs": 16})
         runner.wake()
         wait_for(store, first, {"running"})
         assert jobs.get(store, second).state == "queued"  # waits its turn, not lost
