@@ -10,7 +10,7 @@ its server stopped). Cancel of a queued job is immediate; a running job stops at
 training step. Every state change is one of this module's functions; nothing else writes
 ``jobs.state``.
 
-Ownership is an OS file lock (``flock``) on ``files/jobs/<id>.lock``, taken before a job is
+Ownership is an OS file lock (``flock``) on ``files/jobs/<id>/.lock``, taken before a job is
 marked running and held by the owning process until the job's end is recorded. The kernel
 frees it when that process ends, however it ends (SIGKILL included), and never while it lives,
 however long it is paused: so "the owner is gone" is exactly "the lock is free", with no clock
@@ -101,13 +101,14 @@ _held: dict[tuple[str, int], int] = {}  # (workspace, job id) → descriptor hol
 _held_lock = threading.Lock()
 
 
-def _lock_path(store: Store, job_id: int) -> Path:
-    return store.files / "jobs" / f"{job_id}.lock"
+def lock_path(store: Store, job_id: int) -> Path:
+    """The file whose lock says who runs the job, kept with the job's other files."""
+    return job_dir(store, job_id) / ".lock"
 
 
 def _take(store: Store, job_id: int) -> bool:
     """Lock the job for this process, without waiting; False when another process holds it."""
-    path = _lock_path(store, job_id)
+    path = lock_path(store, job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -138,7 +139,7 @@ def owner_alive(store: Store, job_id: int) -> bool:
     if holds(store, job_id):
         return True
     try:
-        fd = os.open(_lock_path(store, job_id), os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(lock_path(store, job_id), os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         return False  # never locked: a row from before locks, or from a process that died first
     try:
@@ -305,7 +306,7 @@ def forget(store: Store, job_ids: list[int]) -> None:
     for job_id in job_ids:
         store.db.execute("DELETE FROM jobs WHERE id = ? AND state NOT IN ('queued', 'running')",
                          (job_id,))
-        _lock_path(store, job_id).unlink(missing_ok=True)
+        lock_path(store, job_id).unlink(missing_ok=True)
 
 
 def recover(store: Store) -> int:

@@ -255,12 +255,14 @@ def test_recover_interrupts_only_jobs_whose_lock_is_free(store, probe):
     jobs.submit(store, "probe", {})
     mine = jobs.claim(store).id  # held by this process
     theirs, gone, old = running_row(store), running_row(store), running_row(store)
-    lock = jobs.job_dir(store, theirs).with_suffix(".lock")
+    lock = jobs.lock_path(store, theirs)
+    lock.parent.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE,
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"  # another live process owns it
-        jobs.job_dir(store, gone).with_suffix(".lock").touch()  # its owner ended: lock free
+        jobs.lock_path(store, gone).parent.mkdir(parents=True)
+        jobs.lock_path(store, gone).touch()  # its owner ended: the lock is free
         # ``old``: a row from before locks (no lock file at all)
         assert jobs.recover(Store(store.home)) == 2
         states = {i: jobs.get(store, i).state for i in (mine, theirs, gone, old)}
