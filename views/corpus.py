@@ -113,11 +113,15 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
                 with explained(), st.spinner("Chunking the passages and linking the labels…"):
                     report, sets = import_beir(workspace, beir_data, beir_name, token_counter())
                     st.session_state["corpus_name"] = beir_name
-                    st.session_state["flash"] = f"Imported '{escape(beir_name)}': " \
-                                                f"{report.summary()}, {len(sets)} labelled pair sets."
+                    message = (f"Imported '{escape(beir_name)}': {escape(report.summary())}, "
+                               f"{len(sets)} labelled pair sets.")
+                    # Labels were dropped: said in amber, not green, so nobody misses it.
+                    st.session_state["flash_warning" if report.dropped else "flash"] = message
                     st.rerun()
 
 show_flash()
+if "flash_warning" in st.session_state:
+    st.warning(st.session_state.pop("flash_warning"), icon=":material/warning:")
 
 if corpora:
     st.divider()
