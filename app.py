@@ -6,8 +6,10 @@ multipage app, and a first visit straight to a deep link would then skip this fi
 """
 import streamlit as st
 
+from core import jobs
 from core.workflow import active_jobs
-from views.common import runner, store
+from core.store import WorkspaceError
+from views.common import escape, runner, store
 
 st.set_page_config(page_title="ragtune", page_icon=":material/target:", layout="wide")
 
@@ -26,13 +28,18 @@ PAGES = [
 @st.fragment(run_every="5s")
 def job_status() -> None:
     """Running and queued jobs, on every page, refreshed while they last."""
+    places = jobs.queue_positions(store())
     for job in active_jobs(store()):
         text = (f"Job {job.id} {job.state} · {job.progress:.0%}" if job.state == "running"
-                else f"Job {job.id} queued")
+                else f"Job {job.id} queued · number {places.get(job.id)} in line")
         st.page_link("views/finetune.py", label=text, icon=":material/model_training:")
 
 
-runner()  # started once per server process; jobs go on while pages come and go
+try:
+    runner()  # started once per server process; jobs go on while pages come and go
+except WorkspaceError as error:  # e.g. a read-only RAGTUNE_HOME: one line on every page
+    st.error(escape(str(error)), icon=":material/error:")
+    st.stop()
 page = st.navigation(PAGES)
 with st.sidebar:
     job_status()

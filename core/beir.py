@@ -272,24 +272,69 @@ def _qrels(name: str, data: bytes) -> dict[str, list[str]]:
     return qrels
 
 
+@dataclass
+class BeirImport(IngestReport):
+    """An ingest report plus the labels that could not be linked, so none is lost silently."""
+    labels: int = 0
+    unknown_queries: list[str] | None = None  # query ids of dropped labels (one per label)
+    unknown_passages: list[str] | None = None  # corpus ids of dropped labels (one per label)
+
+    @property
+    def dropped(self) -> int:
+        return len(self.unknown_queries or []) + len(self.unknown_passages or [])
+
+    def summary(self) -> str:
+        text = super().summary()
+        if self.dropped:
+            parts = [f"{len(ids)} name unknown {what} ({_first(ids)})"
+                     for what, ids in (("passages", self.unknown_passages),
+                                       ("queries", self.unknown_queries)) if ids]
+            text += f"; {self.dropped} of {self.labels} labels dropped: " + ", ".join(parts)
+        return text
+
+
+def _first(ids: list[str], shown: int = 3) -> str:
+    unique = list(dict.fromkeys(ids))
+    return ", ".join(unique[:shown]) + (", …" if len(unique) > shown else "")
+
+
 def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
                 count_tokens: TokenCounter, settings: ChunkSettings | None = None
-                ) -> tuple[IngestReport, list[int]]:
+                ) -> tuple[BeirImport, list[int]]:
     """The corpus plus one pair set per qrels split (named after the split, already assigned).
+
+    A label naming a query or passage the files do not hold is dropped and counted in the
+    report; when every label is dropped nothing is imported.
 
     Args:
         source: parsed BEIR files, or a folder on the server to read them from.
     """
     data = source if isinstance(source, BeirFolder) else load_beir(source)
     with store.transaction():
-        report = ingest(store, corpus_name, data.documents, count_tokens, settings)
-        pair_sets = []
+        ingested = ingest(store, corpus_name, data.documents, count_tokens, settings)
+        report = BeirImport(**ingested.__dict__, unknown_queries=[], unknown_passages=[])
+        stored = {r["external_id"] for r in store.chunks(report.corpus_id)}
+        linked = {}
         for split_name, qrels in sorted(data.qrels.items()):
-            labels = [(qid, data.queries[qid], doc) for qid, docs in qrels.items()
-                      if qid in data.queries for doc in docs]
-            side = "train" if split_name == "train" else "test"
-            pair_sets.append(link_pairs(store, report.corpus_id, f"qrels {split_name}", "beir",
-                                        labels, side))
+            labels = []
+            for qid, docs in qrels.items():
+                for doc in docs:
+                    report.labels += 1
+                    if qid not in data.queries:
+                        report.unknown_queries.append(qid)
+                    elif doc not in stored:
+                        report.unknown_passages.append(doc)
+                    else:
+                        labels.append((qid, data.queries[qid], doc))
+            if labels:
+                linked[split_name] = labels
+        if not linked:
+            raise WorkspaceError(f"none of the {report.labels} labels could be linked: "
+                                 f"{report.summary().split('; ', 1)[-1]}; check the ids in the "
+                                 "qrels files; nothing was imported")
+        pair_sets = [link_pairs(store, report.corpus_id, f"qrels {split_name}", "beir", labels,
+                                "train" if split_name == "train" else "test")
+                     for split_name, labels in linked.items()]
     return report, pair_sets
 
 

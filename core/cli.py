@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from . import ranges
 from .corpus import ChunkSettings
 from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
@@ -75,8 +76,9 @@ def _progress(label: str) -> Callable[[float], None]:
 def _ingest_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument("--corpus", help="corpus name (default: the first file or folder name)")
-    p.add_argument("--chunk-size", type=int, default=ChunkSettings.size, help="tokens per chunk")
-    p.add_argument("--overlap", type=int, default=ChunkSettings.overlap,
+    p.add_argument("--chunk-size", type=ranges.arg(ranges.count), default=ChunkSettings.size,
+                   help="tokens per chunk")
+    p.add_argument("--overlap", type=ranges.arg(ranges.count), default=ChunkSettings.overlap,
                    help="tokens shared by neighbouring chunks")
     p.add_argument("--model", help="model whose tokenizer measures chunks")
     p.set_defaults(run=run_ingest)
@@ -124,7 +126,7 @@ def run_ingest(args) -> None:
 
 @command("demo", "load the demo corpus: Python standard-library docstrings with their summaries")
 def _demo_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, help="use only the first N docstrings")
+    p.add_argument("--limit", type=ranges.arg(ranges.count), help="use only the first N docstrings")
     p.set_defaults(run=run_demo)
 
 
@@ -238,24 +240,24 @@ def _pairs_generate_parser(gen: argparse.ArgumentParser) -> None:
                           "llm: an OpenAI-compatible endpoint")
     gen.add_argument("--style", choices=GENERATOR_STYLES, default=PseudoQueryConfig.style,
                      help="builtin: question-shaped queries (default) or plain Inverse Cloze sentences")
-    gen.add_argument("--filter-top-k", type=int, default=PseudoQueryConfig.filter_top_k,
+    gen.add_argument("--filter-top-k", type=ranges.arg(ranges.count), default=PseudoQueryConfig.filter_top_k,
                      help="builtin: keep a pair only if the base model ranks its passage in the "
                           "top K (0: keep all)")
-    gen.add_argument("--per-chunk", type=int, default=PseudoQueryConfig.per_chunk)
-    gen.add_argument("--seed", type=int, default=PseudoQueryConfig.seed)
+    gen.add_argument("--per-chunk", type=ranges.arg(ranges.count), default=PseudoQueryConfig.per_chunk)
+    gen.add_argument("--seed", type=ranges.arg(ranges.seed), default=PseudoQueryConfig.seed)
     gen.add_argument("--base-url", default=LLMConfig.base_url)
     gen.add_argument("--llm-model", default=LLMConfig.model)
-    gen.add_argument("--concurrency", type=int, default=LLMConfig.concurrency)
-    gen.add_argument("--max-chunks", type=int)
+    gen.add_argument("--concurrency", type=ranges.arg(ranges.count), default=LLMConfig.concurrency)
+    gen.add_argument("--max-chunks", type=ranges.arg(ranges.count))
     gen.add_argument("--estimate", action="store_true", help="only print the cost/time estimate")
     gen.set_defaults(run=run_pairs_generate)
 
 
 @command("pairs split", "split a pair set into train and test without leakage")
 def _pairs_split_parser(spl: argparse.ArgumentParser) -> None:
-    spl.add_argument("pair_set", type=int)
-    spl.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
-    spl.add_argument("--seed", type=int, default=SPLIT_SEED)
+    spl.add_argument("pair_set", type=ranges.arg(ranges.row_id))
+    spl.add_argument("--test-fraction", type=ranges.arg(ranges.share), default=TEST_FRACTION)
+    spl.add_argument("--seed", type=ranges.arg(ranges.seed), default=SPLIT_SEED)
     spl.set_defaults(run=run_pairs_split)
 
 
@@ -343,7 +345,7 @@ group("export", "write workspace data as files: a BEIR folder, pairs as JSONL, a
 @command("export beir", "a pair set with its corpus as a BEIR folder")
 def _export_beir_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", metavar="DIR")
-    p.add_argument("--pairs", type=int, required=True, metavar="PAIR_SET_ID")
+    p.add_argument("--pairs", type=ranges.arg(ranges.row_id), required=True, metavar="PAIR_SET_ID")
     p.set_defaults(run=run_export_beir)
 
 
@@ -355,7 +357,7 @@ def run_export_beir(args) -> None:
 
 @command("export pairs", "a pair set as JSONL")
 def _export_pairs_parser(exp: argparse.ArgumentParser) -> None:
-    exp.add_argument("pair_set", type=int)
+    exp.add_argument("pair_set", type=ranges.arg(ranges.row_id))
     exp.add_argument("--split", choices=["train", "test"])
     exp.add_argument("--output", required=True)
     exp.set_defaults(run=run_pairs_export)
@@ -371,7 +373,7 @@ def _export_model_parser(p: argparse.ArgumentParser) -> None:
 @command("evaluate", "measure retrieval at every embedding dimension (encode once, score all)")
 def _evaluate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="a BEIR-layout folder")
-    p.add_argument("--pairs", type=int, metavar="PAIR_SET_ID",
+    p.add_argument("--pairs", type=ranges.arg(ranges.row_id), metavar="PAIR_SET_ID",
                    help="instead of DATA_DIR: the test split of a workspace pair set (stored)")
     p.add_argument("--model", help="bundled name, model folder or hub ID")
     p.add_argument("--dims", help="comma-separated, e.g. 384,256,128,64,32 (default: halvings)")
@@ -426,13 +428,13 @@ def _train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", required=True, metavar="DATA_DIR", help="BEIR folder with the test queries")
     p.add_argument("--config", metavar="JSON", help="a job config exported from the app")
     p.add_argument("--model")
-    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows, "
-                   f"up to {MAX_EPOCHS}")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--max-pairs", type=int, help="default: as many as the time budget allows")
-    p.add_argument("--max-seq-length", type=int, help="default: fits 95%% of the passages")
-    p.add_argument("--budget-minutes", type=float, help="training time to plan for "
+    p.add_argument("--epochs", type=ranges.arg(ranges.count), help="default: as many as the time "
+                   f"budget allows, up to {MAX_EPOCHS}")
+    p.add_argument("--batch-size", type=ranges.arg(ranges.count))
+    p.add_argument("--learning-rate", type=ranges.arg(ranges.share))
+    p.add_argument("--max-pairs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows")
+    p.add_argument("--max-seq-length", type=ranges.arg(ranges.count), help="default: fits 95%% of the passages")
+    p.add_argument("--budget-minutes", type=ranges.arg(ranges.minutes), help="training time to plan for "
                    f"(default: {budget_defaults()})")
     p.add_argument("--generated", action="store_true", help="the pairs were generated, not "
                    "written by people (a gentler default learning rate)")
@@ -557,14 +559,35 @@ def run_export_model(args) -> None:
     finish(args, f"{files} files written to {output}", {"zip": str(output), "files": files})
 
 
+@command("delete", "delete a run, pair set or corpus with everything only it used")
+def _delete_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["run", "pair-set", "corpus"])
+    p.add_argument("ref", metavar="ID", help="a run id such as j3 or e5, or a pair set's or "
+                                              "corpus's id")
+    p.set_defaults(run=run_delete)
+
+
+def run_delete(args) -> None:
+    """The pages' delete: refused, with the same reason, while a queued or running job uses
+    what it would remove."""
+    from . import runs
+    store = Store()
+    if args.what == "run":
+        report = runs.delete_run(store, args.ref)
+    else:
+        ref = ranges.row_id(args.ref, f"{args.what} id")
+        report = (runs.delete_pair_set if args.what == "pair-set" else runs.delete_corpus)(store, ref)
+    finish(args, f"deleted {report.summary()}", {"deleted": report.summary(), "runs": report.runs})
+
+
 @command("finetune", "fine-tune on a workspace pair set in the foreground, stored as a run")
 def _finetune_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pairs", type=int, required=True, metavar="PAIR_SET_ID")
+    p.add_argument("--pairs", type=ranges.arg(ranges.row_id), required=True, metavar="PAIR_SET_ID")
     p.add_argument("--model", help="base model (default: the bundled one)")
-    p.add_argument("--epochs", type=int, help="default: as many as the time budget allows")
-    p.add_argument("--max-pairs", type=int, help="default: as many as the time budget allows")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-seq-length", type=int)
+    p.add_argument("--epochs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows")
+    p.add_argument("--max-pairs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows")
+    p.add_argument("--batch-size", type=ranges.arg(ranges.count))
+    p.add_argument("--max-seq-length", type=ranges.arg(ranges.count))
     p.set_defaults(run=run_finetune)
 
 
@@ -581,13 +604,12 @@ def run_finetune(args) -> None:
                 "max_pairs": args.max_pairs, "batch_size": args.batch_size,
                 "max_seq_length": args.max_seq_length}
     config = TrainConfig.from_dict({k: v for k, v in settings.items() if v is not None})
-    job_id = jobs.submit(store, "train", json.loads(config.to_json()))
-    # Claim it before a server's runner on the same workspace can.
-    claimed = store.db.execute("UPDATE jobs SET state = 'running', started = ?, status = 'Starting' "
-                               "WHERE id = ? AND state = 'queued'", (time.time(), job_id)).rowcount
-    if not claimed:
-        raise WorkspaceError(f"job {job_id} was taken by another runner; follow it on the "
-                             "Fine-tune page")
+    job_id, _ = jobs.request(store, "train", json.loads(config.to_json()))
+    # Claim it before a server's runner on the same workspace can; a twin already running
+    # elsewhere is followed there, not trained twice.
+    if jobs.claim(store, job_id) is None:
+        raise WorkspaceError(f"job {job_id} with the same settings is already running in "
+                             "another process; follow it on the Fine-tune page")
     done = threading.Event()
     failure: list[BaseException] = []
 
@@ -634,10 +656,19 @@ def run_finetune(args) -> None:
 
 
 # -- the parser ------------------------------------------------------------------------------
+class OneLineParser(argparse.ArgumentParser):
+    """Argument mistakes (a number out of range, a missing flag) as one line on stderr, like
+    every other error of the CLI, instead of the usage block."""
+
+    def error(self, message: str):
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     """The whole command tree from COMMANDS; ``parser.commands`` maps each command's words to
     its own parser (for help texts and argv_for)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].partition(": ")[2])
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0].partition(": ")[2])
     parser.commands = {(): parser}
     subparsers: dict[tuple[str, ...], argparse._SubParsersAction] = {}
     # Parents before their commands; otherwise in registration order.
@@ -755,7 +786,10 @@ def console() -> int:
 
 def main(argv: list[str] | None = None, prog: str = "python -m core") -> int:
     argv = with_current_words(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser(prog).parse_args(argv)
+    try:
+        args = build_parser(prog).parse_args(argv)
+    except SystemExit as exit:  # --help, or a mistake already told in one line
+        return exit.code if isinstance(exit.code, int) else 1
     try:
         args.run(args)
     except WorkspaceError as e:

@@ -73,12 +73,25 @@ class IngestReport:
 DIRECTION_OVERRIDES = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def _unprintable(name: str) -> bool:
+    """Control and direction-override characters: shown in a terminal or a table they could
+    clear the screen, break a line or make ``exe.pdf`` read as ``fdp.exe``."""
+    return any(unicodedata.category(c) == "Cc" or c in DIRECTION_OVERRIDES for c in name)
+
+
+def check_label(name: str, what: str = "name") -> str:
+    """The one rule for every name a person gives (a new corpus, a rename of a corpus, pair
+    set or run): not blank, and nothing unprintable (see ``check_name`` for file names)."""
+    if not name.strip() or _unprintable(name):
+        raise WorkspaceError(f"{what} {name!r} is blank or holds control or direction-override "
+                             "characters; name it in plain words, e.g. support-articles")
+    return name
+
+
 def check_name(name: str) -> str:
-    """Uploaded names are stored as given, so anything that looks like a path is refused, and
-    so are control and direction-override characters: shown in a terminal or a table they
-    could clear the screen, break a line or make ``exe.pdf`` read as ``fdp.exe``."""
-    if (not name or "/" in name or "\\" in name or name.startswith(".")
-            or any(unicodedata.category(c) == "Cc" or c in DIRECTION_OVERRIDES for c in name)):
+    """Uploaded names are stored as given: the ``check_label`` rule, and anything that looks
+    like a path is refused too."""
+    if (not name or "/" in name or "\\" in name or name.startswith(".") or _unprintable(name)):
         raise WorkspaceError(f"file name {name!r} is not a plain file name; rename it to "
                              "something like report.pdf and upload again")
     return name
@@ -273,22 +286,32 @@ def split_units(text: str, max_chars: int | None = None) -> list[tuple[str, bool
 
 def cut_long(text: str, max_chars: int) -> list[str]:
     """Pieces of at most ``max_chars`` characters, cut at the last space before the limit, or
-    at the limit itself when a run has none."""
-    pieces = []
-    while len(text) > max_chars:
-        cut = text.rfind(" ", max_chars // 2, max_chars + 1)
-        cut = cut if cut > 0 else max_chars
-        pieces.append(text[:cut].strip())
-        text = text[cut:].strip()
-    return [p for p in (*pieces, text) if p]
+    at the limit itself when a run has none.
+
+    One pass with a moving start: the text is never copied whole, so the time grows with its
+    length, not with its square (slicing off the rest at every cut made 40 MB take a minute).
+    """
+    pieces, start, end = [], 0, len(text)
+    while end - start > max_chars:
+        cut = text.rfind(" ", start + max_chars // 2, start + max_chars + 1)
+        cut = cut if cut > start else start + max_chars
+        pieces.append(text[start:cut].strip())
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    pieces.append(text[start:].strip())
+    return [p for p in pieces if p]
 
 
 TokenCounter = Callable[[list[str]], list[int]]
 
 
 def count_in_batches(count_tokens: TokenCounter, texts: list[str]) -> list[int]:
-    return [n for i in range(0, len(texts), TOKENIZE_BATCH)
-            for n in count_tokens(texts[i:i + TOKENIZE_BATCH])]
+    """Tokens per text, never fewer than one per ``CHARS_PER_TOKEN`` characters: a tokenizer
+    maps an unbroken run of letters to one unknown token, which would let a megabyte pass as
+    a single token and a 256-token chunk hold 1.5 MB."""
+    return [max(n, -(-len(text) // CHARS_PER_TOKEN)) for i in range(0, len(texts), TOKENIZE_BATCH)
+            for text, n in zip(texts[i:i + TOKENIZE_BATCH], count_tokens(texts[i:i + TOKENIZE_BATCH]))]
 
 
 def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -> list[tuple[str, int]]:
@@ -367,8 +390,11 @@ def _fit(unit: str, tokens: int, size: int, count_tokens: TokenCounter) -> list[
     """A sentence longer than a chunk, cut at words into parts of at most ``size`` tokens;
     words vary in tokens, so a part still too long is cut again."""
     words = unit.split()
-    if tokens <= size or len(words) < 2:
+    if tokens <= size:
         return [(unit, tokens)]
+    if len(words) < 2:  # one unbroken run: cut by characters, which bound its count
+        parts = cut_long(unit, size * CHARS_PER_TOKEN)
+        return list(zip(parts, count_in_batches(count_tokens, parts)))
     step = max(1, int(len(words) * size / tokens * 0.9))
     parts = [" ".join(words[i:i + step]) for i in range(0, len(words), step)]
     return [fitted for part, n in zip(parts, count_in_batches(count_tokens, parts))
@@ -445,9 +471,7 @@ def ingest(store: Store, corpus_name: str, documents: list[Document], count_toke
     An existing corpus of that name is extended with its own chunk settings, and new chunks
     are deduplicated against the ones it already holds.
     """
-    if not corpus_name.strip() or any(unicodedata.category(c) == "Cc" for c in corpus_name):
-        raise WorkspaceError(f"corpus name {corpus_name!r} is blank or holds control "
-                             "characters; name it in plain words, e.g. support-articles")
+    check_label(corpus_name, "corpus name")
     if not documents:
         raise WorkspaceError("nothing to ingest: add at least one file with text")
     existing = {c.name: c for c in store.corpora()}

@@ -34,7 +34,22 @@ def model_folder(store: Store, run_id: str) -> tuple[Run, Path]:
     if not run.model_path:
         raise WorkspaceError(f"run {run.id} has no saved model ({run.state}); export a run "
                              "that finished")
-    return run, Path(run.model_path)
+    folder = Path(run.model_path)
+    check_loads(run, folder)
+    return run, folder
+
+
+def check_loads(run: Run, folder: Path) -> None:
+    """Load the model as whoever receives it will, so a folder missing its weights (or with
+    broken ones) is refused before anything is written or uploaded."""
+    from sentence_transformers import SentenceTransformer
+    try:
+        SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    except Exception as e:  # transformers raises OSError, ValueError, safetensors' own errors…
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise WorkspaceError(f"the model of run {run.id} in {folder} does not load ({first}); "
+                             "nothing was written: resume or re-run the job to save it again"
+                             ) from None
 
 
 def zip_name(run: Run) -> str:

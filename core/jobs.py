@@ -5,16 +5,25 @@ change, status line, log line and chart point to SQLite, and pages poll it. Noth
 in memory, so closing the browser changes nothing, and after a server restart the jobs that were
 running are marked ``interrupted`` and can be resumed from their last checkpoint.
 
-States: queued → running → succeeded | failed | canceled; running → interrupted (its process
-is gone). Cancel of a queued job is immediate; a running job stops at its next training step.
+States: queued → running → succeeded | failed | canceled | interrupted (its process is gone, or
+its server stopped). Cancel of a queued job is immediate; a running job stops at its next
+training step. Every state change is one of this module's functions; nothing else writes
+``jobs.state``.
 
-Each running job names its owner (host, pid and process start time) and carries a heartbeat, so
-a second server or the CLI on the same workspace can tell a live job from an orphaned one.
+Ownership is an OS file lock (``flock``) on ``files/jobs/<id>/.lock``, taken before a job is
+marked running and held by the owning process until the job's end is recorded. The kernel
+frees it when that process ends, however it ends (SIGKILL included), and never while it lives,
+however long it is paused: so "the owner is gone" is exactly "the lock is free", with no clock
+to misjudge. Any server finds such jobs within ``RECOVER_SECONDS`` and marks them interrupted.
 """
 from __future__ import annotations
 
+import errno
+import sys
+import fcntl
 import json
 import logging
+import os
 import socket
 import sqlite3
 import threading
@@ -31,9 +40,12 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "failed", "canceled", "interrupted")
-HEARTBEAT_SECONDS = 10.0
-STALE_SECONDS = 60.0  # no heartbeat for this long: the owner is hung or on a lost host
+ACTIVE = ("queued", "running")
+HEARTBEAT_SECONDS = 10.0  # the last sign of life, so an interrupted job's time excludes downtime
+RECOVER_SECONDS = 15.0  # how often a server looks for jobs whose owner is gone
+SHUTDOWN_WAIT_SECONDS = 5.0  # how long a stopping server waits for its job to record its end
 MAX_BACKOFF_SECONDS = 30.0
+INTERRUPTED = "Interrupted: its server stopped; resume to continue from the last checkpoint"
 T = TypeVar("T")
 
 
@@ -67,6 +79,11 @@ class Job:
             return None
         return self.elapsed * (1 - self.progress) / self.progress
 
+    @property
+    def ran(self) -> bool:
+        """Whether the job ever started: a job canceled in the queue is no run."""
+        return self.started is not None
+
 
 def _job(row) -> Job:
     return Job(row["id"], row["kind"], row["state"], json.loads(row["config"]), row["created"],
@@ -76,35 +93,95 @@ def _job(row) -> Job:
 
 
 def this_process() -> str:
-    """``host:pid:start-time``: the start time tells a live process from a later one that
-    happens to reuse the pid."""
+    """``host:pid:start-time``, recorded with a running job so a person can tell who runs it."""
     started = psutil.Process().create_time()
     return f"{socket.gethostname()}:{psutil.Process().pid}:{started:.0f}"
 
 
-def owner_alive(owner: str | None) -> bool | None:
-    """Whether the process named by ``owner`` still runs; None when that cannot be told (another
-    host, or no owner recorded), leaving the heartbeat to decide."""
-    if not owner:
-        return None
-    host, _, rest = owner.partition(":")
-    if host != socket.gethostname():
-        return None
-    pid, _, started = rest.partition(":")
+# -- ownership: a lock file per job ----------------------------------------------------------
+_held: dict[tuple[str, int], int] = {}  # (workspace, job id) → descriptor holding the lock
+_held_lock = threading.Lock()
+
+
+def lock_path(store: Store, job_id: int) -> Path:
+    """The file whose lock says who runs the job, kept with the job's other files."""
+    return job_dir(store, job_id) / ".lock"
+
+
+def _take(store: Store, job_id: int) -> bool:
+    """Lock the job for this process, without waiting; False when another process holds it."""
+    path = lock_path(store, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        return f"{psutil.Process(int(pid)).create_time():.0f}" == started
-    except (psutil.Error, ValueError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
         return False
+    with _held_lock:
+        _held[(str(store.home), job_id)] = fd
+    return True
 
 
-def submit(store: Store, kind: str, config: dict) -> int:
-    """Validate the config now, so a mistake is reported before anything is queued."""
+def _release(store: Store, job_id: int) -> None:
+    with _held_lock:
+        fd = _held.pop((str(store.home), job_id), None)
+    if fd is not None:
+        os.close(fd)  # closing the last descriptor frees the lock
+
+
+def holds(store: Store, job_id: int) -> bool:
+    """Whether this process owns the job."""
+    with _held_lock:
+        return (str(store.home), job_id) in _held
+
+
+def owner_alive(store: Store, job_id: int) -> bool:
+    """Whether some live process holds the job's lock (this one included)."""
+    if holds(store, job_id):
+        return True
+    try:
+        fd = os.open(lock_path(store, job_id), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False  # never locked: a row from before locks, or from a process that died first
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+# -- state changes ---------------------------------------------------------------------------
+def _same(config: dict) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def request(store: Store, kind: str, config: dict) -> tuple[int, bool]:
+    """The job for this request: a queued or running job with the same kind and config if
+    there is one (a second click on Start), else a new queued job. The config is validated
+    first, so a mistake is reported before anything is queued.
+
+    Returns:
+        (job id, whether it was newly queued).
+    """
     if kind not in HANDLERS:
         raise WorkspaceError(f"unknown job kind {kind!r}")
     config = VALIDATORS[kind](store, config)
-    cur = store.db.execute("INSERT INTO jobs (kind, state, config, created) VALUES (?, 'queued', ?, ?)",
-                           (kind, json.dumps(config), time.time()))
-    return int(cur.lastrowid)
+    with store.transaction() as db:  # one writer at a time: two clicks cannot both insert
+        for row in db.execute("SELECT id, config FROM jobs WHERE kind = ? AND state IN "
+                              "('queued', 'running') ORDER BY id", (kind,)):
+            if _same(json.loads(row["config"])) == _same(config):
+                return int(row["id"]), False
+        cur = db.execute("INSERT INTO jobs (kind, state, config, created) VALUES (?, 'queued', ?, ?)",
+                         (kind, json.dumps(config), time.time()))
+    return int(cur.lastrowid), True
+
+
+def submit(store: Store, kind: str, config: dict) -> int:
+    """Queue a job (or find its running twin, see ``request``); returns its id."""
+    return request(store, kind, config)[0]
 
 
 def get(store: Store, job_id: int) -> Job:
@@ -116,6 +193,73 @@ def get(store: Store, job_id: int) -> Job:
 
 def all_jobs(store: Store) -> list[Job]:
     return [_job(r) for r in store.query("SELECT * FROM jobs ORDER BY id DESC")]
+
+
+def queue_positions(store: Store) -> dict[int, int]:
+    """Queued job id → its place in line (1: it runs next)."""
+    rows = store.query("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id")
+    return {r["id"]: place for place, r in enumerate(rows, 1)}
+
+
+def claim(store: Store, job_id: int | None = None) -> Job | None:
+    """Take a queued job for this process and mark it running: the given one, or the oldest.
+
+    The job's lock is taken before the row says running, so a running row always has a live
+    owner or a free lock. Returns None when there is no such queued job (or another process
+    took it first).
+    """
+    taken = None
+    try:
+        with store.transaction() as db:
+            sql = "SELECT id FROM jobs WHERE state = 'queued'"
+            rows = db.execute(sql + (" AND id = ?" if job_id is not None else "") + " ORDER BY id",
+                              () if job_id is None else (job_id,)).fetchall()
+            taken = next((r["id"] for r in rows if _take(store, r["id"])), None)
+            if taken is None:
+                return None
+            now = time.time()
+            db.execute("UPDATE jobs SET state = 'running', started = ?, progress = 0, "
+                       "status = 'Starting', owner = ?, heartbeat = ? WHERE id = ?",
+                       (now, this_process(), now, taken))
+    except BaseException:
+        if taken is not None:
+            _release(store, taken)
+        raise
+    return get(store, taken)
+
+
+def finish(store: Store, job_id: int, result: dict, canceled: bool = False) -> None:
+    """Record a job's successful end (or its stop on request, keeping its progress) and free
+    its lock."""
+    store.db.execute(
+        "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
+        "progress = CASE WHEN ? THEN progress ELSE 1.0 END WHERE id = ?",
+        ("canceled" if canceled else "succeeded", time.time(), json.dumps(result),
+         "Canceled; what was saved is kept" if canceled else "Done", canceled, job_id))
+    _release(store, job_id)
+
+
+def fail(store: Store, job_id: int, message: str, trace: str | None = None) -> None:
+    """Record a job's failure with its one-line reason (and the trace in its log)."""
+    reporter = StoreReporter(store, job_id)
+    with store.transaction() as db:
+        reporter.log("failed: " + message)
+        if trace:
+            reporter.log(trace)
+        db.execute("UPDATE jobs SET state = 'failed', finished = ?, error = ?, status = ? "
+                   "WHERE id = ?", (time.time(), message, "Failed", job_id))
+    _release(store, job_id)
+
+
+def interrupt(store: Store, job_id: int, why: str = INTERRUPTED) -> None:
+    """Record that this process stopped running the job before its end (its server is
+    stopping); it can be resumed."""
+    reporter = StoreReporter(store, job_id)
+    with store.transaction() as db:
+        reporter.log(why)
+        db.execute("UPDATE jobs SET state = 'interrupted', finished = ?, status = ? WHERE id = ?",
+                   (time.time(), why, job_id))
+    _release(store, job_id)
 
 
 def cancel(store: Store, job_id: int) -> str:
@@ -131,36 +275,53 @@ def cancel(store: Store, job_id: int) -> str:
     return get(store, job_id).state
 
 
+def why_not_resume(store: Store, job: Job) -> str | None:
+    """The reason a job cannot be resumed, or None when it can."""
+    if job.state not in ("interrupted", "failed", "canceled"):
+        return (f"job {job.id} is {job.state}; only an interrupted, failed or canceled job "
+                "can be resumed")
+    pair_set_id = job.config.get("pair_set_id")
+    if job.kind == "train" and pair_set_id is not None and not store.query(
+            "SELECT 1 FROM pair_sets WHERE id = ?", [pair_set_id]):
+        return (f"job {job.id} trained on pair set {pair_set_id}, which was deleted; start a "
+                "new job on an existing pair set")
+    return None
+
+
 def resume(store: Store, job_id: int) -> None:
     """Queue an interrupted, failed or canceled job again; training continues from its last
     saved checkpoint."""
-    job = get(store, job_id)
-    if job.state not in ("interrupted", "failed", "canceled"):
-        raise WorkspaceError(f"job {job_id} is {job.state}; only an interrupted, failed or "
-                             "canceled job can be resumed")
-    store.db.execute("UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, "
-                     "finished = NULL, resume = 1, owner = NULL WHERE id = ?", (job_id,))
+    reason = why_not_resume(store, get(store, job_id))
+    if reason:
+        raise WorkspaceError(reason)
+    changed = store.db.execute(
+        "UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, finished = NULL, "
+        "resume = 1, owner = NULL WHERE id = ? AND state IN ('interrupted', 'failed', 'canceled')",
+        (job_id,)).rowcount
+    if not changed:  # another page resumed it a moment ago
+        raise WorkspaceError(f"job {job_id} was resumed already; follow it on the Fine-tune page")
 
 
-def orphaned(job: Job, now: float | None = None) -> bool:
-    """A running job whose owner process is gone, or that has shown no life for a minute
-    (rows from before owners were recorded have no heartbeat and count from their start)."""
-    stale = (now or time.time()) - (job.heartbeat or job.started or 0) > STALE_SECONDS
-    return owner_alive(job.owner) is False or stale
+def forget(store: Store, job_ids: list[int]) -> None:
+    """Delete ended jobs' rows (inside the caller's transaction) and their lock files; the
+    caller removes their folders."""
+    for job_id in job_ids:
+        store.db.execute("DELETE FROM jobs WHERE id = ? AND state NOT IN ('queued', 'running')",
+                         (job_id,))
+        lock_path(store, job_id).unlink(missing_ok=True)
 
 
 def recover(store: Store) -> int:
-    """At start-up: mark interrupted the running jobs no live process owns any more; a job
-    another server (or the CLI) is running on this workspace is left alone."""
+    """Mark interrupted the running jobs whose owner process is gone (their lock is free); a
+    job another live process runs is left alone, however long it has been silent."""
     with store.transaction() as db:
-        running = [_job(r) for r in db.execute("SELECT * FROM jobs WHERE state = 'running'")]
-        lost = [job.id for job in running if orphaned(job)]
+        running = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
+        lost = [job_id for job_id in running if not owner_alive(store, job_id)]
         # It stopped at its last sign of life, not now: elapsed time must not count the downtime.
         db.executemany("UPDATE jobs SET state = 'interrupted', finished = COALESCE("
                        "(SELECT MAX(ts) FROM job_events e WHERE e.job_id = jobs.id), heartbeat, "
-                       "started), status = 'Interrupted: its server stopped; resume to continue "
-                       "from the last checkpoint' WHERE id = ? AND state = 'running'",
-                       [(i,) for i in lost])
+                       "started), status = ? WHERE id = ? AND state = 'running'",
+                       [(INTERRUPTED, i) for i in lost])
     return len(lost)
 
 
@@ -174,7 +335,7 @@ def events(store: Store, job_id: int, kind: str, limit: int | None = None) -> li
 
 class StoreReporter:
     """A job's progress, written to the workspace for the pages to read; every write is also a
-    heartbeat, the sign of life that keeps other processes from calling the job interrupted."""
+    heartbeat, the job's last sign of life should its process end without a word."""
 
     def __init__(self, store: Store, job_id: int):
         self.store, self.job_id = store, job_id
@@ -284,10 +445,12 @@ VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {"train": check_train_con
 
 class Runner:
     """Runs queued jobs one at a time in a daemon thread that no error can end: a failure to
-    reach the database is logged and retried with a growing pause."""
+    reach the database is logged and retried with a growing pause, and a workspace that cannot
+    be written leaves the runner idle. A second thread marks interrupted, every
+    ``recover_seconds``, the jobs of any process on this workspace that has ended."""
 
     def __init__(self, store: Store, poll_seconds: float = 1.0,
-                 give_up_seconds: float | None = None):
+                 give_up_seconds: float | None = None, recover_seconds: float = RECOVER_SECONDS):
         """Args:
             store: the workspace.
             poll_seconds: how often an idle runner looks for queued jobs.
@@ -295,27 +458,37 @@ class Runner:
                 database error. None (a server) retries until the runner stops, so the job's
                 end is recorded once disk space is freed; the CLI, in the foreground, gives up
                 and says why.
+            recover_seconds: how often to look for jobs whose owner is gone.
         """
         self.store, self.poll, self.give_up = store, poll_seconds, give_up_seconds
+        self.recover_every = recover_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
         self._thread: threading.Thread | None = None
+        self._read_only_told = False
 
     def start(self) -> "Runner":
-        """Start the thread, or start a new one if the previous one has died."""
+        """Start the threads, or start new ones if the previous ones have died."""
         if self.alive():
             return self
         self._stop.clear()
-        try:
-            recover(self.store)
-        except sqlite3.Error:  # the loop retries the database; recovery can wait for a restart
-            log.exception("could not check for interrupted jobs")
+        # Before concurrent.futures refuses new work at interpreter exit (it registers the
+        # same kind of hook, and they run last-registered first), so a job that fails because
+        # the server is stopping is recorded as interrupted, not failed. Where its hook runs
+        # first after all, interpreter_stopping() tells.
+        threading._register_atexit(self._shutting_down)
         self._thread = threading.Thread(target=self._loop, name="ragtune-jobs", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name="ragtune-recover", daemon=True).start()
         return self
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -326,29 +499,38 @@ class Runner:
         if self._thread:
             self._thread.join(timeout)
 
-    def _claim(self) -> Job | None:
-        now = time.time()
-        with self.store.transaction() as db:
-            row = db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE jobs SET state = 'running', started = ?, progress = 0, "
-                       "status = 'Starting' WHERE id = ?", (now, row["id"]))
-            _own(db, row["id"])
-        return get(self.store, row["id"])
+    def _shutting_down(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._idle.wait(SHUTDOWN_WAIT_SECONDS)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                recover(self.store)
+            except sqlite3.Error as error:  # read-only or locked: the next round retries
+                log.debug("job runner: recovery skipped (%s)", error)
+            self._stop.wait(self.recover_every)
 
     def _loop(self) -> None:
         pause = self.poll
         while not self._stop.is_set():
             try:
-                job = self._claim()
+                job = claim(self.store)
                 pause = self.poll
                 if job is not None:
                     self.run_one(job)
                     continue
-            except Exception:  # the runner must outlive a locked or failing database
-                log.exception("job runner: retrying in %.1f s", pause)
+            except Exception as error:  # the runner must outlive a locked or failing database
                 pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+                if _read_only(error):  # nothing will change until someone fixes it: say it once
+                    if not self._read_only_told:
+                        log.warning("job runner idle: %s", explain_db_error(error, self.store.path)
+                                    if isinstance(error, sqlite3.Error) else error)
+                    self._read_only_told = True
+                    pause = MAX_BACKOFF_SECONDS
+                else:
+                    log.exception("job runner: retrying in %.1f s", pause)
             self._wake.wait(pause)
             self._wake.clear()
 
@@ -378,43 +560,46 @@ class Runner:
                 log.warning("job %s: heartbeat not written", reporter.job_id)
 
     def run_one(self, job: Job) -> None:
-        """Run a claimed job to its end state; the job is (again) marked as this process's, as
-        callers that claim a job themselves (the finetune command) do not record an owner."""
-        self._retry(lambda: _own(self.store.db, job.id), f"take ownership of job {job.id}")
+        """Run a job this process has claimed (``claim``) to its end state."""
+        if not holds(self.store, job.id):
+            raise WorkspaceError(f"job {job.id} is not claimed by this process; claim it first")
+        self._idle.clear()
         reporter = StoreReporter(self.store, job.id)
         done = threading.Event()
         threading.Thread(target=self._beat, args=(reporter, done), daemon=True).start()
         try:
             result = HANDLERS[job.kind](self.store, job, reporter)
-            state = "canceled" if reporter.should_stop() else "succeeded"
-            finished = state == "succeeded"
-            self._retry(lambda: self.store.db.execute(  # a canceled job keeps its progress
-                "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
-                "progress = CASE WHEN ? THEN 1.0 ELSE progress END WHERE id = ?",
-                (state, time.time(), json.dumps(result),
-                 "Done" if finished else "Canceled; what was saved is kept", finished, job.id)),
-                f"record the end of job {job.id}")
+            canceled = reporter.should_stop()
+            self._retry(lambda: finish(self.store, job.id, result, canceled),
+                        f"record the end of job {job.id}")
         except BaseException as error:  # a job must never take the runner down with it
+            if self._stop.is_set() or interpreter_stopping():  # the server is stopping: not its fault
+                self._retry(lambda: interrupt(self.store, job.id),
+                            f"record the interruption of job {job.id}")
+                return
             message = explain_failure(error, job.config, job_dir(self.store, job.id),
                                       self.store.path)
             trace = None if isinstance(error, WorkspaceError) else traceback.format_exc()[-4000:]
-            self._retry(lambda: self._record_failure(reporter, message, trace),
+            self._retry(lambda: fail(self.store, job.id, message, trace),
                         f"record the failure of job {job.id}")
         finally:
             done.set()
-
-    def _record_failure(self, reporter: StoreReporter, message: str, trace: str | None) -> None:
-        with self.store.transaction() as db:
-            reporter.log("failed: " + message)
-            if trace:
-                reporter.log(trace)
-            db.execute("UPDATE jobs SET state = 'failed', finished = ?, error = ?, status = ? "
-                       "WHERE id = ?", (time.time(), message, "Failed", reporter.job_id))
+            self._idle.set()
 
 
-def _own(db, job_id: int) -> None:
-    db.execute("UPDATE jobs SET owner = ?, heartbeat = ? WHERE id = ?",
-               (this_process(), time.time(), job_id))
+def interpreter_stopping() -> bool:
+    """Whether the interpreter has begun to exit: concurrent.futures raises its flag first
+    thing in its exit hook, before it refuses work to the pools a job may be using."""
+    futures = sys.modules.get("concurrent.futures.thread")
+    return bool(getattr(futures, "_shutdown", False)) or sys.is_finalizing()
+
+
+def _read_only(error: BaseException) -> bool:
+    """Whether ``error`` says the workspace cannot be written at all."""
+    if isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return True
+    text = str(error).lower()
+    return any(words in text for words in ("readonly", "read-only", "unable to open"))
 
 
 def job_dir(store: Store, job_id: int) -> Path:

@@ -5,6 +5,10 @@ handed back) or an evaluation that is not a job's fine-tuned result (id ``e<eval
 a baseline, or a model measured on the Results page or with ``python -m core evaluate``). Runs,
 pair sets and corpora can be renamed and deleted here; deleting removes the files and cached
 passage vectors that only they used, so the disk space really comes back.
+
+One rule decides every delete, from any page or the CLI: ``why_not_delete`` refuses anything
+a queued or running job uses (its pair set, that pair set's corpus, the run whose model it
+starts from), and names the job.
 """
 from __future__ import annotations
 
@@ -14,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import jobs, models
-from .corpus import text_hash
+from .corpus import check_label, text_hash
 from .disk import folder_bytes
 from .errors import WorkspaceError
 from .evaluate import StoredEvaluation, load_evaluations
 from .store import Store
 
 log = logging.getLogger(__name__)
-ACTIVE = ("queued", "running")
+ACTIVE = jobs.ACTIVE
 
 
 @dataclass
@@ -100,8 +104,8 @@ def list_runs(store: Store) -> list[Run]:
     runs: list[Run] = []
     claimed: set[int] = set()
     for job in jobs.all_jobs(store):
-        if job.kind != "train":
-            continue
+        if job.kind != "train" or (job.state == "canceled" and not job.ran):
+            continue  # a job canceled while it waited in the queue never ran
         evaluation = evaluations.get(job.result.get("finetuned_evaluation"))
         if evaluation:
             claimed.add(evaluation.id)
@@ -189,10 +193,7 @@ def wins_and_losses(store: Store, a: Run, b: Run, dim: int) -> list[QueryChange]
 
 # -- rename ------------------------------------------------------------------------------------
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise WorkspaceError("a name cannot be empty; type a new name")
-    return name
+    return check_label((name or "").strip(), "name")
 
 
 def rename_run(store: Store, run_id: str, name: str) -> None:
@@ -247,11 +248,58 @@ def _runs_of_pair_sets(store: Store, pair_set_ids: set[int]) -> list[Run]:
     return [r for r in list_runs(store) if r.pair_set_id in pair_set_ids]
 
 
-def _refuse_active(runs: list[Run]) -> None:
-    active = [r.id for r in runs if r.state in ACTIVE]
-    if active:
-        raise WorkspaceError(f"run {active[0]} is still queued or running; cancel it on the "
-                             "Fine-tune page first, then delete")
+def _jobs_of_pair_sets(store: Store, pair_set_ids: set[int]) -> list[int]:
+    """Every job on these pair sets, including those canceled before they ran (no runs)."""
+    return [j.id for j in jobs.all_jobs(store) if j.config.get("pair_set_id") in pair_set_ids]
+
+
+def _model_job(store: Store, model: str | None) -> int | None:
+    """The job whose model folder ``model`` names, if it is one fine-tuned here."""
+    if not model:
+        return None
+    path = Path(model).expanduser().resolve()
+    root = (store.files / "jobs").resolve()
+    if not path.is_relative_to(root):
+        return None
+    first = path.relative_to(root).parts[:1]
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
+def why_not_delete(store: Store, kind: str, ref: int | str) -> str | None:
+    """The one rule for deletes: nothing a queued or running job uses may go.
+
+    Args:
+        kind: "run", "pair set" or "corpus".
+        ref: the run id (``j3``, ``e5``), or the pair set's or corpus's id.
+    Returns:
+        the reason the delete is refused, in words every page and the CLI show as they are,
+        or None when it may go ahead.
+    """
+    if kind == "run":
+        run = get_run(store, str(ref))
+        if run.kind == "fine-tune" and run.state in ACTIVE:
+            return (f"run {run.id} is still {run.state}; cancel it on the Fine-tune page "
+                    "first, then delete")
+    pair_sets = {p.id: p.corpus_id for p in store.pair_sets()}
+    for job in reversed(jobs.all_jobs(store)):  # oldest first
+        if job.state not in ACTIVE or job.kind != "train":
+            continue
+        pair_set_id = job.config.get("pair_set_id")
+        uses = {("pair set", pair_set_id), ("corpus", pair_sets.get(pair_set_id)),
+                ("run", f"j{_model_job(store, job.config.get('model'))}")}
+        wanted = (kind, get_run(store, str(ref)).id if kind == "run" else int(ref))
+        if wanted in uses:
+            what = {"run": "it trains from this run's model", "pair set": "it trains on this "
+                    "pair set", "corpus": "it trains on a pair set of this corpus"}[kind]
+            return (f"job {job.id} is {job.state} and {what}; cancel it on the Fine-tune page "
+                    "(or wait for it to end), then delete")
+    return None
+
+
+def _refuse_if_used(store: Store, kind: str, ref: int | str) -> None:
+    reason = why_not_delete(store, kind, ref)
+    if reason:
+        raise WorkspaceError(reason)
 
 
 def _model_cache_prefix(run: Run) -> str | None:
@@ -288,7 +336,7 @@ def _delete_runs(store: Store, runs: list[Run], prefixes: list[str]) -> None:
         if run.evaluation_id is not None:
             db.execute("DELETE FROM evaluations WHERE id = ?", (run.evaluation_id,))
         if run.kind == "fine-tune":
-            db.execute("DELETE FROM jobs WHERE id = ?", (run.job_id,))
+            jobs.forget(store, [run.job_id])
 
 
 def _remove_folders(store: Store, runs: list[Run]) -> None:
@@ -306,11 +354,11 @@ def plan_delete_run(store: Store, run_id: str) -> Deletion:
 def delete_run(store: Store, run_id: str) -> Deletion:
     """Delete a run: a fine-tuning job with its model folder, checkpoints, the evaluation of
     its model and that model's cached vectors; or one evaluation."""
-    run = get_run(store, run_id)
-    _refuse_active([run])
     report = plan_delete_run(store, run_id)
-    _, prefixes = _plan_runs(store, [run])
-    with store.transaction():
+    with store.transaction():  # the rule and the delete see the same jobs
+        _refuse_if_used(store, "run", run_id)
+        run = get_run(store, run_id)
+        _, prefixes = _plan_runs(store, [run])
         _delete_runs(store, [run], prefixes)
     _remove_folders(store, [run])  # after the commit: a failed delete keeps the model
     log.info("deleted %s", report.summary())
@@ -325,13 +373,14 @@ def plan_delete_pair_set(store: Store, pair_set_id: int) -> Deletion:
 
 
 def delete_pair_set(store: Store, pair_set_id: int) -> Deletion:
-    """Delete a pair set with every run measured or trained on it."""
+    """Delete a pair set with every run measured or trained on it and every job of it."""
     report = plan_delete_pair_set(store, pair_set_id)
-    runs = _runs_of_pair_sets(store, {pair_set_id})
-    _refuse_active(runs)
-    _, prefixes = _plan_runs(store, runs)
     with store.transaction() as db:
+        _refuse_if_used(store, "pair set", pair_set_id)
+        runs = _runs_of_pair_sets(store, {pair_set_id})
+        _, prefixes = _plan_runs(store, runs)
         _delete_runs(store, runs, prefixes)
+        jobs.forget(store, _jobs_of_pair_sets(store, {pair_set_id}))
         db.execute("DELETE FROM pair_sets WHERE id = ?", (pair_set_id,))
     _remove_folders(store, runs)
     return report
@@ -364,16 +413,17 @@ def plan_delete_corpus(store: Store, corpus_id: int) -> Deletion:
 
 
 def delete_corpus(store: Store, corpus_id: int) -> Deletion:
-    """Delete a corpus with its passages, pair sets, runs, their files, and the cached
+    """Delete a corpus with its passages, pair sets, runs, jobs, their files, and the cached
     passage vectors no other corpus shares."""
     report = plan_delete_corpus(store, corpus_id)
-    runs = _runs_of_pair_sets(store, {p.id for p in store.pair_sets(corpus_id)})
-    _refuse_active(runs)
-    _, prefixes = _plan_runs(store, runs)
-    orphans = _orphan_hashes(store, corpus_id)
     with store.transaction() as db:
+        _refuse_if_used(store, "corpus", corpus_id)
+        pair_set_ids = {p.id for p in store.pair_sets(corpus_id)}
+        runs = _runs_of_pair_sets(store, pair_set_ids)
+        _, prefixes = _plan_runs(store, runs)
         _delete_runs(store, runs, prefixes)
-        for part in _in_chunks(orphans):
+        jobs.forget(store, _jobs_of_pair_sets(store, pair_set_ids))
+        for part in _in_chunks(_orphan_hashes(store, corpus_id)):
             db.execute(f"DELETE FROM embeddings WHERE text_hash IN ({','.join('?' * len(part))})",
                        part)
         db.execute("DELETE FROM corpora WHERE id = ?", (corpus_id,))

@@ -208,11 +208,26 @@ class Store:
         """
         self.home = Path(home).resolve() if home else default_home()
         self.files = self.home / "files"
-        self.files.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "ragtune.db"
+        try:
+            self.files.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WorkspaceError(f"cannot create the workspace {self.home} ({error.strerror}); "
+                                 "point RAGTUNE_HOME at a folder you can write to") from None
+        # Every step writes (even a read takes SQLite's shared-memory lock), so a workspace
+        # that cannot be written is refused here, in one line, rather than at its first write.
+        unwritable = [p for p in (self.home, self.files, self.path, *self._wal_files())
+                      if p.exists() and not os.access(p, os.W_OK)]
+        if unwritable:
+            which = "" if unwritable[0] == self.home else f" ({unwritable[0].name} cannot be written)"
+            raise WorkspaceError(f"the workspace {self.home} is read-only{which}; make it "
+                                 "writable, or point RAGTUNE_HOME at a folder you can write to")
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._migrate()
+
+    def _wal_files(self) -> list[Path]:
+        return [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
 
     # -- connections -------------------------------------------------------------------
     @property
@@ -293,10 +308,6 @@ class Store:
     def set_corpus_stats(self, corpus_id: int, stats: dict) -> None:
         self.db.execute("UPDATE corpora SET stats = ? WHERE id = ?", (json.dumps(stats), corpus_id))
 
-    def delete_corpus(self, corpus_id: int) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM corpora WHERE id = ?", (corpus_id,))
-
     def add_document(self, corpus_id: int, name: str, kind: str, chars: int) -> int:
         cur = self.db.execute(
             "INSERT INTO documents (corpus_id, name, kind, chars) VALUES (?, ?, ?, ?)",
@@ -351,10 +362,6 @@ class Store:
     def update_pair_set_settings(self, pair_set_id: int, settings: dict) -> None:
         self.db.execute("UPDATE pair_sets SET settings = ? WHERE id = ?",
                         (json.dumps(settings), pair_set_id))
-
-    def delete_pair_set(self, pair_set_id: int) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM pair_sets WHERE id = ?", (pair_set_id,))
 
     def add_pairs(self, pair_set_id: int, rows: Iterable[tuple[str, str, int, str]]) -> None:
         """Rows of (query_id, query, chunk_id, positive)."""

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Protocol
 
+from . import ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
 from .evaluate import METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate
 from .plan import Plan, default_plan
@@ -74,7 +75,28 @@ class TrainConfig:
                                  f"known: {', '.join(sorted(types))}")
         for name, value in data.items():
             _check_type(name, value, types[name])
-        return cls(**data)
+        config = cls(**data)
+        config.check_ranges()
+        return config
+
+    def check_ranges(self) -> None:
+        """Every number within its range (``core.ranges``), before any plan divides by it."""
+        if self.pair_set_id is not None:
+            ranges.row_id(self.pair_set_id, "pair_set_id")
+        for name, low, high in (("epochs", 1, 1000), ("batch_size", 2, 1 << 20),
+                                ("mini_batch_size", 1, 1 << 20), ("max_seq_length", 8, 100_000),
+                                ("max_pairs", 2, ranges.MAX_ID), ("hard_negatives", 0, 100),
+                                ("best_dim", 1, 1 << 20)):
+            if getattr(self, name) is not None:
+                ranges.count(getattr(self, name), name, low, high)
+        for dim in self.dims:
+            ranges.count(dim, "dims", 1, 1 << 20)
+        ranges.seed(self.seed, "seed")
+        if self.learning_rate is not None:
+            ranges.share(self.learning_rate, "learning_rate")
+        ranges.share(self.warmup, "warmup", closed=True)
+        if self.budget_minutes is not None:
+            ranges.minutes(self.budget_minutes, "budget_minutes")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -97,20 +119,7 @@ class TrainConfig:
             raise WorkspaceError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.best_metric not in METRICS:
             raise WorkspaceError(f"best_metric must be one of {', '.join(METRICS)}")
-        for name, low in (("epochs", 1), ("batch_size", 2), ("mini_batch_size", 1),
-                          ("max_seq_length", 8), ("max_pairs", 2), ("hard_negatives", 0)):
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise WorkspaceError(f"{name} must be at least {low}, not {value}")
-        if self.max_seq_length is not None and self.max_seq_length > 100_000:
-            raise WorkspaceError(f"max_seq_length {self.max_seq_length} is far beyond any model; "
-                                 "use at most the model's own length, e.g. 256")
-        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
-            raise WorkspaceError("learning_rate must be between 0 and 1, e.g. 2e-5")
-        if not 0 <= self.warmup < 1:
-            raise WorkspaceError("warmup is a share of the steps, between 0 and 1, e.g. 0.1")
-        if self.budget_minutes is not None and not 0 < self.budget_minutes <= 24 * 60:
-            raise WorkspaceError("budget_minutes must be between 0 and 1440, e.g. 10")
+        self.check_ranges()
         if n_pairs < 2:
             raise WorkspaceError(f"training needs at least 2 pairs and has {n_pairs}; add pairs "
                                  "or generate more")

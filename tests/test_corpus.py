@@ -244,3 +244,14 @@ def test_imported_passages_that_are_new_are_counted_in_the_corpus(store, count):
     after = store.corpus("plants").stats
     assert after["chunks"] == stats["chunks"] + 1 == len(store.chunks(corpus_id))
     assert after["documents"] == stats["documents"] + 1 == len(store.documents(corpus_id))
+
+
+def test_unbroken_text_becomes_chunks_no_longer_than_their_size(count):
+    from core.corpus import CHARS_PER_TOKEN, cut_long
+    settings = ChunkSettings(256, 32)
+    chunks = chunk_text("a" * 200_000 + " tail", settings, count)
+    assert all(len(text) <= 256 * CHARS_PER_TOKEN and n <= 256 for text, n in chunks)
+    assert sum(len(text) for text, _ in chunks) >= 200_000  # nothing dropped (overlap adds)
+    text = "alpha beta  gamma " * 30 + "x" * 50  # cut at spaces, and by characters where none
+    pieces = cut_long(text, 16)
+    assert all(len(p) <= 16 for p in pieces) and "".join(pieces).replace(" ", "") == "".join(text.split())

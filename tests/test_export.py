@@ -59,3 +59,26 @@ def test_push_to_hub_explains_a_missing_token_or_network(trained, monkeypatch): 
     with pytest.raises(WorkspaceError, match="not reachable"):
         export.push_to_hub(trained, run.id, "me/model", "hf_secret")
     models.hub_reachable.cache_clear()
+
+
+def test_a_model_missing_its_weights_is_not_exported(store, tmp_path, capsys):
+    import shutil
+    from core import jobs
+    job_id = store.db.execute(
+        "INSERT INTO jobs (kind, state, config, created, started, finished, result) VALUES "
+        "('train', 'succeeded', '{}', 1, 1, 2, '{}')").lastrowid
+    folder = jobs.job_dir(store, job_id) / "model"
+    shutil.copytree(models.resolve(None), folder)
+    store.db.execute("UPDATE jobs SET result = ? WHERE id = ?",
+                     (json.dumps({"model_path": str(folder)}), job_id))
+    target = tmp_path / "out.zip"
+    assert main(["export-model", f"j{job_id}", "--zip", str(target)]) == 0  # whole: it exports
+    capsys.readouterr()
+    target.unlink()
+    (folder / "model.safetensors").unlink()  # the weights are gone
+    assert main(["export-model", f"j{job_id}", "--zip", str(target)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "does not load" in err, err
+    assert not target.exists() and not list(tmp_path.glob("*.partial"))
+    with pytest.raises(WorkspaceError, match="does not load"):
+        export.model_zip_bytes(store, f"j{job_id}")

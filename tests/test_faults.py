@@ -117,7 +117,7 @@ def test_a_finetune_that_cannot_write_its_checkpoint_fails_clean_and_resumes(sto
 
     jobs.resume(store, 1)  # with room again, the same job runs to its end
     runner = jobs.Runner(store)
-    runner.run_one(runner._claim())
+    runner.run_one(jobs.claim(store))
     assert jobs.get(store, 1).state == "succeeded", jobs.get(store, 1).error
     rows_before, files_before = tables(store), folder_hash(store.files)
 

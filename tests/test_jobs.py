@@ -1,6 +1,5 @@
 """The job runner with real (tiny) training runs: queue, cancel, failure, restart and resume;
 and a runner that outlives a locked database, and job ownership across processes."""
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -8,7 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from core import jobs
@@ -38,7 +36,7 @@ def wait_for(store, job_id, states, timeout=300):
 def test_a_job_trains_evaluates_and_stores_both_results(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
     runner = jobs.Runner(store)
-    runner.run_one(runner._claim())
+    runner.run_one(jobs.claim(store))
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
     assert job.progress == 1.0
@@ -59,7 +57,7 @@ def test_jobs_queue_one_at_a_time_and_a_queued_job_cancels_at_once(store, pair_s
         first = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "max_pairs": 48,
                                              "epochs": 2})
         second = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
-        third = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
+        third = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "max_pairs": 16})
         runner.wake()
         wait_for(store, first, {"running"})
         assert jobs.get(store, second).state == "queued"  # waits its turn, not lost
@@ -84,22 +82,34 @@ def test_bad_configs_are_refused_before_anything_is_queued(store, pair_set_id):
                             ({"dims": [64, 384]}, "largest to smallest"),
                             ({"dims": [512]}, "outside 1..384"),
                             ({"loss": "triplet"}, "loss must be one of"),
-                            ({"epochs": 0}, "epochs must be at least 1"),
-                            ({"max_pairs": 1}, "at least 2"),
+                            ({"epochs": 0}, "epochs 0 is out of range"),
+                            ({"max_pairs": 1}, "max_pairs 1 is out of range"),
+                            ({"budget_minutes": float("nan")}, "budget_minutes nan"),
+                            ({"seed": -1}, "seed -1 is out of range"),
+                            ({"pair_set_id": 2**63}, "pair_set_id .* is out of range"),
                             ({"learning_rate_typo": 1}, "unknown setting")):
         with pytest.raises(WorkspaceError, match=message):
             jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, **change})
     assert jobs.all_jobs(store) == []
 
 
-def test_a_pair_set_deleted_under_a_queued_job_fails_it_clearly(store, pair_set_id):
-    runner = jobs.Runner(store)
-    orphan = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
-    store.delete_pair_set(pair_set_id)
-    runner.run_one(runner._claim())
-    job = jobs.get(store, orphan)
-    assert job.state == "failed" and "was deleted" in job.error
-    assert runner._claim() is None  # nothing else was affected
+def test_a_pair_set_under_a_queued_job_cannot_be_deleted(store, pair_set_id):
+    from core import runs
+    waiting = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
+    with pytest.raises(WorkspaceError, match=f"job {waiting} is queued and it trains on this pair set"):
+        runs.delete_pair_set(store, pair_set_id)
+    assert jobs.get(store, waiting).state == "queued" and store.pair_set(pair_set_id)
+
+
+def test_a_second_identical_request_is_the_same_job_and_a_queued_job_knows_its_place(store, pair_set_id):
+    first, new = jobs.request(store, "train", {**TINY, "pair_set_id": pair_set_id})
+    again, new_again = jobs.request(store, "train", {"pair_set_id": pair_set_id, **TINY})
+    other = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "epochs": 2})
+    assert new and not new_again and again == first and other != first
+    assert jobs.queue_positions(store) == {first: 1, other: 2}
+    jobs.cancel(store, first)
+    assert jobs.queue_positions(store) == {other: 1}
+    assert jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id}) not in (first, other)
 
 
 @pytest.mark.slow
@@ -107,7 +117,7 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "epochs": 3,
                                           "max_pairs": 48})
     runner = jobs.Runner(store)
-    job = runner._claim()
+    job = jobs.claim(store)
     checkpoints = jobs.job_dir(store, job_id) / "checkpoints"
 
     def stop_after_the_first_checkpoint():
@@ -118,9 +128,9 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     watcher.start()
     runner.run_one(job)  # stops in its second epoch, keeping the first epoch's checkpoint
     assert jobs.get(store, job_id).state == "canceled" and any(checkpoints.glob("checkpoint-*"))
-    # Simulate a server that died mid-run: the row still says running, owned by a dead process.
-    store.db.execute("UPDATE jobs SET state = 'running', owner = ? WHERE id = ?",
-                     (dead_owner(), job_id))
+    # Simulate a server that died mid-run: the row still says running, and no process holds
+    # the job's lock.
+    store.db.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (job_id,))
     restarted = jobs.Runner(Store(store.home))
     assert jobs.recover(restarted.store) == 1
     interrupted = jobs.get(store, job_id)
@@ -131,7 +141,7 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     resumed = jobs.get(store, job_id)
     assert resumed.resume and "resume" not in resumed.config  # the config stays a valid one
     assert jobs.check_train_config(store, resumed.config) == resumed.config
-    restarted.run_one(restarted._claim())
+    restarted.run_one(jobs.claim(restarted.store))
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
     assert any("Training" in e["line"] for e in jobs.events(store, job_id, "log"))
@@ -142,7 +152,7 @@ def test_cached_loss_with_mined_hard_negatives_trains(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "loss": "cached_mnrl",
                                           "mini_batch_size": 4, "hard_negatives": 1})
     runner = jobs.Runner(store)
-    runner.run_one(runner._claim())
+    runner.run_one(jobs.claim(store))
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
     assert any("hard negatives" in e["line"] for e in jobs.events(store, job_id, "log"))
@@ -201,7 +211,7 @@ def test_a_failure_is_recorded_even_while_the_database_is_locked(home, probe):
     store = Store(home, busy_timeout=0.1)
     job_id = jobs.submit(store, "probe", {})
     runner = jobs.Runner(store)
-    job = runner._claim()
+    job = jobs.claim(store)
 
     def lock_then_fail():
         other = hold_write_lock(store)
@@ -229,40 +239,54 @@ def test_the_page_helper_restarts_a_dead_runner(home, probe):
 
 
 # -- ownership: only jobs of a gone process are interrupted ---------------------------------
-def dead_owner() -> str:
-    """The owner string of a process that has ended."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    started = psutil.Process(child.pid).create_time()
-    child.wait()
-    return f"{socket.gethostname()}:{child.pid}:{started:.0f}"
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)
+"""
 
 
-@pytest.mark.parametrize("owner,beat_age,interrupted", [
-    ("me", 0, False),                   # a live process on this host: left alone
-    ("dead", 0, True),                  # its process has ended
-    ("me", 120, True),                  # alive but silent for two minutes: hung
-    ("other-host:1:1", 0, False),       # another machine, beating: cannot be checked, trusted
-    ("other-host:1:1", 120, True),      # another machine, silent
-    (None, 0, False),                   # claimed by code that records no owner, but beating
-    (None, None, True),                 # written before owners and heartbeats were recorded
-])
-def test_recover_interrupts_only_jobs_whose_owner_is_gone(store, owner, beat_age, interrupted):
-    owner = {"me": jobs.this_process(), "dead": dead_owner()}.get(owner, owner)
+def running_row(store) -> int:
     now = time.time()
-    job_id = store.db.execute(
-        "INSERT INTO jobs (kind, state, config, created, started, owner, heartbeat) "
-        "VALUES ('train', 'running', '{}', ?, ?, ?, ?)",
-        (now - 200, now - 200, owner, None if beat_age is None else now - beat_age)).lastrowid
-    assert jobs.recover(store) == int(interrupted)
-    assert jobs.get(store, job_id).state == ("interrupted" if interrupted else "running")
+    return store.db.execute(
+        "INSERT INTO jobs (kind, state, config, created, started, heartbeat) "
+        "VALUES ('train', 'running', '{}', ?, ?, ?)", (now - 200, now - 200, now - 200)).lastrowid
+
+
+def test_recover_interrupts_only_jobs_whose_lock_is_free(store, probe):
+    jobs.submit(store, "probe", {})
+    mine = jobs.claim(store).id  # held by this process
+    theirs, gone, old = running_row(store), running_row(store), running_row(store)
+    lock = jobs.lock_path(store, theirs)
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"  # another live process owns it
+        jobs.lock_path(store, gone).parent.mkdir(parents=True)
+        jobs.lock_path(store, gone).touch()  # its owner ended: the lock is free
+        # ``old``: a row from before locks (no lock file at all)
+        assert jobs.recover(Store(store.home)) == 2
+        states = {i: jobs.get(store, i).state for i in (mine, theirs, gone, old)}
+        assert states == {mine: "running", theirs: "running", gone: "interrupted",
+                          old: "interrupted"}
+    finally:
+        holder.kill()
+        holder.wait()
+    assert jobs.recover(store) == 1  # the holder died: its job is interrupted now
+    assert jobs.get(store, theirs).state == "interrupted"
 
 
 def test_a_claimed_job_records_its_owner_and_heartbeats(store, probe):
     job_id = jobs.submit(store, "probe", {})
-    runner = jobs.Runner(store)
-    job = runner._claim()
+    job = jobs.claim(store)
     assert job.owner == jobs.this_process() and job.heartbeat >= job.started
+    assert jobs.claim(Store(store.home), job_id) is None  # nobody else can take it
     store.db.execute("UPDATE jobs SET heartbeat = 0 WHERE id = ?", (job_id,))
     jobs.StoreReporter(store, job_id).progress(0.3)
     assert time.time() - jobs.get(store, job_id).heartbeat < 5
     assert jobs.recover(Store(store.home)) == 0  # a second server leaves it running
+    jobs.Runner(store).run_one(job)
+    assert jobs.get(store, job_id).state == "succeeded" and not jobs.holds(store, job_id)

@@ -129,8 +129,9 @@ def test_delete_corpus_refuses_while_a_job_waits_then_removes_everything(store, 
         runs.delete_corpus(store, corpus_id)
     assert store.corpora()  # nothing was lost
     jobs.cancel(store, job_id)
+    assert len(runs.list_runs(store)) == 1  # canceled before it ran: no run
     runs.delete_corpus(store, corpus_id)
-    assert not store.corpora() and not runs.list_runs(store)
+    assert not store.corpora() and not runs.list_runs(store) and not jobs.all_jobs(store)
     assert store.query("SELECT COUNT(*) FROM embeddings")[0][0] == 0
 
 
@@ -141,8 +142,13 @@ def test_rename_checks_names(store, count):
         runs.rename_pair_set(store, pair_set_id, " other ")
     runs.rename_pair_set(store, pair_set_id, "summaries")
     assert store.pair_set(pair_set_id).name == "summaries" and store.pair_set(other).name == "other"
-    with pytest.raises(WorkspaceError, match="cannot be empty"):
+    with pytest.raises(WorkspaceError, match="is blank"):
         runs.rename_corpus(store, corpus_id, "  ")
+    for bad in ("evil\u202eexe.pdf", "two\nlines"):  # the upload name rule, on renames too
+        with pytest.raises(WorkspaceError, match="direction-override"):
+            runs.rename_corpus(store, corpus_id, bad)
+        with pytest.raises(WorkspaceError, match="direction-override"):
+            runs.rename_pair_set(store, pair_set_id, bad)
     runs.rename_corpus(store, corpus_id, "stdlib")
     assert store.corpus(corpus_id).name == "stdlib"
 

@@ -3,6 +3,7 @@ import hashlib
 import plotly.express as px
 import streamlit as st
 
+from core import runs
 from core.beir import import_beir, parse_beir, upload_files
 from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
 from core.errors import WorkspaceError
@@ -112,11 +113,15 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
                 with explained(), st.spinner("Chunking the passages and linking the labels…"):
                     report, sets = import_beir(workspace, beir_data, beir_name, token_counter())
                     st.session_state["corpus_name"] = beir_name
-                    st.session_state["flash"] = f"Imported '{escape(beir_name)}': " \
-                                                f"{report.summary()}, {len(sets)} labelled pair sets."
+                    message = (f"Imported '{escape(beir_name)}': {escape(report.summary())}, "
+                               f"{len(sets)} labelled pair sets.")
+                    # Labels were dropped: said in amber, not green, so nobody misses it.
+                    st.session_state["flash_warning" if report.dropped else "flash"] = message
                     st.rerun()
 
 show_flash()
+if "flash_warning" in st.session_state:
+    st.warning(st.session_state.pop("flash_warning"), icon=":material/warning:")
 
 if corpora:
     st.divider()
@@ -142,8 +147,16 @@ if corpora:
     if st.button(f"Delete corpus '{escape(shown)}'", key="delete"):
         st.session_state["confirm_delete"] = shown
     if st.session_state.get("confirm_delete") == shown:
-        st.warning(f"Delete '{escape(shown)}' with its chunks and pair sets? This cannot be undone.")
-        if st.button("Yes, delete it"):
-            workspace.delete_corpus(corpus.id)
-            st.session_state.pop("confirm_delete")
-            st.rerun()
+        refused = runs.why_not_delete(workspace, "corpus", corpus.id)
+        if refused:
+            st.error(f"Corpus '{escape(shown)}' cannot be deleted now: {escape(refused)}.",
+                     icon=":material/block:")
+        else:
+            st.warning(f"Delete {escape(runs.plan_delete_corpus(workspace, corpus.id).summary())}? "
+                       "This cannot be undone.")
+            if st.button("Yes, delete it"):
+                with explained():
+                    report = runs.delete_corpus(workspace, corpus.id)
+                    st.session_state.pop("confirm_delete")
+                    st.session_state["flash"] = f"Deleted {escape(report.summary())}."
+                    st.rerun()

@@ -4,7 +4,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, models
+from core import jobs, models, ranges
 from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
@@ -46,7 +46,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                     help="The bundled model, a hub ID (org/name), the folder of "
                                     "a model fine-tuned here, or a folder under "
                                     f"{models.DATA_ROOT_ENV}.")
-        budget = m2.number_input("Time budget (minutes)", 1.0, 24 * 60.0, None, 1.0,
+        budget = m2.number_input("Time budget (minutes)", 1.0, ranges.MAX_MINUTES, None, 1.0,
                                  placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
                                  f"pairs into this much training time ({budget_defaults()}).")
         with explained():
@@ -70,7 +70,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                 loss = c6.selectbox("Loss", LOSSES, LOSSES.index(default.loss),
                                     help="cached_mnrl: large batches in little memory (GradCache).")
                 negatives = c7.number_input("Hard negatives per pair", 0, 5, default.hard_negatives)
-                seed = c8.number_input("Seed", 0, 100_000, default.seed)
+                seed = c8.number_input("Seed", 0, ranges.MAX_SEED, default.seed)
                 dims = st.multiselect("Matryoshka dimensions", sorted({*default.dims, 16}, reverse=True),
                                       default=default.dims)
                 c9, c10, c11 = st.columns(3)
@@ -93,10 +93,16 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
             st.caption(f"Your run: {chosen.summary()} of training (of {n_train:,} pairs) on "
                        f"{setup.device}, plus evaluation.")
             if start:
-                job_id = jobs.submit(workspace, "train", json.loads(config.to_json()))
+                job_id, new = jobs.request(workspace, "train", json.loads(config.to_json()))
                 runner().wake()
                 st.session_state["job_id"] = job_id
+                if not new:  # a second click: show the job already asked for, not a twin
+                    st.session_state["twin"] = job_id
                 st.rerun()
+
+if st.session_state.get("twin"):
+    st.info(f"Job {st.session_state.pop('twin')} with these settings is already queued or "
+            "running; it is shown below.", icon=":material/info:")
 
 all_jobs = jobs.all_jobs(workspace)
 if not all_jobs:
@@ -134,8 +140,10 @@ def live(job_id: int, state_at_render: str) -> None:
     eta = f" · about {duration(job.eta)} left" if job.eta else ""
     epoch = f" · epoch {steps[-1]['epoch']:.2f}" if steps and steps[-1]["epoch"] else ""
     step = f" · step {steps[-1]['step']}" if steps else ""
-    st.progress(min(job.progress, 1.0), text=f"**{job.state}** · {job.status}{step}{epoch} · "
-                                             f"{duration(job.elapsed)}{eta}")
+    place = jobs.queue_positions(workspace).get(job_id)
+    where = f" · number {place} in the queue" if place else ""
+    st.progress(min(job.progress, 1.0), text=f"**{job.state}**{where} · {escape(job.status)}"
+                                             f"{step}{epoch} · {duration(job.elapsed)}{eta}")
     if job.error:
         st.error(escape(job.error), icon=":material/error:")
     if job.state == "interrupted":

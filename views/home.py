@@ -54,7 +54,7 @@ with left:
         load_the_demo()
     st.page_link("views/corpus.py", label="Upload your documents", icon=":material/library_books:")
     size = workspace_size(workspace)
-    st.caption(f"On disk: {size.summary()}", help=f"In {workspace.home}. Cached vectors spare "
+    st.caption(f"On disk: {size.summary()}", help=f"In {escape(workspace.home)}. Cached vectors spare "
                "re-encoding passages; deleting a run, pair set or corpus on the Runs page "
                "removes its files and vectors too.")
 with right:

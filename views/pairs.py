@@ -1,6 +1,7 @@
 
 import streamlit as st
 
+from core import ranges, runs
 from core.pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
                         PseudoQueryConfig, estimate, export_jsonl, generate_builtin, generate_llm,
                         guess_columns, import_pairs, llm_pair_set_name, read_pairs_file, split)
@@ -57,7 +58,7 @@ with tab_builtin:
     per_chunk = c1.number_input("Queries per chunk", 1, 5, PseudoQueryConfig.per_chunk)
     style = c2.selectbox("Style", GENERATOR_STYLES, GENERATOR_STYLES.index(PseudoQueryConfig.style), help="questions: the mix above (default); "
                          "sentences: the plain Inverse Cloze Task.")
-    seed = c3.number_input("Seed", 0, 10_000, PseudoQueryConfig.seed)
+    seed = c3.number_input("Seed", 0, ranges.MAX_SEED, PseudoQueryConfig.seed)
     name = st.text_input("Pair set name", value=BUILTIN_PAIR_SET, key="builtin_name")
     if st.button("Generate", type="primary", key="builtin_go"):
         with explained(), st.spinner("Making and filtering queries…"):
@@ -117,7 +118,7 @@ st.dataframe([{"query": r["query"], "passage": r["positive"][:200], "split": r["
 
 c1, c2, c3 = st.columns([1, 1, 2])
 fraction = c1.slider("Test share", 0.05, 0.5, TEST_FRACTION, 0.05)
-split_seed = c2.number_input("Split seed", 0, 10_000, SPLIT_SEED)
+split_seed = c2.number_input("Split seed", 0, ranges.MAX_SEED, SPLIT_SEED)
 if c3.button("Split train/test", type="primary"):
     with explained():
         report = split(workspace, chosen.id, fraction, int(split_seed))
@@ -135,9 +136,15 @@ if "test" in counts:
 if d4.button("Delete this pair set"):
     st.session_state["confirm_delete_pairs"] = chosen.id
 if st.session_state.get("confirm_delete_pairs") == chosen.id:
-    st.warning(f"Delete pair set '{escape(chosen.name)}' with its {len(rows)} pairs? "
-               "This cannot be undone.")
-    if st.button("Yes, delete it", key="confirm_delete_pair_set"):
-        workspace.delete_pair_set(chosen.id)
-        st.session_state.pop("confirm_delete_pairs")
-        done(f"Deleted '{escape(chosen.name)}'.")
+    refused = runs.why_not_delete(workspace, "pair set", chosen.id)
+    if refused:
+        st.error(f"Pair set '{escape(chosen.name)}' cannot be deleted now: {escape(refused)}.",
+                 icon=":material/block:")
+    else:
+        st.warning(f"Delete {escape(runs.plan_delete_pair_set(workspace, chosen.id).summary())}? "
+                   "This cannot be undone.")
+        if st.button("Yes, delete it", key="confirm_delete_pair_set"):
+            with explained():
+                report = runs.delete_pair_set(workspace, chosen.id)
+                st.session_state.pop("confirm_delete_pairs")
+                done(f"Deleted {escape(report.summary())}.")

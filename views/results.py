@@ -23,7 +23,7 @@ if not pair_sets:
     st.stop()
 pair_set = pick_pair_set(pair_sets)
 if trust_note(pair_set):
-    st.warning(trust_note(pair_set), icon=":material/warning:")
+    st.warning(escape(trust_note(pair_set)), icon=":material/warning:")
     st.page_link("views/pairs.py", label="Import real test questions (Pairs page → Import your pairs)",
                  icon=":material/upload:")
 

@@ -114,7 +114,7 @@ else:
         if st.button("Push", disabled=not (repo and token)):
             with explained(), st.spinner("Uploading…"):
                 url = export.push_to_hub(workspace, run.id, repo, token, private)
-                st.success(f"Pushed to {url}")
+                st.success(f"Pushed to {escape(url)}")
 
 # -- manage ----------------------------------------------------------------------------------
 st.subheader("Rename or delete")
@@ -139,9 +139,14 @@ if options:
     with m2, explained():
         plan = {"Run": runs.plan_delete_run, "Pair set": runs.plan_delete_pair_set,
                 "Corpus": runs.plan_delete_corpus}[kind](workspace, item)
-        st.markdown(f"Deleting removes: {escape(plan.summary())}.")
-        sure = st.checkbox("Yes, delete it for good", key=f"sure_{kind}_{item}")
-        if st.button("Delete", type="primary", disabled=not sure):
+        refused = runs.why_not_delete(workspace, kind.lower(), item)
+        if refused:
+            st.error(f"Cannot be deleted now: {escape(refused)}.", icon=":material/block:")
+        else:
+            st.markdown(f"Deleting removes: {escape(plan.summary())}.")
+        sure = st.checkbox("Yes, delete it for good", key=f"sure_{kind}_{item}",
+                           disabled=bool(refused))
+        if st.button("Delete", type="primary", disabled=not sure or bool(refused)):
             done = {"Run": runs.delete_run, "Pair set": runs.delete_pair_set,
                     "Corpus": runs.delete_corpus}[kind](workspace, item)
             st.session_state["flash"] = f"Deleted {escape(done.summary())} at {time.strftime('%H:%M')}."

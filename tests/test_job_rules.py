@@ -1,0 +1,217 @@
+"""The workspace's job rules, end to end with real processes: what a queued or running job uses
+cannot be deleted (from a page or from core); a paused owner keeps its job; a killed one's job
+is interrupted with Resume within a minute; a server that stops as a job starts interrupts it;
+a read-only workspace is one line on every page, with the runner idle."""
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs, runs
+from core.beir import load_demo
+from core.evaluate import RetrievalSet, evaluate_named, save
+from core.store import Store, WorkspaceError
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+FINETUNE = ["finetune", "--epochs", "2", "--max-pairs", "48", "--batch-size", "8",
+            "--max-seq-length", "32"]
+# The old rule called a job lost after 60 s without a heartbeat, so the probe paused its owner
+# for 72 s. The lock has no clock: any pause spanning several recovery rounds shows the same.
+PAUSE_SECONDS = float(os.environ.get("RAGTUNE_TEST_PAUSE_SECONDS", "12"))
+
+
+@pytest.fixture
+def demo(store, count):
+    corpus_id, pair_set_id = load_demo(store, count, limit=60)
+    save(store, evaluate_named(None, RetrievalSet.from_pair_set(store, pair_set_id), [64], store),
+         pair_set_id, "baseline")
+    return corpus_id, pair_set_id
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def training_lines(store: Store, job_id: int) -> list[str]:
+    return [e["line"] for e in jobs.events(store, job_id, "log") if e["line"].startswith("Training:")]
+
+
+def cli_finetune(home: Path, pair_set_id: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "core", *FINETUNE, "--pairs", str(pair_set_id)],
+                            cwd=ROOT, env={**os.environ, "RAGTUNE_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextmanager
+def server(store: Store, **kwargs):
+    """What a second server on the workspace runs: the job runner, recovering as it goes."""
+    runner = jobs.Runner(Store(store.home), poll_seconds=0.2, **kwargs).start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+# -- deletes ------------------------------------------------------------------------------
+def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo):
+    corpus_id, pair_set_id = demo
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, "epochs": 1, "batch_size": 8})
+    assert jobs.claim(store, job_id)  # running, owned by this process: no runner takes it
+    for path, button, confirm in (("views/pairs.py", "Delete this pair set", "Yes, delete it"),
+                                  ("views/corpus.py", "Delete corpus", "Yes, delete it")):
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        at.switch_page(path)
+        at.run()
+        next(b for b in at.button if b.label.startswith(button)).click().run()
+        assert not at.exception
+        assert not [b for b in at.button if b.label == confirm]
+        refusal = " ".join(e.value for e in at.error)
+        assert f"job {job_id} is running and it trains on" in refusal, refusal
+    at.switch_page("views/runs.py")
+    at.run()
+    at.radio[0].set_value("Corpus").run()
+    assert f"job {job_id} is running" in " ".join(e.value for e in at.error)
+    assert next(b for b in at.button if b.label == "Delete").disabled
+    assert store.pair_set(pair_set_id) and store.corpus(corpus_id)
+    jobs.interrupt(store, job_id)
+
+
+def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(store, demo):
+    corpus_id, pair_set_id = demo
+    cli = cli_finetune(store.home, pair_set_id)
+    try:
+        wait_until(lambda: jobs.all_jobs(store) and training_lines(store, 1), 300, "training")
+        cli.send_signal(signal.SIGSTOP)
+        with server(store, recover_seconds=1) as second:
+            time.sleep(PAUSE_SECONDS)
+            assert second.alive() and jobs.get(store, 1).state == "running"
+            with pytest.raises(WorkspaceError, match="only an interrupted"):
+                jobs.resume(store, 1)  # the page shows no Resume for a running job
+            for delete, ref in ((runs.delete_pair_set, pair_set_id), (runs.delete_corpus, corpus_id)):
+                with pytest.raises(WorkspaceError, match="job 1 is running and it trains on"):
+                    delete(store, ref)
+            refused = subprocess.run([sys.executable, "-m", "core", "delete", "pair-set",
+                                      str(pair_set_id)], cwd=ROOT, capture_output=True, text=True,
+                                     env={**os.environ, "RAGTUNE_HOME": str(store.home)})
+            assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+            assert "job 1 is running and it trains on this pair set" in refused.stderr
+        cli.send_signal(signal.SIGCONT)
+        out, err = cli.communicate(timeout=600)
+    finally:
+        cli.kill()
+    assert cli.returncode == 0, err[-2000:]
+    job = jobs.get(store, 1)
+    assert job.state == "succeeded" and len(training_lines(store, 1)) == 1
+    assert len([e for e in jobs.events(store, 1, "log") if e["line"].startswith("epoch 1.00")]) <= 1
+
+    # The job has ended: the delete goes ahead and takes everything it orphaned with it.
+    model = Path(job.result["model_path"])
+    assert model.is_dir()
+    runs.delete_corpus(store, corpus_id)
+    assert not model.exists() and not jobs.job_dir(store, 1).exists()
+    assert not jobs.all_jobs(store) and not store.query("SELECT 1 FROM evaluations")
+    assert store.query("SELECT COUNT(*) FROM embeddings")[0][0] == 0
+
+
+def test_a_killed_cli_job_is_interrupted_with_resume_within_a_minute(store, demo):
+    _, pair_set_id = demo
+    with server(store):  # a server with its default recovery interval
+        cli = cli_finetune(store.home, pair_set_id)
+        try:
+            wait_until(lambda: jobs.all_jobs(store) and training_lines(store, 1), 300, "training")
+        finally:
+            cli.kill()  # SIGKILL: no code of the CLI runs
+            cli.wait()
+        killed = time.time()
+        wait_until(lambda: jobs.get(store, 1).state == "interrupted", 60, "the job to be interrupted")
+        assert time.time() - killed < 60
+        assert jobs.why_not_resume(store, jobs.get(store, 1)) is None  # the page shows Resume
+
+
+# -- shutdown -----------------------------------------------------------------------------
+STOPS_AS_THE_JOB_STARTS = """
+import concurrent.futures, sys, time
+from core import jobs
+from core.store import Store
+
+def load_model(store, job, reporter):
+    # Model loading hands work to thread pools, which refuse it once the interpreter stops.
+    reporter.status("Loading the model")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        while True:
+            pool.submit(time.sleep, 0.001).result()
+
+jobs.HANDLERS["load"] = load_model
+jobs.VALIDATORS["load"] = lambda store, config: config
+store = Store(sys.argv[1])
+job_id = jobs.submit(store, "load", {})
+jobs.Runner(store, poll_seconds=0.01).start()
+while jobs.get(store, job_id).status != "Loading the model":
+    time.sleep(0.005)
+# the main thread ends here, as a server's does on SIGTERM: the interpreter shuts down
+"""
+
+
+def test_a_job_whose_server_stops_as_it_starts_is_interrupted_not_failed(store):
+    for _ in range(3):  # it used to fail about one time in five
+        result = subprocess.run([sys.executable, "-c", STOPS_AS_THE_JOB_STARTS, str(store.home)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+    states = [(j.state, j.error, j.status) for j in jobs.all_jobs(store)]
+    assert all(s[0] == "interrupted" and s[1] is None for s in states), states
+    assert all(jobs.why_not_resume(store, j) is None for j in jobs.all_jobs(store))
+
+
+# -- a read-only workspace ------------------------------------------------------------------
+@contextmanager
+def read_only(folder: Path):
+    """``folder`` made read-only for everyone, root included, by a read-only bind mount."""
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("needs a read-only bind mount (root, mount)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # open files may remain
+
+
+def test_a_read_only_workspace_is_one_line_on_every_page(store):
+    with read_only(store.home):
+        with pytest.raises(WorkspaceError, match="is read-only"):
+            Store(store.home)
+        for path in ("views/home.py", "views/corpus.py", "views/pairs.py", "views/finetune.py",
+                     "views/results.py", "views/runs.py", "views/search.py", "views/decide.py"):
+            at = AppTest.from_file(APP, default_timeout=60)
+            at.switch_page(path)
+            at.run()
+            assert not at.exception, path
+            assert len(at.error) == 1 and "is read-only" in at.error[0].value.replace("\\", ""), path
+
+
+def test_the_runner_idles_on_a_workspace_that_became_read_only(store, caplog, monkeypatch):
+    monkeypatch.setitem(jobs.HANDLERS, "probe", lambda store, job, reporter: {})
+    monkeypatch.setitem(jobs.VALIDATORS, "probe", lambda store, config: config)
+    job_id = jobs.submit(store, "probe", {})  # waiting, so the runner tries to write
+    with read_only(store.home), caplog.at_level(logging.DEBUG, logger="core.jobs"):
+        runner = jobs.Runner(store, poll_seconds=0.01, recover_seconds=0.05).start()
+        time.sleep(1.5)
+        assert runner.alive()
+        runner.stop()
+    told = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(told) == 1 and "idle" in told[0].getMessage() and not told[0].exc_info, told
+    assert jobs.get(store, job_id).state == "queued"
