@@ -650,10 +650,11 @@ def run_label_start(args) -> None:
         for n, passage in enumerate(shown, start=1):
             mark = {label.RELEVANT: "[R]", label.PARTLY: "[p]"}.get(marks.get(passage.chunk_id), "[ ]")
             print(f"{n:>2} {mark} {passage.document}: {' '.join(passage.text.split())[:240]}")
-        try:
-            line = input("> ").strip()
-        except EOFError:
+        print("> ", end="", file=sys.stderr, flush=True)  # stdout keeps only the result
+        line = sys.stdin.readline()
+        if not line:  # end of input
             break
+        line = line.strip()
         try:
             if line == "q":
                 break

@@ -367,7 +367,7 @@ def people_pair_set(store: Store, corpus_id: int) -> PairSet | None:
 def _sync(store: Store, corpus_id: int) -> None:
     """Rewrite the people's pair set from the labels (inside the caller's transaction): the
     first PEOPLE_TEST_MAX labelled questions are the test split; a later one trains unless it
-    shares a passage with a test question, which would leak the answer, and then it tests."""
+    shares a passage, directly or through other questions, with a test question."""
     rows = store.query(
         "SELECT q.id, q.text, l.chunk_id, l.relevance, c.text AS passage FROM questions q "
         "JOIN labels l ON l.question_id = q.id JOIN chunks c ON c.id = l.chunk_id "
@@ -386,14 +386,22 @@ def _sync(store: Store, corpus_id: int) -> None:
     by_question: dict[int, list] = {}
     for r in rows:
         by_question.setdefault(r["id"], []).append(r)
-    test_passages: set[int] = set()
-    split_of: dict[int, str] = {}
-    for n, (question_id, labels) in enumerate(by_question.items()):
-        mine = {r["chunk_id"] for r in labels}
-        side = "test" if n < plan.PEOPLE_TEST_MAX or mine & test_passages else "train"
-        if side == "test":
-            test_passages |= mine
-        split_of[question_id] = side
+    # Questions sharing a passage are one group, on one side: a test question's answer never
+    # shows up in training.
+    parent = {q: q for q in by_question}
+
+    def root(q: int) -> int:
+        while parent[q] != q:
+            parent[q] = parent[parent[q]]
+            q = parent[q]
+        return q
+
+    first_with: dict[int, int] = {}
+    for question_id, labels in by_question.items():
+        for r in labels:
+            parent[root(question_id)] = root(first_with.setdefault(r["chunk_id"], question_id))
+    tested = {root(q) for q in list(by_question)[:plan.PEOPLE_TEST_MAX]}
+    split_of = {q: "test" if root(q) in tested else "train" for q in by_question}
     db = store.db
     db.execute("DELETE FROM pairs WHERE pair_set_id = ?", (pair_set_id,))
     db.executemany(
@@ -434,3 +442,28 @@ def corpus_ref(store: Store, ref: str) -> int:
     if ref.isdigit():
         return store.corpus(int(ref)).id
     return store.corpus(ref).id
+
+
+def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
+    """Measure the base model and every model fine-tuned on the corpus on a pair set's test
+    questions, each once: people's questions judge every run. Returns the new evaluation ids.
+
+    Args:
+        progress: called with (stage, fraction) while a model is measured.
+    """
+    from .evaluate import evaluate_named, load_evaluations, save
+    from .runs import list_runs
+    corpus_id = store.pair_set(pair_set_id).corpus_id
+    mine = {p.id for p in store.pair_sets(corpus_id)}
+    wanted = {models.DEFAULT_MODEL: "baseline"}
+    for run in reversed(list_runs(store)):  # oldest first, so labels follow the runs' order
+        if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine:
+            wanted.setdefault(run.model_path, f"{run.name} ({run.id})")
+    done = {e.model for e in load_evaluations(store, pair_set_id)}
+    data = RetrievalSet.from_pair_set(store, pair_set_id, "test")
+    new = []
+    for model, name in wanted.items():
+        if model not in done:
+            result = evaluate_named(model, data, store=store, progress=progress)
+            new.append(save(store, result, pair_set_id, name))
+    return new
