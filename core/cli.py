@@ -677,7 +677,7 @@ def run_label_start(args) -> None:
     finish(args, done.summary(), {**asdict(done), "done": done.done})
 
 
-@command("compare", "compare two runs question by question: NDCG@10 difference, its 95% "
+@command("compare", "compare two runs question by question: NDCG@10 difference, its "
                     "bootstrap interval, wins and losses at every dimension")
 def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_a", metavar="RUN_A", help="a run id from python -m core runs (e3, j2)")

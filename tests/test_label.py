@@ -265,3 +265,11 @@ def test_bad_label_commands_are_one_line(demo_store, tmp_path, capsys, argv, mes
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["label", "--help"], ["label", "start", "--help"],
+                                  ["compare", "--help"]])
+def test_label_and_compare_have_help(argv, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
