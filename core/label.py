@@ -458,7 +458,7 @@ def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     wanted = {models.DEFAULT_MODEL: "baseline"}
     for run in reversed(list_runs(store)):  # oldest first, so labels follow the runs' order
         if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine:
-            wanted.setdefault(run.model_path, f"{run.name} ({run.id})")
+            wanted.setdefault(run.model_path, f"fine-tuned {run.id}")
     done = {e.model for e in load_evaluations(store, pair_set_id)}
     data = RetrievalSet.from_pair_set(store, pair_set_id, "test")
     new = []

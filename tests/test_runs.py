@@ -166,7 +166,7 @@ def test_home_shows_the_flow_and_the_next_action(trained):
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert "1 corpus · 1 pair set (1 split) · 0 jobs running" in at.caption[0].value
-    assert at.button[0].label == "Next: Search with both models"
+    assert at.button[0].label == "Next: Label real questions to check the gain"
 
 
 def test_finetune_cli_cancels_cleanly_on_ctrl_c(trained_copy):

@@ -32,7 +32,7 @@ with st.expander("Add questions", expanded=total == 0):
                                           label.read_questions(upload.name, upload.getvalue())))
     with tab_paste:
         pasted = st.text_area("One question per line", height=160, key="questions_paste")
-        if st.button("Add the pasted questions", disabled=not pasted.strip()):
+        if st.button("Add the pasted questions"):
             with explained():
                 added(label.add_questions(workspace, corpus.id, label.parse_pasted(pasted)))
     with tab_one, st.form("one_question", clear_on_submit=True, border=False):
