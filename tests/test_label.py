@@ -273,3 +273,24 @@ def test_label_and_compare_have_help(argv, capsys):
     with pytest.raises(SystemExit) as done:
         main(argv)
     assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_the_label_page_refuses_an_empty_paste_and_labels_with_the_mouse(demo_store):
+    from streamlit.testing.v1 import AppTest
+    from tests.conftest import ROOT
+    store, corpus_id = demo_store
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("views/label.py").run()
+    assert not at.exception and "No questions for this corpus yet" in at.info[0].value
+    next(b for b in at.button if b.label == "Add the pasted questions").click().run()
+    assert "holds no questions" in at.error[0].value and label.questions(store, corpus_id) == []
+    at.text_area[0].input("\n".join(SUMMARIES[:3])).run()
+    next(b for b in at.button if b.label == "Add the pasted questions").click().run()
+    assert "Added 3 questions, 0 already there" in at.success[0].value
+    first = label.current(store, corpus_id)
+    next(b for b in at.button if b.label == "Mark").click().run()  # passage 1, with the mouse
+    next(b for b in at.button if b.label == "Done, next").click().run()
+    assert not at.exception and "1 of 3 labelled" in at.get("progress")[0].proto.text
+    assert list(label.labels_of(store, first.id).values()) == [label.RELEVANT]
+    next(b for b in at.button if b.label == "Undo").click().run()
+    assert label.current(store, corpus_id).id == first.id
