@@ -273,15 +273,6 @@ def query_metrics(hits: list[str], rel: set[str], grades: dict[str, int] | None 
     return out
 
 
-def metrics_for(ranked: list[list[str]], data: RetrievalSet) -> dict[str, float]:
-    """The mean of every metric over the queries (see ``query_metrics``)."""
-    sums = dict.fromkeys(METRICS, 0.0)
-    for qid, hits in zip(data.query_ids, ranked):
-        for name, value in query_metrics(hits, data.relevant[qid], data.grades.get(qid)).items():
-            sums[name] += value
-    return {m: v / len(ranked) for m, v in sums.items()}
-
-
 def score_all_dims(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
                    dims: list[int], progress: Progress | None = None
                    ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, tuple[int, str]]],
@@ -296,10 +287,10 @@ def score_all_dims(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: 
             hits = sorted(zip(row_val.tolist(), (data.corpus_ids[i] for i in row_idx)),
                           key=lambda h: (-h[0], h[1]))
             ranked.append([cid for _, cid in hits])
-        metrics[dim] = metrics_for(ranked, data)
-        per_query_ndcg[dim] = {
-            qid: round(query_metrics(hits[:10], data.relevant[qid], data.grades.get(qid))["ndcg@10"], 6)
-            for qid, hits in zip(data.query_ids, ranked)}
+        scores = [query_metrics(hits, data.relevant[qid], data.grades.get(qid))
+                  for qid, hits in zip(data.query_ids, ranked)]
+        metrics[dim] = {m: sum(s[m] for s in scores) / len(scores) for m in METRICS}
+        per_query_ndcg[dim] = {qid: round(s["ndcg@10"], 6) for qid, s in zip(data.query_ids, scores)}
         per_query[dim] = {
             qid: (next((i + 1 for i, h in enumerate(hits) if h in data.relevant[qid]), 0), hits[0])
             for qid, hits in zip(data.query_ids, ranked)}
