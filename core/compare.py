@@ -126,12 +126,12 @@ def headlines(reference: Metrics, other: Metrics, metric: str, names=("baseline"
         d = min(beating)
         lines.append(f"{other_name.capitalize()} at {d} dims ({other[d][metric]:.3f}) beats the "
                      f"{ref_name} at {full['dim']} dims ({full['before']:.3f}): "
-                     f"{full['dim'] // d}× smaller vectors, better retrieval.")
+                     f"{full['dim'] / d:g}× smaller vectors, better retrieval.")
     kept = [r["dim"] for r in rows if r["after"] >= 0.99 * full["after"]]
     if kept and min(kept) < full["dim"]:
         d = min(kept)
         lines.append(f"{other_name.capitalize()} keeps {other[d][metric] / full['after']:.0%} of "
-                     f"its full-size score at {d} dims, {full['dim'] // d}× smaller.")
+                     f"its full-size score at {d} dims, {full['dim'] / d:g}× smaller.")
     worse = [r["dim"] for r in rows if r["change"] < 0
              and (not found or (r["dim"] in found and found[r["dim"]].significant))]
     if worse:
