@@ -250,21 +250,50 @@ def test_label_import_start_export_and_compare_on_the_command_line(demo_store, t
         assert (d["wins"], d["losses"]) == (0, 0) and d["ties"] == d["questions"]
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["label", "import", "nowhere.txt", "--corpus", "python-stdlib-docs"], "does not exist"),
-    (["label", "import", "{file}", "--corpus", "no such corpus"], "no corpus"),
-    (["label", "export", "--corpus", "python-stdlib-docs", "--output", "{out}"], "no labelled questions"),
-    (["compare", "e1", "e9"], "no run"),
-])
-def test_bad_label_commands_are_one_line(demo_store, tmp_path, capsys, argv, message):
-    (tmp_path / "q.txt").write_text("What is a deque?\n")
-    argv = [a.format(file=tmp_path / "q.txt", out=tmp_path / "out.jsonl") for a in argv]
-    main(["evaluate", "--pairs", "1", "--dims", "64"])
+BAD_FILES = {"empty.txt": b"", "many.txt": "\n".join(f"Question {i}?" for i in range(100_000)).encode(),
+             "latin.txt": "Qu'est-ce qu'un été ?".encode("latin-1"), "photo.txt": b"\x00\x01binary",
+             "ids.csv": b"id,text\n1,hello\n", "broken.jsonl": b"{not json\n",
+             "paper.pdf": b"%PDF-1.4"}
+CORPUS = "python-stdlib-docs"
+BAD_LABEL_COMMANDS = [
+    (["label", "import", "nowhere.txt", "--corpus", CORPUS], "does not exist"),
+    (["label", "import", "{t}/empty.txt", "--corpus", CORPUS], "holds no questions"),
+    (["label", "import", "{t}/many.txt", "--corpus", CORPUS], "100,000 questions"),
+    (["label", "import", "{t}/latin.txt", "--corpus", CORPUS], "not valid UTF-8"),
+    (["label", "import", "{t}/photo.txt", "--corpus", CORPUS], "binary"),
+    (["label", "import", "{t}/ids.csv", "--corpus", CORPUS], "no question column"),
+    (["label", "import", "{t}/broken.jsonl", "--corpus", CORPUS], "could not read it"),
+    (["label", "import", "{t}/paper.pdf", "--corpus", CORPUS], "questions come as"),
+    (["label", "import", "{t}/ids.csv", "--corpus", "no such corpus"], "no corpus"),
+    (["label", "export", "--corpus", CORPUS, "--output", "{t}/out.jsonl"], "no labelled questions"),
+    (["label", "export", "--corpus", "99", "--output", "{t}/out.jsonl"], "no corpus 99"),
+    (["label", "start", "--corpus", "no such corpus"], "no corpus"),
+    (["compare", "e1", "e9"], "no run 'e9'"),
+    (["compare", "x", "e1"], "no run 'x'"),
+    (["compare", "e1", "e2"], "different pair sets"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD_LABEL_COMMANDS,
+                         ids=[" ".join(a[:2]) + f" {i}" for i, (a, _) in enumerate(BAD_LABEL_COMMANDS)])
+def test_bad_label_and_compare_commands_are_one_line_and_change_nothing(demo_store, tmp_path, capsys,
+                                                                        argv, message):
+    store, corpus_id = demo_store
+    for name, data in BAD_FILES.items():
+        (tmp_path / name).write_bytes(data)
+    main(["evaluate", "--pairs", "1", "--dims", "64"])  # e1, on the demo's pair set
+    label.add_questions(store, corpus_id, SUMMARIES[:2])
+    label_first(store, corpus_id, 2)
+    people = label.people_pair_set(store, corpus_id)
+    store.db.execute("UPDATE pairs SET split = 'test' WHERE pair_set_id = ?", (people.id,))
+    main(["evaluate", "--pairs", str(people.id), "--dims", "64"])  # e2, on people's questions
+    store.db.execute("DELETE FROM labels")  # so export has nothing to write
     capsys.readouterr()
-    assert main(argv) == 1
+    before = snapshot(store)
+    assert main([a.format(t=tmp_path) for a in argv]) == 1
     err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "out.jsonl").exists()
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert snapshot(store) == before and not (tmp_path / "out.jsonl").exists()
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["label", "--help"], ["label", "start", "--help"],
