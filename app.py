@@ -18,6 +18,7 @@ PAGES = [
     st.Page("views/decide.py", title="Decide", icon=":material/help:", url_path="decide"),
     st.Page("views/corpus.py", title="Corpus", icon=":material/library_books:", url_path="corpus"),
     st.Page("views/pairs.py", title="Pairs", icon=":material/quiz:", url_path="pairs"),
+    st.Page("views/label.py", title="Label", icon=":material/checklist:", url_path="label"),
     st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
     st.Page("views/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
     st.Page("views/runs.py", title="Runs", icon=":material/table_view:", url_path="runs"),

@@ -655,6 +655,128 @@ def run_finetune(args) -> None:
            {"run": f"j{job_id}", "job_id": job_id, "state": job.state, **result})
 
 
+# -- people's questions and significance -----------------------------------------------------
+group("label", "import people's questions, label them against a corpus, export the labels")
+
+
+@command("label import", "add questions (without answers) from a .txt (one per line) or a "
+                         "CSV/JSONL/Parquet question column")
+def _label_import_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file")
+    p.add_argument("--corpus", required=True, metavar="NAME_OR_ID")
+    p.set_defaults(run=run_label_import)
+
+
+@command("label export", "write the labels as JSONL (query, passage, relevance: 2 relevant, "
+                         "1 partly)")
+def _label_export_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", required=True, metavar="NAME_OR_ID")
+    p.add_argument("--output", required=True, metavar="FILE")
+    p.set_defaults(run=run_label_export)
+
+
+@command("label start", "label the open questions here, one at a time, with the keyboard")
+def _label_start_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", required=True, metavar="NAME_OR_ID")
+    p.set_defaults(run=run_label_start)
+
+
+def run_label_import(args) -> None:
+    from .label import add_questions, corpus_ref, read_questions
+    path = Path(args.file)
+    if not path.is_file():
+        raise WorkspaceError(f"{path} does not exist; check the path")
+    store = Store()
+    corpus_id = corpus_ref(store, args.corpus)
+    report = add_questions(store, corpus_id, read_questions(path.name, path.read_bytes()))
+    finish(args, report.summary(), asdict(report))
+
+
+def run_label_export(args) -> None:
+    from .label import corpus_ref, export_labels
+    store = Store()
+    rows = export_labels(store, corpus_ref(store, args.corpus))
+    if not rows:
+        raise WorkspaceError(f"corpus {args.corpus!r} has no labelled questions yet, so nothing "
+                             "was written; label some with python -m core label start")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                      encoding="utf-8")
+    finish(args, f"{len(rows)} labels written to {output}", {"labels": len(rows),
+                                                             "output": str(output)})
+
+
+LABEL_KEYS = ("numbers mark a passage (again: partly relevant, a third time: clear) · "
+              "Enter: done, next · n: none of these · s: skip · u: undo · /words: search · q: quit")
+
+
+def run_label_start(args) -> None:
+    """The terminal twin of the Label page: the same questions, pool, keys and saved state."""
+    from . import label
+    store = Store()
+    corpus_id = label.corpus_ref(store, args.corpus)
+    fine_tuned = label.fine_tuned_model(store, corpus_id)
+    print(LABEL_KEYS, file=sys.stderr)
+    found: list = []
+    while (question := label.current(store, corpus_id)) is not None:
+        shown = label.candidates(store, corpus_id, question, fine_tuned)
+        shown += [p for p in found if p.chunk_id not in {s.chunk_id for s in shown}]
+        marks = label.labels_of(store, question.id)
+        print(f"\n{label.progress(store, corpus_id).summary()}\nQ: {question.text}")
+        for n, passage in enumerate(shown, start=1):
+            mark = {label.RELEVANT: "[R]", label.PARTLY: "[p]"}.get(marks.get(passage.chunk_id), "[ ]")
+            print(f"{n:>2} {mark} {passage.document}: {' '.join(passage.text.split())[:240]}")
+        print("> ", end="", file=sys.stderr, flush=True)  # stdout keeps only the result
+        line = sys.stdin.readline()
+        if not line:  # end of input
+            break
+        line = line.strip()
+        try:
+            if line == "q":
+                break
+            if line.startswith("/"):
+                found = label.find_passages(store, corpus_id, line[1:])
+                continue
+            if line in ("", "n", "s"):
+                label.decide(store, question.id, {"": "labelled", "n": "none", "s": "skipped"}[line])
+                found = []
+            elif line == "u":
+                label.undo(store, corpus_id)
+            else:
+                for token in line.replace(",", " ").split():
+                    if not token.isdigit() or not 1 <= int(token) <= len(shown):
+                        raise WorkspaceError(f"{token!r} is not a passage number; {LABEL_KEYS}")
+                    label.cycle_label(store, question.id, shown[int(token) - 1].chunk_id)
+        except WorkspaceError as e:
+            print(f"! {_one_line(e)}", file=sys.stderr)
+    done = label.progress(store, corpus_id)
+    finish(args, done.summary(), {**asdict(done), "done": done.done})
+
+
+@command("compare", "compare two runs question by question: NDCG@10 difference, its "
+                    "bootstrap interval, wins and losses at every dimension")
+def _compare_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_a", metavar="RUN_A", help="a run id from python -m core list runs (e3, j2)")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.set_defaults(run=run_compare)
+
+
+def run_compare(args) -> None:
+    from .compare import compare_evaluations
+    from .runs import evaluation_of, get_run
+    store = Store()
+    a, b = get_run(store, args.run_a), get_run(store, args.run_b)
+    found = compare_evaluations(evaluation_of(store, a), evaluation_of(store, b))
+    if not args.json:
+        for dim, d in found.items():
+            print(f"{dim}d\t{d.summary()}")
+    full, d = next(iter(found.items()))
+    finish(args, f"{b.id} vs {a.id} at {full}d: NDCG@10 {d.summary()}",
+           {"a": a.id, "b": b.id, "metric": "ndcg@10",
+            "dims": {str(dim): d.to_json() for dim, d in found.items()}})
+
+
 # -- the parser ------------------------------------------------------------------------------
 class OneLineParser(argparse.ArgumentParser):
     """Argument mistakes (a number out of range, a missing flag) as one line on stderr, like

@@ -2,13 +2,22 @@
 
 The statements are the ones people quote from Matryoshka fine-tuning results: the gain at full
 size, the gain at the smallest size, whether a small fine-tuned vector beats the full-size
-baseline, and how much of its full-size score the fine-tuned model keeps when truncated.
+baseline, and how much of its full-size score the fine-tuned model keeps when truncated. Given
+each question's NDCG@10, every gain and loss carries its paired bootstrap interval
+(``core.significance``), and one whose interval holds zero is called "not significant", never
+a gain.
 """
 from __future__ import annotations
 
+import math
+
+from .evaluate import StoredEvaluation
 from .pairs import is_generated
+from .significance import Difference, paired_bootstrap
+from .store import WorkspaceError
 
 Metrics = dict[int, dict[str, float]]
+PerQuery = dict[int, dict[str, float]]  # dimension -> question id -> NDCG@10
 GENERATED_TEST = ("Measured on generated questions, which flatter fine-tuning: add 50 real "
                   "questions to trust this.")
 
@@ -28,28 +37,103 @@ def gains(reference: Metrics, other: Metrics, metric: str) -> list[dict]:
     return rows
 
 
-def headlines(reference: Metrics, other: Metrics, metric: str, names=("baseline", "fine-tuned")
-              ) -> list[str]:
+def per_query_ndcg(evaluation: StoredEvaluation) -> PerQuery:
+    """Each question's NDCG@10 at each dimension of a stored evaluation. Evaluations stored
+    before per-question NDCG was kept give it from the rank of the first relevant passage,
+    which is exact for questions with one relevant passage."""
+    stored = evaluation.details.get("per_query_ndcg")
+    if stored:
+        return {int(d): scores for d, scores in stored.items()}
+    return {int(d): {q: (1 / math.log2(rank + 1) if 1 <= rank <= 10 else 0.0)
+                     for q, (rank, _) in ranks.items()}
+            for d, ranks in evaluation.details.get("per_query", {}).items()}
+
+
+def difference(a: dict[str, float], b: dict[str, float]) -> Difference | None:
+    """The paired bootstrap of b against a over the questions both scored; None below two."""
+    common = sorted(set(a) & set(b))
+    if len(common) < 2:
+        return None
+    return paired_bootstrap([a[q] for q in common], [b[q] for q in common])
+
+
+def differences(a: PerQuery, b: PerQuery) -> dict[int, Difference]:
+    """Per shared dimension, largest first: B's NDCG@10 against A's, question by question."""
+    out = {}
+    for dim in sorted(set(a) & set(b), reverse=True):
+        found = difference(a[dim], b[dim])
+        if found:
+            out[dim] = found
+    return out
+
+
+def compare_evaluations(a: StoredEvaluation, b: StoredEvaluation) -> dict[int, Difference]:
+    """Every shared dimension's difference between two evaluations of the same test set."""
+    if a.pair_set_id != b.pair_set_id:
+        raise WorkspaceError(f"evaluations {a.id} and {b.id} were measured on different pair "
+                             "sets; compare runs of the same pair set")
+    found = differences(per_query_ndcg(a), per_query_ndcg(b))
+    if not found:
+        raise WorkspaceError(f"evaluations {a.id} and {b.id} share no dimension with two or more "
+                             "questions scored by both")
+    return found
+
+
+def _interval(d: Difference) -> str:
+    low, high = d.ci95
+    return (f"95% interval {low:+.3f} to {high:+.3f} over {d.questions} questions; better on "
+            f"{d.wins}, worse on {d.losses}")
+
+
+def headlines(reference: Metrics, other: Metrics, metric: str, names=("baseline", "fine-tuned"),
+              per_query: tuple[PerQuery, PerQuery] | None = None) -> list[str]:
+    """Sentences on the change from ``reference`` to ``other``.
+
+    Args:
+        per_query: each question's NDCG@10 under the reference and the other model; with it,
+            NDCG@10 gains and losses say whether they are significant, and a gain that is not
+            is never stated as one.
+    """
     rows = gains(reference, other, metric)
     if not rows:
         return []
     ref_name, other_name = names
     label = metric.upper()
     full, smallest = rows[0], rows[-1]
-    lines = [f"{other_name.capitalize()} {label}: {full['relative']:+.1%} at {full['dim']} dims"
-             + (f" and {smallest['relative']:+.1%} at {smallest['dim']} dims." if len(rows) > 1 else ".")]
-    beating = [r["dim"] for r in rows if r["after"] >= full["before"]]
+    tested = per_query if per_query and metric == "ndcg@10" else None
+    found = differences(*tested) if tested else {}
+
+    def change(row) -> str:
+        text = f"{row['relative']:+.1%} at {row['dim']} dims"
+        d = found.get(row["dim"])
+        return f"{text} ({d.verdict()}: {_interval(d)})" if d else text
+
+    lines = [f"{other_name.capitalize()} {label}: {change(full)}"
+             + (f" and {change(smallest)}." if len(rows) > 1 else ".")]
+    if found and not any(d.significant for d in found.values()):
+        n = max(d.questions for d in found.values())
+        lines.append(f"At no size do these {n} questions tell {other_name} from {ref_name}: "
+                     "label more questions before choosing one on this difference.")
+
+    def beats(d: int) -> bool:
+        if not tested:
+            return True
+        test = difference(tested[0].get(full["dim"], {}), tested[1].get(d, {}))
+        return bool(test and test.significant and test.delta > 0)
+
+    beating = [r["dim"] for r in rows if r["after"] >= full["before"] and beats(r["dim"])]
     if beating and min(beating) < full["dim"]:
         d = min(beating)
         lines.append(f"{other_name.capitalize()} at {d} dims ({other[d][metric]:.3f}) beats the "
                      f"{ref_name} at {full['dim']} dims ({full['before']:.3f}): "
-                     f"{full['dim'] // d}× smaller vectors, better retrieval.")
+                     f"{full['dim'] / d:g}× smaller vectors, better retrieval.")
     kept = [r["dim"] for r in rows if r["after"] >= 0.99 * full["after"]]
     if kept and min(kept) < full["dim"]:
         d = min(kept)
         lines.append(f"{other_name.capitalize()} keeps {other[d][metric] / full['after']:.0%} of "
-                     f"its full-size score at {d} dims, {full['dim'] // d}× smaller.")
-    worse = [r["dim"] for r in rows if r["change"] < 0]
+                     f"its full-size score at {d} dims, {full['dim'] / d:g}× smaller.")
+    worse = [r["dim"] for r in rows if r["change"] < 0
+             and (not found or (r["dim"] in found and found[r["dim"]].significant))]
     if worse:
         lines.append(f"{label} fell at {', '.join(map(str, worse))} dims: with few or noisy "
                      "pairs, fine-tuning can hurt; add pairs or train fewer epochs.")

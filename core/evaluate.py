@@ -11,7 +11,10 @@ text hash), so re-measuring a model on the same corpus encodes only the queries.
 Scores are computed against corpus blocks of bounded size with a running top-k merge, so memory
 is set by the block size and not by the corpus size. Metrics follow the definitions of
 sentence-transformers' ``InformationRetrievalEvaluator`` exactly (ties broken by corpus id), and
-a test holds us to it.
+a test holds us to it. Graded labels (people's "relevant" 2 / "partly relevant" 1) weigh NDCG's
+gain by the grade, as trec_eval does (Järvelin and Kekäläinen, 2002, "Cumulated gain-based
+evaluation of IR techniques"); every other metric counts any grade as relevant. With binary labels
+both definitions are the same number.
 """
 from __future__ import annotations
 
@@ -42,11 +45,18 @@ class RetrievalSet:
     queries: list[str]
     relevant: dict[str, set[str]]
     skipped: dict[str, int] = field(default_factory=dict)
+    # query id -> corpus id -> grade, for graded labels; a passage missing here has grade 1
+    grades: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, corpus: dict[str, str], queries: dict[str, str],
-              relevant: dict[str, set[str]]) -> "RetrievalSet":
-        """Keep what can be scored; count (rather than fail on) labels that point nowhere."""
+              relevant: dict[str, set[str]], grades: dict[str, dict[str, int]] | None = None
+              ) -> "RetrievalSet":
+        """Keep what can be scored; count (rather than fail on) labels that point nowhere.
+
+        Args:
+            grades: query id -> corpus id -> grade (1 partly, 2 relevant) for graded labels.
+        """
         if not corpus:
             raise WorkspaceError("the corpus is empty: there is nothing to retrieve from")
         skipped = {"labels naming unknown passages": 0, "labels naming unknown queries": 0,
@@ -68,7 +78,8 @@ class RetrievalSet:
             raise WorkspaceError("no query has a relevant passage in the corpus; check that the "
                                  "labels use the corpus and query ids")
         return cls(list(corpus), list(corpus.values()), query_ids,
-                   [queries[q] for q in query_ids], clean, {k: v for k, v in skipped.items() if v})
+                   [queries[q] for q in query_ids], clean, {k: v for k, v in skipped.items() if v},
+                   {q: g for q, g in (grades or {}).items() if q in clean})
 
     @classmethod
     def from_pair_set(cls, store: Store, pair_set_id: int, split: str = "test") -> "RetrievalSet":
@@ -81,10 +92,13 @@ class RetrievalSet:
         corpus = {str(c["id"]): c["text"] for c in store.chunks(pair_set.corpus_id)}
         queries: dict[str, str] = {}
         relevant: dict[str, set[str]] = {}
+        grades: dict[str, dict[str, int]] = {}
         for p in pairs:
             queries[p["query_id"]] = p["query"]
             relevant.setdefault(p["query_id"], set()).add(str(p["chunk_id"]))
-        return cls.build(corpus, queries, relevant)
+            if p["relevance"] != 1:
+                grades.setdefault(p["query_id"], {})[str(p["chunk_id"])] = p["relevance"]
+        return cls.build(corpus, queries, relevant, grades)
 
     def subset(self, max_passages: int, seed: int = 0) -> "RetrievalSet":
         """Every relevant passage plus a seeded sample of the others, up to ``max_passages``:
@@ -97,7 +111,7 @@ class RetrievalSet:
         keep = set(random.Random(seed).sample(others, max(0, min(len(others), max_passages - len(needed)))))
         rows = [i for i, cid in enumerate(self.corpus_ids) if cid in needed or i in keep]
         return RetrievalSet([self.corpus_ids[i] for i in rows], [self.corpus[i] for i in rows],
-                            self.query_ids, self.queries, self.relevant, self.skipped)
+                            self.query_ids, self.queries, self.relevant, self.skipped, self.grades)
 
 
 @dataclass
@@ -110,6 +124,7 @@ class EvalResult:
     metrics: dict[int, dict[str, float]]
     # per dim: query id -> (1-based rank of the first relevant passage or 0, top-1 corpus id)
     per_query: dict[int, dict[str, tuple[int, str]]] = field(repr=False, default_factory=dict)
+    per_query_ndcg: dict[int, dict[str, float]] = field(repr=False, default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -224,35 +239,39 @@ def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block_bytes: int = 32
     return best_idx.numpy(), best_val.numpy()
 
 
-def metrics_for(ranked: list[list[str]], data: RetrievalSet) -> dict[str, float]:
-    """The sentence-transformers definitions: binary relevance, IDCG over all relevant docs."""
-    sums = dict.fromkeys(METRICS, 0.0)
-    for qid, hits in zip(data.query_ids, ranked):
-        rel = data.relevant[qid]
-        flags = [h in rel for h in hits]
-        first = next((i for i, f in enumerate(flags) if f), None)
-        for k in (1, 5, 10):
-            sums[f"accuracy@{k}"] += first is not None and first < k
-        for k in (1, 5, 10, 100):
-            sums[f"recall@{k}"] += sum(flags[:k]) / len(rel)
-        if first is not None and first < 10:
-            sums["mrr@10"] += 1.0 / (first + 1)
-        dcg = sum(1.0 / math.log2(i + 2) for i, f in enumerate(flags[:10]) if f)
-        idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
-        sums["ndcg@10"] += dcg / idcg
-        correct, precision_sum = 0, 0.0
-        for i, f in enumerate(flags[:100]):
-            if f:
-                correct += 1
-                precision_sum += correct / (i + 1)
-        sums["map@100"] += precision_sum / min(100, len(rel))
-    return {m: v / len(ranked) for m, v in sums.items()}
+def query_metrics(hits: list[str], rel: set[str], grades: dict[str, int] | None = None
+                  ) -> dict[str, float]:
+    """Every metric for one query's ranked hits: the sentence-transformers definitions (IDCG
+    over all relevant passages), with NDCG's gain taken from ``grades`` when labels are graded."""
+    grades = grades or {}
+    flags = [h in rel for h in hits]
+    first = next((i for i, f in enumerate(flags) if f), None)
+    out: dict[str, float] = {}
+    for k in (1, 5, 10):
+        out[f"accuracy@{k}"] = float(first is not None and first < k)
+    for k in (1, 5, 10, 100):
+        out[f"recall@{k}"] = sum(flags[:k]) / len(rel)
+    out["mrr@10"] = 1.0 / (first + 1) if first is not None and first < 10 else 0.0
+    dcg = sum(grades.get(h, 1) / math.log2(i + 2) for i, (h, f) in enumerate(zip(hits[:10], flags))
+              if f)
+    ideal = sorted((grades.get(d, 1) for d in rel), reverse=True)[:10]
+    out["ndcg@10"] = dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    correct, precision_sum = 0, 0.0
+    for i, f in enumerate(flags[:100]):
+        if f:
+            correct += 1
+            precision_sum += correct / (i + 1)
+    out["map@100"] = precision_sum / min(100, len(rel))
+    return out
 
 
 def score_all_dims(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
                    dims: list[int], progress: Progress | None = None
-                   ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, tuple[int, str]]]]:
-    metrics, per_query = {}, {}
+                   ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, tuple[int, str]]],
+                              dict[int, dict[str, float]]]:
+    """Per dimension: the mean metrics, each query's (rank of its first relevant passage, top
+    hit), and each query's NDCG@10, which significance tests resample."""
+    metrics, per_query, per_query_ndcg = {}, {}, {}
     for n, dim in enumerate(dims):
         idx, val = top_k(unit_rows(query_vectors[:, :dim]), corpus_vectors[:, :dim], TOP_K)
         ranked = []
@@ -260,13 +279,16 @@ def score_all_dims(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: 
             hits = sorted(zip(row_val.tolist(), (data.corpus_ids[i] for i in row_idx)),
                           key=lambda h: (-h[0], h[1]))
             ranked.append([cid for _, cid in hits])
-        metrics[dim] = metrics_for(ranked, data)
+        scores = [query_metrics(hits, data.relevant[qid], data.grades.get(qid))
+                  for qid, hits in zip(data.query_ids, ranked)]
+        metrics[dim] = {m: sum(s[m] for s in scores) / len(scores) for m in METRICS}
+        per_query_ndcg[dim] = {qid: round(s["ndcg@10"], 6) for qid, s in zip(data.query_ids, scores)}
         per_query[dim] = {
             qid: (next((i + 1 for i, h in enumerate(hits) if h in data.relevant[qid]), 0), hits[0])
             for qid, hits in zip(data.query_ids, ranked)}
         if progress:
             progress("scoring", (n + 1) / len(dims))
-    return metrics, per_query
+    return metrics, per_query, per_query_ndcg
 
 
 def evaluate(model, data: RetrievalSet, dims: list[int] | None = None, *, model_name: str = "",
@@ -282,10 +304,11 @@ def evaluate(model, data: RetrievalSet, dims: list[int] | None = None, *, model_
     after_corpus = time.perf_counter()
     query_vectors = encode(model, data.queries, batch_size, report("encoding queries"))
     after_queries = time.perf_counter()
-    metrics, per_query = score_all_dims(query_vectors, corpus_vectors, data, dims, progress)
+    metrics, per_query, per_query_ndcg = score_all_dims(query_vectors, corpus_vectors, data, dims,
+                                                        progress)
     done = time.perf_counter()
     return EvalResult(model_name, len(data.corpus), len(data.queries), dims, done - started,
-                      metrics, per_query, data.skipped,
+                      metrics, per_query, per_query_ndcg, data.skipped,
                       {"corpus_encoding": after_corpus - started,
                        "query_encoding": after_queries - after_corpus,
                        "scoring": done - after_queries, "passages_encoded": encoded})
@@ -321,7 +344,8 @@ def save(store: Store, result: EvalResult, pair_set_id: int | None, label: str,
          job_id: int | None = None) -> int:
     details = {"dims": result.dims, "corpus": result.corpus, "queries": result.queries,
                "skipped": result.skipped, "timings": result.timings,
-               "per_query": {str(d): v for d, v in result.per_query.items()}}
+               "per_query": {str(d): v for d, v in result.per_query.items()},
+               "per_query_ndcg": {str(d): v for d, v in result.per_query_ndcg.items()}}
     with store.transaction() as db:
         cur = db.execute("INSERT INTO evaluations (pair_set_id, model, label, job_id, created, "
                          "seconds, details) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -102,7 +102,7 @@ def storage_options(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data:
     for dim in dims:
         for precision in PRECISIONS:
             q, c = quantised(query_vectors, corpus_vectors, dim, precision)
-            metrics, _ = score_all_dims(q, c, data, [dim])
+            metrics = score_all_dims(q, c, data, [dim])[0]
             scores[dim, precision] = metrics[dim]["ndcg@10"]
     reference = scores[full, "float32"] or 1e-12
     full_bytes = n * vector_bytes(full, "float32")

@@ -147,6 +147,40 @@ MIGRATIONS: list[str] = [
     DROP TABLE embeddings;
     ALTER TABLE embeddings_by_row RENAME TO embeddings;
     """,
+    # people's questions: asked without answers, then labelled against the corpus. A label
+    # grades one passage (2 relevant, 1 partly); every change is logged, grouped by the user
+    # action that made it, so an action can be undone whole.
+    # Pairs carry the grade too, so NDCG can weigh a partly relevant passage below a relevant one.
+    """
+    CREATE TABLE questions (
+        id INTEGER PRIMARY KEY,
+        corpus_id INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        normalised TEXT NOT NULL,
+        created REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'labelled', 'none', 'skipped')),
+        decided REAL,
+        UNIQUE (corpus_id, normalised)
+    );
+    CREATE TABLE labels (
+        question_id INTEGER NOT NULL REFERENCES questions(id) ON DELETE CASCADE,
+        chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+        relevance INTEGER NOT NULL CHECK (relevance IN (1, 2)),
+        PRIMARY KEY (question_id, chunk_id)
+    );
+    CREATE TABLE label_events (
+        id INTEGER PRIMARY KEY,
+        corpus_id INTEGER NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+        action INTEGER NOT NULL,
+        question_id INTEGER NOT NULL REFERENCES questions(id) ON DELETE CASCADE,
+        chunk_id INTEGER,
+        before TEXT,
+        after TEXT,
+        ts REAL NOT NULL
+    );
+    CREATE INDEX label_events_corpus ON label_events(corpus_id, action);
+    ALTER TABLE pairs ADD COLUMN relevance INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 @dataclass

@@ -1,10 +1,15 @@
 """Where the workspace stands in the flow decide → corpus → pairs → baseline → fine-tune →
-results → search, and the one thing to do next. The Home page and the sidebar show it."""
+label → results → search, and the one thing to do next. The Home page and the sidebar show it.
+
+A fine-tuned model measured only on generated questions has proved nothing (they flatter it),
+so once one exists the next step is labelling people's questions until they make a test set.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import jobs
+from . import jobs, plan
+from .label import people_pair_set, test_questions
 from .runs import list_runs
 from .store import Store
 
@@ -49,6 +54,9 @@ def status(store: Store) -> Status:
     measured = [r for r in runs if r.kind == "evaluation" and r.metrics]
     tuned = [r for r in runs if r.kind == "fine-tune" and r.metrics]
     active = active_jobs(store)
+    people = [test_questions(store, p.id) for p in filter(None, (people_pair_set(store, c.id)
+                                                                 for c in corpora))]
+    judged = any(n >= plan.PEOPLE_TEST_MIN for n in people)
     running = sum(j.state == "running" for j in active)
     queued = len(active) - running
     steps = [
@@ -64,6 +72,9 @@ def status(store: Store) -> Status:
              f"{plural(len(tuned), 'fine-tuned model')}"
              + (f", {running} running" if running else "") + (f", {queued} queued" if queued else ""),
              bool(tuned)),
+        Step("label", "Label", "views/label.py",
+             f"{plural(max(people, default=0), 'people' + chr(39) + 's test question')}"
+             + ("" if judged else f" (a test set from {plan.PEOPLE_TEST_MIN})"), judged),
         Step("results", "Results", "views/runs.py", plural(len(runs), "run"), bool(tuned)),
         Step("search", "Search", "views/search.py",
              "compare two models on real questions" if len(measured) + len(tuned) >= 1
@@ -79,6 +90,8 @@ def status(store: Store) -> Status:
         step, action = steps[4], "Watch the fine-tuning job"
     elif not tuned:
         step, action = steps[4], "Fine-tune the model"
+    elif not judged:
+        step, action = steps[5], "Label real questions to check the gain"
     else:
-        step, action = steps[6], "Search with both models"
+        step, action = steps[7], "Search with both models"
     return Status(steps, step, action, running, queued)

@@ -21,3 +21,8 @@ def test_a_loss_is_said_plainly():
     assert lines[-1].startswith("NDCG@10 fell at 384 dims")
     assert [round(g["relative"], 3) for g in gains(table({384: 0.6, 64: 0.5}),
                                                      table({384: 0.55, 64: 0.52}), "ndcg@10")] == [-0.083, 0.04]
+
+
+def test_a_size_ratio_that_is_not_whole_is_not_rounded_down():
+    lines = headlines(table({384: 0.60, 256: 0.59}), table({384: 0.62, 256: 0.62}), "ndcg@10")
+    assert "1.5× smaller" in lines[1] and "1× smaller" not in " ".join(lines)

@@ -159,6 +159,7 @@ def test_runs_page_lists_compares_measures_storage_and_exports(trained):
     table = at.dataframe[0].value
     assert set(table["kind"]) == {"fine-tune", "evaluation"} and "ndcg@10 64d" in table.columns
     assert any("beats A on" in m.value for m in at.markdown)
+    assert any("95% interval" in m.value and "questions" in m.value for m in at.markdown)
     next(b for b in at.button if b.label == "Measure storage options").click().run()
     assert not at.exception
     assert "× smaller" in at.success[0].value or "No smaller index" in at.success[0].value
@@ -172,7 +173,7 @@ def test_home_shows_the_flow_and_the_next_action(trained):
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert "1 corpus · 1 pair set (1 split) · 0 jobs running" in at.caption[0].value
-    assert at.button[0].label == "Next: Search with both models"
+    assert at.button[0].label == "Next: Label real questions to check the gain"
 
 
 @pytest.mark.slow

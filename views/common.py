@@ -83,12 +83,14 @@ def show_flash() -> None:
         st.success(st.session_state.pop("flash"))
 
 
-def pick_pair_set(pair_sets: list):
-    """A pair-set selector remembered across pages for this browser session (newest first)."""
+def pick_pair_set(pair_sets: list, preferred: int | None = None):
+    """A pair-set selector remembered across pages for this browser session; first shown on
+    ``preferred`` when given, else on the newest."""
     ids = [p.id for p in pair_sets]
     remembered = st.session_state.get("pair_set_id")
+    first = remembered if remembered in ids else preferred if preferred in ids else ids[-1]
     pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(store(), p),
-                            index=ids.index(remembered) if remembered in ids else len(ids) - 1)
+                            index=ids.index(first))
     st.session_state["pair_set_id"] = pair_set.id
     return pair_set
 

@@ -4,8 +4,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import models
-from core.compare import gains, headlines, trust_note
+from core import label, models, plan
+from core.compare import compare_evaluations, gains, headlines, per_query_ndcg, trust_note
 from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
                            load_evaluations, misses, save)
 from views.common import (escape, explained, model_info, pick_corpus, pick_pair_set, show_flash,
@@ -21,11 +21,27 @@ if not pair_sets:
     st.info("No pair set of this corpus has a test split yet: split one on the Pairs page.")
     st.page_link("views/pairs.py", label="Go to Pairs", icon=":material/quiz:")
     st.stop()
-pair_set = pick_pair_set(pair_sets)
+people = label.people_pair_set(workspace, corpus.id)
+people_ready = people is not None and label.test_questions(workspace, people.id) >= plan.PEOPLE_TEST_MIN
+pair_set = pick_pair_set(pair_sets, people.id if people_ready else None)
 if trust_note(pair_set):
     st.warning(escape(trust_note(pair_set)), icon=":material/warning:")
-    st.page_link("views/pairs.py", label="Import real test questions (Pairs page → Import your pairs)",
-                 icon=":material/upload:")
+    if people_ready:
+        st.info(f"This corpus has {label.test_questions(workspace, people.id)} labelled people's "
+                f"questions: choose the pair set '{escape(people.name)}' to judge on them.")
+    else:
+        st.page_link("views/label.py", label="Label 50 real questions (Label page)",
+                     icon=":material/checklist:")
+if people is not None and pair_set.id == people.id:
+    with explained():
+        if st.button("Measure the base model and every fine-tuned model of this corpus on "
+                     "these questions"):
+            bar = st.progress(0.0, text="Starting…")
+            new = label.judge_models(workspace, people.id, lambda stage, f: bar.progress(
+                min(f, 1.0), text=f"{stage.capitalize()}…"))
+            st.session_state["flash"] = (f"Measured {len(new)} models on people's questions."
+                                         if new else "Every model is already measured on them.")
+            st.rerun()
 
 with st.expander("Measure a model", expanded=not load_evaluations(workspace, pair_set.id)):
     typed_model = st.text_input("Model", value=models.DEFAULT_MODEL,
@@ -74,8 +90,33 @@ st.plotly_chart(figure, width="stretch")
 if len(chosen) >= 2:
     reference, other = chosen[0], chosen[-1]
     st.subheader(f"{escape(other.label)} compared with {escape(reference.label)}")
-    for line in headlines(reference.metrics, other.metrics, metric, (reference.label, other.label)):
+    for line in headlines(reference.metrics, other.metrics, metric, (reference.label, other.label),
+                          (per_query_ndcg(reference), per_query_ndcg(other))):
         st.markdown(f"- {escape(line)}")
+    with explained():
+        tests = compare_evaluations(reference, other)
+        st.markdown(f"**Is the NDCG@10 difference real?** Paired bootstrap over the "
+                    f"{max(d.questions for d in tests.values())} test questions both measured: "
+                    "the 95% interval of the difference; where it holds zero, these questions "
+                    "cannot tell the two models apart.")
+        spread = go.Figure(go.Scatter(
+            x=[d.delta for d in tests.values()], y=[f"{dim} dims" for dim in tests],
+            mode="markers", marker=dict(size=10, color=["#2e7d32" if d.significant and d.delta > 0
+                                                        else "#c62828" if d.significant
+                                                        else "#757575" for d in tests.values()]),
+            error_x=dict(type="data", symmetric=False,
+                         array=[d.ci95[1] - d.delta for d in tests.values()],
+                         arrayminus=[d.delta - d.ci95[0] for d in tests.values()])))
+        spread.add_vline(x=0, line_dash="dash", line_color="#9e9e9e")
+        spread.update_layout(height=80 + 45 * len(tests), margin=dict(t=10, b=40),
+                             xaxis_title=f"NDCG@10 of {other.label} minus {reference.label}",
+                             yaxis=dict(autorange="reversed"))
+        st.plotly_chart(spread, width="stretch")
+        st.dataframe(pd.DataFrame([{
+            "dims": dim, "difference": round(d.delta, 4),
+            "95% interval": f"{d.ci95[0]:+.4f} to {d.ci95[1]:+.4f}", "verdict": d.verdict(),
+            "better on": d.wins, "worse on": d.losses, "tied on": d.ties}
+            for dim, d in tests.items()]), hide_index=True, width="stretch")
     rows = gains(reference.metrics, other.metrics, metric)
     bars = go.Figure(go.Bar(x=[str(r["dim"]) for r in rows], y=[100 * r["relative"] for r in rows],
                             text=[f"{r['relative']:+.1%}" for r in rows], textposition="outside",

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import export, runs, storage
+from core.compare import compare_evaluations
 from views.common import escape, explained, show_flash, store
 
 st.title("Runs")
@@ -61,6 +62,11 @@ if len(measured) >= 2:
             st.markdown(f"B beats A on **{outcome.get('win', 0)}** questions, loses on "
                         f"**{outcome.get('loss', 0)}**, ties on {outcome.get('tie', 0)} "
                         "(rank of the right passage; 0 = not in the top 100).")
+            tested = compare_evaluations(runs.evaluation_of(workspace, a),
+                                         runs.evaluation_of(workspace, b)).get(dim)
+            if tested:
+                st.markdown(f"NDCG@10 of B minus A at {dim} dims: {escape(tested.summary())} "
+                            "(paired bootstrap over the questions).")
             st.dataframe(pd.DataFrame([{"question": c.query, "rank A": c.rank_a, "rank B": c.rank_b,
                                         "outcome": c.outcome} for c in changes]),
                          hide_index=True, width="stretch", height=300)
