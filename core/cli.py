@@ -407,7 +407,7 @@ class TerminalReporter:
 
 def run_train(args) -> None:
     from .evaluate import RetrievalSet
-    from .finetune import run_experiment
+    from .finetune import held_out, run_experiment
     from .pairs import read_pairs_file
     from .train import NO_GAIN, TrainConfig, train
     settings = {}
@@ -434,8 +434,9 @@ def run_train(args) -> None:
         raise WorkspaceError(f"{args.eval} is not a folder; give a BEIR-layout folder")
     data = RetrievalSet.from_beir(Path(args.eval))
     reporter, output = TerminalReporter(), Path(args.output)
-    if reporter.quiet:  # other ranks of a distributed run only train
-        train(config, pairs, data, output, reporter, data.corpus)
+    if reporter.quiet:  # other ranks of a distributed run only train, on rank 0's split
+        held, validation = held_out(config, pairs, data)
+        train(config, held.train, validation, output, reporter, data.corpus)
         return
     result = run_experiment(config, pairs, data, output, reporter, None, data.corpus)
     summary = result.to_json()

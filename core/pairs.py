@@ -515,6 +515,35 @@ class SplitReport:
     groups: int
 
 
+def connected_groups(keys: list[Iterable]) -> list[list[int]]:
+    """Indices of items joined whenever two share a key (union-find), in order of first item.
+
+    A pair keyed by its passage and its normalised query: two pairs of one group must land on
+    the same side of any split, or the other side would hold an answer or question it has seen.
+
+    Example::
+
+        >>> connected_groups([("a", "x"), ("b", "y"), ("c", "x")])
+        [[0, 2], [1]]
+    """
+    parent = list(range(len(keys)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict = {}
+    for i, item_keys in enumerate(keys):
+        for key in item_keys:
+            parent[find(i)] = find(first_with.setdefault(key, i))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(keys)):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
 def split(store: Store, pair_set_id: int, test_fraction: float = 0.2, seed: int = 42) -> SplitReport:
     """Assign whole connected groups (shared passage or same normalised query) to one side."""
     if not 0.0 < test_fraction < 1.0:
@@ -523,23 +552,9 @@ def split(store: Store, pair_set_id: int, test_fraction: float = 0.2, seed: int 
     pairs = store.pairs(pair_set_id)
     if len(pairs) < 2:
         raise WorkspaceError("a split needs at least 2 pairs; add or generate more pairs first")
-    parent = list(range(len(pairs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_with: dict[tuple[str, object], int] = {}
-    for i, p in enumerate(pairs):
-        for key in (("chunk", p["chunk_id"]), ("query", normalise(p["query"]))):
-            j = first_with.setdefault(key, i)
-            parent[find(i)] = find(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(pairs)):
-        groups.setdefault(find(i), []).append(i)
-    ordered = sorted(groups.values(), key=lambda g: pairs[g[0]]["id"])
+    groups = connected_groups([(("chunk", p["chunk_id"]), ("query", normalise(p["query"])))
+                               for p in pairs])
+    ordered = sorted(groups, key=lambda g: pairs[g[0]]["id"])
     random.Random(seed).shuffle(ordered)
     target = max(1, round(test_fraction * len(pairs)))
     assignment: dict[int, str] = {}

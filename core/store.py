@@ -146,6 +146,11 @@ MIGRATIONS: list[str] = [
     DROP TABLE embeddings;
     ALTER TABLE embeddings_by_row RENAME TO embeddings;
     """,
+    # 6: when the job's current stage (its status) began, so its progress bar and time left
+    # describe that stage: a baseline, a validation pass and training each run from 0 to 100%.
+    """
+    ALTER TABLE jobs ADD COLUMN stage_started REAL;
+    """,
 ]
 
 # What to do about the SQLite failures a user can meet, by words of the message.

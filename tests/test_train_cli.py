@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.beir import export_beir, load_demo
+from core.corpus import normalise
+from core.evaluate import RetrievalSet
+from core.validation import VALIDATION_FILE
 from core.pairs import export_jsonl
 from tests.conftest import ROOT
 
@@ -39,6 +42,11 @@ def test_train_from_files_reports_both_models_and_timings(files, tmp_path):
     assert Path(out["model_path"], "model.safetensors").is_file()
     assert out["kept"] == "base" or out["kept"] == out["best_epoch"]
     assert (out["plan"]["epochs"], out["plan"]["max_pairs"], out["plan"]["max_seq_length"]) == (1, 32, 64)
+    # The epoch was picked on training pairs held out, never on the BEIR test queries.
+    held = {normalise(json.loads(line)["query"])
+            for line in (tmp_path / "model" / VALIDATION_FILE).read_text().splitlines()}
+    tested = {normalise(q) for q in RetrievalSet.from_beir(beir).queries}
+    assert held and out["validation_pairs"] >= len(held) and not held & tested
 
 
 def test_train_with_no_flags_applies_the_default_plan_and_names_it(files, tmp_path):

@@ -8,6 +8,7 @@ from core import jobs, models
 from core.evaluate import METRICS, default_dims
 from core.pairs import is_generated
 from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
+from core.validation import for_pair_set
 from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
 
 st.title("Fine-tune the embedding model")
@@ -37,8 +38,11 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         st.info("Split a pair set of this corpus into train and test first (Pairs page).")
     else:
         pair_set = pick_pair_set(pair_sets)
-        pairs = [(p["query"], p["positive"]) for p in workspace.pairs(pair_set.id, "train")]
-        n_train = len(pairs)
+        with explained():
+            held = for_pair_set(workspace, pair_set.id, is_generated(pair_set), TrainConfig().seed)
+        pairs, n_train = held.train, len(held.train)
+        st.caption(f"Validation: {len(held.validation):,} of the pair set's training pairs are "
+                   "held out to pick the best epoch; the test queries are kept for Results.")
         m1, m2 = st.columns([3, 1])
         typed_model = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model",
                                     help="The bundled model, a hub ID (org/name), the folder of "
