@@ -95,8 +95,8 @@ def check_upload(name: str, data: bytes, supported: Iterable[str]) -> str:
         raise WorkspaceError(f"{name}: unsupported file type {suffix or '(none)'}; use one of "
                              + ", ".join(supported))
     if len(data) > MAX_FILE_BYTES:
-        raise WorkspaceError(f"{name}: {len(data) / 2**20:.1f} MB is over the "
-                             f"{MAX_FILE_BYTES / 2**20:.0f} MB limit; split it into smaller files")
+        raise WorkspaceError(f"{name}: {len(data) / 2**20:.1f} MiB is over the "
+                             f"{MAX_FILE_BYTES / 2**20:.0f} MiB limit; split it into smaller files")
     if not data.strip():
         raise WorkspaceError(f"{name}: the file is empty; pick a file with some text in it")
     return suffix
