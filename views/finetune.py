@@ -113,16 +113,41 @@ selected = st.selectbox("Job", job_ids, format_func=labels.get,
 st.session_state["job_id"] = selected
 
 
-def series_chart(points: list[dict], prefix: str, title: str, y_title: str) -> go.Figure:
+def smoothed(values: list[float], weight: float = 0.9) -> list[float]:
+    """TensorBoard's debiased exponential moving average: each logged loss is one batch's, far
+    noisier than the trend a person reads the chart for."""
+    out, average = [], 0.0
+    for n, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight ** n))
+    return out
+
+
+def loss_chart(points: list[dict]) -> go.Figure:
+    steps = [p for p in points if p["series"] == "loss"]
+    xs, ys = [p["step"] for p in steps], [p["value"] for p in steps]
+    figure = go.Figure([
+        go.Scatter(x=xs, y=ys, mode="lines", name="each logged step", opacity=0.3,
+                   line=dict(color="#1f77b4", width=1)),
+        go.Scatter(x=xs, y=smoothed(ys), mode="lines", name="smoothed (EMA 0.9)",
+                   line=dict(color="#1f77b4", width=3))])
+    figure.update_layout(title="Training loss", height=300, margin=dict(t=40, b=30),
+                         xaxis_title="step", yaxis_title="loss",
+                         legend=dict(orientation="h", y=-0.3))
+    return figure
+
+
+def ndcg_chart(points: list[dict]) -> go.Figure:
     figure = go.Figure()
-    names = sorted({p["series"] for p in points if p["series"].startswith(prefix)},
-                   key=lambda s: -int(s.split("/")[1]) if "/" in s else 0)
+    names = sorted({p["series"] for p in points if p["series"].startswith("ndcg@10/")},
+                   key=lambda s: -int(s.split("/")[1]))
     for name in names:
-        xs = [p["epoch"] if prefix != "loss" else p["step"] for p in points if p["series"] == name]
-        figure.add_trace(go.Scatter(x=xs, y=[p["value"] for p in points if p["series"] == name],
-                                    mode="lines+markers", name=name.replace("ndcg@10/", "") + (" dims" if "/" in name else "")))
-    figure.update_layout(title=title, height=300, margin=dict(t=40, b=30),
-                         xaxis_title="step" if prefix == "loss" else "epoch", yaxis_title=y_title)
+        mine = [p for p in points if p["series"] == name]
+        figure.add_trace(go.Scatter(x=[p["epoch"] for p in mine], y=[p["value"] for p in mine],
+                                    mode="lines+markers", name=name.split("/")[1] + " dims"))
+    figure.update_layout(title="NDCG@10 on the validation pairs (epoch 0: before training)",
+                         height=300, margin=dict(t=40, b=30), xaxis_title="epoch",
+                         yaxis_title="NDCG@10", legend=dict(orientation="h", y=-0.3))
     return figure
 
 
@@ -155,14 +180,12 @@ def live(job_id: int, state_at_render: str) -> None:
     points = jobs.events(workspace, job_id, "point")
     left, right = st.columns(2)
     if steps:
-        left.plotly_chart(series_chart(points, "loss", "Training loss", "loss"), width="stretch",
-                          key=f"loss{job_id}")
+        left.plotly_chart(loss_chart(points), width="stretch", key=f"loss{job_id}")
     if any(p["series"].startswith("ndcg") for p in points):
-        right.plotly_chart(series_chart(points, "ndcg@10/", "NDCG@10 per epoch (0: before training)",
-                                        "NDCG@10"), width="stretch", key=f"ndcg{job_id}")
+        right.plotly_chart(ndcg_chart(points), width="stretch", key=f"ndcg{job_id}")
     if job.state == "succeeded" and job.result.get("finetuned"):
         if job.result.get("kept") == "base":
-            st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the test queries, "
+            st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the validation pairs, "
                        f"so {escape(job.result['model_path'])} holds the base model. Try more or "
                        "better pairs.", icon=":material/info:")
         else:
