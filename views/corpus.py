@@ -139,7 +139,8 @@ if corpora:
     names = list(corpora)
     current = st.session_state.get("corpus_name")
     shown = st.selectbox("Corpus", names, index=names.index(current) if current in names else 0)
-    st.session_state["corpus_name"] = shown
+    if current in names and shown != current:  # a choice here, not a default, is remembered
+        st.session_state["corpus_name"] = shown
     corpus = corpora[shown]
     s1, s2, s3 = st.columns(3)
     s1.metric("Documents", corpus.stats.get("documents", 0))
