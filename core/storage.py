@@ -100,14 +100,14 @@ class StorageTable:
                 f"questions against this corpus's {self.corpus_passages:,} passages.")
 
     def notes(self) -> list[str]:
-        """Results a reader could misread: int8 scoring above float32 at the same size."""
+        """Results a reader could misread: int8 or binary scoring above float32 at the same size."""
         by = {(o.dim, o.precision): o for o in self.options}
-        return [f"At {o.dim} dims int8 scores {o.ndcg:.4f} against float32's "
+        return [f"At {o.dim} dims {o.precision} scores {o.ndcg:.4f} against float32's "
                 f"{by[o.dim, 'float32'].ndcg:.4f}: quantising rounds the scores and reorders "
-                f"near-ties, and on {self.queries:,} test questions a difference this small is "
-                "noise, not a gain from int8."
+                f"near-ties, and on {self.queries:,} test questions such a difference is "
+                f"noise, not a gain from {o.precision}."
                 for o in self.options
-                if o.precision == "int8" and (o.dim, "float32") in by
+                if o.precision != "float32" and (o.dim, "float32") in by
                 and o.ndcg > by[o.dim, "float32"].ndcg]
 
     @property
