@@ -21,3 +21,15 @@ def test_a_loss_is_said_plainly():
     assert lines[-1].startswith("NDCG@10 fell at 384 dims")
     assert [round(g["relative"], 3) for g in gains(table({384: 0.6, 64: 0.5}),
                                                      table({384: 0.55, 64: 0.52}), "ndcg@10")] == [-0.083, 0.04]
+
+
+def test_a_perfect_recall_on_filtered_generated_pairs_is_explained_and_only_there():
+    from core.compare import capped_metrics, ceiling_note
+    from core.store import PairSet
+    metrics = {384: {"ndcg@10": 0.8, "recall@1": 1.0, "recall@10": 1.0, "accuracy@10": 1.0,
+                     "recall@5": 0.9}}
+    generated = PairSet(1, 1, "g", "builtin", 0.0, {"config": {"filter_top_k": 10}})
+    assert capped_metrics(generated, metrics) == ["recall@10", "accuracy@10"]
+    assert "top 10" in ceiling_note(generated, metrics)
+    people = PairSet(2, 1, "p", "import", 0.0, {})
+    assert capped_metrics(people, metrics) == [] and ceiling_note(people, metrics) is None
