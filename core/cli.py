@@ -392,7 +392,7 @@ def parse_dims(text: str | None) -> list[int] | None:
 
 def run_evaluate(args) -> None:
     from .beir import retrieval_set
-    from .compare import trust_note
+    from .compare import ceiling_note, trust_note
     from .evaluate import RetrievalSet, evaluate_named, evaluation_label, save
     if (args.data_dir is None) == (args.pairs is None):
         raise WorkspaceError("give either a BEIR folder or --pairs PAIR_SET_ID")
@@ -405,12 +405,14 @@ def run_evaluate(args) -> None:
         data = retrieval_set(Path(args.data_dir), args.split)
     result = evaluate_named(args.model, data, parse_dims(args.dims), store,
                             lambda stage, f: _progress(stage)(f))
-    note = None
+    note = ceiling = None
     if args.pairs is not None:
         save(store, result, args.pairs, evaluation_label(args.model))
         note = trust_note(store.pair_set(args.pairs))
-        if note:
-            print(note, file=sys.stderr)
+        ceiling = ceiling_note(store.pair_set(args.pairs), result.metrics)
+        for line in (note, ceiling):
+            if line:
+                print(line, file=sys.stderr)
     for reason, n in result.skipped.items():
         print(f"skipped {n} {reason}", file=sys.stderr)
     if not args.json:
@@ -419,7 +421,7 @@ def run_evaluate(args) -> None:
             print(f"{dim}\t" + "\t".join(f"{m[k]:.4f}" for k in ("ndcg@10", "mrr@10", "map@100", "recall@10")))
     best = result.metrics[result.dims[0]]["ndcg@10"]
     finish(args, f"{result.queries} queries over {result.corpus} passages in {result.seconds:.1f} s; "
-                 f"NDCG@10 {best:.4f} at {result.dims[0]} dims", {**result.to_json(), "note": note})
+                 f"NDCG@10 {best:.4f} at {result.dims[0]} dims", {**result.to_json(), "note": note, "ceiling": ceiling})
 
 
 @command("train", "baseline eval, Matryoshka fine-tuning and final eval (works under torchrun)")
@@ -470,7 +472,7 @@ class TerminalReporter:
 
 def run_train(args) -> None:
     from .beir import retrieval_set
-    from .finetune import run_experiment
+    from .finetune import held_out, run_experiment
     from .pairs import read_pairs_file
     from .train import NO_GAIN, TrainConfig, train
     settings = {}
@@ -497,8 +499,9 @@ def run_train(args) -> None:
         raise WorkspaceError(f"{args.eval} is not a folder; give a BEIR-layout folder")
     data = retrieval_set(Path(args.eval))
     reporter, output = TerminalReporter(), Path(args.output)
-    if reporter.quiet:  # other ranks of a distributed run only train
-        train(config, pairs, data, output, reporter, data.corpus)
+    if reporter.quiet:  # other ranks of a distributed run only train, on rank 0's split
+        held, validation = held_out(config, pairs, data)
+        train(config, held.train, validation, output, reporter, data.corpus)
         return
     result = run_experiment(config, pairs, data, output, reporter, None, data.corpus)
     summary = result.to_json()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .evaluate import StoredEvaluation
+from .evaluate import METRICS, StoredEvaluation
 from .pairs import is_generated
 from .significance import Difference, paired_bootstrap
 from .store import WorkspaceError
@@ -25,6 +25,31 @@ GENERATED_TEST = ("Measured on generated questions, which flatter fine-tuning: a
 def trust_note(pair_set) -> str | None:
     """What a reader must know before believing scores measured on this pair set's test split."""
     return GENERATED_TEST if is_generated(pair_set) else None
+
+
+def capped_metrics(pair_set, metrics: Metrics) -> list[str]:
+    """The metrics that read a perfect 1.0 only because of how the pairs were made: the offline
+    generator keeps a question only when the base model already ranks its passage in its top k
+    (``PseudoQueryConfig.filter_top_k``), so the base model's Recall@k and Accuracy@k for that
+    k and above are 1.0 by construction, and any other model can only lose on them."""
+    k = (pair_set.settings.get("config") or {}).get("filter_top_k")
+    if pair_set.source != "builtin" or not k:
+        return []
+    return sorted({m for ms in metrics.values() for m, v in ms.items()
+                   if v >= 1.0 and m.split("@")[0] in ("recall", "accuracy")
+                   and int(m.split("@")[1]) >= k}, key=METRICS.index)
+
+
+def ceiling_note(pair_set, metrics: Metrics) -> str | None:
+    """Why ``capped_metrics`` read 1.0, in a sentence; None when none do."""
+    capped = capped_metrics(pair_set, metrics)
+    if not capped:
+        return None
+    k = pair_set.settings["config"]["filter_top_k"]
+    names = " and ".join(m[0].upper() + m[1:] for m in capped)
+    return (f"{names} read 1.0 by construction, not by skill: the generator kept only questions "
+            f"whose passage the base model already ranks in its top {k}, so the base model cannot "
+            f"miss there and a fine-tuned model can only lose; compare on NDCG@10 or MRR@10.")
 
 
 def gains(reference: Metrics, other: Metrics, metric: str) -> list[dict]:

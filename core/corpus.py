@@ -27,7 +27,8 @@ from .store import Store
 MAX_FILE_BYTES = 200 * 1024 * 1024
 CHARS_PER_TOKEN = 6  # generous: English runs at about 4-5 characters per token
 TOKENIZE_BATCH = 256  # texts per tokenizer call, so memory follows the batch, not the file
-PREVIEW_CHARS, PREVIEW_DOCUMENTS = 200_000, 200
+# About 2-3 s of chunking and dedup on a busy 2-core CPU: a typical upload is previewed whole.
+PREVIEW_CHARS, PREVIEW_DOCUMENTS = 1_000_000, 1000
 TEXT_KINDS = {".txt": "text", ".md": "markdown", ".markdown": "markdown"}
 TABLE_KINDS = {".csv", ".jsonl", ".parquet"}
 SUPPORTED = sorted([*TEXT_KINDS, ".pdf", ".html", ".htm", ".docx", *TABLE_KINDS])
@@ -109,8 +110,8 @@ def check_upload(name: str, data: bytes, supported: Iterable[str]) -> str:
         raise WorkspaceError(f"{name}: unsupported file type {suffix or '(none)'}; use one of "
                              + ", ".join(supported))
     if len(data) > MAX_FILE_BYTES:
-        raise WorkspaceError(f"{name}: {len(data) / 2**20:.1f} MB is over the "
-                             f"{MAX_FILE_BYTES / 2**20:.0f} MB limit; split it into smaller files")
+        raise WorkspaceError(f"{name}: {len(data) / 2**20:.1f} MiB is over the "
+                             f"{MAX_FILE_BYTES / 2**20:.0f} MiB limit; split it into smaller files")
     if not data.strip():
         raise WorkspaceError(f"{name}: the file is empty; pick a file with some text in it")
     return suffix
@@ -364,16 +365,28 @@ def chunk_text(text: str, settings: ChunkSettings, count_tokens: TokenCounter) -
 
 @dataclass
 class Preview:
-    """How documents would be chunked, worked out on their first part only, so a huge upload
-    shows its preview at once."""
+    """How documents would be chunked, worked out exactly as ``ingest`` will (repeats within the
+    upload dropped), on at most ``PREVIEW_CHARS`` characters so a huge upload still shows its
+    preview within seconds; beyond that the chunk count is extrapolated and says so."""
     documents: int
-    chunks: list[tuple[str, int]]
+    chunks: list[tuple[str, int]]  # the previewed chunks that would be stored
     complete: bool  # False: only the first PREVIEW_DOCUMENTS documents / PREVIEW_CHARS characters
+    duplicates: int = 0  # previewed chunks dropped as repeats of others in the upload
+    chars_previewed: int = 0
+    chars_total: int = 0
+
+    @property
+    def estimated_chunks(self) -> int:
+        """The chunk count for the whole upload: exact when complete, else scaled by characters."""
+        if self.complete or not self.chars_previewed:
+            return len(self.chunks)
+        return round(len(self.chunks) * self.chars_total / self.chars_previewed)
 
 
 def preview(documents: list[Document], settings: ChunkSettings, count_tokens: TokenCounter,
             max_chars: int = PREVIEW_CHARS, max_documents: int = PREVIEW_DOCUMENTS) -> Preview:
     chunks: list[tuple[str, int]] = []
+    deduper, duplicates = Deduper(), 0
     budget, complete = max_chars, len(documents) <= max_documents
     for doc in documents[:max_documents]:
         if budget <= 0:
@@ -381,9 +394,15 @@ def preview(documents: list[Document], settings: ChunkSettings, count_tokens: To
             break
         if len(doc.text) > budget:
             complete = False
-        chunks += chunk_text(doc.text[:budget], settings, count_tokens)
+        for text, tokens in chunk_text(doc.text[:budget], settings, count_tokens):
+            if deduper.is_duplicate(text):
+                duplicates += 1
+            else:
+                chunks.append((text, tokens))
         budget -= len(doc.text)
-    return Preview(len(documents), chunks, complete)
+    return Preview(len(documents), chunks, complete, duplicates,
+                   min(max_chars, sum(len(d.text) for d in documents[:max_documents])),
+                   sum(len(d.text) for d in documents))
 
 
 def _fit(unit: str, tokens: int, size: int, count_tokens: TokenCounter) -> list[tuple[str, int]]:

@@ -310,8 +310,9 @@ class Recommendation:
     provisional: bool = False
     would_change: list[str] = field(default_factory=list)  # open questions (or pairs) that matter
     checked: str = ""  # what the look-ahead tried, so its bound is stated
-    answered: int = 0
+    answered: int = 0  # questions with an answer, "don't know yet" included
     total: int = 0
+    unknown: int = 0  # of the answered, those answered "don't know yet"
 
     @property
     def title(self) -> str:
@@ -332,7 +333,11 @@ class Recommendation:
 
     @property
     def status(self) -> str:
-        done = f"{self.answered} of {self.total} answered"
+        """How settled the result is; "don't know yet" answers are counted apart from real ones,
+        since they leave a question as open as no answer does."""
+        done = f"{self.answered - self.unknown} of {self.total} answered"
+        if self.unknown:
+            done += f", {self.unknown} not known yet"
         return f"provisional, {done}" if self.provisional else f"final, {done}"
 
     def to_json(self) -> dict:
@@ -495,6 +500,10 @@ def _open_questions(q: Questionnaire, answers: dict[str, str]) -> list[tuple[Que
             if question.id not in answers or question.option(answers[question.id]).find_out]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("s" if n != 1 else "")
+
+
 def _describe(question: Question, answers: dict[str, str]) -> str:
     if question.id in answers:  # a "don't know yet" answer: say what to find out
         return f"{question.text} (you don't know yet: {question.option(answers[question.id]).find_out})"
@@ -520,12 +529,20 @@ def recommend(answers: dict[str, str], questionnaire: Questionnaire | None = Non
     result.would_change = ([_describe(question, answers) for question in singles]
                            + [f"{_describe(a, answers)} + {_describe(b, answers)} (only together)"
                               for a, b in pairs])
-    if len(open_) == 1:
-        result.checked = "Checked every answer to the 1 open question: that covers every case."
-    elif open_:
-        result.checked = (f"Checked every answer to the {len(open_)} open questions, alone and in pairs"
+    result.unknown = sum(question.id in answers for question, _ in open_)
+    if open_:
+        mattering = len({question.id for question in singles}
+                        | {question.id for pair in pairs for question in pair})
+        if len(open_) == 1:
+            verdict = "it could change it (above)" if mattering else "it does not change it"
+        else:
+            verdict = (f"{mattering} of them could change it (listed above)" if mattering
+                       else "none of them changes it")
+        result.checked = (f"Tried every answer to the {_count(len(open_), 'open question')} "
+                          "(unanswered or not known yet)"
+                          + (", alone and in pairs" if len(open_) > 1 else "") + f": {verdict}"
                           + ("; combinations of three or more were not checked." if len(open_) > 2
-                             else ": that covers every case."))
+                             else "; that covers every case."))
     result.provisional = bool(result.would_change) or len(open_) > 2
     return result
 

@@ -12,11 +12,12 @@ PARTS = ("database", "models", "cached vectors", "other")
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    """SI units, as disk makers and file managers count: 1 kB = 1000 bytes, 1 MB = 10⁶ bytes."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def folder_bytes(path: Path) -> int:

@@ -366,7 +366,9 @@ class StoredEvaluation(EvaluationSummary):
     details: dict
 
     def table(self) -> list[dict]:
-        return [{"dim": d, **{m: round(v, 4) for m, v in ms.items()}}
+        """One row per dimension, largest first; metric columns in ``METRICS`` order (@1, @5,
+        @10, @100), whatever order the stored JSON holds them in."""
+        return [{"dim": d, **{m: round(ms[m], 4) for m in METRICS if m in ms}}
                 for d, ms in sorted(self.metrics.items(), reverse=True)]
 
 

@@ -3,7 +3,8 @@
 Shared by the background job (pair sets from the workspace, results stored with the job) and by
 ``python -m core train`` (pairs from a file, a BEIR folder to evaluate on). Both models are
 measured on the same test queries with the same evaluator, so the two lines on the results chart
-are comparable by construction.
+are comparable by construction. The best epoch is picked on validation pairs held out from the
+training side (``core.validation``), never on those test queries.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from pathlib import Path
 from . import models
 from .evaluate import EvalResult, RetrievalSet, evaluate_named
 from .store import Store
-from .train import (NO_GAIN, DeviceSetup, Reporter, TrainConfig, TrainResult, plan_run, train,
-                    write_model_card)
+from .validation import VALIDATION_FILE, HeldOut, hold_out
+from .train import (NO_GAIN, DeviceSetup, Reporter, TrainConfig, TrainResult, plan_run,
+                    stage_progress, train, write_model_card)
 
 
 @dataclass
@@ -24,6 +26,7 @@ class ExperimentResult:
     finetuned: EvalResult | None  # None when the run was canceled
     training: TrainResult
     seconds: dict[str, float]
+    validation_pairs: int = 0
 
     @property
     def kept_base(self) -> bool:
@@ -36,38 +39,47 @@ class ExperimentResult:
                 "model_path": self.training.model_path, "best_epoch": self.training.best_epoch,
                 "kept": self.training.kept, "plan": self.training.plan,
                 "message": NO_GAIN if self.kept_base else None,
-                "stopped_early": self.training.stopped_early}
+                "stopped_early": self.training.stopped_early,
+                "validation_pairs": self.validation_pairs}
+
+
+def held_out(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
+             corpus: list[str] | None = None) -> tuple[HeldOut, RetrievalSet]:
+    """The run's training pairs and its validation set (against ``corpus``, by default the test
+    set's passages); the same on every rank of a distributed run, since it depends only on the
+    seed."""
+    held = hold_out(pairs, bool(config.generated_pairs), config.seed, eval_data.queries)
+    return held, held.retrieval_set(corpus if corpus is not None else eval_data.corpus)
 
 
 def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
                    output_dir: Path, reporter: Reporter, store: Store | None = None,
-                   corpus: list[str] | None = None, resume: bool = False,
-                   validation: RetrievalSet | None = None) -> ExperimentResult:
-    """Baseline on ``eval_data``, training (best epoch picked on ``validation``, by default
-    ``eval_data`` itself), then the kept model on ``eval_data``."""
+                   corpus: list[str] | None = None, resume: bool = False) -> ExperimentResult:
+    """Baseline on ``eval_data``, training on ``pairs`` less a held-out validation share that
+    picks the best epoch, then the kept model on ``eval_data``."""
     started = time.perf_counter()
+    held, validation = held_out(config, pairs, eval_data, corpus)
     # Every setting is checked before the baseline is measured, so a mistake costs nothing.
-    config, _ = plan_run(config, pairs, models.load(config.model), DeviceSetup.detect())
+    config, _ = plan_run(config, held.train, models.load(config.model), DeviceSetup.detect())
+    reporter.log(held.summary())
+    held.save(output_dir / VALIDATION_FILE)
 
-    def progress(stage: str, fraction: float) -> None:
-        reporter.status(f"{stage.capitalize()} ({fraction:.0%})")
-
-    reporter.status("Measuring the baseline")
-    baseline = evaluate_named(config.model, eval_data, config.dims, store, progress)
+    baseline = evaluate_named(config.model, eval_data, config.dims, store,
+                              stage_progress(reporter, "Measuring the baseline"))
     reporter.log("baseline " + baseline.line())
     after_baseline = time.perf_counter()
-    training = train(config, pairs, validation or eval_data, output_dir, reporter, corpus, resume)
+    training = train(config, held.train, validation, output_dir, reporter, corpus, resume, store)
     after_training = time.perf_counter()
     finetuned = None
     if training.kept == "base":
         finetuned = baseline  # the same weights: measuring them again would only cost time
     elif not training.stopped_early and Path(training.model_path).is_dir():
-        reporter.status("Measuring the fine-tuned model")
-        finetuned = evaluate_named(training.model_path, eval_data, config.dims, store, progress)
+        finetuned = evaluate_named(training.model_path, eval_data, config.dims, store,
+                                   stage_progress(reporter, "Measuring the fine-tuned model"))
         finetuned.model = config.model + " (fine-tuned)"
     if finetuned is not None:
         write_model_card(Path(training.model_path), config, baseline, finetuned)
     done = time.perf_counter()
     return ExperimentResult(baseline, finetuned, training, {
         "baseline_eval": after_baseline - started, "train": after_training - after_baseline,
-        "final_eval": done - after_training, "total": done - started})
+        "final_eval": done - after_training, "total": done - started}, len(held.validation))

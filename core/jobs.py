@@ -66,6 +66,7 @@ class Job:
     resume: bool = False  # continue from the last checkpoint instead of starting over
     owner: str | None = None
     heartbeat: float | None = None
+    stage_started: float | None = None  # when ``status`` was last set; ``progress`` is its share
 
     @property
     def elapsed(self) -> float:
@@ -75,9 +76,11 @@ class Job:
 
     @property
     def eta(self) -> float | None:
+        """Seconds left in the current stage, from its own pace so far."""
         if self.state != "running" or self.progress <= 0.02:
             return None
-        return self.elapsed * (1 - self.progress) / self.progress
+        spent = time.time() - (self.stage_started or self.started or time.time())
+        return spent * (1 - self.progress) / self.progress
 
     @property
     def ran(self) -> bool:
@@ -89,7 +92,7 @@ def _job(row) -> Job:
     return Job(row["id"], row["kind"], row["state"], json.loads(row["config"]), row["created"],
                row["started"], row["finished"], bool(row["cancel_requested"]), row["progress"],
                row["status"], row["error"], json.loads(row["result"]), bool(row["resume"]),
-               row["owner"], row["heartbeat"])
+               row["owner"], row["heartbeat"], row["stage_started"])
 
 
 def this_process() -> str:
@@ -348,8 +351,10 @@ class StoreReporter:
             db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (now, self.job_id))
 
     def status(self, text: str) -> None:
-        self.store.db.execute("UPDATE jobs SET status = ?, heartbeat = ? WHERE id = ?",
-                              (text, time.time(), self.job_id))
+        """A new stage: its progress starts from 0 and its clock from now."""
+        now = time.time()
+        self.store.db.execute("UPDATE jobs SET status = ?, progress = 0, stage_started = ?, "
+                              "heartbeat = ? WHERE id = ?", (text, now, now, self.job_id))
         self.log(text)
 
     def progress(self, fraction: float) -> None:
@@ -398,15 +403,14 @@ def explain_failure(error: BaseException, config: dict, folder: Path | None = No
 def check_train_config(store: Store, config: dict) -> dict:
     from . import models
     from .train import TrainConfig
+    from .validation import for_pair_set
     train_config = TrainConfig.from_dict(config)
     if train_config.pair_set_id is None:
         raise WorkspaceError("choose a pair set to train on")
-    pair_set = store.pair_set(train_config.pair_set_id)
-    n_pairs = len(store.pairs(pair_set.id, "train"))
-    if not n_pairs or not store.split_counts(pair_set.id).get("test"):
-        raise WorkspaceError(f"pair set '{pair_set.name}' needs a train/test split first "
-                             "(Pairs page, or python -m core pairs split)")
-    n_pairs = min(n_pairs, train_config.max_pairs or n_pairs)
+    # Refused now, not after the baseline: no split, or too few pairs to spare validation ones.
+    held = for_pair_set(store, train_config.pair_set_id, bool(train_config.generated_pairs),
+                        train_config.seed)
+    n_pairs = min(len(held.train), train_config.max_pairs or len(held.train))
     dim = models.load(train_config.model).get_embedding_dimension()
     train_config.resolved(dim, n_pairs)
     return config

@@ -162,6 +162,39 @@ _STOP = _AUX | _PREPOSITIONS | {
     "one", "two", "use", "used", "using", "see", "e", "g", "i", "etc"}
 _BOILERPLATE = re.compile(r"copyright|all rights reserved|©|https?://|www\.|licen[cs]e|"
                           r"^[\W_]+$|[=\-_*#~]{4,}|\|.*\|", re.I)
+# Page furniture: a running header or footer laid out in columns ("GNU coreutils 9.1     September
+# 2022     MV(1)"), or a line that is only a manual reference or a page number.
+_FURNITURE = re.compile(r"\S\s{3,}\S.*\s{3,}\S|^\s*[\w.+-]+\(\d\w*\)\s*$|^\s*(page\s+)?\d+(\s+of\s+\d+)?\s*$",
+                        re.I)
+# A word broken at the end of a line: "sys‐ tem" (U+2010 hyphen, soft hyphen or ASCII hyphen,
+# then a space where the line break was, then the lower-case rest).
+_BROKEN_WORD = re.compile(r"\b([A-Za-z]+)[\u2010\u00ad-] +([a-z]+)\b")
+_LEADING_HEADING = re.compile(r"^(?:[A-Z][A-Z0-9_-]+ +){2,}(?=[A-Z][a-z])")  # "EXIT CODES There…"
+_LEADING_MARK = re.compile(r"^[•·*▪◦‣-]\s+")  # a list bullet
+# A question's subject must name something: these open a clause or point back, they name nothing.
+_NOT_A_SUBJECT = {"if", "when", "while", "because", "although", "though", "since", "unless",
+                  "whether", "this", "that", "these", "those", "it", "there", "here", "which",
+                  "who", "what", "so", "and", "or", "but", "as", "thus", "then", "also", "otherwise",
+                  "such", "each", "all", "any", "both", "either", "neither", "one", "some"}
+
+
+def tidy(text: str, vocabulary: dict[str, int] | frozenset = frozenset()) -> str:
+    """Text as a person would type it: words broken across lines joined again, tabs and runs of
+    spaces (justified or columned layout) made single spaces.
+
+    A break at a typographic hyphen (U+2010, as man pages render) or a soft hyphen is always
+    line-break hyphenation; at an ASCII hyphen it may be a real compound ("pre- and post-"), so
+    it is joined only when the joined word occurs in ``vocabulary`` (the corpus's own words).
+
+    >>> tidy("the sys‐ tem\tclock,  re- set")
+    'the system clock, re- set'
+    """
+    def join(match: re.Match) -> str:
+        head, tail = match.group(1), match.group(2)
+        typographic = match.group(0)[len(head)] != "-"
+        return head + tail if typographic or (head + tail).lower() in vocabulary else match.group(0)
+
+    return " ".join(_BROKEN_WORD.sub(join, text).split())
 
 
 @dataclass
@@ -214,6 +247,8 @@ def question_from(sentence: str) -> str | None:
     >>> question_from("Total revenue was $26.97 billion in fiscal 2024, up 126%.")
     'What was total revenue in fiscal 2024?'
     """
+    if not sentence[:1].isalpha():
+        return None  # "-W exec file …", "--happy-eyeballs …": an option's entry, not a statement
     words = _words(re.split(r"[,;:(]| - ", sentence)[0])
     for i, word in enumerate(words[1:9], start=1):
         if word.lower() not in _AUX:
@@ -221,10 +256,20 @@ def question_from(sentence: str) -> str | None:
         subject, rest = words[:i], words[i + 1:]
         if len(subject) == 1 and subject[0].lower() in _STOP:
             return None  # "It is …": the subject names nothing
+        if any(w.lower() in _NOT_A_SUBJECT for w in subject):
+            return None  # "If that string is …", "HTTPS-proxy This option is …"
+        if sum(w.isupper() and len(w) > 1 for w in subject) >= 2:
+            return None  # "PATTERNS PATTERN is …": placeholders from a synopsis, not a name
         # A copula's complement is the answer; another auxiliary's verb is part of the question.
         verb = [] if word.lower() in _COPULAS or not rest else rest[:1]
         qualifier = next((rest[j:j + 5] for j, w in enumerate(rest[:8])
                           if j and w.lower() in _PREPOSITIONS), [])
+        cut = next((j for j, w in enumerate(qualifier) if w.lower() in ("and", "or", "but")), None)
+        qualifier = qualifier[:cut]  # a second clause is another question
+        while qualifier and qualifier[-1].lower() in _STOP:
+            qualifier = qualifier[:-1]  # "… from a file and to?": a cut phrase ends on a word
+        if len(qualifier) == 1:
+            qualifier = []  # a lone preposition
         # Sentence case goes, but an acronym or a name like "iPhone" keeps its capitals.
         first = subject[0] if subject[0][1:].lower() != subject[0][1:] else subject[0].lower()
         return " ".join(["What", word.lower(), first, *subject[1:12], *verb, *qualifier]) + "?"
@@ -254,7 +299,8 @@ def pseudo_queries(text: str, config: PseudoQueryConfig, rng: random.Random,
         body = "\n".join(lines[1:]).strip()
         if len(body.split()) >= config.min_words:
             out.append((heading, body))
-    units = [u for u, _ in split_units(text) if not _heading(u)]
+    units = [_LEADING_HEADING.sub("", _LEADING_MARK.sub("", tidy(u, document_frequency or {})))
+             for u, _ in split_units(text) if not _heading(u) and not _FURNITURE.search(u)]
     candidates = [i for i, u in enumerate(units)
                   if config.min_words <= len(u.split()) <= config.max_words
                   and not _BOILERPLATE.search(u) and normalise(u) not in boilerplate]
@@ -537,6 +583,35 @@ class SplitReport:
     groups: int
 
 
+def connected_groups(keys: list[Iterable]) -> list[list[int]]:
+    """Indices of items joined whenever two share a key (union-find), in order of first item.
+
+    A pair keyed by its passage and its normalised query: two pairs of one group must land on
+    the same side of any split, or the other side would hold an answer or question it has seen.
+
+    Example::
+
+        >>> connected_groups([("a", "x"), ("b", "y"), ("c", "x")])
+        [[0, 2], [1]]
+    """
+    parent = list(range(len(keys)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict = {}
+    for i, item_keys in enumerate(keys):
+        for key in item_keys:
+            parent[find(i)] = find(first_with.setdefault(key, i))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(keys)):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
 def split(store: Store, pair_set_id: int, test_fraction: float = TEST_FRACTION,
           seed: int = SPLIT_SEED) -> SplitReport:
     """Assign whole connected groups (shared passage or same normalised query) to one side."""
@@ -546,23 +621,9 @@ def split(store: Store, pair_set_id: int, test_fraction: float = TEST_FRACTION,
     pairs = store.pairs(pair_set_id)
     if len(pairs) < 2:
         raise WorkspaceError("a split needs at least 2 pairs; add or generate more pairs first")
-    parent = list(range(len(pairs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_with: dict[tuple[str, object], int] = {}
-    for i, p in enumerate(pairs):
-        for key in (("chunk", p["chunk_id"]), ("query", normalise(p["query"]))):
-            j = first_with.setdefault(key, i)
-            parent[find(i)] = find(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(pairs)):
-        groups.setdefault(find(i), []).append(i)
-    ordered = sorted(groups.values(), key=lambda g: pairs[g[0]]["id"])
+    groups = connected_groups([(("chunk", p["chunk_id"]), ("query", normalise(p["query"])))
+                               for p in pairs])
+    ordered = sorted(groups, key=lambda g: pairs[g[0]]["id"])
     random.Random(seed).shuffle(ordered)
     target = max(1, round(test_fraction * len(pairs)))
     assignment: dict[int, str] = {}

@@ -41,6 +41,8 @@ def budget_defaults() -> str:
     """The default time budget in words, for help texts: "10 min on CPU, 5 on a GPU"."""
     return f"{BUDGET_MINUTES['cpu']:g} min on CPU, {BUDGET_MINUTES['cuda']:g} on a GPU"
 EVAL_SHARE = 0.15  # of the budget kept for the per-epoch evaluations and saving
+VALIDATION_SHARE = 0.1  # of the training side held out to pick the best epoch
+MAX_VALIDATION_PAIRS = 500  # generated sets are large; more queries sharpen little, cost every epoch
 
 
 @dataclass
@@ -65,6 +67,14 @@ class Plan:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def validation_size(n_train: int, generated: bool) -> int:
+    """How many training pairs to hold out for choosing the best epoch: a tenth, at least one;
+    generated pairs are plentiful, so their share is also capped to keep each epoch's check cheap.
+    """
+    size = max(1, round(VALIDATION_SHARE * n_train))
+    return min(size, MAX_VALIDATION_PAIRS) if generated else size
 
 
 def seq_length_for(token_counts: list[int], model_max: int) -> int:

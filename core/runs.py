@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import jobs, models
 from .corpus import check_label, text_hash
-from .disk import folder_bytes
+from .disk import folder_bytes, human_bytes
 from .errors import WorkspaceError
 from .evaluate import StoredEvaluation, load_evaluations
 from .store import Store
@@ -171,6 +171,25 @@ class QueryChange:
         return "win" if b < a else "loss" if b > a else "tie"
 
 
+def default_comparison(runs: list[Run]) -> tuple[Run, Run]:
+    """(reference, challenger) to compare first: the newest fine-tune against an evaluation of
+    its pair set (the baseline it started from), else the newest run against the one before."""
+    tuned = next((r for r in runs if r.kind == "fine-tune" and r.metrics), None)
+    if tuned:
+        base = next((r for r in runs if r.kind == "evaluation" and r.metrics
+                     and r.pair_set_id == tuned.pair_set_id), None)
+        if base:
+            return base, tuned
+    return runs[1], runs[0]
+
+
+def outcome_sentence(changes: list[QueryChange], reference: str, challenger: str) -> str:
+    """Who beats whom, with the challenger as the subject so the counts read in its favour."""
+    counts = {o: sum(c.outcome == o for c in changes) for o in ("win", "loss", "tie")}
+    return (f"{challenger} ranks the right passage higher than {reference} on {counts['win']} "
+            f"questions, lower on {counts['loss']}, the same on {counts['tie']}.")
+
+
 def wins_and_losses(store: Store, a: Run, b: Run, dim: int) -> list[QueryChange]:
     """Per test query: where the right passage ranks under run ``a`` and under run ``b``.
     Only queries both runs measured are compared; the biggest moves come first."""
@@ -240,7 +259,7 @@ class Deletion:
         if self.runs:
             parts.append(f"{len(self.runs)} run{'s' * (len(self.runs) != 1)} ({', '.join(self.runs)})")
         if self.bytes:
-            parts.append(f"{self.bytes / 2**20:.1f} MB of files and cached vectors")
+            parts.append(f"{human_bytes(self.bytes)} of files and cached vectors")
         return ", ".join(parts)
 
 

@@ -52,26 +52,35 @@ def quantised(queries: np.ndarray, corpus: np.ndarray, dim: int, precision: str
     raise ValueError(f"unknown precision {precision!r}")
 
 
+def percent_down(share: float) -> str:
+    """A share as a percentage cut (not rounded) to one decimal, so 94.98% reads 94.9% and
+    never 95% beside a "≥ 95%" rule it misses."""
+    return f"{math.floor(share * 1000 + 1e-9) / 10:.1f}%"
+
+
 @dataclass
 class StorageOption:
     dim: int
     precision: str
-    bytes: int  # for the whole corpus
+    bytes: int  # for the planned number of passages
     ndcg: float
     smaller: float  # times smaller than full-size float32
     kept: float  # share of the full-size float32 NDCG@10
 
-    def row(self) -> dict:
+    def row(self, keep: float = KEEP) -> dict:
         return {"dim": self.dim, "precision": self.precision, "index size": human_bytes(self.bytes),
                 "× smaller": round(self.smaller, 1), "NDCG@10": round(self.ndcg, 4),
-                "% of full score": round(100 * self.kept, 1)}
+                "of full score": percent_down(self.kept),
+                f"keeps ≥ {keep:.0%}": "yes" if self.kept >= keep else "no"}
 
 
 @dataclass
 class StorageTable:
     model: str
-    passages: int
+    passages: int  # the number sizes are given for
     options: list[StorageOption]
+    queries: int = 0  # test queries the scores were measured on
+    corpus_passages: int = 0  # passages they were measured against
 
     def headline(self, keep: float = KEEP) -> str:
         """The smallest index keeping ``keep`` of the full-size score, in one line."""
@@ -81,8 +90,25 @@ class StorageTable:
                     "full-size float32 vectors.")
         best = min(good, key=lambda o: (o.bytes, -o.ndcg))
         return (f"{best.dim}-d {best.precision}: {best.smaller:.0f}× smaller, "
-                f"{best.kept:.0%} of the score ({human_bytes(best.bytes)} for "
+                f"{percent_down(best.kept)} of the score ({human_bytes(best.bytes)} for "
                 f"{self.passages:,} passages instead of {human_bytes(self.full_bytes)}).")
+
+    def caption(self) -> str:
+        """What the sizes and scores are for, truthfully."""
+        return (f"Sizes are for {self.passages:,} passages (vectors only, before any index "
+                f"overhead; 1 MB = 10⁶ bytes). Scores are measured on {self.queries:,} test "
+                f"questions against this corpus's {self.corpus_passages:,} passages.")
+
+    def notes(self) -> list[str]:
+        """Results a reader could misread: int8 or binary scoring above float32 at the same size."""
+        by = {(o.dim, o.precision): o for o in self.options}
+        return [f"At {o.dim} dims {o.precision} scores {o.ndcg:.4f} against float32's "
+                f"{by[o.dim, 'float32'].ndcg:.4f}: quantising rounds the scores and reorders "
+                f"near-ties, and on {self.queries:,} test questions such a difference is "
+                f"noise, not a gain from {o.precision}."
+                for o in self.options
+                if o.precision != "float32" and (o.dim, "float32") in by
+                and o.ndcg > by[o.dim, "float32"].ndcg]
 
     @property
     def full_bytes(self) -> int:
@@ -121,4 +147,5 @@ def measure(store: Store, pair_set_id: int, model_name: str, dims: list[int] | N
     corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, data.corpus)
     queries = encode(model, data.queries)
     return StorageTable(model_name, passages or len(data.corpus),
-                        storage_options(queries, corpus, data, dims, passages))
+                        storage_options(queries, corpus, data, dims, passages),
+                        len(data.queries), len(data.corpus))

@@ -181,6 +181,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX label_events_corpus ON label_events(corpus_id, action);
     ALTER TABLE pairs ADD COLUMN relevance INTEGER NOT NULL DEFAULT 1;
     """,
+    # 7: when the job's current stage (its status) began, so its progress bar and time left
+    # describe that stage: a baseline, a validation pass and training each run from 0 to 100%.
+    """
+    ALTER TABLE jobs ADD COLUMN stage_started REAL;
+    """,
 ]
 
 @dataclass

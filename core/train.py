@@ -29,8 +29,10 @@ from typing import Protocol
 
 from . import ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
-from .evaluate import METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate
+from .evaluate import (METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate,
+                       evaluate_named)
 from .plan import Plan, default_plan
+from .store import Store
 
 LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"
@@ -167,6 +169,20 @@ class Reporter(Protocol):
     def should_stop(self) -> bool: ...
 
 
+def stage_progress(reporter: Reporter, title: str):
+    """A progress callback for ``evaluate``: the stage in the status (once per stage, so the
+    log is not flooded; a new status restarts the job's ETA) and its fraction on the bar."""
+    shown: list[str] = []
+
+    def progress(stage: str, fraction: float) -> None:
+        if not shown or shown[-1] != stage:
+            shown.append(stage)
+            reporter.status(f"{title}: {stage}")
+        reporter.progress(fraction)
+
+    return progress
+
+
 @dataclass
 class TrainResult:
     model_path: str
@@ -262,7 +278,7 @@ def matryoshka_evaluator(data: RetrievalSet, dims: list[int], reporter: Reporter
 # -- training ------------------------------------------------------------------------------
 def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
           output_dir: Path, reporter: Reporter, corpus: list[str] | None = None,
-          resume: bool = False) -> TrainResult:
+          resume: bool = False, store: Store | None = None) -> TrainResult:
     """Fine-tune ``config.model`` on (query, passage) pairs and save the best of its epochs and
     the untrained model, judged on ``eval_data``, to ``output_dir/model``; checkpoints in
     ``output_dir/checkpoints`` allow resuming.
@@ -276,6 +292,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         reporter: where progress is told (the job store or the terminal).
         corpus: passages to mine hard negatives from.
         resume: continue from the newest checkpoint in ``output_dir``.
+        store: the workspace whose vector cache serves the untrained model's passages.
     """
     import datasets
     import torch
@@ -317,12 +334,15 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     ranking = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
                if config.loss == "cached_mnrl" else MultipleNegativesRankingLoss(model))
     loss = MatryoshkaLoss(model, ranking, matryoshka_dims=config.dims)
-    evaluator = matryoshka_evaluator(eval_data.subset(VALIDATION_PASSAGES, config.seed), config.dims)
+    validation = eval_data.subset(VALIDATION_PASSAGES, config.seed)
+    evaluator = matryoshka_evaluator(validation, config.dims)
     primary = f"eval_dim{config.best_dim}_{config.best_metric}"
-    reporter.status("Measuring the untrained model on the validation queries")
-    evaluator(model)
-    base_score = evaluator.last.metrics[config.best_dim][config.best_metric]
-    for dim, ms in evaluator.last.metrics.items():  # epoch 0 on the chart: where training starts
+    # The untrained model as it would be kept (its own sequence length), so its passages come
+    # from the vector cache the baseline just filled.
+    untrained = evaluate_named(config.model, validation, config.dims, store, stage_progress(
+        reporter, f"Measuring the untrained model on {len(validation.queries)} validation queries"))
+    base_score = untrained.metrics[config.best_dim][config.best_metric]
+    for dim, ms in untrained.metrics.items():  # epoch 0 on the chart: where training starts
         reporter.point(f"ndcg@10/{dim}", 0, ms["ndcg@10"], 0.0)
 
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)

@@ -26,3 +26,15 @@ def test_a_loss_is_said_plainly():
 def test_a_size_ratio_that_is_not_whole_is_not_rounded_down():
     lines = headlines(table({384: 0.60, 256: 0.59}), table({384: 0.62, 256: 0.62}), "ndcg@10")
     assert "1.5× smaller" in lines[1] and "1× smaller" not in " ".join(lines)
+
+
+def test_a_perfect_recall_on_filtered_generated_pairs_is_explained_and_only_there():
+    from core.compare import capped_metrics, ceiling_note
+    from core.store import PairSet
+    metrics = {384: {"ndcg@10": 0.8, "recall@1": 1.0, "recall@10": 1.0, "accuracy@10": 1.0,
+                     "recall@5": 0.9}}
+    generated = PairSet(1, 1, "g", "builtin", 0.0, {"config": {"filter_top_k": 10}})
+    assert capped_metrics(generated, metrics) == ["recall@10", "accuracy@10"]
+    assert "top 10" in ceiling_note(generated, metrics)
+    people = PairSet(2, 1, "p", "import", 0.0, {})
+    assert capped_metrics(people, metrics) == [] and ceiling_note(people, metrics) is None

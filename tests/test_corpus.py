@@ -223,12 +223,18 @@ def test_the_cli_ingests_a_folder_with_hidden_files_and_outside_links(tmp_path):
     assert "Roots take up water" in texts and "root:" not in texts and "draft" not in texts
 
 
-def test_the_preview_of_a_huge_upload_covers_its_first_part_only(count):
-    docs = [Document(f"d{i}.txt", "text", TEXT) for i in range(5)]
+def test_the_preview_counts_what_ingest_stores_and_estimates_beyond_its_limit(store, count):
+    docs = [Document(f"d{i}.txt", "text", TEXT) for i in range(3)]
+    docs.append(Document("plants.txt", "text", "\n\n".join(PARAGRAPHS)))
     full = preview(docs, ChunkSettings(64, 0), count)
-    assert full.complete and len(full.chunks) >= 5
+    report = ingest(store, "x", docs, count, ChunkSettings(64, 0))
+    assert full.complete and full.duplicates > 0  # the copies of TEXT
+    assert (len(full.chunks), full.duplicates) == (report.chunks, report.duplicates)
+    assert full.estimated_chunks == report.chunks
     part = preview(docs, ChunkSettings(64, 0), count, max_chars=len(TEXT) + 10)
-    assert not part.complete and len(part.chunks) < len(full.chunks)
+    assert not part.complete and part.chars_previewed == len(TEXT) + 10
+    assert part.chars_total == sum(len(d.text) for d in docs)
+    assert part.estimated_chunks == round(len(part.chunks) * part.chars_total / (len(TEXT) + 10))
     assert not preview(docs, ChunkSettings(64, 0), count, max_documents=2).complete
 
 

@@ -336,3 +336,14 @@ def test_wrong_answers_and_too_few_answers_exit_1(capsys):
     assert code == 1 and "'knowledge' has no option 'enormous'" in err
     code, _, err = run_cli(capsys, "knowledge=large")
     assert code == 1 and f"answer at least {MIN_ANSWERS} questions" in err
+
+
+def test_a_dont_know_is_not_counted_as_answered_and_the_open_questions_add_up():
+    # Two "don't know yet" answers, of which only one could change the recommendation: the
+    # status must not read "13 of 13 answered", nor the look-ahead "the 2 open questions"
+    # beside a single listed one without saying why.
+    result = recommend({**SUPPORT_BOT, "jargon": "unknown", "right_docs_wrong_answer": "na"})
+    assert result.status == "provisional, 11 of 13 answered, 2 not known yet"
+    assert len(result.would_change) == 1
+    assert result.checked.startswith("Tried every answer to the 2 open questions (unanswered or "
+                                     "not known yet), alone and in pairs: 1 of them could change it")

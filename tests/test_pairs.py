@@ -175,3 +175,32 @@ def test_a_large_corpus_is_sampled_before_generating(store, corpus_id):
     with pytest.raises(WorkspaceError, match="between 1 and 10"):
         generate_builtin(store, corpus_id, "bad", PseudoQueryConfig(per_chunk=-1))
     assert [s.name for s in store.pair_sets(corpus_id)] == ["sampled"]
+
+
+MAN_CHUNK = ("MV(1)                            User Commands                           MV(1)\n\n"
+             "The mv command renames files and moves them between direc\u2010 tories on the same "
+             "file\tsystem.\n\nMandatory arguments to long options are mandatory for short options "
+             "too.\n\n-W exec file Program text is read from file and this is the last option."
+             "\n\nPATTERNS PATTERN is one or more patterns separated by newline characters.\n\n"
+             "If that string is empty, nothing happens to the destination at all.\n\n"
+             "GNU coreutils 9.1               September 2022                           MV(1)")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_page_furniture_and_junk_never_become_queries_and_broken_words_are_joined(seed):
+    from core.pairs import PseudoQueryConfig, pseudo_queries
+    config = PseudoQueryConfig(per_chunk=10)
+    queries = [q for q, _ in pseudo_queries(MAN_CHUNK, config, random.Random(seed))]
+    assert queries and not any("coreutils" in q or "MV(1)" in q for q in queries)
+    assert not any("\t" in q or "  " in q or "\u2010" in q or "direc tories" in q for q in queries)
+    assert not any(q.startswith(("What is w exec", "What is PATTERNS", "What is if")) for q in queries)
+    as_sentences = PseudoQueryConfig(per_chunk=10, style="sentences")
+    sentences = [q for q, _ in pseudo_queries(MAN_CHUNK, as_sentences, random.Random(seed))]
+    assert any("between directories on the same file system" in q for q in sentences)
+
+
+def test_tidy_joins_line_break_hyphens_and_keeps_real_compounds():
+    from core.pairs import tidy
+    assert tidy("the sys\u2010 tem\tclock") == "the system clock"
+    assert tidy("pre- and post-processing", {"system": 1}) == "pre- and post-processing"
+    assert tidy("the sys- tem clock", {"system": 3}) == "the system clock"

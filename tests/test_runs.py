@@ -158,7 +158,7 @@ def test_runs_page_lists_compares_measures_storage_and_exports(trained):
     assert not at.exception
     table = at.dataframe[0].value
     assert set(table["kind"]) == {"fine-tune", "evaluation"} and "ndcg@10 64d" in table.columns
-    assert any("beats A on" in m.value for m in at.markdown)
+    assert any("ranks the right passage higher than" in m.value for m in at.markdown)
     assert any("95% interval" in m.value and "questions" in m.value for m in at.markdown)
     next(b for b in at.button if b.label == "Measure storage options").click().run()
     assert not at.exception

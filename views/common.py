@@ -99,3 +99,17 @@ def pair_set_label(store_: Store, pair_set) -> str:
     counts = store_.split_counts(pair_set.id)
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     return f"{pair_set.name} ({pair_set.source}; {parts})"
+
+
+def dims_axis(dims, title: str = "embedding dimensions") -> dict:
+    """A plotly x-axis with one evenly spaced category per dimension, smallest first: on a
+    numeric axis 32, 64 and 128 bunch up at the left of 384."""
+    return dict(title=title, type="category", categoryorder="array",
+                categoryarray=[str(d) for d in sorted(set(dims))])
+
+
+def dims_axis(dims, title: str = "embedding dimensions") -> dict:
+    """A plotly x-axis with one evenly spaced category per dimension, smallest first: on a
+    numeric axis 32, 64 and 128 bunch up at the left of 384."""
+    return dict(title=title, type="category", categoryorder="array",
+                categoryarray=[str(d) for d in sorted(set(dims))])

@@ -66,12 +66,25 @@ if documents:
     first = preview(documents, settings, count)
     chunks = first.chunks
     st.subheader("Preview")
-    if not first.complete:
-        st.caption("A large upload: the chunk figures below cover its first part only.")
     m1, m2, m3 = st.columns(3)
     m1.metric("Documents", len(documents))
-    m2.metric("Chunks" if first.complete else "Chunks (first part)", len(chunks))
+    if first.complete:
+        m2.metric("Chunks to add", f"{len(chunks):,}")
+    else:
+        m2.metric("Chunks to add (estimate)", f"≈ {first.estimated_chunks:,}")
     m3.metric("Median tokens", sorted(n for _, n in chunks)[len(chunks) // 2] if chunks else 0)
+    notes = []
+    if first.duplicates:
+        notes.append(f"{first.duplicates:,} chunks repeat others in the upload and are left out.")
+    if not first.complete:
+        notes.append(f"Estimated from the first {first.chars_previewed:,} of "
+                     f"{first.chars_total:,} characters, to keep this preview quick; adding "
+                     "counts them exactly.")
+    if choice != NEW:
+        notes.append(f"Chunks that repeat ones already in '{escape(name)}' are also left out "
+                     "when adding.")
+    if notes:
+        st.caption(" ".join(notes))
     if chunks:
         st.plotly_chart(px.histogram(x=[n for _, n in chunks], nbins=30,
                                      labels={"x": "tokens per chunk"}, height=250),
@@ -126,9 +139,13 @@ if "flash_warning" in st.session_state:
 if corpora:
     st.divider()
     st.subheader("In the workspace")
-    shown = st.selectbox("Corpus", list(corpora), key="shown_corpus",
-                         index=list(corpora).index(st.session_state.get("corpus_name"))
-                         if st.session_state.get("corpus_name") in corpora else 0)
+    # No widget key: a key would keep showing the corpus picked before an import; this follows
+    # the session's current corpus (set by every upload and import) and sets it when changed.
+    names = list(corpora)
+    current = st.session_state.get("corpus_name")
+    shown = st.selectbox("Corpus", names, index=names.index(current) if current in names else 0)
+    if current in names and shown != current:  # a choice here, not a default, is remembered
+        st.session_state["corpus_name"] = shown
     corpus = corpora[shown]
     s1, s2, s3 = st.columns(3)
     s1.metric("Documents", corpus.stats.get("documents", 0))

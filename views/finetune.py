@@ -10,6 +10,7 @@ from core.evaluate import METRICS
 from core.pairs import is_generated
 from core.plan import budget_defaults
 from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run
+from core.validation import for_pair_set
 from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
 
 st.title("Fine-tune the embedding model")
@@ -39,8 +40,11 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         st.info("Split a pair set of this corpus into train and test first (Pairs page).")
     else:
         pair_set = pick_pair_set(pair_sets)
-        pairs = [(p["query"], p["positive"]) for p in workspace.pairs(pair_set.id, "train")]
-        n_train = len(pairs)
+        with explained():
+            held = for_pair_set(workspace, pair_set.id, is_generated(pair_set), TrainConfig().seed)
+        pairs, n_train = held.train, len(held.train)
+        st.caption(f"Validation: {len(held.validation):,} of the pair set's training pairs are "
+                   "held out to pick the best epoch; the test queries are kept for Results.")
         m1, m2 = st.columns([3, 1])
         typed_model = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model",
                                     help="The bundled model, a hub ID (org/name), the folder of "
@@ -118,16 +122,41 @@ selected = st.selectbox("Job", job_ids, format_func=labels.get,
 st.session_state["job_id"] = selected
 
 
-def series_chart(points: list[dict], prefix: str, title: str, y_title: str) -> go.Figure:
+def smoothed(values: list[float], weight: float = 0.9) -> list[float]:
+    """TensorBoard's debiased exponential moving average: each logged loss is one batch's, far
+    noisier than the trend a person reads the chart for."""
+    out, average = [], 0.0
+    for n, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight ** n))
+    return out
+
+
+def loss_chart(points: list[dict]) -> go.Figure:
+    steps = [p for p in points if p["series"] == "loss"]
+    xs, ys = [p["step"] for p in steps], [p["value"] for p in steps]
+    figure = go.Figure([
+        go.Scatter(x=xs, y=ys, mode="lines", name="each logged step", opacity=0.3,
+                   line=dict(color="#1f77b4", width=1)),
+        go.Scatter(x=xs, y=smoothed(ys), mode="lines", name="smoothed (EMA 0.9)",
+                   line=dict(color="#1f77b4", width=3))])
+    figure.update_layout(title="Training loss", height=300, margin=dict(t=40, b=30),
+                         xaxis_title="step", yaxis_title="loss",
+                         legend=dict(orientation="h", y=-0.3))
+    return figure
+
+
+def ndcg_chart(points: list[dict]) -> go.Figure:
     figure = go.Figure()
-    names = sorted({p["series"] for p in points if p["series"].startswith(prefix)},
-                   key=lambda s: -int(s.split("/")[1]) if "/" in s else 0)
+    names = sorted({p["series"] for p in points if p["series"].startswith("ndcg@10/")},
+                   key=lambda s: -int(s.split("/")[1]))
     for name in names:
-        xs = [p["epoch"] if prefix != "loss" else p["step"] for p in points if p["series"] == name]
-        figure.add_trace(go.Scatter(x=xs, y=[p["value"] for p in points if p["series"] == name],
-                                    mode="lines+markers", name=name.replace("ndcg@10/", "") + (" dims" if "/" in name else "")))
-    figure.update_layout(title=title, height=300, margin=dict(t=40, b=30),
-                         xaxis_title="step" if prefix == "loss" else "epoch", yaxis_title=y_title)
+        mine = [p for p in points if p["series"] == name]
+        figure.add_trace(go.Scatter(x=[p["epoch"] for p in mine], y=[p["value"] for p in mine],
+                                    mode="lines+markers", name=name.split("/")[1] + " dims"))
+    figure.update_layout(title="NDCG@10 on the validation pairs (epoch 0: before training)",
+                         height=300, margin=dict(t=40, b=30), xaxis_title="epoch",
+                         yaxis_title="NDCG@10", legend=dict(orientation="h", y=-0.3))
     return figure
 
 
@@ -162,14 +191,12 @@ def live(job_id: int, state_at_render: str) -> None:
     points = jobs.events(workspace, job_id, "point")
     left, right = st.columns(2)
     if steps:
-        left.plotly_chart(series_chart(points, "loss", "Training loss", "loss"), width="stretch",
-                          key=f"loss{job_id}")
+        left.plotly_chart(loss_chart(points), width="stretch", key=f"loss{job_id}")
     if any(p["series"].startswith("ndcg") for p in points):
-        right.plotly_chart(series_chart(points, "ndcg@10/", "NDCG@10 per epoch (0: before training)",
-                                        "NDCG@10"), width="stretch", key=f"ndcg{job_id}")
+        right.plotly_chart(ndcg_chart(points), width="stretch", key=f"ndcg{job_id}")
     if job.state == "succeeded" and job.result.get("finetuned"):
         if job.result.get("kept") == "base":
-            st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the test queries, "
+            st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the validation pairs, "
                        f"so {escape(job.result['model_path'])} holds the base model. Try more or "
                        "better pairs.", icon=":material/info:")
         else:

@@ -5,11 +5,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import label, models, plan
-from core.compare import compare_evaluations, gains, headlines, per_query_ndcg, trust_note
+from core.compare import (capped_metrics, ceiling_note, compare_evaluations, gains, headlines,
+                          per_query_ndcg, trust_note)
 from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
                            load_evaluations, misses, save)
-from views.common import (escape, explained, model_info, pick_corpus, pick_pair_set, show_flash,
-                          store)
+from views.common import (dims_axis, escape, explained, model_info, pick_corpus, pick_pair_set,
+                          show_flash, store)
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -80,10 +81,10 @@ metric = st.selectbox("Metric", METRICS, index=0)
 figure = go.Figure()
 for e in chosen:
     dims_sorted = sorted(e.metrics)
-    figure.add_trace(go.Scatter(x=dims_sorted, y=[e.metrics[d][metric] for d in dims_sorted],
+    figure.add_trace(go.Scatter(x=[str(d) for d in dims_sorted],
+                                y=[e.metrics[d][metric] for d in dims_sorted],
                                 mode="lines+markers", name=names[e.id]))
-figure.update_layout(xaxis=dict(title="embedding dimensions", type="log",
-                                tickvals=sorted({d for e in chosen for d in e.metrics})),
+figure.update_layout(xaxis=dims_axis([d for e in chosen for d in e.metrics]),
                      yaxis=dict(title=metric.upper(), range=[0, 1.02]), height=420, legend=dict(orientation="h", y=-0.25))
 st.plotly_chart(figure, width="stretch")
 
@@ -93,6 +94,9 @@ if len(chosen) >= 2:
     for line in headlines(reference.metrics, other.metrics, metric, (reference.label, other.label),
                           (per_query_ndcg(reference), per_query_ndcg(other))):
         st.markdown(f"- {escape(line)}")
+    for e in (reference, other):
+        if metric in capped_metrics(pair_set, e.metrics):
+            st.markdown(f"- {escape(e.label.capitalize())}: {escape(ceiling_note(pair_set, e.metrics))}")
     with explained():
         tests = compare_evaluations(reference, other)
         st.markdown(f"**Is the NDCG@10 difference real?** Paired bootstrap over the "
@@ -121,8 +125,8 @@ if len(chosen) >= 2:
     bars = go.Figure(go.Bar(x=[str(r["dim"]) for r in rows], y=[100 * r["relative"] for r in rows],
                             text=[f"{r['relative']:+.1%}" for r in rows], textposition="outside",
                             marker_color=["#2e7d32" if r["change"] >= 0 else "#c62828" for r in rows]))
-    bars.update_layout(height=300, xaxis_title="embedding dimensions", yaxis_title="relative change (%)",
-                       margin=dict(t=20))
+    bars.update_layout(height=300, xaxis=dims_axis([r["dim"] for r in rows]),
+                       yaxis_title="relative change (%)", margin=dict(t=20))
     st.plotly_chart(bars, width="stretch")
 
 for e in chosen:
@@ -130,6 +134,8 @@ for e in chosen:
                 f"passages, {e.seconds:.1f} s")
     table = pd.DataFrame(e.table())
     st.dataframe(table, hide_index=True, width="stretch")
+    if ceiling := ceiling_note(pair_set, e.metrics):
+        st.caption(escape(ceiling))
     st.download_button("Download as CSV", table.to_csv(index=False), f"evaluation-{e.id}.csv",
                        key=f"csv{e.id}")
 

@@ -6,7 +6,8 @@ import streamlit as st
 
 from core import export, runs, storage
 from core.compare import compare_evaluations
-from views.common import escape, explained, show_flash, store
+from core.disk import human_bytes
+from views.common import dims_axis, escape, explained, show_flash, store
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
@@ -34,11 +35,10 @@ st.subheader("NDCG@10 by embedding size")
 chosen = st.multiselect("Runs on the chart", measured, default=measured[:2], format_func=labels.get)
 figure = go.Figure()
 for run_id in chosen:
-    scores = by_id[run_id].ndcg()
-    figure.add_trace(go.Scatter(x=list(scores), y=list(scores.values()), mode="lines+markers",
-                                name=labels[run_id]))
-figure.update_layout(xaxis=dict(title="embedding dimensions", type="log",
-                                tickvals=sorted({d for r in chosen for d in by_id[r].metrics})),
+    scores = dict(sorted(by_id[run_id].ndcg().items()))
+    figure.add_trace(go.Scatter(x=[str(d) for d in scores], y=list(scores.values()),
+                                mode="lines+markers", name=labels[run_id]))
+figure.update_layout(xaxis=dims_axis([d for r in chosen for d in by_id[r].metrics]),
                      yaxis=dict(title="NDCG@10", range=[0, 1.02]), height=380,
                      legend=dict(orientation="h", y=-0.3))
 st.plotly_chart(figure, width="stretch")
@@ -51,30 +51,36 @@ d2.download_button("Results as JSON", export.results_json(selected), "ragtune-re
 if len(measured) >= 2:
     st.subheader("Per-question wins and losses")
     w1, w2, w3 = st.columns([2, 2, 1])
-    a = by_id[w1.selectbox("Run A", measured, index=min(1, len(measured) - 1), format_func=labels.get)]
-    b = by_id[w2.selectbox("Run B", measured, index=0, format_func=labels.get)]
+    reference, challenger = runs.default_comparison([by_id[r] for r in measured])
+    b = by_id[w1.selectbox("Run", measured, index=measured.index(challenger.id),
+                           format_func=labels.get, key="wl_b")]
+    a = by_id[w2.selectbox("compared with", measured, index=measured.index(reference.id),
+                           format_func=labels.get, key="wl_a")]
     common = [d for d in sorted(a.metrics, reverse=True) if d in b.metrics]
     if common:
         dim = w3.selectbox("At dimension", common, key="wl_dim")
         with explained():
             changes = runs.wins_and_losses(workspace, a, b, dim)
-            outcome = pd.Series([c.outcome for c in changes]).value_counts()
-            st.markdown(f"B beats A on **{outcome.get('win', 0)}** questions, loses on "
-                        f"**{outcome.get('loss', 0)}**, ties on {outcome.get('tie', 0)} "
-                        "(rank of the right passage; 0 = not in the top 100).")
+            st.markdown(escape(runs.outcome_sentence(changes, f"{a.id} ({a.name})",
+                                                     f"{b.id} ({b.name})")))
             tested = compare_evaluations(runs.evaluation_of(workspace, a),
                                          runs.evaluation_of(workspace, b)).get(dim)
             if tested:
-                st.markdown(f"NDCG@10 of B minus A at {dim} dims: {escape(tested.summary())} "
+                st.markdown(f"NDCG@10 of {b.id} minus {a.id} at {dim} dims: {escape(tested.summary())} "
                             "(paired bootstrap over the questions).")
-            st.dataframe(pd.DataFrame([{"question": c.query, "rank A": c.rank_a, "rank B": c.rank_b,
-                                        "outcome": c.outcome} for c in changes]),
+            st.caption("Rank of the right passage under each run; 0 = not in the top 100. "
+                       "Biggest moves first.")
+            st.dataframe(pd.DataFrame([{"question": c.query, f"rank in {a.id}": c.rank_a,
+                                        f"rank in {b.id}": c.rank_b,
+                                        f"{b.id} is": {"win": "better", "loss": "worse",
+                                                       "tie": "same"}[c.outcome]}
+                                       for c in changes]),
                          hide_index=True, width="stretch", height=300)
 
 # -- storage ---------------------------------------------------------------------------------
 st.subheader("How small can the index be?")
-st.caption("Index size for the corpus at each dimension and precision, next to the NDCG@10 the "
-           "quantised vectors really score on the test questions.")
+st.caption("Index size at each dimension and precision for the number of passages you plan "
+           "for, next to the NDCG@10 the quantised vectors really score on the test questions.")
 with_model = [r.id for r in all_runs if r.metrics and r.pair_set_id and (r.kind == "evaluation" or r.model_path)]
 if with_model:
     s1, s2 = st.columns([3, 1])
@@ -90,6 +96,9 @@ if with_model:
         table = st.session_state[key]
         st.success(table.headline())
         st.dataframe(pd.DataFrame([o.row() for o in table.options]), hide_index=True, width="stretch")
+        st.caption(table.caption())
+        for note in table.notes():
+            st.caption(note)
 
 # -- export ----------------------------------------------------------------------------------
 st.subheader("Take the model with you")
@@ -107,7 +116,7 @@ else:
             st.session_state["model_zip"] = export.model_zip_bytes(workspace, run.id)
     if st.session_state.get("model_zip", ("",))[0] == f"{export.zip_name(run)}.zip":
         name, data = st.session_state["model_zip"]
-        st.download_button(f"Download {name} ({len(data) / 2**20:.0f} MB)", data, name,
+        st.download_button(f"Download {name} ({human_bytes(len(data))})", data, name,
                            mime="application/zip")
     st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
     for snippet in export.snippets(run.model_path, dim):

@@ -1,4 +1,3 @@
-import pandas as pd
 import streamlit as st
 
 from core import search
@@ -35,19 +34,25 @@ else:
     query = st.text_input("Type a question", placeholder="e.g. How do I parse command-line options?")
 
 
-def table(hits: list[search.Hit], changes: dict[int, str] | None) -> pd.DataFrame:
-    rows = [{"rank": h.rank, "score": round(h.score, 4), "answer": "✓" if h.relevant else "",
-             **({"change": changes[h.chunk_id]} if changes is not None else {}),
-             "document": h.document, "passage": h.text[:400]} for h in hits]
-    return pd.DataFrame(rows)
+CHANGE_COLOURS = {"↑": "green", "↓": "red", "n": "green"}
 
 
-def colour(value: str) -> str:
-    if value.startswith("↑") or value == "new":
-        return "background-color: #c8e6c9"
-    if value.startswith("↓"):
-        return "background-color: #ffcdd2"
-    return ""
+def show(column, hits: list[search.Hit], changes: dict[int, str] | None) -> None:
+    """Each hit as a card: rank, score, answer mark and rank change, then a readable snippet;
+    the whole passage one click away."""
+    for h in hits:
+        card = column.container(border=True)
+        change = changes[h.chunk_id] if changes is not None else ""
+        colour = CHANGE_COLOURS.get(change[:1])
+        moved = f" · :{colour}[{change}]" if colour else (f" · {change}" if change else "")
+        answer = " · :green[**✓ answer**]" if h.relevant else ""
+        card.markdown(f"**#{h.rank}** · score {h.score_text()}{answer}{moved} · "
+                      f"{escape(h.document)}")
+        snippet = h.snippet()
+        card.markdown(escape(snippet))
+        if snippet != " ".join(h.text.split()):
+            with card.expander("Whole passage"):
+                st.text(h.text)
 
 
 if query.strip():
@@ -55,14 +60,13 @@ if query.strip():
         left_hits = search.search(workspace, pair_set.id, model_a.model, query, dim, relevant=relevant)
         right_hits = search.search(workspace, pair_set.id, model_b.model, query, dim, relevant=relevant)
         changes = search.rank_changes(left_hits, right_hits)
-        left, right = st.columns(2)
-        left.markdown(f"**{escape(model_a.label)}** at {dim} dims")
-        left.dataframe(table(left_hits, None), hide_index=True, width="stretch")
-        right.markdown(f"**{escape(model_b.label)}** at {dim} dims; change against the left")
-        styled = table(right_hits, changes).style.map(colour, subset=["change"])
-        right.dataframe(styled.format({"score": "{:.4f}"}), hide_index=True, width="stretch")
         if relevant:
             def where(hits: list[search.Hit]) -> str:
                 return next((f"#{h.rank}" for h in hits if h.relevant), "not in the top 10")
             st.caption(f"The labelled answer: {where(left_hits)} on the left, "
                        f"{where(right_hits)} on the right.")
+        left, right = st.columns(2)
+        left.markdown(f"**{escape(model_a.label)}** at {dim} dims")
+        show(left, left_hits, None)
+        right.markdown(f"**{escape(model_b.label)}** at {dim} dims; rank change against the left")
+        show(right, right_hits, changes)
