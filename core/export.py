@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import WorkspaceError
 from .evaluate import METRICS
-from .runs import Run, get_run
+from .runs import MODEL_RUNS, Run, get_run
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ _STORED_SUFFIXES = {".safetensors", ".bin", ".pt", ".onnx"}
 def model_folder(store: Store, run_id: str) -> tuple[Run, Path]:
     """The run and the folder of the model it produced."""
     run = get_run(store, run_id)
-    if run.kind != "fine-tune":
+    if run.kind not in MODEL_RUNS:
         raise WorkspaceError(f"run {run.id} is an evaluation of {run.model}, not a fine-tuning "
-                             "run; pick a fine-tune run (python -m core list runs)")
+                             "run; pick a fine-tune or documents-only run (python -m core list runs)")
     if not run.model_path:
         raise WorkspaceError(f"run {run.id} has no saved model ({run.state}); export a run "
                              "that finished")

@@ -20,7 +20,8 @@ if not all_runs:
 
 f1, f2 = st.columns([2, 1])
 needle = f1.text_input("Filter", placeholder="model, name, pair set…").strip().lower()
-kinds = f2.multiselect("Kind", ["fine-tune", "evaluation"], default=["fine-tune", "evaluation"])
+all_kinds = [*runs.MODEL_RUNS, "evaluation"]
+kinds = f2.multiselect("Kind", all_kinds, default=all_kinds)
 shown = [r for r in all_runs if r.kind in kinds
          and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
 st.dataframe(pd.DataFrame([r.row() for r in shown]), hide_index=True, width="stretch")
@@ -87,7 +88,7 @@ if with_model:
 
 # -- export ----------------------------------------------------------------------------------
 st.subheader("Take the model with you")
-finished = [r.id for r in all_runs if r.kind == "fine-tune" and r.model_path]
+finished = [r.id for r in all_runs if r.kind in runs.MODEL_RUNS and r.model_path]
 if not finished:
     st.info("Export needs a finished fine-tuning run.")
 else:
