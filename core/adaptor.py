@@ -31,10 +31,10 @@ class AdaptorConfig:
         learning_rate: Adam's step size on the skew-symmetric generator.
         seed: for the anchor sampling.
     """
-    steps: int = 150
+    steps: int = 60
     batch: int = 256
     neighbours: int = 10
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     seed: int = 0
 
     def __post_init__(self):

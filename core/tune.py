@@ -8,7 +8,6 @@ questions never judge here. The candidates are
 * ``base``: the model as it is, truncated;
 * ``rotation``: the corpus-fitted orthogonal rotation (core.rotate), full size exactly kept;
 * ``pca``: the centred rotation, which changes full-size rankings;
-* ``adapted``: the rotation refined by the unsupervised Matryoshka adaptor (core.adaptor);
 * ``fine-tuned`` and ``fine-tuned + rotation``: trained on generated pairs (core.train), only
   when people's questions can judge them.
 
@@ -21,6 +20,10 @@ a model ranks *better*, so the centred rotation and the fine-tuned model wait fo
 **With at least ``MIN_QUESTIONS`` people's questions** every candidate, the fine-tuned ones
 included, is scored by NDCG@10 on them, and one that scores below the base at full size is
 not eligible.
+
+The unsupervised Matryoshka adaptor (core.adaptor) is not a candidate: on the three benchmark
+corpora it beat the rotation at 64 and 128 dims but lost up to 8.7 NDCG points at 32 on two of
+them (benchmarks/quality.py), and it costs minutes where the rotation costs a second.
 
 The kept candidate maximises the mean score over the truncated sizes (the full size, where the
 eligible candidates agree with the base or beat it, already passed the guard).
@@ -62,7 +65,7 @@ class Candidate:
     """One model the run considered.
 
     Attributes:
-        name: base, rotation, pca, adapted, fine-tuned or fine-tuned + rotation.
+        name: base, rotation, pca, fine-tuned or fine-tuned + rotation.
         scores: size → selection score (neighbour agreement, or NDCG@10 on people's questions).
         eligible: whether it passed the full-size guard.
         reason: why it is not eligible, or was not tried.
@@ -159,7 +162,6 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
         budget_minutes: training time for the fine-tuned candidate (the plan's default).
         reporter: a ``core.train.Reporter`` told what the run is doing.
     """
-    from .adaptor import adapt
     started = time.perf_counter()
     say = reporter.status if reporter else log.info
     corpus = store.corpus(corpus_id)
@@ -177,8 +179,6 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
     base = passage_vectors(store, model, texts)
     say("Fitting the rotations")
     maps: dict[str, Rotation] = {"rotation": fit(base, "rotation"), "pca": fit(base, "pca")}
-    say("Training the Matryoshka adaptor")
-    maps["adapted"] = adapt(base, maps["rotation"], dims)
     candidates = [Candidate("base")] + [Candidate(name) for name in maps]
     if judged:
         if people.corpus != texts:
@@ -327,4 +327,4 @@ def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> 
 
 def run_name(kept: str, corpus: str) -> str:
     """"rotated for docs", or "base for docs" when nothing beat the base model."""
-    return f"{'rotated' if kept in ('rotation', 'pca', 'adapted') else kept} for {corpus}"
+    return f"{'rotated' if kept in ('rotation', 'pca') else kept} for {corpus}"
