@@ -16,7 +16,7 @@ def test_documents_only_run_from_the_page(home, count, request):
     with running_app(home) as url, browser_page() as page, \
             screenshot_on_failure(request.node, page):
         page.goto(url + "/finetune")
-        page.get_by_text("Documents only: no questions needed").click()
+        page.get_by_text("Documents only: no questions needed").click(timeout=240_000)
         page.get_by_text("50 real questions").first.wait_for(timeout=60_000)
         page.get_by_role("button", name="Run documents only").click()
         page.get_by_text("succeeded ·").first.wait_for(timeout=600_000)

@@ -172,3 +172,16 @@ def test_the_adaptor_learns_an_orthogonal_map_that_keeps_full_size():
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     assert np.allclose(mapped @ mapped.T, unit @ unit.T, atol=1e-4)  # full size untouched
     assert not np.allclose(adapted.weight, start.weight, atol=1e-3)  # it did learn something
+
+
+def test_export_snippets_encode_with_the_models_prompts(prompted):
+    from core.export import snippets
+    model = models.load(prompted)
+    code = {s.library: s.code for s in snippets(prompted, 64, models.role_prompt(model, "query"),
+                                                models.role_prompt(model, "document"))}
+    assert "'prompt': 'query: '" in code["LangChain"] and "'prompt': 'passage: '" in code["LangChain"]
+    assert 'query_instruction="query: "' in code["LlamaIndex"]
+    scope: dict = {}
+    exec(code["sentence-transformers"], scope)
+    ours = encode(model, ["your question"], role="query")[:, :64]
+    assert np.allclose(scope["question"], ours / np.linalg.norm(ours), atol=1e-5)

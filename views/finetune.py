@@ -31,6 +31,24 @@ setup = device()
 st.caption(f"Device: **{setup.device}**" + (f" · {escape(setup.memory)}" if setup.memory else "")
            + (" · bf16" if setup.bf16 else "") + (" · tf32" if setup.tf32 else ""))
 
+with st.expander("Documents only: no questions needed"):
+    st.info(tune.DOCUMENTS_ONLY_NOTE, icon=":material/info:")
+    st.markdown("Fits a rotation on the corpus's own passage vectors so the first dimensions keep more of what tells its passages apart, then keeps "
+                "the candidate that best preserves the full-size rankings at smaller sizes. "
+                f"With {tune.MIN_QUESTIONS}+ people's questions it also fine-tunes on generated "
+                "pairs and lets those questions judge every candidate.")
+    tune_corpus = pick_corpus(key="tune_corpus")
+    people = [p for p in workspace.pair_sets(tune_corpus.id) if not is_generated(p)
+              and workspace.split_counts(p.id).get("test", 0) >= tune.MIN_QUESTIONS]
+    judge = st.selectbox("Judge on people's questions", [None, *people], key="tune_people",
+                         format_func=lambda p: "none: documents only" if p is None else p.name)
+    if st.button("Run documents only", type="primary", key="tune_start"):
+        with explained():
+            config = {"corpus_id": tune_corpus.id, **({"questions": judge.id} if judge else {})}
+            st.session_state["job_id"] = jobs.submit(workspace, "tune", config)
+            runner().wake()
+            st.rerun()
+
 with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
     corpus = pick_corpus()
     pair_sets = [p for p in workspace.pair_sets(corpus.id)
@@ -97,24 +115,6 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                 runner().wake()
                 st.session_state["job_id"] = job_id
                 st.rerun()
-
-with st.expander("Documents only: no questions needed"):
-    st.info(tune.DOCUMENTS_ONLY_NOTE, icon=":material/info:")
-    st.markdown("Fits a rotation on the corpus's own passage vectors so the first dimensions keep more of what tells its passages apart, then keeps "
-                "the candidate that best preserves the full-size rankings at smaller sizes. "
-                f"With {tune.MIN_QUESTIONS}+ people's questions it also fine-tunes on generated "
-                "pairs and lets those questions judge every candidate.")
-    tune_corpus = pick_corpus(key="tune_corpus")
-    people = [p for p in workspace.pair_sets(tune_corpus.id) if not is_generated(p)
-              and workspace.split_counts(p.id).get("test", 0) >= tune.MIN_QUESTIONS]
-    judge = st.selectbox("Judge on people's questions", [None, *people], key="tune_people",
-                         format_func=lambda p: "none: documents only" if p is None else p.name)
-    if st.button("Run documents only", type="primary", key="tune_start"):
-        with explained():
-            config = {"corpus_id": tune_corpus.id, **({"questions": judge.id} if judge else {})}
-            st.session_state["job_id"] = jobs.submit(workspace, "tune", config)
-            runner().wake()
-            st.rerun()
 
 all_jobs = jobs.all_jobs(workspace)
 if not all_jobs:

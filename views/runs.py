@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import export, runs, storage
+from core import export, models, runs, storage
 from views.common import escape, explained, show_flash, store
 
 st.title("Runs")
@@ -105,7 +105,9 @@ else:
         st.download_button(f"Download {name} ({len(data) / 2**20:.0f} MB)", data, name,
                            mime="application/zip")
     st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
-    for snippet in export.snippets(run.model_path, dim):
+    loaded = models.load(run.model_path)
+    for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
+                                   models.role_prompt(loaded, "document")):
         st.markdown(f"**{snippet.library}** · `{snippet.install}`")
         st.code(snippet.code, language="python")
     with st.expander("Push to the Hugging Face Hub"):
