@@ -24,7 +24,7 @@ def test_documents_only_run_from_the_page(home, count, request):
         page.get_by_text("Done: kept").wait_for(timeout=60_000)
         page.screenshot(path=SHOTS / "tune-done.png", full_page=True)
         body = page.locator("body").inner_text()
-        assert "neighbour agreement" in body and "fine-tuned" in body
+        assert "judged by neighbour agreement" in body and "generated questions cannot judge" in body
         page.goto(url + "/runs")
         page.get_by_text("rotated for").first.wait_for(timeout=60_000)
         wait_idle(page)

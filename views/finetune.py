@@ -182,10 +182,9 @@ def live(job_id: int, state_at_render: str) -> None:
         result = job.result
         st.success(f"Done: kept **{escape(result['kept'])}** (judged by "
                    f"{escape(result['judged_by'])}). Model in {escape(result['model_path'])}.")
-        st.dataframe([{"candidate": c["name"], **{f"{d}d": v for d, v in c["scores"].items()},
-                       "kept": c["name"] == result["kept"],
-                       "note": c["reason"] or "eligible"} for c in result["candidates"]],
-                     hide_index=True, width="stretch")
+        st.table([{"candidate": c["name"], **{f"{d}d": f"{v:.3f}" for d, v in c["scores"].items()},
+                   "kept": "✓" if c["name"] == result["kept"] else "",
+                   "note": c["reason"] or "eligible"} for c in result["candidates"]])
         st.caption("Scores: " + ("share of each passage's 10 nearest passages (full-size base "
                                  "model) that each size still finds. " if result["judged_by"]
                                  == "neighbour agreement" else "NDCG@10 on people's questions. ")
