@@ -182,7 +182,9 @@ def live(job_id: int, state_at_render: str) -> None:
         result = job.result
         st.success(f"Done: kept **{escape(result['kept'])}** (judged by "
                    f"{escape(result['judged_by'])}). Model in {escape(result['model_path'])}.")
-        st.table([{"candidate": c["name"], **{f"{d}d": f"{v:.3f}" for d, v in c["scores"].items()},
+        st.table([{"candidate": c["name"],
+                   **{f"{d}d": f"{c['scores'][str(d)]:.3f}" if str(d) in c["scores"] else "–"
+                      for d in result["dims"]},
                    "kept": "✓" if c["name"] == result["kept"] else "",
                    "note": c["reason"] or "eligible"} for c in result["candidates"]])
         st.caption("Scores: " + ("share of each passage's 10 nearest passages (full-size base "
