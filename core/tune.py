@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .evaluate import RetrievalSet, default_dims, encode, evaluate, score_all_dims
+from .evaluate import RetrievalSet, default_dims, encode, score_all_dims
 from .rotate import Rotation, fit, passage_vectors, prime_cache, save_rotated
 from .store import Store, WorkspaceError
 
