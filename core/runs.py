@@ -119,7 +119,9 @@ def list_runs(store: Store) -> list[Run]:
             name=evaluation.label if evaluation else
             (f"documents only for {corpus}" if job.kind == "tune" else f"fine-tune (job {job.id})"),
             model=job.config.get("model") or models.DEFAULT_MODEL, pair_set_id=pair_set_id,
-            pair_set=pair_set, corpus=corpus, config=config_summary({**job.config, **plan}),
+            pair_set=pair_set, corpus=corpus,
+            config=(f"documents only · kept {job.result.get('kept', '–')}" if job.kind == "tune"
+                    else config_summary({**job.config, **plan})),
             device=plan.get("device", ""), seconds=job.elapsed, state=job.state,
             created=job.created, evaluation_id=evaluation.id if evaluation else None,
             job_id=job.id, model_path=model_path if model_path and Path(model_path).is_dir() else None,

@@ -185,3 +185,19 @@ def test_export_snippets_encode_with_the_models_prompts(prompted):
     exec(code["sentence-transformers"], scope)
     ours = encode(model, ["your question"], role="query")[:, :64]
     assert np.allclose(scope["question"], ours / np.linalg.norm(ours), atol=1e-5)
+
+
+def test_with_peoples_questions_every_candidate_is_judged_on_them_and_none_loses_at_full_size(
+        demo, tmp_path):
+    from core.evaluate import RetrievalSet
+    from core.tune import tune
+    store, corpus_id, pair_set_id = demo
+    judge = RetrievalSet.from_pair_set(store, pair_set_id, "train")  # 74 people's questions
+    result = tune(store, corpus_id, tmp_path / "tuned", people=judge, budget_minutes=0.1)
+    assert result.judged_by == f"people's questions ({len(judge.queries)})"
+    names = {c.name: c for c in result.candidates}
+    assert {"base", "rotation", "pca", "fine-tuned"} <= set(names)
+    kept = names[result.kept]
+    assert kept.eligible and kept.scores[384] >= names["base"].scores[384]
+    assert all(c.scores[384] >= names["base"].scores[384] for c in result.candidates if c.eligible)
+    assert SentenceTransformer(result.model_path, device="cpu").encode(["x"]).shape == (1, 384)
