@@ -109,14 +109,14 @@ def neighbour_agreement(reference: np.ndarray, candidate: np.ndarray, dims: list
         reference: (passages, dim) vectors of the base model.
         candidate: (passages, dim) vectors of the candidate, same passage order.
     """
-    from .evaluate import _unit, top_k
+    from .evaluate import top_k, unit_rows
     k = min(k, len(reference) - 1)
     if k < 1:
         raise WorkspaceError("neighbour agreement needs at least two passages")
     rows = np.random.default_rng(seed).permutation(len(reference))[:queries]
 
     def neighbours(vectors: np.ndarray) -> list[set[int]]:
-        found, _ = top_k(_unit(vectors[rows]), vectors, k + 1)
+        found, _ = top_k(unit_rows(vectors[rows]), vectors, k + 1)
         return [set(r.tolist()) - {int(q)} for q, r in zip(rows, found)]
 
     truth = neighbours(reference)

@@ -100,6 +100,7 @@ def test_a_run_that_does_not_help_keeps_the_base_model_and_says_so(store, count,
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_exported_generated_pairs_plan_the_gentler_rate_without_being_told(store, count):
     from core.pairs import PseudoQueryConfig, export_jsonl, file_is_generated, generate_builtin
     corpus_id, people = load_demo(store, count, limit=40)

@@ -91,6 +91,7 @@ def cli(*args):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_rotated_model_loaded_plainly_at_64_dims_gives_ragtunes_search_vectors(demo):
     store, corpus_id, _ = demo
     out = cli("rotate", "--corpus", str(corpus_id))
@@ -111,6 +112,7 @@ def test_rotated_model_loaded_plainly_at_64_dims_gives_ragtunes_search_vectors(d
     assert np.allclose(full @ full.T, base @ base.T, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tune_cli_contract_and_its_run_in_the_runs_list(demo):
     store, corpus_id, pair_set_id = demo
     out = cli("tune", "--corpus", str(corpus_id))
@@ -127,6 +129,7 @@ def test_tune_cli_contract_and_its_run_in_the_runs_list(demo):
     assert run.pair_set_id == pair_set_id and run.metrics and run.model_path == out["model_path"]
 
 
+@pytest.mark.slow
 def test_too_few_peoples_questions_are_refused_in_one_line(demo):
     store, corpus_id, pair_set_id = demo
     done = subprocess.run([sys.executable, "-m", "core", "tune", "--corpus", str(corpus_id),
@@ -148,6 +151,7 @@ def prompted(tmp_path_factory):
     return str(folder)
 
 
+@pytest.mark.slow
 def test_queries_and_passages_are_encoded_with_the_models_own_prompts(prompted):
     model = models.load(prompted)
     plain = models.load()
@@ -174,6 +178,7 @@ def test_the_adaptor_learns_an_orthogonal_map_that_keeps_full_size():
     assert not np.allclose(adapted.weight, start.weight, atol=1e-3)  # it did learn something
 
 
+@pytest.mark.slow
 def test_export_snippets_encode_with_the_models_prompts(prompted):
     from core.export import snippets
     model = models.load(prompted)
@@ -187,6 +192,7 @@ def test_export_snippets_encode_with_the_models_prompts(prompted):
     assert np.allclose(scope["question"], ours / np.linalg.norm(ours), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_with_peoples_questions_every_candidate_is_judged_on_them_and_none_loses_at_full_size(
         demo, tmp_path):
     from core.evaluate import RetrievalSet
