@@ -473,7 +473,7 @@ class TerminalReporter:
 def run_train(args) -> None:
     from .beir import retrieval_set
     from .finetune import held_out, run_experiment
-    from .pairs import read_pairs_file
+    from .pairs import file_is_generated, read_pairs_file
     from .train import NO_GAIN, TrainConfig, train
     settings = {}
     if args.config:
@@ -490,11 +490,14 @@ def run_train(args) -> None:
                  "max_seq_length": args.max_seq_length, "budget_minutes": args.budget_minutes,
                  "generated_pairs": args.generated or None,
                  "dims": parse_dims(args.dims), "loss": args.loss}
-    config = TrainConfig.from_dict({**settings, **{k: v for k, v in overrides.items() if v is not None}})
     path = Path(args.pairs)
     if not path.is_file():
         raise WorkspaceError(f"{path} does not exist; check the path")
-    pairs = read_pairs_file(path.name, path.read_bytes())
+    raw = path.read_bytes()
+    pairs = read_pairs_file(path.name, raw)
+    if "generated_pairs" not in settings and file_is_generated(path.name, raw):
+        overrides["generated_pairs"] = True  # pairs export wrote where the pairs came from
+    config = TrainConfig.from_dict({**settings, **{k: v for k, v in overrides.items() if v is not None}})
     if not Path(args.eval).is_dir():
         raise WorkspaceError(f"{args.eval} is not a folder; give a BEIR-layout folder")
     data = retrieval_set(Path(args.eval))
@@ -597,17 +600,29 @@ def _finetune_parser(p: argparse.ArgumentParser) -> None:
 def run_finetune(args) -> None:
     """Submit the same job the Fine-tune page submits, then run it here; Ctrl-C asks it to
     stop at its next step, like the page's Cancel button."""
-    import threading
-    import time
-
-    from . import jobs
+    from .pairs import is_generated
     from .train import TrainConfig
     store = Store()
     settings = {"model": args.model, "pair_set_id": args.pairs, "epochs": args.epochs,
                 "max_pairs": args.max_pairs, "batch_size": args.batch_size,
-                "max_seq_length": args.max_seq_length}
+                "max_seq_length": args.max_seq_length,
+                # as the page does: generated pairs get the gentler plan
+                "generated_pairs": is_generated(store.pair_set(args.pairs))}
     config = TrainConfig.from_dict({k: v for k, v in settings.items() if v is not None})
-    job_id, _ = jobs.request(store, "train", json.loads(config.to_json()))
+    job_id, result = _run_here(store, "train", json.loads(config.to_json()))
+    gains = ", ".join(f"{d}d {result['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
+                      for d, m in (result.get("finetuned") or {}).items())
+    finish(args, f"run j{job_id}: NDCG@10 {gains}; model in {result.get('model_path')}",
+           {"run": f"j{job_id}", "job_id": job_id, "state": "succeeded", **result})
+
+
+def _run_here(store: Store, kind: str, config: dict) -> tuple[int, dict]:
+    """Submit a job as the page would and run it in this process; returns its id and result.
+    Ctrl-C asks it to stop at its next step, like the page's Cancel button."""
+    import threading
+    import time
+    from . import jobs
+    job_id, _ = jobs.request(store, kind, config)
     # Claim it before a server's runner on the same workspace can; a twin already running
     # elsewhere is followed there, not trained twice.
     if jobs.claim(store, job_id) is None:
@@ -626,7 +641,7 @@ def run_finetune(args) -> None:
 
     # Wait by sleeping, not Thread.join: a join interrupted by Ctrl-C can report a live thread
     # as finished (CPython gh-90882), and the process would then exit under the running job.
-    threading.Thread(target=work, name=f"finetune-{job_id}").start()
+    threading.Thread(target=work, name=f"{kind}-{job_id}").start()
     print(f"job {job_id} started; Ctrl-C cancels it", file=sys.stderr)
     shown = ""
     while not done.is_set():
@@ -651,11 +666,56 @@ def run_finetune(args) -> None:
                                f"(python -m core list runs shows it as j{job_id})")
         error.exit_code = 130
         raise error
-    result = job.result
-    gains = ", ".join(f"{d}d {result['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
-                      for d, m in (result.get("finetuned") or {}).items())
-    finish(args, f"run j{job_id}: NDCG@10 {gains}; model in {result.get('model_path')}",
-           {"run": f"j{job_id}", "job_id": job_id, "state": job.state, **result})
+    return job_id, job.result
+
+
+@command("tune", "documents only: the best rotation or model a corpus alone can justify")
+def _tune_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", required=True, metavar="NAME_OR_ID")
+    p.add_argument("--model", help="base model (default: the bundled one)")
+    p.add_argument("--budget-minutes", type=ranges.arg(ranges.minutes), help="training time for the fine-tuned "
+                   "candidate, tried only with --questions (default: the plan's)")
+    p.add_argument("--questions", type=ranges.arg(ranges.row_id), metavar="PAIR_SET_ID", help="a pair set of people's "
+                   "questions on the corpus (20 or more) to judge every candidate on")
+    p.set_defaults(run=run_tune)
+
+
+def run_tune(args) -> None:
+    from .tune import DOCUMENTS_ONLY_NOTE
+    store = Store()
+    corpus = store.corpus(int(args.corpus) if args.corpus.isdigit() else args.corpus)
+    config = {"corpus_id": corpus.id, "model": args.model, "budget_minutes": args.budget_minutes,
+              "questions": args.questions}
+    job_id, result = _run_here(store, "tune", {k: v for k, v in config.items() if v is not None})
+    if not args.json:
+        print(DOCUMENTS_ONLY_NOTE, file=sys.stderr)
+        for c in result["candidates"]:
+            scores = ", ".join(f"{d}d {v:.3f}" for d, v in c["scores"].items()) or "–"
+            print(f"{c['name']}\t{scores}\t{c['reason'] or 'eligible'}", file=sys.stderr)
+    finish(args, f"run j{job_id}: kept {result['kept']} (judged by {result['judged_by']}); "
+                 f"model in {result['model_path']}",
+           {"run": f"j{job_id}", "job_id": job_id, **result})
+
+
+@command("rotate", "save the model rotated by a corpus's principal axes (no training)")
+def _rotate_parser(p: argparse.ArgumentParser) -> None:
+    from .rotate import DEFAULT_KIND, KINDS
+    p.add_argument("--corpus", required=True, metavar="NAME_OR_ID")
+    p.add_argument("--model", help="base model (default: the bundled one)")
+    p.add_argument("--kind", choices=KINDS, default=DEFAULT_KIND,
+                   help="rotation (default): full size kept exactly; pca: centred; whitened")
+    p.add_argument("--output", metavar="DIR", help="model folder (default: in the workspace)")
+    p.set_defaults(run=run_rotate)
+
+
+def run_rotate(args) -> None:
+    from .rotate import rotate_corpus
+    store = Store()
+    path, rotation = rotate_corpus(store, int(args.corpus) if args.corpus.isdigit() else args.corpus,
+                                   args.model, args.kind, Path(args.output) if args.output else None)
+    finish(args, f"{rotation.summary()}; model in {path}",
+           {"model_path": str(path), "kind": rotation.kind,
+            "variance": [round(float(v), 6) for v in rotation.variance[:128]]})
 
 
 # -- people's questions and significance -----------------------------------------------------

@@ -163,19 +163,30 @@ def check_dims(dims: list[int], full: int) -> list[int]:
 
 
 # -- encoding ------------------------------------------------------------------------------
+ROLES = ("query", "document")
+
+
 def encode(model, texts: list[str], batch_size: int = 64,
-           progress: Callable[[float], None] | None = None) -> np.ndarray:
+           progress: Callable[[float], None] | None = None, role: str = "document") -> np.ndarray:
     """Full-size float32 vectors. Texts are encoded longest first across the whole list, not
     just within one call, so batches hold texts of similar length and padding is minimal; the
-    list is cut in slices only to report progress."""
+    list is cut in slices only to report progress.
+
+    ``role`` says whether the texts are questions or passages: each is encoded with the prompt
+    the model's configuration gives that role (``encode_query`` / ``encode_document``: "query: "
+    and "passage: " for e5-style models), and plainly when it gives none.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    run = model.encode_query if role == "query" else model.encode_document
     dim = model.get_embedding_dimension()
     out = np.empty((len(texts), dim), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     step = max(batch_size * 16, 1024)
     for start in range(0, len(texts), step):
         part = order[start:start + step]
-        out[part] = model.encode([texts[i] for i in part], batch_size=batch_size,
-                                 convert_to_numpy=True, show_progress_bar=False)
+        out[part] = run([texts[i] for i in part], batch_size=batch_size,
+                  convert_to_numpy=True, show_progress_bar=False)
         if progress:
             progress(min(1.0, (start + step) / len(texts)))
     return out
@@ -302,7 +313,7 @@ def evaluate(model, data: RetrievalSet, dims: list[int] | None = None, *, model_
     corpus_vectors, encoded = encode_corpus_cached(store, cache_key, model, data.corpus,
                                                    batch_size, report("encoding passages"))
     after_corpus = time.perf_counter()
-    query_vectors = encode(model, data.queries, batch_size, report("encoding queries"))
+    query_vectors = encode(model, data.queries, batch_size, report("encoding queries"), "query")
     after_queries = time.perf_counter()
     metrics, per_query, per_query_ndcg = score_all_dims(query_vectors, corpus_vectors, data, dims,
                                                         progress)

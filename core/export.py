@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import WorkspaceError
 from .evaluate import METRICS
-from .runs import Run, get_run
+from .runs import MODEL_RUNS, Run, get_run
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ _STORED_SUFFIXES = {".safetensors", ".bin", ".pt", ".onnx"}
 def model_folder(store: Store, run_id: str) -> tuple[Run, Path]:
     """The run and the folder of the model it produced."""
     run = get_run(store, run_id)
-    if run.kind != "fine-tune":
+    if run.kind not in MODEL_RUNS:
         raise WorkspaceError(f"run {run.id} is an evaluation of {run.model}, not a fine-tuning "
-                             "run; pick a fine-tune run (python -m core list runs)")
+                             "run; pick a fine-tune or documents-only run (python -m core list runs)")
     if not run.model_path:
         raise WorkspaceError(f"run {run.id} has no saved model ({run.state}); export a run "
                              "that finished")
@@ -112,29 +112,39 @@ class Snippet:
     code: str
 
 
-def snippets(path: str, dim: int) -> list[Snippet]:
-    """Ready-to-paste code loading the model at ``dim`` dimensions.
+def snippets(path: str, dim: int, query_prompt: str | None = None,
+             document_prompt: str | None = None) -> list[Snippet]:
+    """Ready-to-paste code loading the model at ``dim`` dimensions, encoding questions and
+    passages with the model's own prompts (``models.role_prompt``) as ragtune measured it.
 
     Truncated vectors are not unit length, so each snippet normalises them: cosine and dot
     product then agree, whichever the vector store uses.
     """
     where = json.dumps(path)
+    prompts = {"prompt": query_prompt}, {"prompt": document_prompt}
+    query_kwargs, document_kwargs = ({k: v for k, v in p.items() if v} for p in prompts)
+    instructions = "".join(f", {name}={json.dumps(p)}" for name, p in
+                           (("query_instruction", query_prompt), ("text_instruction", document_prompt)) if p)
     return [
         Snippet("sentence-transformers", "pip install sentence-transformers",
                 "from sentence_transformers import SentenceTransformer\n\n"
                 f"model = SentenceTransformer({where}, truncate_dim={dim})\n"
-                "vectors = model.encode([\"your passage\"], normalize_embeddings=True)\n"
-                f"assert vectors.shape[1] == {dim}"),
+                "# encode_query / encode_document add the prompts the model was configured with\n"
+                "passages = model.encode_document([\"your passage\"], normalize_embeddings=True)\n"
+                "question = model.encode_query([\"your question\"], normalize_embeddings=True)\n"
+                f"assert passages.shape[1] == question.shape[1] == {dim}"),
         Snippet("LangChain", "pip install langchain-huggingface",
                 "from langchain_huggingface import HuggingFaceEmbeddings\n\n"
                 f"embeddings = HuggingFaceEmbeddings(\n    model_name={where},\n"
                 f"    model_kwargs={{\"truncate_dim\": {dim}}},\n"
-                "    encode_kwargs={\"normalize_embeddings\": True},\n)\n"
+                f"    encode_kwargs={ {'normalize_embeddings': True, **document_kwargs}!r},\n"
+                f"    query_encode_kwargs={ {'normalize_embeddings': True, **query_kwargs}!r},\n)\n"
                 "vector = embeddings.embed_query(\"your question\")"),
         Snippet("LlamaIndex", "pip install llama-index-embeddings-huggingface",
                 "from llama_index.embeddings.huggingface import HuggingFaceEmbedding\n\n"
                 "# extra keyword arguments go to SentenceTransformer, truncate_dim among them\n"
-                f"embed_model = HuggingFaceEmbedding(model_name={where}, truncate_dim={dim})\n"
+                f"embed_model = HuggingFaceEmbedding(model_name={where}, truncate_dim={dim}"
+                f"{instructions})\n"
                 "vector = embed_model.get_query_embedding(\"your question\")"),
     ]
 

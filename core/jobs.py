@@ -443,8 +443,21 @@ def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
     return out
 
 
-HANDLERS: dict[str, Callable[[Store, Job, StoreReporter], dict]] = {"train": run_train_job}
-VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {"train": check_train_config}
+def run_tune_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
+    from .tune import run_job
+    return run_job(store, job.config, job.id, job_dir(store, job.id), reporter)
+
+
+def check_tune_config(store: Store, config: dict) -> dict:
+    from .tune import check_config
+    return check_config(store, config)
+
+
+# "tune": the documents-only run (core.tune), a rotation or model chosen without questions.
+HANDLERS: dict[str, Callable[[Store, Job, StoreReporter], dict]] = {"train": run_train_job,
+                                                                    "tune": run_tune_job}
+VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {"train": check_train_config,
+                                                        "tune": check_tune_config}
 
 
 class Runner:

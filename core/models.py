@@ -224,3 +224,20 @@ def token_counter(name: str | None = None):
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False,
                                               verbose=False)["input_ids"]]
     return count
+
+
+def role_prompt(model, role: str) -> str | None:
+    """The prompt the model's configuration gives questions ("query") or passages ("document"),
+    looked up under the names ``encode_query`` and ``encode_document`` use; None when it has
+    none."""
+    names = ("query",) if role == "query" else ("document", "passage", "corpus")
+    prompts = getattr(model, "prompts", None) or {}
+    return next((prompts[n] for n in names if prompts.get(n)), None)
+
+
+def training_prompts(model, columns: list[str]) -> dict[str, str] | None:
+    """Prompts per training column (anchor: the query's, the others: the passage's), so a model
+    is trained on texts prefixed as it will be used; None for a model without prompts."""
+    query, document = role_prompt(model, "query"), role_prompt(model, "document")
+    prompts = {c: query if c == "anchor" else document for c in columns}
+    return {c: p for c, p in prompts.items() if p} or None

@@ -72,6 +72,14 @@ def read_pairs_file(name: str, data: bytes, query_column: str | None = None,
     return rows
 
 
+def file_is_generated(name: str, data: bytes) -> bool:
+    """Whether a pairs file says (in a ``source`` column, as ``pairs export`` writes) that every
+    one of its pairs was generated."""
+    frame = read_table(name, data)
+    return "source" in frame.columns and bool(len(frame)) and bool(
+        frame["source"].astype(str).isin(GENERATED_SOURCES).all())
+
+
 @dataclass
 class ImportReport:
     pair_set_id: int
@@ -327,7 +335,7 @@ def answerable(store: Store | None, model_name: str | None, queries: list[str],
     from .evaluate import top_k as best
     model = models.load(model_name)
     corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, chunk_texts)
-    found, _ = best(unit_rows(encode(model, queries)), corpus, top_k)
+    found, _ = best(unit_rows(encode(model, queries, role="query")), corpus, top_k)
     return [src in row for src, row in zip(source, found.tolist())]
 
 
@@ -651,8 +659,11 @@ def split(store: Store, pair_set_id: int, test_fraction: float = TEST_FRACTION,
 
 
 def export_jsonl(store: Store, pair_set_id: int, split_name: str | None = None) -> str:
-    store.pair_set(pair_set_id)  # an unknown id is an error, not an empty export
+    """One JSON object per pair; ``source`` says where the pairs came from (builtin, llm,
+    imported…), so training on the file plans for generated pairs without being told."""
+    source = store.pair_set(pair_set_id).source  # an unknown id is an error, not an empty export
     return "".join(json.dumps({"query": r["query"], "positive": r["positive"],
                                "query_id": r["query_id"], "chunk_id": r["chunk_id"],
-                               "split": r["split"]}, ensure_ascii=False) + "\n"
+                               "split": r["split"], "source": source},
+                              ensure_ascii=False) + "\n"
                    for r in store.pairs(pair_set_id, split_name))

@@ -26,6 +26,8 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 ACTIVE = jobs.ACTIVE
+MODEL_RUNS = ("fine-tune", "documents-only")  # runs that hand back a model folder
+JOB_RUN_KINDS = {"train": "fine-tune", "tune": "documents-only"}
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Run:
 
     Attributes:
         id: ``j3`` for fine-tuning job 3, ``e5`` for evaluation 5.
-        kind: "fine-tune" or "evaluation".
+        kind: "fine-tune", "documents-only" (core.tune) or "evaluation".
         name: what the person calls it (the evaluation label; renameable).
         model: the model measured or the base model trained.
         model_path: a folder the model loads from, once there is one (fine-tuned models).
@@ -104,20 +106,26 @@ def list_runs(store: Store) -> list[Run]:
     runs: list[Run] = []
     claimed: set[int] = set()
     for job in jobs.all_jobs(store):
-        if job.kind != "train" or (job.state == "canceled" and not job.ran):
+        if job.kind not in JOB_RUN_KINDS or (job.state == "canceled" and not job.ran):
             continue  # a job canceled while it waited in the queue never ran
-        evaluation = evaluations.get(job.result.get("finetuned_evaluation"))
+        evaluation = evaluations.get(job.result.get("finetuned_evaluation")
+                                     or job.result.get("evaluation"))
         if evaluation:
             claimed.add(evaluation.id)
-        pair_set_id = job.config.get("pair_set_id")
+        pair_set_id = job.config.get("pair_set_id", evaluation.pair_set_id if evaluation else None)
         pair_set, corpus = names.get(pair_set_id, ("(deleted)", "(deleted)"))
+        if job.kind == "tune" and not evaluation:  # no test questions to show it on
+            pair_set, corpus = "", job.result.get("corpus", "")
         plan = job.result.get("plan") or {}
         model_path = job.result.get("model_path")
         runs.append(Run(
-            id=f"j{job.id}", kind="fine-tune",
-            name=evaluation.label if evaluation else f"fine-tune (job {job.id})",
+            id=f"j{job.id}", kind=JOB_RUN_KINDS[job.kind],
+            name=evaluation.label if evaluation else
+            (f"documents only for {corpus}" if job.kind == "tune" else f"fine-tune (job {job.id})"),
             model=job.config.get("model") or models.DEFAULT_MODEL, pair_set_id=pair_set_id,
-            pair_set=pair_set, corpus=corpus, config=config_summary({**job.config, **plan}),
+            pair_set=pair_set, corpus=corpus,
+            config=(f"documents only · kept {job.result.get('kept', '–')}" if job.kind == "tune"
+                    else config_summary({**job.config, **plan})),
             device=plan.get("device", ""), seconds=job.elapsed, state=job.state,
             created=job.created, evaluation_id=evaluation.id if evaluation else None,
             job_id=job.id, model_path=model_path if model_path and Path(model_path).is_dir() else None,
@@ -336,7 +344,7 @@ def _plan_runs(store: Store, runs: list[Run]) -> tuple[int, list[str]]:
     """Bytes the runs' files and model caches take, and their cache prefixes."""
     size, prefixes = 0, []
     for run in runs:
-        if run.job_id is not None and run.kind == "fine-tune":
+        if run.job_id is not None and run.kind in MODEL_RUNS:
             size += folder_bytes(jobs.job_dir(store, run.job_id))
         prefix = _model_cache_prefix(run)
         if prefix:
@@ -354,13 +362,13 @@ def _delete_runs(store: Store, runs: list[Run], prefixes: list[str]) -> None:
         # A job's baseline is a run of its own in the list, so it stays until deleted itself.
         if run.evaluation_id is not None:
             db.execute("DELETE FROM evaluations WHERE id = ?", (run.evaluation_id,))
-        if run.kind == "fine-tune":
+        if run.kind in MODEL_RUNS:
             jobs.forget(store, [run.job_id])
 
 
 def _remove_folders(store: Store, runs: list[Run]) -> None:
     for run in runs:
-        if run.kind == "fine-tune":
+        if run.kind in MODEL_RUNS:
             shutil.rmtree(jobs.job_dir(store, run.job_id), ignore_errors=True)
 
 

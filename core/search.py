@@ -21,7 +21,7 @@ import numpy as np
 from . import models
 from .errors import WorkspaceError
 from .evaluate import cache_key, encode, encode_corpus_cached
-from .runs import list_runs
+from .runs import MODEL_RUNS, list_runs
 from .store import Store
 
 EXACT_LIMIT = 1_000_000
@@ -103,7 +103,7 @@ def searchable_models(store: Store, pair_set_id: int) -> list[ModelChoice]:
     for run in list_runs(store):
         if run.pair_set_id != pair_set_id or not run.metrics:
             continue
-        model = run.model_path if run.kind == "fine-tune" else run.model
+        model = run.model_path if run.kind in MODEL_RUNS else run.model
         if model and model not in choices:
             choices[model] = ModelChoice(f"{run.name} · {run.id}", model, run.id, run.kind,
                                          sorted(run.metrics, reverse=True))
@@ -113,7 +113,7 @@ def searchable_models(store: Store, pair_set_id: int) -> list[ModelChoice]:
 def default_pair(choices: list[ModelChoice]) -> tuple[int, int]:
     """Indices of the two models to compare first: the newest baseline evaluation and the
     newest fine-tuned model; otherwise the two newest runs."""
-    fine = next((i for i, c in enumerate(choices) if c.kind == "fine-tune"), None)
+    fine = next((i for i, c in enumerate(choices) if c.kind in MODEL_RUNS), None)
     base = next((i for i, c in enumerate(choices) if c.kind == "evaluation"), None)
     if fine is not None and base is not None:
         return base, fine
@@ -203,7 +203,7 @@ def search(store: Store, pair_set_id: int, model_name: str, query: str, dim: int
     if not 1 <= dim <= model.get_embedding_dimension():
         raise WorkspaceError(f"dimension {dim} is outside 1..{model.get_embedding_dimension()}")
     index, ids = corpus_index(store, pair_set.corpus_id, model_name, dim)
-    query_vector = encode(model, [query])[:, :dim]
+    query_vector = encode(model, [query], role="query")[:, :dim]
     rows, scores = index.search(query_vector, k)
     hit_ids = [ids[i] for i in rows[0] if i >= 0]
     texts = {r["id"]: r for r in store.query(

@@ -145,7 +145,7 @@ def measure(store: Store, pair_set_id: int, model_name: str, dims: list[int] | N
     full = model.get_embedding_dimension()
     dims = check_dims(dims or default_dims(full), full)
     corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, data.corpus)
-    queries = encode(model, data.queries)
+    queries = encode(model, data.queries, role="query")
     return StorageTable(model_name, passages or len(data.corpus),
                         storage_options(queries, corpus, data, dims, passages),
                         len(data.queries), len(data.corpus))

@@ -371,6 +371,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         disable_tqdm=True,
         ddp_backend="gloo" if distributed and setup.device == "cpu" else None,
         dataloader_drop_last=distributed,
+        prompts=models.training_prompts(model, dataset.column_names),
     )
     class Progress(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):

@@ -99,3 +99,13 @@ def test_a_run_that_does_not_help_keeps_the_base_model_and_says_so(store, count,
     reloaded = models.load_fresh(result.training.model_path, "cpu")
     assert evaluate(reloaded, data, [384, 64]).metrics == result.baseline.metrics
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_exported_generated_pairs_plan_the_gentler_rate_without_being_told(store, count):
+    from core.pairs import PseudoQueryConfig, export_jsonl, file_is_generated, generate_builtin
+    corpus_id, people = load_demo(store, count, limit=40)
+    generated = generate_builtin(store, corpus_id, "gen", PseudoQueryConfig(filter_top_k=0))
+    assert file_is_generated("g.jsonl", export_jsonl(store, generated).encode())
+    assert not file_is_generated("p.jsonl", export_jsonl(store, people).encode())
+    assert not file_is_generated("old.jsonl", b'{"query": "q", "positive": "p"}\n')

@@ -4,7 +4,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, models, ranges
+from core import jobs, models, ranges, tune
 from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
@@ -31,6 +31,24 @@ def duration(seconds: float | None) -> str:
 setup = device()
 st.caption(f"Device: **{setup.device}**" + (f" · {escape(setup.memory)}" if setup.memory else "")
            + (" · bf16" if setup.bf16 else "") + (" · tf32" if setup.tf32 else ""))
+
+with st.expander("Documents only: no questions needed"):
+    st.info(tune.DOCUMENTS_ONLY_NOTE, icon=":material/info:")
+    st.markdown("Fits a rotation on the corpus's own passage vectors so the first dimensions keep more of what tells its passages apart, then keeps "
+                "the candidate that best preserves the full-size rankings at smaller sizes. "
+                f"With {tune.MIN_QUESTIONS}+ people's questions it also fine-tunes on generated "
+                "pairs and lets those questions judge every candidate.")
+    tune_corpus = pick_corpus(key="tune_corpus")
+    people = [p for p in workspace.pair_sets(tune_corpus.id) if not is_generated(p)
+              and workspace.split_counts(p.id).get("test", 0) >= tune.MIN_QUESTIONS]
+    judge = st.selectbox("Judge on people's questions", [None, *people], key="tune_people",
+                         format_func=lambda p: "none: documents only" if p is None else p.name)
+    if st.button("Run documents only", type="primary", key="tune_start"):
+        with explained():
+            config = {"corpus_id": tune_corpus.id, **({"questions": judge.id} if judge else {})}
+            st.session_state["job_id"] = jobs.submit(workspace, "tune", config)
+            runner().wake()
+            st.rerun()
 
 with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
     corpus = pick_corpus()
@@ -112,7 +130,8 @@ all_jobs = jobs.all_jobs(workspace)
 if not all_jobs:
     st.stop()
 
-labels = {j.id: f"Job {j.id} · {j.state} · {j.config.get('model')} · "
+labels = {j.id: f"Job {j.id} · {j.state} · "
+                f"{'documents only' if j.kind == 'tune' else j.config.get('model')} · "
                 f"{time.strftime('%b %d %H:%M', time.localtime(j.created))}" for j in all_jobs}
 active = next((j.id for j in all_jobs if j.state == "running"), all_jobs[0].id)
 wanted = st.session_state.get("job_id", active)
@@ -194,6 +213,20 @@ def live(job_id: int, state_at_render: str) -> None:
         left.plotly_chart(loss_chart(points), width="stretch", key=f"loss{job_id}")
     if any(p["series"].startswith("ndcg") for p in points):
         right.plotly_chart(ndcg_chart(points), width="stretch", key=f"ndcg{job_id}")
+    if job.state == "succeeded" and job.kind == "tune":
+        result = job.result
+        st.success(f"Done: kept **{escape(result['kept'])}** (judged by "
+                   f"{escape(result['judged_by'])}). Model in {escape(result['model_path'])}.")
+        st.table([{"candidate": c["name"],
+                   **{f"{d}d": f"{c['scores'][str(d)]:.3f}" if str(d) in c["scores"] else "–"
+                      for d in result["dims"]},
+                   "kept": "✓" if c["name"] == result["kept"] else "",
+                   "note": c["reason"] or "eligible"} for c in result["candidates"]])
+        st.caption("Scores: " + ("share of each passage's 10 nearest passages (full-size base "
+                                 "model) that each size still finds. " if result["judged_by"]
+                                 == "neighbour agreement" else "NDCG@10 on people's questions. ")
+                   + tune.DOCUMENTS_ONLY_NOTE)
+        st.page_link("views/runs.py", label="See it among the runs", icon=":material/monitoring:")
     if job.state == "succeeded" and job.result.get("finetuned"):
         if job.result.get("kept") == "base":
             st.warning(f"Done, but {NO_GAIN}: no epoch beat the base model on the validation pairs, "
@@ -209,6 +242,12 @@ def live(job_id: int, state_at_render: str) -> None:
 
 job = next(j for j in all_jobs if j.id == selected)
 live(selected, job.state)
+
+if job.kind == "tune":
+    st.caption("The same run from a shell: "
+               f"`python -m core tune --corpus {job.config['corpus_id']}"
+               + (f" --questions {job.config['questions']}`" if job.config.get("questions") else "`"))
+    st.stop()
 
 with st.expander("Configuration, and the same run on several GPUs or machines"):
     config_json = json.dumps(job.config, indent=2)

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import export, runs, storage
+from core import export, models, runs, storage
 from core.compare import compare_evaluations
 from core.disk import human_bytes
 from views.common import dims_axis, escape, explained, show_flash, store
@@ -22,7 +22,8 @@ if not all_runs:
 
 f1, f2 = st.columns([2, 1])
 needle = f1.text_input("Filter", placeholder="model, name, pair set…").strip().lower()
-kinds = f2.multiselect("Kind", ["fine-tune", "evaluation"], default=["fine-tune", "evaluation"])
+all_kinds = [*runs.MODEL_RUNS, "evaluation"]
+kinds = f2.multiselect("Kind", all_kinds, default=all_kinds)
 shown = [r for r in all_runs if r.kind in kinds
          and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
 st.dataframe(pd.DataFrame([r.row() for r in shown]), hide_index=True, width="stretch")
@@ -102,7 +103,7 @@ if with_model:
 
 # -- export ----------------------------------------------------------------------------------
 st.subheader("Take the model with you")
-finished = [r.id for r in all_runs if r.kind == "fine-tune" and r.model_path]
+finished = [r.id for r in all_runs if r.kind in runs.MODEL_RUNS and r.model_path]
 if not finished:
     st.info("Export needs a finished fine-tuning run.")
 else:
@@ -119,7 +120,9 @@ else:
         st.download_button(f"Download {name} ({human_bytes(len(data))})", data, name,
                            mime="application/zip")
     st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
-    for snippet in export.snippets(run.model_path, dim):
+    loaded = models.load(run.model_path)
+    for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
+                                   models.role_prompt(loaded, "document")):
         st.markdown(f"**{snippet.library}** · `{snippet.install}`")
         st.code(snippet.code, language="python")
     with st.expander("Push to the Hugging Face Hub"):

@@ -1,0 +1,330 @@
+"""The documents-only run: the best model a corpus alone can justify, never worse at full size.
+
+Most teams arrive with documents and no labelled questions. Fine-tuning on generated pairs and
+picking the epoch on generated test questions flatters fine-tuning (on a public 10-K set it
+"won" on generated questions and lost 0.6% NDCG@10 at full size on people's), so generated
+questions never judge here. The candidates are
+
+* ``base``: the model as it is, truncated;
+* ``rotation``: the corpus-fitted orthogonal rotation (core.rotate), full size exactly kept;
+* ``pca``: the centred rotation, which changes full-size rankings;
+* ``fine-tuned`` and ``fine-tuned + rotation``: trained on generated pairs (core.train), only
+  when people's questions can judge them.
+
+**Without people's questions** each candidate is scored, per size, by how many of each passage's
+10 nearest passages under the full-size base model it still ranks in its own top 10 (neighbour
+agreement): what a smaller vector loses of what the model already knew. A candidate is eligible
+only if it keeps the full-size rankings exactly (agreement 1 at full size), so the run can never
+hand back a model that ranks worse than the base at full size; documents alone cannot show that
+a model ranks *better*, so the centred rotation and the fine-tuned model wait for questions.
+**With at least ``MIN_QUESTIONS`` people's questions** every candidate, the fine-tuned ones
+included, is scored by NDCG@10 on them, and one that scores below the base at full size is
+not eligible.
+
+The unsupervised Matryoshka adaptor (core.adaptor) is not a candidate: on the three benchmark
+corpora it beat the rotation at 64 and 128 dims but lost up to 8.7 NDCG points at 32 on two of
+them (benchmarks/quality.py), and it costs minutes where the rotation costs a second.
+
+The kept candidate maximises the mean score over the truncated sizes (the full size, where the
+eligible candidates agree with the base or beat it, already passed the guard).
+
+Example::
+
+    >>> result = tune(store, corpus_id, output_dir=Path("tuned"))
+    >>> result.kept, result.model_path
+    ('rotation', 'tuned/model')
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import models
+from .evaluate import RetrievalSet, default_dims, encode, score_all_dims
+from .rotate import Rotation, fit, passage_vectors, prime_cache, save_rotated
+from .store import Store, WorkspaceError
+
+log = logging.getLogger(__name__)
+MIN_QUESTIONS = 20  # fewer people's questions than this cannot judge a model
+NEIGHBOURS = 10
+AGREEMENT_QUERIES = 500  # passages sampled as queries for neighbour agreement
+# An orthogonal map agrees exactly; the margin only absorbs float ties between near-duplicates.
+FULL_SIZE_AGREEMENT = 0.999
+DOCUMENTS_ONLY_NOTE = (
+    "Documents alone show how well each size keeps the full-size model's rankings, never "
+    "whether a model ranks better: the run keeps full-size rankings exactly as the base model "
+    "has them. Real gains at full size need 50 real questions.")
+
+
+@dataclass
+class Candidate:
+    """One model the run considered.
+
+    Attributes:
+        name: base, rotation, pca, fine-tuned or fine-tuned + rotation.
+        scores: size → selection score (neighbour agreement, or NDCG@10 on people's questions).
+        eligible: whether it passed the full-size guard.
+        reason: why it is not eligible, or was not tried.
+    """
+    name: str
+    scores: dict[int, float] = field(default_factory=dict)
+    eligible: bool = False
+    reason: str = ""
+
+    def mean_truncated(self) -> float:
+        truncated = [v for d, v in self.scores.items() if d != max(self.scores)]
+        return float(np.mean(truncated)) if truncated else 0.0
+
+
+@dataclass
+class TuneResult:
+    model_path: str
+    kept: str
+    judged_by: str  # "neighbour agreement" or "people's questions (N)"
+    candidates: list[Candidate]
+    dims: list[int]
+    seconds: float
+    note: str
+
+    def to_json(self) -> dict:
+        return {"model_path": self.model_path, "kept": self.kept, "judged_by": self.judged_by,
+                "dims": self.dims, "seconds": round(self.seconds, 2), "note": self.note,
+                "candidates": [{**asdict(c), "scores": {str(d): round(v, 4)
+                                                        for d, v in c.scores.items()}}
+                               for c in self.candidates]}
+
+
+def neighbour_agreement(reference: np.ndarray, candidate: np.ndarray, dims: list[int],
+                        k: int = NEIGHBOURS, queries: int = AGREEMENT_QUERIES, seed: int = 0
+                        ) -> dict[int, float]:
+    """Per size d: the share of each sampled passage's k nearest passages under ``reference``
+    (full size) that ``candidate``'s first d entries also rank in their top k; the passage
+    itself never counts as its own neighbour.
+
+    Args:
+        reference: (passages, dim) vectors of the base model.
+        candidate: (passages, dim) vectors of the candidate, same passage order.
+    """
+    from .evaluate import top_k, unit_rows
+    k = min(k, len(reference) - 1)
+    if k < 1:
+        raise WorkspaceError("neighbour agreement needs at least two passages")
+    rows = np.random.default_rng(seed).permutation(len(reference))[:queries]
+
+    def neighbours(vectors: np.ndarray) -> list[set[int]]:
+        found, _ = top_k(unit_rows(vectors[rows]), vectors, k + 1)
+        return [set(r.tolist()) - {int(q)} for q, r in zip(rows, found)]
+
+    truth = neighbours(reference)
+    scores = {}
+    for d in dims:
+        got = neighbours(candidate[:, :d])
+        scores[d] = float(np.mean([len(t & g) / len(t) for t, g in zip(truth, got)]))
+    return scores
+
+
+def _people_scores(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
+                   dims: list[int]) -> dict[int, float]:
+    metrics, _ = score_all_dims(query_vectors, corpus_vectors, data, dims)
+    return {d: metrics[d]["ndcg@10"] for d in dims}
+
+
+def guard(candidates: list[Candidate], full: int, floor: float, reason: str) -> None:
+    """Mark eligible the candidates scoring at least ``floor`` at the full size ``full``."""
+    for c in candidates:
+        c.eligible = c.scores.get(full, -1.0) >= floor
+        c.reason = "" if c.eligible else reason
+
+
+def _choose(candidates: list[Candidate]) -> Candidate:
+    """The eligible candidate with the best mean over truncated sizes; the base on ties, as the
+    simplest model."""
+    eligible = [c for c in candidates if c.eligible]
+    return max(eligible, key=lambda c: (round(c.mean_truncated(), 6), c.name == "base"))
+
+
+def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = None, *,
+         people: RetrievalSet | None = None, budget_minutes: float | None = None,
+         reporter=None) -> TuneResult:
+    """Fit and judge the candidates for a corpus; save the kept one to ``output_dir/model``.
+
+    Args:
+        store: the workspace (passage vectors come from and go to its cache).
+        corpus_id: the corpus whose passages the rotations are fitted on.
+        output_dir: where models are written.
+        model: the base model (default: the bundled one).
+        people: people's questions on this corpus; with ``MIN_QUESTIONS`` or more they judge
+            every candidate and the fine-tuned ones are tried too.
+        budget_minutes: training time for the fine-tuned candidate (the plan's default).
+        reporter: a ``core.train.Reporter`` told what the run is doing.
+    """
+    started = time.perf_counter()
+    say = reporter.status if reporter else log.info
+    corpus = store.corpus(corpus_id)
+    texts = [c["text"] for c in store.chunks(corpus_id)]
+    if len(texts) < 3:
+        raise WorkspaceError(f"corpus '{corpus.name}' has {len(texts)} passages; a documents-only "
+                             "run needs at least 3 to learn anything from them")
+    judged = people is not None and len(people.queries) >= MIN_QUESTIONS
+    if people is not None and not judged:
+        raise WorkspaceError(f"{len(people.queries)} people's questions cannot judge a model; "
+                             f"give at least {MIN_QUESTIONS}, or none for a documents-only run")
+    base_model = models.load(model)
+    dims = default_dims(base_model.get_embedding_dimension())
+    say(f"Encoding {len(texts):,} passages of '{corpus.name}'")
+    base = passage_vectors(store, model, texts)
+    say("Fitting the rotations")
+    maps: dict[str, Rotation] = {"rotation": fit(base, "rotation"), "pca": fit(base, "pca")}
+    candidates = [Candidate("base")] + [Candidate(name) for name in maps]
+    if judged:
+        if people.corpus != texts:
+            raise WorkspaceError("the people's questions must be on this corpus's passages")
+        queries = encode(base_model, people.queries, role="query")
+        candidates[0].scores = _people_scores(queries, base, people, dims)
+        for c in candidates[1:]:
+            c.scores = _people_scores(maps[c.name].apply(queries), maps[c.name].apply(base),
+                                      people, dims)
+        floor = candidates[0].scores[dims[0]]
+        guard(candidates, dims[0], floor, "ranks below the base at full size")
+        candidates += _finetuned_candidates(store, corpus_id, texts, model, people, dims,
+                                            output_dir, budget_minutes, floor, reporter)
+        judged_by = f"people's questions ({len(people.queries)})"
+    else:
+        candidates[0].scores = neighbour_agreement(base, base, dims)
+        for c in candidates[1:]:
+            c.scores = neighbour_agreement(base, maps[c.name].apply(base), dims)
+        guard(candidates, dims[0], FULL_SIZE_AGREEMENT, "changes full-size rankings; only "
+              "people's questions can show it does not lose there")
+        candidates.append(Candidate("fine-tuned", reason=(
+            f"not tried: generated questions cannot judge it; give {MIN_QUESTIONS}+ people's "
+            "questions")))
+        judged_by = "neighbour agreement"
+    kept = _choose(candidates)
+    model_path = _save_kept(store, kept.name, maps, base, texts, model, output_dir, corpus.name)
+    return TuneResult(str(model_path), kept.name, judged_by, candidates, dims,
+                      time.perf_counter() - started, DOCUMENTS_ONLY_NOTE)
+
+
+def _save_kept(store: Store, kept: str, maps: dict[str, Rotation], base: np.ndarray,
+               texts: list[str], model: str | None, output_dir: Path, corpus: str) -> Path:
+    """The kept model's folder: the base's own, a fine-tuned one, or a rotation saved now."""
+    if kept == "base":
+        return models.resolve(model)
+    if kept.startswith("fine-tuned"):
+        return output_dir / kept.replace(" + ", "-")
+    path = output_dir / "model"
+    save_rotated(model, maps[kept], path, {"corpus": corpus})
+    prime_cache(store, path, maps[kept], base, texts)
+    return path
+
+
+def _finetuned_candidates(store: Store, corpus_id: int, texts: list[str], model: str | None,
+                          people: RetrievalSet, dims: list[int], output_dir: Path,
+                          budget_minutes: float | None, floor: float, reporter
+                          ) -> list[Candidate]:
+    """Fine-tune on generated pairs (generated now when the corpus has none), pick the epoch on
+    the people's questions, and score it with and without its own rotation."""
+    from .pairs import GENERATED_SOURCES, generate_builtin
+    from .train import TrainConfig, train
+    generated = [p for p in store.pair_sets(corpus_id) if p.source in GENERATED_SOURCES]
+    pair_set_id = generated[0].id if generated else generate_builtin(
+        store, corpus_id, "generated for the documents-only run")
+    pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set_id)]
+    config = TrainConfig(model=model or models.DEFAULT_MODEL, generated_pairs=True,
+                         budget_minutes=budget_minutes)
+    result = train(config, pairs, people, output_dir / "fine-tuned-run", reporter or _Silent())
+    tuned = Candidate("fine-tuned")
+    if result.kept == "base":
+        tuned.reason = "no epoch beat the base model on the people's questions"
+        return [tuned]
+    tuned_model = models.load(result.model_path)
+    vectors = encode(tuned_model, texts, role="document")
+    queries = encode(tuned_model, people.queries, role="query")
+    tuned.scores = _people_scores(queries, vectors, people, dims)
+    rotation = fit(vectors, "rotation")
+    rotated = Candidate("fine-tuned + rotation",
+                        _people_scores(rotation.apply(queries), rotation.apply(vectors), people, dims))
+    Path(result.model_path).rename(output_dir / "fine-tuned")
+    save_rotated(str(output_dir / "fine-tuned"), rotation, output_dir / "fine-tuned-rotation",
+                 {"corpus_id": corpus_id})
+    guard([tuned, rotated], dims[0], floor, "ranks below the base at full size")
+    return [tuned, rotated]
+
+
+class _Silent:
+    def status(self, text): log.info(text)
+    def progress(self, fraction): pass
+    def log(self, line): log.info(line)
+    def point(self, series, step, value, epoch=None): pass
+    def should_stop(self): return False
+
+
+# -- as a background job -----------------------------------------------------------------------
+def check_config(store: Store, config: dict) -> dict:
+    """Refuse a documents-only job that cannot run, before it is queued."""
+    if not isinstance(config, dict) or not isinstance(config.get("corpus_id"), int):
+        raise WorkspaceError("a documents-only run needs a corpus; choose one")
+    unknown = sorted(set(config) - {"corpus_id", "model", "budget_minutes", "questions"})
+    if unknown:
+        raise WorkspaceError(f"unknown setting {unknown[0]!r} for a documents-only run")
+    store.corpus(config["corpus_id"])
+    budget = config.get("budget_minutes")
+    if budget is not None and (not isinstance(budget, (int, float)) or not 0 < budget <= 24 * 60):
+        raise WorkspaceError("budget_minutes must be between 0 and 1440, e.g. 10")
+    if config.get("questions") is not None:
+        people_questions(store, config["corpus_id"], config["questions"])
+    models.load(config.get("model"))
+    return config
+
+
+def people_questions(store: Store, corpus_id: int, pair_set_id: int) -> RetrievalSet:
+    """The test questions of a people's pair set on this corpus."""
+    from .pairs import is_generated
+    pair_set = store.pair_set(pair_set_id)
+    if pair_set.corpus_id != corpus_id:
+        raise WorkspaceError(f"pair set '{pair_set.name}' belongs to another corpus; pick "
+                             "people's questions on the corpus being tuned")
+    if is_generated(pair_set):
+        raise WorkspaceError(f"pair set '{pair_set.name}' was generated; only people's questions "
+                             "can judge a model")
+    return RetrievalSet.from_pair_set(store, pair_set_id)
+
+
+def display_pair_set(store: Store, corpus_id: int, preferred: int | None = None) -> int | None:
+    """The pair set a run is shown on in Results and Search: the one named, else a people's
+    pair set of the corpus, else any split one."""
+    from .pairs import is_generated
+    split = [p for p in store.pair_sets(corpus_id) if store.split_counts(p.id).get("test")]
+    split.sort(key=lambda p: (p.id != preferred, is_generated(p)))
+    return split[0].id if split else None
+
+
+def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> dict:
+    """The documents-only run as a job: tune, then measure the kept model and the base on the
+    corpus's test questions, so it shows in Results, Runs and Search as its own run."""
+    from .evaluate import evaluate_named, save
+    corpus = store.corpus(config["corpus_id"])
+    questions = config.get("questions")
+    people = people_questions(store, corpus.id, questions) if questions is not None else None
+    result = tune(store, corpus.id, folder, config.get("model"), people=people,
+                  budget_minutes=config.get("budget_minutes"), reporter=reporter)
+    out = {**result.to_json(), "corpus": corpus.name}
+    shown = display_pair_set(store, corpus.id, questions)
+    if shown is not None:
+        data = RetrievalSet.from_pair_set(store, shown)
+        reporter.status("Measuring the base and the kept model on the test questions")
+        base = evaluate_named(config.get("model"), data, result.dims, store)
+        out["baseline_evaluation"] = save(store, base, shown, "baseline", job_id)
+        kept = evaluate_named(result.model_path, data, result.dims, store)
+        kept.model = f"{config.get('model') or models.DEFAULT_MODEL} ({result.kept})"
+        out["evaluation"] = save(store, kept, shown, run_name(result.kept, corpus.name), job_id)
+    return out
+
+
+def run_name(kept: str, corpus: str) -> str:
+    """"rotated for docs", or "base for docs" when nothing beat the base model."""
+    return f"{'rotated' if kept in ('rotation', 'pca') else kept} for {corpus}"
