@@ -381,7 +381,7 @@ CLI_CASES = [
     ("split of a pair set id beyond 64 bits", lambda t, s: ["pairs", "split", "9" * 30],
      "out of range; use 1 to 2**63-1"),
     ("export of a pair set id beyond 64 bits",
-     lambda t, s: ["pairs", "export", "9" * 30, "--output", str(t / "out.jsonl")], "out of range"),
+     lambda t, s: ["export", "pairs", "9" * 30, "--output", str(t / "out.jsonl")], "out of range"),
     ("split with a negative seed", lambda t, s: ["pairs", "split", "1", "--seed", "-1"],
      "--seed: -1 is out of range"),
     ("generate with a seed beyond 2**32",

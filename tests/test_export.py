@@ -72,11 +72,11 @@ def test_a_model_missing_its_weights_is_not_exported(store, tmp_path, capsys):
     store.db.execute("UPDATE jobs SET result = ? WHERE id = ?",
                      (json.dumps({"model_path": str(folder)}), job_id))
     target = tmp_path / "out.zip"
-    assert main(["export-model", f"j{job_id}", "--zip", str(target)]) == 0  # whole: it exports
+    assert main(["export", "model", f"j{job_id}", "--zip", str(target)]) == 0  # whole: it exports
     capsys.readouterr()
     target.unlink()
     (folder / "model.safetensors").unlink()  # the weights are gone
-    assert main(["export-model", f"j{job_id}", "--zip", str(target)]) == 1
+    assert main(["export", "model", f"j{job_id}", "--zip", str(target)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "does not load" in err, err
     assert not target.exists() and not list(tmp_path.glob("*.partial"))
