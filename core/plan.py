@@ -16,7 +16,8 @@ How it decides:
 * **Learning rate** is the recipe's 2e-5 for people's pairs; generated pairs are noisier, and a
   lower rate keeps the model closer to where it started, so no dimension gets worse.
 * **Batch size** on a GPU is the largest power of two whose activations fit in the free device
-  memory, up to ``MAX_BATCH`` and small enough for ``MIN_STEPS_PER_EPOCH`` steps: more in-batch
+  memory, up to ``MAX_BATCH`` and small enough for ``MIN_STEPS_PER_EPOCH`` steps (but at least
+  the recipe's ``MIN_BATCH``, with the cached loss if even that does not fit): more in-batch
   negatives make MNRL's task harder and its gradient better (Henderson et al., 2017; the GTE and E5
   recipes train with thousands). A batch the user fixes beyond the memory gets the cached loss
   (GradCache, Gao et al., 2021), which holds only a mini-batch of activations at once.
@@ -52,7 +53,8 @@ def budget_defaults() -> str:
     return f"{BUDGET_MINUTES['cpu']:g} min on CPU, {BUDGET_MINUTES['cuda']:g} on a GPU"
 EVAL_SHARE = 0.15  # of the budget kept for the per-epoch evaluations and saving
 MAX_BATCH = 1024
-MIN_STEPS_PER_EPOCH = 16  # a batch larger than a sixteenth of the pairs gives too few updates
+MIN_BATCH = 32  # the reference recipe's batch: fewer in-batch negatives only where data is tiny
+MIN_STEPS_PER_EPOCH = 64  # more pairs per batch, fewer updates: unmeasured beyond this on a GPU
 MEMORY_HEADROOM = 0.8  # of the free device memory a plan fills (allocator fragmentation, spikes)
 
 
@@ -149,25 +151,27 @@ def batch_for_memory(free_bytes: int, parameters: int, per_pair: int, n_pairs: i
         free_bytes: free device memory before the model is trained.
         parameters: the model's parameter count (weights, gradients and optimizer state).
         per_pair: activation bytes of one pair (``bytes_per_pair``).
-        n_pairs: training pairs; the batch leaves at least ``MIN_STEPS_PER_EPOCH`` steps.
+        n_pairs: training pairs; the batch leaves ``MIN_STEPS_PER_EPOCH`` steps per epoch,
+            unless that means fewer than ``MIN_BATCH`` pairs in a batch.
         wanted: a batch size the user fixed; kept, with the cached loss if it does not fit.
 
     Example::
 
-        >>> batch_for_memory(80 * 2**30, 22_700_000, 31 * 2**20, 50_000)
+        >>> batch_for_memory(80 * 2**30, 22_700_000, 31 * 2**20, 100_000)
         BatchChoice(batch_size=1024, loss='mnrl', mini_batch_size=None)
+        >>> batch_for_memory(80 * 2**30, 22_700_000, 31 * 2**20, 6_000)
+        BatchChoice(batch_size=64, loss='mnrl', mini_batch_size=None)
         >>> batch_for_memory(4 * 2**30, 22_700_000, 31 * 2**20, 50_000, wanted=512)
         BatchChoice(batch_size=512, loss='cached_mnrl', mini_batch_size=64)
     """
     room = max(0, int(free_bytes * MEMORY_HEADROOM) - static_bytes(parameters))
     fits = _power_of_two_at_most(room // max(per_pair, 1))
-    if wanted is not None:
-        if wanted <= fits:
-            return BatchChoice(wanted, "mnrl", None)
-        # GradCache holds one mini-batch of activations plus every text's embedding.
-        return BatchChoice(wanted, "cached_mnrl", max(1, fits))
-    by_data = _power_of_two_at_most(n_pairs // MIN_STEPS_PER_EPOCH)
-    return BatchChoice(max(2, min(MAX_BATCH, fits, by_data)), "mnrl", None)
+    batch = wanted or min(n_pairs, max(MIN_BATCH, min(
+        MAX_BATCH, fits, _power_of_two_at_most(n_pairs // MIN_STEPS_PER_EPOCH))))
+    if batch <= fits:
+        return BatchChoice(batch, "mnrl", None)
+    # GradCache holds one mini-batch of activations at a time, plus every text's embedding.
+    return BatchChoice(batch, "cached_mnrl", max(1, fits))
 
 
 def _power_of_two_at_most(n: int) -> int:

@@ -289,7 +289,7 @@ class PlanKeeper:
         warmup: the share of steps that warm the learning rate up.
         clock: seconds, monotonic; a test may pass its own.
     """
-    CALIBRATION_STEPS = 3  # timed steps before the first re-plan
+    CALIBRATION_STEPS = 2  # timed steps before the first re-plan; later ones refine it
 
     def __init__(self, plan: Plan, started: float, eval_seconds: float, pairs_per_epoch: int,
                  steps_per_epoch: int, max_epochs: int, epochs_open: bool, pairs_open: bool,
@@ -490,7 +490,8 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         told = 0.0  # when the time left was last reported
 
         def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
-            lr_scheduler.lr_lambdas = [keeper.schedule]  # ends wherever the re-planned run ends
+            # Every parameter group's rate ends wherever the re-planned run ends.
+            lr_scheduler.lr_lambdas = [keeper.schedule] * len(lr_scheduler.base_lrs)
 
         def on_step_end(self, args, state, control, **kwargs):
             epochs, pairs = keeper.plan.epochs, keeper.plan.max_pairs
