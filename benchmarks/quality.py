@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpora  # noqa: E402
+from core.plan import planned_vs_actual  # noqa: E402
 
 
 class Quiet:
@@ -72,6 +73,7 @@ def report(row: dict) -> None:
     gains = [row["finetuned"][d]["ndcg@10"] / max(row["baseline"][d]["ndcg@10"], 1e-9) - 1 for d in dims]
     print(f"\n{row['corpus']} · {row['mode']} · {row['pairs']} pairs · kept {row['kept']} · "
           f"train {row['seconds']['train']:.0f} s, total {row['seconds']['total'] + row['seconds']['generate']:.0f} s")
+    print("  " + planned_vs_actual(row["plan"], row["seconds"]["train"]))
     print("  dim   " + "  ".join(f"{d:>7}" for d in dims))
     print("  base  " + "  ".join(f"{row['baseline'][d]['ndcg@10']:7.4f}" for d in dims))
     print("  tuned " + "  ".join(f"{row['finetuned'][d]['ndcg@10']:7.4f}" for d in dims))

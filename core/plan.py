@@ -280,3 +280,27 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
     return replace(plan, epochs=epochs, max_pairs=pairs, seconds=seconds,
                    measured_pairs_per_second=measured.pairs_per_second,
                    first_estimate_seconds=plan.first_estimate_seconds or plan.seconds)
+
+
+def planned_vs_actual(plan: dict, took: float) -> str:
+    """One line for people: the training phase's time against its plan and budget.
+
+    Args:
+        plan: a run's ``Plan.to_json()`` (as stored with the job and printed by the CLI).
+        took: the seconds the training phase took (``seconds.train``).
+
+    Example::
+
+        >>> planned_vs_actual({"seconds": 590, "budget_seconds": 600, "first_estimate_seconds": 420,
+        ...                    "measured_pairs_per_second": 14.2}, 610)
+        'training took 10 min 10 s: planned 9 min 50 s, budget 10 min 00 s (+2% of it); re-planned at a measured 14.2 pairs/s from a first estimate of 7 min 00 s'
+    """
+    def minutes(seconds: float) -> str:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s" if seconds >= 60 else f"{seconds:.0f} s"
+
+    line = (f"training took {minutes(took)}: planned {minutes(plan['seconds'])}, budget "
+            f"{minutes(plan['budget_seconds'])} ({took / plan['budget_seconds'] - 1:+.0%} of it)")
+    if plan.get("measured_pairs_per_second"):
+        line += (f"; re-planned at a measured {plan['measured_pairs_per_second']:.1f} pairs/s from "
+                 f"a first estimate of {minutes(plan['first_estimate_seconds'])}")
+    return line

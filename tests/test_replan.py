@@ -168,3 +168,17 @@ def test_a_deliberately_slow_step_makes_a_real_run_shrink_its_plan(store, count,
     assert [s for s, _, _ in reporter.points if s == "seconds_left"]
     saved = json.loads(Path(result.model_path, "ragtune.json").read_text())
     assert saved["plan"]["epochs"] == saved["config"]["epochs"] == plan["epochs"]
+
+
+def test_the_pages_time_left_comes_from_the_rate_the_run_reported(store, count):
+    from dataclasses import replace
+
+    from core import jobs
+    _, pair_set_id = load_demo(store, count, limit=60)
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id})
+    running = replace(jobs.get(store, job_id), state="running", started=time.time() - 100,
+                      progress=0.5)
+    assert jobs.time_left(store, running) == pytest.approx(100, abs=2)  # no rate yet: by progress
+    jobs.StoreReporter(store, job_id).point("seconds_left", 12, 30.0, 0.3)
+    assert jobs.time_left(store, running) == pytest.approx(30, abs=2)
+    assert jobs.time_left(store, replace(running, state="succeeded")) is None

@@ -8,7 +8,7 @@ from core import jobs, models
 from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
-from core.plan import budget_defaults
+from core.plan import budget_defaults, planned_vs_actual
 from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
 
@@ -131,7 +131,8 @@ def live(job_id: int, state_at_render: str) -> None:
     if job.state != state_at_render:  # refresh the job list and selector too
         st.rerun()
     steps = [p for p in jobs.events(workspace, job_id, "point") if p["series"] == "loss"]
-    eta = f" · about {duration(job.eta)} left" if job.eta else ""
+    left = jobs.time_left(workspace, job)
+    eta = f" · about {duration(left)} of training left" if left else ""
     epoch = f" · epoch {steps[-1]['epoch']:.2f}" if steps and steps[-1]["epoch"] else ""
     step = f" · step {steps[-1]['step']}" if steps else ""
     st.progress(min(job.progress, 1.0), text=f"**{job.state}** · {job.status}{step}{epoch} · "
@@ -167,6 +168,8 @@ def live(job_id: int, state_at_render: str) -> None:
         else:
             st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
+    if job.result.get("plan") and job.result.get("seconds", {}).get("train"):
+        st.caption(planned_vs_actual(job.result["plan"], job.result["seconds"]["train"]).capitalize() + ".")
     log = jobs.events(workspace, job_id, "log", limit=12)
     st.code("\n".join(time.strftime("%H:%M:%S ", time.localtime(e["ts"])) + e["line"] for e in log)
             or "(no log yet)", language=None)
