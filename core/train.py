@@ -422,15 +422,17 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     config, plan = plan_run(config, pairs, model, setup)
     reporter.log(f"plan: {plan.summary()}")
     checkpoints = output_dir / "checkpoints"
-    saved_plan = resumable_plan(checkpoints) if resume else None
     # Re-planning needs the processes to agree on where to stop; under torchrun the plan stays.
-    epochs_open = asked.epochs is None and not distributed and saved_plan is None
-    pairs_open = asked.max_pairs is None and not distributed and saved_plan is None
-    plan = saved_plan or plan
+    epochs_open = asked.epochs is None and not distributed
+    pairs_open = asked.max_pairs is None and not distributed
     # The trainer holds the most the plan may grow to; the plan keeper decides where it stops.
     max_epochs = MAX_EPOCHS if epochs_open else config.epochs
     pairs = training_pairs(pairs, None if pairs_open and (epochs_open or config.epochs == 1)
                            else config.max_pairs, config.seed)
+    # A resumed run sets the trainer up as its first process did, and keeps that one's plan.
+    saved_plan = resumable_plan(checkpoints) if resume else None
+    if saved_plan is not None:
+        plan, epochs_open, pairs_open = saved_plan, False, False
     model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
     columns = {"anchor": [q for q, _ in pairs], "positive": [p for _, p in pairs]}
     dataset = datasets.Dataset.from_dict(columns)

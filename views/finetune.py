@@ -82,11 +82,15 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                          if default.best_dim in dims_sorted else len(dims_sorted) - 1)
                 max_pairs = c11.number_input("Use at most N pairs", 2, max(2, n_train), default.max_pairs)
                 start = st.form_submit_button("Start fine-tuning", type="primary")
+            # Epochs and pairs left at the plan's values stay open, so the run re-plans them
+            # from its measured speed to keep its time budget, as the CLI's default run does.
             config = TrainConfig(model=model_name, pair_set_id=pair_set.id, dims=dims_sorted,
-                                 epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr),
+                                 epochs=None if epochs == default.epochs else int(epochs),
+                                 batch_size=int(batch), learning_rate=float(lr),
                                  warmup=float(warmup), max_seq_length=int(seq), seed=int(seed),
                                  loss=loss, hard_negatives=int(negatives),
-                                 max_pairs=int(max_pairs), best_metric=best_metric,
+                                 max_pairs=None if max_pairs == default.max_pairs else int(max_pairs),
+                                 best_metric=best_metric,
                                  best_dim=int(best_dim), budget_minutes=budget,
                                  generated_pairs=is_generated(pair_set))
             _, chosen = plan_run(config, pairs, models.load(model_name), setup)
