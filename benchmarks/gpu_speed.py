@@ -7,7 +7,8 @@ same epochs.
   ragtune    ``core.train.train`` with the same pairs, epochs and dimensions, every other setting
              left to the default plan (batch from free device memory on CUDA, fitted sequence
              length, bf16/tf32, fused AdamW), its per-epoch evaluations and saving included
-Pairs per second = pairs × epochs / seconds of training. The BERT-base model is randomly
+Pairs per second = pairs × epochs / seconds of training (ragtune's include loading, its
+evaluations and saving; "steps alone" is the rate its plan measured). The BERT-base model is randomly
 initialised from a BertConfig (12 layers, 768 wide) with the bundled model's tokenizer, so
 nothing is downloaded; its NDCG only shows that both sides train it, not what it can reach.
 Each side runs in its own subprocess (its own memory and warm-up). Target (issue 20): on one
@@ -37,17 +38,22 @@ def build_random_bert(folder: Path) -> str:
     """A 12-layer, 768-wide BERT with random weights and the bundled tokenizer, saved as a
     sentence-transformers model (mean pooling, normalised) in ``folder``."""
     import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.normalize import Normalize
+    from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
     from transformers import BertConfig, BertModel
 
     from core import models
-    model = models.load_fresh(None, "cpu")
+    tokenizer = models.load_fresh(None, "cpu").tokenizer
     torch.manual_seed(0)
-    model[0].auto_model = BertModel(BertConfig(
-        vocab_size=model.tokenizer.vocab_size, hidden_size=768, num_hidden_layers=12,
-        num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512))
-    model._modules["1"] = Pooling(768, "mean")
-    model.save(str(folder))
+    weights = folder / "weights"
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=768, num_hidden_layers=12,
+                         num_attention_heads=12, intermediate_size=3072,
+                         max_position_embeddings=512)).save_pretrained(weights)
+    tokenizer.save_pretrained(weights)
+    SentenceTransformer(modules=[Transformer(str(weights), max_seq_length=256), Pooling(768, "mean"),
+                                 Normalize()]).save(str(folder))
     return str(folder)
 
 
@@ -90,11 +96,13 @@ def child(side: str, model_path: str, n_pairs: int, epochs: int, max_seq: int | 
             seconds = time.perf_counter() - started
             trained = models.load_fresh(result.model_path)
             batch = result.plan["batch_size"]
+            steps_only = result.plan["measured_pairs_per_second"]  # None under 3 steps
         else:
             trained, seconds, batch = reference(model_path, pairs, epochs, max_seq, dims, home)
+            steps_only = None  # its whole time is steps
         ndcg = {d: m["ndcg@10"] for d, m in evaluate(trained, test, dims).metrics.items()}
         return {"seconds": seconds, "pairs_per_second": len(pairs) * epochs / seconds,
-                "ndcg": ndcg, "batch": batch, "pairs": len(pairs),
+                "ndcg": ndcg, "batch": batch, "pairs": len(pairs), "steps_only": steps_only,
                 "peak_gb": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
 
 
@@ -168,8 +176,9 @@ def main() -> None:
                 print(f"  ragtune {line}")
             for side, row in rows.items():
                 memory = f", peak {row['peak_gb']:.1f} GB" if row["peak_gb"] is not None else ""
+                steps = f", steps alone {row['steps_only']:.1f} pairs/s" if row["steps_only"] else ""
                 print(f"  {side:<10} {row['pairs_per_second']:8.1f} pairs/s  {row['seconds']:7.1f} s  "
-                      f"batch {row['batch']}{memory}")
+                      f"batch {row['batch']}{memory}{steps}")
             dims = list(ref["ndcg"])
             print("  NDCG@10    " + "  ".join(f"{d:>7}" for d in dims))
             for side, row in rows.items():
