@@ -47,6 +47,7 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
     ``eval_data`` itself), then the kept model on ``eval_data``."""
     started = time.perf_counter()
     # Every setting is checked before the baseline is measured, so a mistake costs nothing.
+    asked = config  # what train() gets: the settings left open are re-planned while it runs
     config, _ = plan_run(config, pairs, models.load(config.model), DeviceSetup.detect())
 
     def progress(stage: str, fraction: float) -> None:
@@ -56,7 +57,7 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
     baseline = evaluate_named(config.model, eval_data, config.dims, store, progress)
     reporter.log("baseline " + baseline.line())
     after_baseline = time.perf_counter()
-    training = train(config, pairs, validation or eval_data, output_dir, reporter, corpus, resume)
+    training = train(asked, pairs, validation or eval_data, output_dir, reporter, corpus, resume)
     after_training = time.perf_counter()
     finetuned = None
     if training.kept == "base":
