@@ -471,6 +471,14 @@ class TerminalReporter:
 
 
 def run_train(args) -> None:
+    from .train import end_distributed
+    try:
+        train_from_files(args)
+    finally:
+        end_distributed()
+
+
+def train_from_files(args) -> None:
     from .beir import retrieval_set
     from .finetune import held_out, run_experiment
     from .pairs import file_is_generated, read_pairs_file

@@ -60,6 +60,7 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
     started = time.perf_counter()
     held, validation = held_out(config, pairs, eval_data, corpus)
     # Every setting is checked before the baseline is measured, so a mistake costs nothing.
+    asked = config  # what train() gets: the settings left open are re-planned while it runs
     config, _ = plan_run(config, held.train, models.load(config.model), DeviceSetup.detect())
     reporter.log(held.summary())
     held.save(output_dir / VALIDATION_FILE)
@@ -68,7 +69,7 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
                               stage_progress(reporter, "Measuring the baseline"))
     reporter.log("baseline " + baseline.line())
     after_baseline = time.perf_counter()
-    training = train(config, held.train, validation, output_dir, reporter, corpus, resume, store)
+    training = train(asked, held.train, validation, output_dir, reporter, corpus, resume, store)
     after_training = time.perf_counter()
     finetuned = None
     if training.kept == "base":

@@ -336,6 +336,20 @@ def events(store: Store, job_id: int, kind: str, limit: int | None = None) -> li
     return out[::-1] if limit else out
 
 
+def time_left(store: Store, job: Job) -> float | None:
+    """Seconds of training a running job has left, from the rate its run measured: the newest
+    time left it reported (``core.train.PlanKeeper``), counted down since; before training has
+    timed its first steps, the job's own guess from its progress."""
+    if job.state != "running":
+        return None
+    rows = store.query("SELECT ts, payload FROM job_events WHERE job_id = ? AND kind = 'point' "
+                       "AND json_extract(payload, '$.series') = 'seconds_left' "
+                       "ORDER BY id DESC LIMIT 1", [job.id])
+    if not rows:
+        return job.eta
+    return max(0.0, json.loads(rows[0]["payload"])["value"] - (time.time() - rows[0]["ts"]))
+
+
 class StoreReporter:
     """A job's progress, written to the workspace for the pages to read; every write is also a
     heartbeat, the job's last sign of life should its process end without a word."""

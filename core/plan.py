@@ -15,18 +15,29 @@ How it decides:
   for RAG", 2024); when even one epoch does not fit, the pairs are capped instead.
 * **Learning rate** is the recipe's 2e-5 for people's pairs; generated pairs are noisier, and a
   lower rate keeps the model closer to where it started, so no dimension gets worse.
+* **Batch size** on a GPU is the largest power of two whose activations fit in the free device
+  memory, up to ``MAX_BATCH`` and small enough for ``MIN_STEPS_PER_EPOCH`` steps (but at least
+  the recipe's ``MIN_BATCH``, with the cached loss if even that does not fit): more in-batch
+  negatives make MNRL's task harder and its gradient better (Henderson et al., 2017; the GTE and E5
+  recipes train with thousands). A batch the user fixes beyond the memory gets the cached loss
+  (GradCache, Gao et al., 2021), which holds only a mini-batch of activations at once.
+
+The constant rate is only a first guess: a busy machine, another card or another model can be
+several times off. ``replan`` therefore re-decides epochs and pairs from the rate a run measures
+over its first steps, its measured evaluations and saves, and the time already spent, so the
+training phase ends near its budget on any machine.
 
 Example::
 
     >>> plan = default_plan(n_pairs=480, passage_tokens=[120] * 480, device="cpu",
     ...                     model_max_seq=256, parameters=22_700_000)
     >>> plan.summary()
-    '4 epochs · lr 2e-05 · batch 32 · seq 128 · 480 pairs · ≈ 2 min'
+    '4 epochs · lr 2e-05 · batch 32 · seq 128 · 480 pairs · ≈ 3 min'
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 # Training pairs per second for a MiniLM-sized model (22.7M parameters) at sequence length 128,
 # forward and backward, in float32; measured with benchmarks/step_speed.py on 2 CPU cores.
@@ -43,6 +54,10 @@ def budget_defaults() -> str:
 EVAL_SHARE = 0.15  # of the budget kept for the per-epoch evaluations and saving
 VALIDATION_SHARE = 0.1  # of the training side held out to pick the best epoch
 MAX_VALIDATION_PAIRS = 500  # generated sets are large; more queries sharpen little, cost every epoch
+MAX_BATCH = 1024
+MIN_BATCH = 32  # the reference recipe's batch: fewer in-batch negatives only where data is tiny
+MIN_STEPS_PER_EPOCH = 64  # more pairs per batch, fewer updates: unmeasured beyond this on a GPU
+MEMORY_HEADROOM = 0.8  # of the free device memory a plan fills (allocator fragmentation, spikes)
 
 
 @dataclass
@@ -54,9 +69,13 @@ class Plan:
     max_seq_length: int
     max_pairs: int  # pairs actually used
     hard_negatives: int
-    seconds: float  # estimated training time
+    seconds: float  # the training phase, evaluations and saving included: estimated, then re-planned
     budget_seconds: float
     device: str
+    loss: str = "mnrl"  # "cached_mnrl" where a fixed batch would not fit in the device memory
+    mini_batch_size: int | None = None  # cached_mnrl: texts through the model at once
+    measured_pairs_per_second: float | None = None  # None until the run timed its first steps
+    first_estimate_seconds: float | None = None  # ``seconds`` before the first re-plan
 
     def summary(self) -> str:
         minutes = self.seconds / 60
@@ -97,11 +116,84 @@ def default_batch_size(device: str) -> int:
     return 64 if device == "cuda" else 32
 
 
+@dataclass
+class Architecture:
+    """What sizes a transformer's activations: width, depth and attention heads."""
+    hidden: int
+    layers: int
+    heads: int
+
+
+def bytes_per_pair(seq: int, arch: Architecture, bf16: bool) -> int:
+    """Activation memory one (question, passage) pair holds for the backward pass.
+
+    Per layer and token a transformer keeps about ``34·h + 5·a·s`` bytes in 16-bit precision
+    (Korthikanti et al., 2022, "Reducing Activation Recomputation in Large Transformer
+    Models"); float32 doubles it. A pair is two texts; questions are shorter than passages, but
+    sizing both at ``seq`` keeps the estimate on the safe side.
+
+    Example::
+
+        >>> bytes_per_pair(128, Architecture(384, 6, 12), bf16=True) // 2**20
+        30
+    """
+    per_token = 34 * arch.hidden + 5 * arch.heads * seq
+    return 2 * seq * arch.layers * per_token * (1 if bf16 else 2)
+
+
+def static_bytes(parameters: int) -> int:
+    """Weights, gradients and AdamW's two moments, all float32."""
+    return 16 * parameters
+
+
+@dataclass
+class BatchChoice:
+    batch_size: int
+    loss: str  # "mnrl", or "cached_mnrl" when the batch's activations exceed the memory
+    mini_batch_size: int | None  # cached_mnrl only
+
+
+def batch_for_memory(free_bytes: int, parameters: int, per_pair: int, n_pairs: int,
+                     wanted: int | None = None) -> BatchChoice:
+    """The batch a device with ``free_bytes`` of free memory trains with.
+
+    Args:
+        free_bytes: free device memory before the model is trained.
+        parameters: the model's parameter count (weights, gradients and optimizer state).
+        per_pair: activation bytes of one pair (``bytes_per_pair``).
+        n_pairs: training pairs; the batch leaves ``MIN_STEPS_PER_EPOCH`` steps per epoch,
+            unless that means fewer than ``MIN_BATCH`` pairs in a batch.
+        wanted: a batch size the user fixed; kept, with the cached loss if it does not fit.
+
+    Example::
+
+        >>> batch_for_memory(80 * 2**30, 22_700_000, 31 * 2**20, 100_000)
+        BatchChoice(batch_size=1024, loss='mnrl', mini_batch_size=None)
+        >>> batch_for_memory(80 * 2**30, 22_700_000, 31 * 2**20, 6_000)
+        BatchChoice(batch_size=64, loss='mnrl', mini_batch_size=None)
+        >>> batch_for_memory(4 * 2**30, 22_700_000, 31 * 2**20, 50_000, wanted=512)
+        BatchChoice(batch_size=512, loss='cached_mnrl', mini_batch_size=64)
+    """
+    room = max(0, int(free_bytes * MEMORY_HEADROOM) - static_bytes(parameters))
+    fits = _power_of_two_at_most(room // max(per_pair, 1))
+    batch = wanted or min(n_pairs, max(MIN_BATCH, min(
+        MAX_BATCH, fits, _power_of_two_at_most(n_pairs // MIN_STEPS_PER_EPOCH))))
+    if batch <= fits:
+        return BatchChoice(batch, "mnrl", None)
+    # GradCache holds one mini-batch of activations at a time, plus every text's embedding.
+    return BatchChoice(batch, "cached_mnrl", max(1, fits))
+
+
+def _power_of_two_at_most(n: int) -> int:
+    return 1 << (n.bit_length() - 1) if n >= 1 else 0
+
+
 def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max_seq: int,
                  parameters: int, budget_minutes: float | None = None, generated: bool = False,
                  bf16: bool = False, *, epochs: int | None = None, learning_rate: float | None = None,
                  batch_size: int | None = None, max_seq_length: int | None = None,
-                 max_pairs: int | None = None, hard_negatives: int | None = None) -> Plan:
+                 max_pairs: int | None = None, hard_negatives: int | None = None,
+                 free_memory: int | None = None, architecture: Architecture | None = None) -> Plan:
     """The settings that fit ``budget_minutes`` of training on ``device``.
 
     Args:
@@ -114,10 +206,17 @@ def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max
         generated: the pairs were generated, not written by people (a gentler learning rate).
         bf16: training runs in bfloat16 (faster on CPUs with native support).
         epochs … hard_negatives: values the user fixed; the plan keeps them and fits the rest.
+        free_memory: free accelerator memory in bytes (CUDA), to size the batch from;
+            ``architecture`` must come with it.
     """
     budget = 60 * (budget_minutes if budget_minutes is not None else BUDGET_MINUTES.get(device, 10.0))
     seq = min(max_seq_length or seq_length_for(passage_tokens, model_max_seq), model_max_seq)
     batch = batch_size or max(2, min(default_batch_size(device), n_pairs))
+    loss, mini_batch = "mnrl", None
+    if free_memory is not None and architecture is not None:
+        choice = batch_for_memory(free_memory, parameters, bytes_per_pair(seq, architecture, bf16),
+                                  n_pairs, batch_size)
+        batch, loss, mini_batch = min(choice.batch_size, n_pairs), choice.loss, choice.mini_batch_size
     rate = pairs_per_second(device, seq, parameters, bf16)
     train_budget = budget * (1 - EVAL_SHARE)
     used = min(max_pairs or n_pairs, n_pairs)
@@ -128,8 +227,93 @@ def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max
     return Plan(epochs=epochs,
                 learning_rate=learning_rate or (1e-5 if generated else 2e-5),
                 batch_size=batch, max_seq_length=seq, max_pairs=used,
-                hard_negatives=hard_negatives or 0, seconds=epochs * used / rate,
-                budget_seconds=budget, device=device)
+                hard_negatives=hard_negatives or 0,
+                seconds=min(budget, epochs * used / rate / (1 - EVAL_SHARE)),
+                budget_seconds=budget, device=device, loss=loss, mini_batch_size=mini_batch)
+
+
+@dataclass
+class Measured:
+    """What a run has measured so far, for ``replan``."""
+    elapsed: float  # seconds since the training phase began: loading, evaluations, steps, saves
+    pairs_done: int  # pairs trained so far, in all epochs
+    pairs_per_second: float  # training steps and data loading only
+    epochs_done: int  # epochs already evaluated and saved
+    eval_seconds: float  # one evaluation on the validation queries
+    save_seconds: float  # one checkpoint (and, at the end, the kept model)
+
+
+def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int,
+           epochs_open: bool = True, pairs_open: bool = True) -> Plan:
+    """The plan re-decided from a run's measured speed, so its training phase ends at its budget.
+
+    Epochs fill the remaining time as in ``default_plan`` (up to ``max_epochs``, never fewer than
+    the epochs already begun, since stopping inside an epoch wastes its evaluation); when not even
+    one epoch over ``pairs_per_epoch`` fits, a one-epoch run stops after the pairs that do (the
+    batches are shuffled, so they are a random sample). Settings the user fixed stay; then only
+    ``seconds`` is re-estimated, which is what the progress bar's time left is read from.
+
+    Args:
+        plan: the plan being run (its budget, batch size and learning rate stay).
+        measured: the run's speed and the time spent so far.
+        pairs_per_epoch: pairs one epoch goes through (the training set the trainer holds).
+        max_epochs: the most epochs the trainer was set up for.
+        epochs_open, pairs_open: whether the plan may change epochs and pairs.
+
+    Example::
+
+        >>> plan = default_plan(2000, [100] * 2000, "cpu", 256, 22_700_000, budget_minutes=10)
+        >>> slow = Measured(elapsed=60, pairs_done=64, pairs_per_second=5.0, epochs_done=0,
+        ...                 eval_seconds=10, save_seconds=2)
+        >>> again = replan(plan, slow, 2000, 4)  # a third of the expected speed
+        >>> (plan.epochs, again.epochs, again.max_pairs, round(again.seconds))
+        (3, 1, 2000, 461)
+    """
+    rate = max(measured.pairs_per_second, 1e-9)
+    left = plan.budget_seconds - measured.elapsed
+    per_epoch = measured.eval_seconds + measured.save_seconds
+
+    def cost(epochs: int, pairs: int) -> float:
+        """Seconds still to spend for a run of ``epochs`` epochs, the last of ``pairs`` pairs."""
+        to_train = max(0, (epochs - 1) * pairs_per_epoch + pairs - measured.pairs_done)
+        return to_train / rate + max(0, epochs - measured.epochs_done) * per_epoch + measured.save_seconds
+
+    begun = max(1, -(-measured.pairs_done // max(pairs_per_epoch, 1)))
+    epochs, pairs = plan.epochs, plan.max_pairs if plan.epochs == 1 else pairs_per_epoch
+    if epochs_open:
+        fitting = [e for e in range(begun, max(max_epochs, begun) + 1) if cost(e, pairs_per_epoch) <= left]
+        epochs, pairs = (max(fitting), pairs_per_epoch) if fitting else (begun, pairs_per_epoch)
+    if pairs_open and epochs == 1:
+        affordable = (left - cost(1, 0) + measured.pairs_done / rate) * rate
+        pairs = int(min(pairs_per_epoch, max(affordable, measured.pairs_done, plan.batch_size)))
+    seconds = measured.elapsed + cost(epochs, pairs)
+    return replace(plan, epochs=epochs, max_pairs=pairs, seconds=seconds,
+                   measured_pairs_per_second=measured.pairs_per_second,
+                   first_estimate_seconds=plan.first_estimate_seconds or plan.seconds)
+
+
+def planned_vs_actual(plan: dict, took: float) -> str:
+    """One line for people: the training phase's time against its plan and budget.
+
+    Args:
+        plan: a run's ``Plan.to_json()`` (as stored with the job and printed by the CLI).
+        took: the seconds the training phase took (``seconds.train``).
+
+    Example::
+
+        >>> planned_vs_actual({"seconds": 590, "budget_seconds": 600, "first_estimate_seconds": 420,
+        ...                    "measured_pairs_per_second": 14.2}, 610)
+        'training took 10 min 10 s: planned 9 min 50 s, budget 10 min 00 s (+2% of it); re-planned at a measured 14.2 pairs/s from a first estimate of 7 min 00 s'
+    """
+    def minutes(seconds: float) -> str:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s" if seconds >= 60 else f"{seconds:.0f} s"
+
+    line = (f"training took {minutes(took)}: planned {minutes(plan['seconds'])}, budget "
+            f"{minutes(plan['budget_seconds'])} ({took / plan['budget_seconds'] - 1:+.0%} of it)")
+    if plan.get("measured_pairs_per_second"):
+        line += (f"; re-planned at a measured {plan['measured_pairs_per_second']:.1f} pairs/s from "
+                 f"a first estimate of {minutes(plan['first_estimate_seconds'])}")
+    return line
 
 
 # People's labelled questions (core/label.py): how many make a test set worth judging runs on,

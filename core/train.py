@@ -23,7 +23,7 @@ import random
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -31,13 +31,14 @@ from . import ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
 from .evaluate import (METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate,
                        evaluate_named)
-from .plan import Plan, default_plan
+from .plan import MAX_EPOCHS, Architecture, Measured, Plan, default_plan, replan
 from .store import Store
 
 LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"
 VALIDATION_PASSAGES = 3000
 RESUME_ONLY = ("optimizer.pt", "scheduler.pt")  # what only the checkpoint resumed from needs
+PLAN_FILE = "ragtune_plan.json"  # the re-planned plan, saved with each checkpoint for a resume
 
 
 @dataclass
@@ -108,8 +109,10 @@ class TrainConfig:
         chosen = {"epochs": plan.epochs, "batch_size": plan.batch_size,
                   "learning_rate": plan.learning_rate, "max_seq_length": plan.max_seq_length,
                   "hard_negatives": plan.hard_negatives, "max_pairs": plan.max_pairs}
-        return TrainConfig(**{**asdict(self), **{k: v for k, v in chosen.items()
-                                                 if getattr(self, k) is None}})
+        filled = {k: v for k, v in chosen.items() if getattr(self, k) is None}
+        if plan.loss == "cached_mnrl":  # a fixed batch beyond the device memory: plain MNRL would not fit
+            filled.update(loss="cached_mnrl", mini_batch_size=plan.mini_batch_size)
+        return TrainConfig(**{**asdict(self), **filled})
 
     def resolved(self, model_dim: int, n_pairs: int) -> "TrainConfig":
         """Check every setting against the model and data; fill in the derived dimensions."""
@@ -245,14 +248,139 @@ def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, setup: "D
     sample = [p for _, p in pairs[:: max(1, len(pairs) // 2000)]]  # token lengths of ≤ 2,000
     tokens = [len(ids) for ids in model.tokenizer(sample, add_special_tokens=False,
                                                   verbose=False)["input_ids"]] if sample else []
+    free_memory = None
+    if setup.device == "cuda":
+        import torch
+        free_memory = torch.cuda.mem_get_info()[0]
     plan = default_plan(len(pairs), tokens, setup.device, model.max_seq_length,
                         sum(p.numel() for p in model.parameters()), config.budget_minutes,
                         config.generated_pairs, setup.bf16, epochs=config.epochs,
                         learning_rate=config.learning_rate, batch_size=config.batch_size,
                         max_seq_length=config.max_seq_length, max_pairs=config.max_pairs,
-                        hard_negatives=config.hard_negatives)
+                        hard_negatives=config.hard_negatives, free_memory=free_memory,
+                        architecture=architecture(model))
     resolved = config.with_plan(plan).resolved(model.get_embedding_dimension(), plan.max_pairs)
     return resolved, plan
+
+
+def architecture(model) -> Architecture | None:
+    """Width, depth and heads of a SentenceTransformer's transformer, for the memory estimate."""
+    settings = getattr(getattr(model[0], "auto_model", None), "config", None)
+    try:
+        return Architecture(settings.hidden_size, settings.num_hidden_layers,
+                            settings.num_attention_heads)
+    except AttributeError:  # not a BERT-like transformer: the device's default batch
+        return None
+
+
+# -- keeping the plan's word -----------------------------------------------------------------
+@dataclass
+class CosineSchedule:
+    """Learning-rate factor: linear warmup, then cosine decay to zero at step ``total``.
+
+    Installed in the trainer's ``LambdaLR`` so that a re-planned run still ends its schedule at
+    its new last step; a callable object (not a function), so the scheduler's checkpoint saves
+    ``total`` with it.
+    """
+    total: int
+    warmup: float  # share of the steps
+
+    def __call__(self, step: int) -> float:
+        warmup_steps = math.ceil(self.warmup * self.total)
+        if step < warmup_steps:
+            return step / warmup_steps
+        progress = (step - warmup_steps) / max(1, self.total - warmup_steps)
+        return max(0.0, 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+class PlanKeeper:
+    """Times a run's steps, evaluations and saves, and re-plans epochs and pairs from them
+    (``core.plan.replan``) so the training phase ends at its budget however busy the machine.
+
+    The trainer is set up for the most the plan may grow to (``max_epochs`` over
+    ``pairs_per_epoch``); the keeper says when to stop. Steps are timed between consecutive
+    step ends within an epoch, so the first step's warm-up and the evaluations are not counted
+    as training speed; each evaluation and save is timed on its own.
+
+    Args:
+        plan: the plan to start from (its estimate comes from a constant rate).
+        started: ``clock()`` when the training phase began (model loading counts).
+        eval_seconds: one evaluation's duration, measured on the untrained model.
+        pairs_per_epoch: the training set the trainer holds.
+        steps_per_epoch: the trainer's steps in one epoch.
+        max_epochs: the epochs the trainer was set up for.
+        epochs_open, pairs_open: which settings re-planning may change (not those the user fixed).
+        pairs_per_step: pairs one optimizer step trains, over every process.
+        warmup: the share of steps that warm the learning rate up.
+        clock: seconds, monotonic; a test may pass its own.
+    """
+    CALIBRATION_STEPS = 2  # timed steps before the first re-plan; later ones refine it
+
+    def __init__(self, plan: Plan, started: float, eval_seconds: float, pairs_per_epoch: int,
+                 steps_per_epoch: int, max_epochs: int, epochs_open: bool, pairs_open: bool,
+                 pairs_per_step: int, warmup: float, clock=time.perf_counter):
+        self.plan, self.started, self.clock = plan, started, clock
+        self.pairs_per_epoch, self.steps_per_epoch = pairs_per_epoch, steps_per_epoch
+        self.max_epochs, self.epochs_open, self.pairs_open = max_epochs, epochs_open, pairs_open
+        self.pairs_per_step = pairs_per_step
+        self.eval_seconds, self.save_seconds = eval_seconds, 0.0  # a save is timed at the first
+        self.trained_seconds, self.timed_steps, self.pairs_done, self.epochs_done = 0.0, 0, 0, 0
+        self.last_step: float | None = None
+        self.epoch_ended = self.evaluated_at = None
+        self.schedule = CosineSchedule(self.target_steps(), warmup)
+
+    def target_steps(self) -> int:
+        if self.plan.epochs == 1:
+            return min(self.steps_per_epoch, math.ceil(self.plan.max_pairs / self.pairs_per_step))
+        return self.plan.epochs * self.steps_per_epoch
+
+    @property
+    def rate(self) -> float | None:
+        if self.timed_steps < self.CALIBRATION_STEPS:
+            return None
+        return self.timed_steps * self.pairs_per_step / max(self.trained_seconds, 1e-9)
+
+    def seconds_left(self) -> float:
+        return max(0.0, self.plan.seconds - (self.clock() - self.started))
+
+    def step_end(self, global_step: int) -> bool:
+        """After each optimizer step; True: stop now (a one-epoch run's pairs are done)."""
+        now = self.clock()
+        if self.last_step is not None:
+            self.trained_seconds += now - self.last_step
+            self.timed_steps += 1
+        self.last_step = now
+        self.pairs_done = global_step * self.pairs_per_step
+        self._replan()
+        return self.plan.epochs == 1 and global_step >= self.target_steps()
+
+    def epoch_end(self, epochs_completed: int) -> bool:
+        """At an epoch's end, before its evaluation; True: this was the plan's last epoch."""
+        self.epoch_ended = self.clock()
+        self.last_step = None  # the evaluation and save are not training time
+        return epochs_completed >= self.plan.epochs
+
+    def evaluated(self) -> None:
+        self.evaluated_at = self.clock()
+        if self.epoch_ended is not None:
+            self.eval_seconds = self.evaluated_at - self.epoch_ended
+
+    def saved(self) -> None:
+        if self.evaluated_at is not None:
+            self.save_seconds = self.clock() - self.evaluated_at
+            self.epochs_done += 1
+        self.last_step = None
+        self._replan()
+
+    def _replan(self) -> None:
+        if self.rate is None:
+            return
+        measured = Measured(elapsed=self.clock() - self.started, pairs_done=self.pairs_done,
+                            pairs_per_second=self.rate, epochs_done=self.epochs_done,
+                            eval_seconds=self.eval_seconds, save_seconds=self.save_seconds)
+        self.plan = replan(self.plan, measured, self.pairs_per_epoch, self.max_epochs,
+                           self.epochs_open, self.pairs_open)
+        self.schedule.total = self.target_steps()
 
 
 # -- evaluation inside the trainer ----------------------------------------------------------
@@ -316,9 +444,21 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
 
     reporter.status(f"Loading {config.model} on {setup.device}")
     model = models.load_fresh(config.model, None if distributed else setup.device)
+    asked = config  # before the plan fills it in: what re-planning may change
     config, plan = plan_run(config, pairs, model, setup)
     reporter.log(f"plan: {plan.summary()}")
-    pairs = training_pairs(pairs, config.max_pairs, config.seed)
+    checkpoints = output_dir / "checkpoints"
+    # Re-planning needs the processes to agree on where to stop; under torchrun the plan stays.
+    epochs_open = asked.epochs is None and not distributed
+    pairs_open = asked.max_pairs is None and not distributed
+    # The trainer holds the most the plan may grow to; the plan keeper decides where it stops.
+    max_epochs = MAX_EPOCHS if epochs_open else config.epochs
+    pairs = training_pairs(pairs, None if pairs_open and (epochs_open or config.epochs == 1)
+                           else config.max_pairs, config.seed)
+    # A resumed run sets the trainer up as its first process did, and keeps that one's plan.
+    saved_plan = resumable_plan(checkpoints) if resume else None
+    if saved_plan is not None:
+        plan, epochs_open, pairs_open = saved_plan, False, False
     model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
     columns = {"anchor": [q for q, _ in pairs], "positive": [p for _, p in pairs]}
     dataset = datasets.Dataset.from_dict(columns)
@@ -338,17 +478,23 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     evaluator = matryoshka_evaluator(validation, config.dims)
     primary = f"eval_dim{config.best_dim}_{config.best_metric}"
     # The untrained model as it would be kept (its own sequence length), so its passages come
-    # from the vector cache the baseline just filled.
+    # from the vector cache the baseline just filled. That makes this first evaluation cheaper
+    # than an epoch's; the plan keeper replaces its time with the first epoch's measured one.
+    eval_started = time.perf_counter()
     untrained = evaluate_named(config.model, validation, config.dims, store, stage_progress(
         reporter, f"Measuring the untrained model on {len(validation.queries)} validation queries"))
+    eval_seconds = time.perf_counter() - eval_started
     base_score = untrained.metrics[config.best_dim][config.best_metric]
     for dim, ms in untrained.metrics.items():  # epoch 0 on the chart: where training starts
         reporter.point(f"ndcg@10/{dim}", 0, ms["ndcg@10"], 0.0)
 
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    keeper = PlanKeeper(plan, started, eval_seconds, len(dataset), steps_per_epoch, max_epochs,
+                        epochs_open, pairs_open, config.batch_size * world, config.warmup)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
-        num_train_epochs=config.epochs,
+        num_train_epochs=max_epochs,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=config.warmup,
@@ -372,10 +518,30 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         ddp_backend="gloo" if distributed and setup.device == "cpu" else None,
         dataloader_drop_last=distributed,
         prompts=models.training_prompts(model, dataset.column_names),
+        # On a GPU the batches are tokenised by worker processes while the device computes, and
+        # copied from pinned memory (unmeasured: no GPU was lent when this was written); on a
+        # CPU the workers would compete with training for the same cores.
+        dataloader_num_workers=2 if setup.device == "cuda" else 0,
+        dataloader_pin_memory=setup.device == "cuda",
     )
     class Progress(TrainerCallback):
+        told = 0.0  # when the time left was last reported
+
+        def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+            # Every parameter group's rate ends wherever the re-planned run ends.
+            lr_scheduler.lr_lambdas = [keeper.schedule] * len(lr_scheduler.base_lrs)
+
         def on_step_end(self, args, state, control, **kwargs):
-            reporter.progress(state.global_step / max(state.max_steps, 1))
+            epochs, pairs = keeper.plan.epochs, keeper.plan.max_pairs
+            if keeper.step_end(state.global_step):
+                control.should_training_stop = True
+            if (epochs, pairs) != (keeper.plan.epochs, keeper.plan.max_pairs):
+                reporter.log(f"re-planned from the measured {keeper.rate:.1f} pairs/s: "
+                             f"{keeper.plan.summary()}")
+            reporter.progress(min(1.0, state.global_step / max(keeper.schedule.total, 1)))
+            if time.perf_counter() - self.told > 5:  # the page's time left, from the measured rate
+                self.told = time.perf_counter()
+                reporter.point("seconds_left", state.global_step, keeper.seconds_left(), state.epoch)
             if reporter.should_stop():
                 control.should_training_stop = True
                 control.should_save = True
@@ -385,7 +551,12 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
             if logs and "loss" in logs:
                 reporter.point("loss", state.global_step, float(logs["loss"]), state.epoch)
 
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if keeper.epoch_end(round(state.epoch)):
+                control.should_training_stop = True
+
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            keeper.evaluated()
             result = evaluator.last
             if result is None:
                 return
@@ -394,16 +565,19 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
             reporter.log(f"epoch {state.epoch:.2f}: {result.line()}")
 
         def on_save(self, args, state, control, **kwargs):
+            keeper.saved()
             if state.is_world_process_zero:  # the process that writes the checkpoints
                 slim_checkpoints(Path(args.output_dir))
+                newest = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if newest.is_dir():
+                    (newest / PLAN_FILE).write_text(json.dumps(keeper.plan.to_json()))
 
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          evaluator=evaluator, callbacks=[Progress()])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
-    checkpoints = output_dir / "checkpoints"
     has_checkpoint = bool(drop_incomplete_checkpoints(checkpoints))
-    reporter.status(f"Training: {len(dataset)} pairs, {steps_per_epoch * config.epochs} steps "
-                    f"on {setup.device}")
+    reporter.status(f"Training: {min(len(dataset), plan.max_pairs)} pairs, {keeper.schedule.total} "
+                    f"steps on {setup.device}")
     try:
         # True lets the trainer pick the newest checkpoint by step number (a name sort would
         # put checkpoint-9 after checkpoint-10).
@@ -417,6 +591,8 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                                  ) from error
         raise
     stopped = reporter.should_stop()
+    plan = keeper.plan  # what the run measured and did
+    config = replace(config, epochs=plan.epochs, max_pairs=plan.max_pairs)
     history = epoch_history(trainer.state.log_history)  # a resumed run's earlier epochs too
     if stopped and not history:
         # Canceled before the first evaluation: measure what we have, so the run is still usable.
@@ -459,6 +635,23 @@ def epoch_history(log_history: list[dict]) -> list[dict]:
         if metrics:
             history.append({"epoch": entry.get("epoch"), "step": entry["step"], "metrics": metrics})
     return history
+
+
+def end_distributed() -> None:
+    """Tear down the process group that torchrun or accelerate set up for the trainer, so the
+    processes exit cleanly (and PyTorch does not warn of a leak); once per process, at its end."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def resumable_plan(folder: Path) -> Plan | None:
+    """The plan saved with the newest complete checkpoint: a resumed run keeps the epochs and
+    pairs its first process re-planned, so its sampler and schedule line up with the checkpoint."""
+    found = drop_incomplete_checkpoints(folder)
+    if not found or not (found[-1] / PLAN_FILE).is_file():
+        return None
+    return Plan(**json.loads((found[-1] / PLAN_FILE).read_text()))
 
 
 def checkpoint_step(path: Path) -> int:

@@ -96,6 +96,7 @@ def test_finetune_refresh_cancel_finish_and_compare(home, count, request):
         page.get_by_role("button", name="Start fine-tuning").click()
         page.get_by_text("succeeded ·").first.wait_for(timeout=600_000)
         wait_idle(page)
+        page.get_by_text("Training took").wait_for(timeout=30_000)  # planned vs actual
         page.screenshot(path=SHOTS / "finetune-done.png", full_page=True)
         page.get_by_role("link", name="Compare baseline and fine-tuned").click()
         page.get_by_text("compared with baseline").wait_for(timeout=60_000)

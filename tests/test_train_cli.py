@@ -55,7 +55,10 @@ def test_train_with_no_flags_applies_the_default_plan_and_names_it(files, tmp_pa
     out = run(["train", "--pairs", str(pairs), "--eval", str(beir), "--budget-minutes", "0.2",
                "--output", str(tmp_path / "model"), "--json"], tmp_path)
     plan = out["plan"]
-    assert plan["budget_seconds"] == 12 and plan["seconds"] <= 12
+    # First from the constant rate, then re-planned from the measured one (a busy machine can
+    # spend the whole budget on loading): the JSON shows both next to the time taken.
+    assert plan["budget_seconds"] == 12 and (plan["first_estimate_seconds"] or plan["seconds"]) <= 12
+    assert out["seconds"]["train"] > 0
     assert plan["max_seq_length"] < 256 and plan["learning_rate"] == 2e-5
 
 
@@ -102,3 +105,17 @@ def test_train_errors_are_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs", "nope.jsonl",
                              "--eval", "nowhere"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.count("\n") == 1
+
+
+def test_the_process_group_is_destroyed_at_the_end_of_a_distributed_run(monkeypatch):
+    """torchrun on CUDA (NCCL) warns "destroy_process_group() was not called" at exit when the
+    group is left up; gloo on CPU stays silent, so the teardown is checked directly."""
+    import torch.distributed as dist
+
+    from core.train import end_distributed
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29533")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    end_distributed()
+    assert not dist.is_initialized()
+    end_distributed()  # nothing left to tear down: no error

@@ -8,7 +8,7 @@ from core import jobs, models, ranges, tune
 from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
-from core.plan import budget_defaults
+from core.plan import budget_defaults, planned_vs_actual
 from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from core.validation import for_pair_set
 from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
@@ -104,11 +104,15 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                          if default.best_dim in dims_sorted else len(dims_sorted) - 1)
                 max_pairs = c11.number_input("Use at most N pairs", 2, max(2, n_train), default.max_pairs)
                 start = st.form_submit_button("Start fine-tuning", type="primary")
+            # Epochs and pairs left at the plan's values stay open, so the run re-plans them
+            # from its measured speed to keep its time budget, as the CLI's default run does.
             config = TrainConfig(model=model_name, pair_set_id=pair_set.id, dims=dims_sorted,
-                                 epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr),
+                                 epochs=None if epochs == default.epochs else int(epochs),
+                                 batch_size=int(batch), learning_rate=float(lr),
                                  warmup=float(warmup), max_seq_length=int(seq), seed=int(seed),
                                  loss=loss, hard_negatives=int(negatives),
-                                 max_pairs=int(max_pairs), best_metric=best_metric,
+                                 max_pairs=None if max_pairs == default.max_pairs else int(max_pairs),
+                                 best_metric=best_metric,
                                  best_dim=int(best_dim), budget_minutes=budget,
                                  generated_pairs=is_generated(pair_set))
             _, chosen = plan_run(config, pairs, models.load(model_name), setup)
@@ -185,7 +189,8 @@ def live(job_id: int, state_at_render: str) -> None:
     if job.state != state_at_render:  # refresh the job list and selector too
         st.rerun()
     steps = [p for p in jobs.events(workspace, job_id, "point") if p["series"] == "loss"]
-    eta = f" · about {duration(job.eta)} left" if job.eta else ""
+    left = jobs.time_left(workspace, job)
+    eta = f" · about {duration(left)} of training left" if left else ""
     epoch = f" · epoch {steps[-1]['epoch']:.2f}" if steps and steps[-1]["epoch"] else ""
     step = f" · step {steps[-1]['step']}" if steps else ""
     place = jobs.queue_positions(workspace).get(job_id)
@@ -235,6 +240,8 @@ def live(job_id: int, state_at_render: str) -> None:
         else:
             st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
+    if job.result.get("plan") and job.result.get("seconds", {}).get("train"):
+        st.caption(planned_vs_actual(job.result["plan"], job.result["seconds"]["train"]).capitalize() + ".")
     log = jobs.events(workspace, job_id, "log", limit=12)
     st.code("\n".join(time.strftime("%H:%M:%S ", time.localtime(e["ts"])) + e["line"] for e in log)
             or "(no log yet)", language=None)

@@ -1,0 +1,184 @@
+"""A plan that keeps its word: re-planning from the measured rate (pure functions, then a real
+tiny run slowed down by its reporter), and the batch sizing rule from free device memory."""
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from core.beir import load_demo
+from core.evaluate import RetrievalSet
+from core.plan import (MAX_BATCH, MIN_BATCH, Architecture, Measured, batch_for_memory, bytes_per_pair,
+                       default_plan, replan, static_bytes)
+from core.train import CosineSchedule, PlanKeeper, TrainConfig, train
+
+MINILM = 22_700_000
+BERT_BASE = Architecture(768, 12, 12)
+
+
+def measured(rate, elapsed=30.0, done=0, epochs_done=0, eval_seconds=5.0, save_seconds=1.0):
+    return Measured(elapsed=elapsed, pairs_done=done, pairs_per_second=rate, epochs_done=epochs_done,
+                    eval_seconds=eval_seconds, save_seconds=save_seconds)
+
+
+# -- re-planning, pure ----------------------------------------------------------------------
+def test_a_slower_machine_gets_fewer_epochs_and_a_faster_one_more():
+    plan = default_plan(3000, [100] * 3000, "cpu", 256, MINILM, budget_minutes=10)
+    assert plan.epochs == 2  # 3000 pairs at the constant 15 pairs/s
+    slow = replan(plan, measured(rate=5.0), 3000, max_epochs=4)
+    fast = replan(plan, measured(rate=60.0), 3000, max_epochs=4)
+    assert slow.epochs == 1 and slow.max_pairs < 3000
+    assert fast.epochs == 4 and fast.max_pairs == 3000
+    for again in (slow, fast):
+        assert again.measured_pairs_per_second in (5.0, 60.0)
+        assert again.first_estimate_seconds == plan.seconds
+        assert again.seconds <= plan.budget_seconds
+
+
+def test_the_replanned_run_fills_its_budget_with_evaluations_and_saving_counted():
+    plan = default_plan(100_000, [100] * 1000, "cpu", 256, MINILM, budget_minutes=10)
+    again = replan(plan, measured(rate=8.0, elapsed=40, eval_seconds=20, save_seconds=4), 100_000, 4)
+    # 40 s spent, one evaluation and two saves (a checkpoint and the final model) still to come
+    assert again.epochs == 1
+    assert again.max_pairs == int((600 - 40 - 20 - 4 - 4) * 8.0)
+    assert again.seconds == pytest.approx(600, abs=1)
+
+
+def test_epochs_already_begun_are_finished_and_fixed_settings_stay():
+    plan = default_plan(500, [100] * 500, "cpu", 256, MINILM, budget_minutes=2)
+    # Half-way through epoch 3 with the budget spent: finish epoch 3, start no fourth.
+    late = replan(plan, measured(rate=10.0, elapsed=119, done=1250, epochs_done=2), 500, 4)
+    assert late.epochs == 3 and late.seconds > plan.budget_seconds
+    fixed = replan(plan, measured(rate=1.0), 500, 4, epochs_open=False, pairs_open=False)
+    assert (fixed.epochs, fixed.max_pairs) == (plan.epochs, plan.max_pairs)
+    assert fixed.seconds > plan.seconds  # only the estimate (the time left) follows the rate
+    one = default_plan(5000, [100] * 5000, "cpu", 256, MINILM, budget_minutes=5, epochs=1)
+    shorter = replan(one, measured(rate=2.0), 5000, 1, epochs_open=False)
+    assert shorter.epochs == 1 and shorter.max_pairs < one.max_pairs
+
+
+def test_a_run_never_plans_fewer_pairs_than_it_has_trained_or_than_one_batch():
+    plan = default_plan(5000, [100] * 5000, "cpu", 256, MINILM, budget_minutes=1)
+    spent = replan(plan, measured(rate=1.0, elapsed=200, done=96), 5000, 4)
+    assert (spent.epochs, spent.max_pairs) == (1, 96)
+    fresh = replan(plan, measured(rate=0.01, elapsed=59, done=0), 5000, 4)
+    assert fresh.max_pairs == plan.batch_size
+
+
+def test_the_learning_rate_schedule_ends_where_the_replanned_run_ends():
+    schedule = CosineSchedule(total=100, warmup=0.1)
+    assert schedule(0) == 0 and schedule(10) == 1 and schedule(100) == 0
+    schedule.total = 40
+    assert schedule(40) == 0 and 0 < schedule(20) < 1
+
+
+def test_the_keeper_times_steps_but_not_evaluations_and_shrinks_a_slow_run():
+    now = [0.0]
+    plan = default_plan(640, [100] * 640, "cpu", 256, MINILM, budget_minutes=1)
+    assert plan.epochs == 1 and plan.max_pairs == 640
+    keeper = PlanKeeper(plan, started=0.0, eval_seconds=2.0, pairs_per_epoch=640, steps_per_epoch=20,
+                        max_epochs=4, epochs_open=True, pairs_open=True, pairs_per_step=32,
+                        warmup=0.1, clock=lambda: now[0])
+    now[0] = 10.0
+    stopped = [keeper.step_end(1)]  # the first step: warm-up, not timed
+    for step in range(2, 21):
+        now[0] += 4.0  # 8 pairs/s, half the plan's constant
+        stopped.append(keeper.step_end(step))
+        if stopped[-1]:
+            break
+    assert keeper.rate == pytest.approx(8.0)
+    assert keeper.plan.epochs == 1 and keeper.plan.max_pairs < 640
+    assert stopped[-1] and not any(stopped[:-1])
+    assert keeper.schedule.total == len(stopped) < 20
+    assert keeper.seconds_left() == pytest.approx(keeper.plan.seconds - now[0])
+
+
+# -- batch sizing from free device memory, pure ----------------------------------------------
+def test_the_batch_grows_with_free_memory_and_stays_a_power_of_two():
+    per_pair = bytes_per_pair(128, Architecture(384, 6, 12), bf16=True)
+    sizes = [batch_for_memory(gb * 2**30, MINILM, per_pair, 1_000_000).batch_size for gb in (2, 8, 80)]
+    assert sizes == sorted(sizes) and MIN_BATCH <= sizes[0] < sizes[-1] == MAX_BATCH
+    assert all(s & (s - 1) == 0 for s in sizes)
+    assert all(b.loss == "mnrl" for b in [batch_for_memory(8 * 2**30, MINILM, per_pair, 10**6)])
+
+
+def test_small_data_keeps_enough_steps_and_a_bigger_model_gets_a_smaller_batch():
+    minilm = bytes_per_pair(256, Architecture(384, 6, 12), bf16=True)
+    base = bytes_per_pair(256, BERT_BASE, bf16=True)
+    assert batch_for_memory(80 * 2**30, MINILM, minilm, 480).batch_size == MIN_BATCH
+    assert batch_for_memory(80 * 2**30, MINILM, minilm, 20).batch_size == 20  # never beyond the data
+    assert batch_for_memory(80 * 2**30, MINILM, minilm, 64 * 300).batch_size == 256
+    assert (batch_for_memory(16 * 2**30, 110_000_000, base, 10**6).batch_size
+            < batch_for_memory(16 * 2**30, MINILM, minilm, 10**6).batch_size)
+    assert bytes_per_pair(256, BERT_BASE, bf16=False) == 2 * base
+
+
+def test_a_fixed_batch_beyond_the_memory_gets_the_cached_loss():
+    per_pair = bytes_per_pair(256, BERT_BASE, bf16=True)
+    fits = batch_for_memory(8 * 2**30, 110_000_000, per_pair, 10**6, wanted=16)
+    assert (fits.batch_size, fits.loss) == (16, "mnrl")
+    big = batch_for_memory(8 * 2**30, 110_000_000, per_pair, 10**6, wanted=4096)
+    assert (big.batch_size, big.loss) == (4096, "cached_mnrl") and 1 <= big.mini_batch_size < 4096
+    none_left = batch_for_memory(static_bytes(110_000_000), 110_000_000, per_pair, 10**6, wanted=64)
+    assert none_left.loss == "cached_mnrl" and none_left.mini_batch_size == 1
+    tight = batch_for_memory(2 * 2**30, 110_000_000, per_pair, 10**6)  # not even the recipe's 32
+    assert (tight.batch_size, tight.loss) == (MIN_BATCH, "cached_mnrl") and tight.mini_batch_size < MIN_BATCH
+
+
+def test_the_plan_sizes_the_batch_from_memory_only_when_told_the_memory():
+    cpu = default_plan(50_000, [200] * 100, "cpu", 256, MINILM)
+    gpu = default_plan(50_000, [200] * 100, "cuda", 256, MINILM, bf16=True,
+                       free_memory=80 * 2**30, architecture=Architecture(384, 6, 12))
+    small = default_plan(50_000, [200] * 100, "cuda", 256, MINILM, bf16=True, batch_size=2048,
+                         free_memory=2 * 2**30, architecture=Architecture(384, 6, 12))
+    assert cpu.batch_size == 32 and gpu.batch_size == 512 and gpu.loss == "mnrl"
+    assert small.batch_size == 2048 and small.loss == "cached_mnrl"
+    assert TrainConfig().with_plan(small).loss == "cached_mnrl"
+
+
+# -- a real tiny run, slowed down ------------------------------------------------------------
+class SlowReporter:
+    """Sleeps at every step, as a machine busy with other work would make each step slower."""
+
+    def __init__(self, delay: float):
+        self.delay, self.lines, self.points = delay, [], []
+
+    def status(self, text): self.lines.append(text)
+    def progress(self, fraction): time.sleep(self.delay)
+    def log(self, line): self.lines.append(line)
+    def point(self, series, step, value, epoch=None): self.points.append((series, step, value))
+    def should_stop(self): return False
+
+
+def test_a_deliberately_slow_step_makes_a_real_run_shrink_its_plan(store, count, tmp_path):
+    _, pair_set_id = load_demo(store, count, limit=60)
+    data = RetrievalSet.from_pair_set(store, pair_set_id)
+    pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set_id, "train")]
+    config = TrainConfig(batch_size=8, max_seq_length=64, dims=[384, 64], budget_minutes=0.5)
+    reporter = SlowReporter(delay=1.5)
+    started = time.perf_counter()
+    result = train(config, pairs, data, tmp_path / "run", reporter)
+    took = time.perf_counter() - started
+    plan = result.plan
+    assert plan["first_estimate_seconds"] is not None and plan["measured_pairs_per_second"] < 8 / 1.5
+    assert plan["epochs"] < 4, "the constant rate plans 4 epochs; 1.5 s per step must cut them"
+    assert any(line.startswith("re-planned from the measured") for line in reporter.lines)
+    # The re-planned estimate is what the run then took (the time left on the page comes from it).
+    assert plan["seconds"] == pytest.approx(took, rel=0.25)
+    assert [s for s, _, _ in reporter.points if s == "seconds_left"]
+    saved = json.loads(Path(result.model_path, "ragtune.json").read_text())
+    assert saved["plan"]["epochs"] == saved["config"]["epochs"] == plan["epochs"]
+
+
+def test_the_pages_time_left_comes_from_the_rate_the_run_reported(store, count):
+    from dataclasses import replace
+
+    from core import jobs
+    _, pair_set_id = load_demo(store, count, limit=60)
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id})
+    running = replace(jobs.get(store, job_id), state="running", started=time.time() - 100,
+                      progress=0.5)
+    assert jobs.time_left(store, running) == pytest.approx(100, abs=2)  # no rate yet: by progress
+    jobs.StoreReporter(store, job_id).point("seconds_left", 12, 30.0, 0.3)
+    assert jobs.time_left(store, running) == pytest.approx(30, abs=2)
+    assert jobs.time_left(store, replace(running, state="succeeded")) is None
