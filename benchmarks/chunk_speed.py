@@ -15,8 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import models  # noqa: E402
-from core.corpus import ChunkSettings, chunk_text  # noqa: E402
+from core import models
+from core.corpus import ChunkSettings, chunk_text
+import itertools
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
               f"{longest:,} characters, at most {max(n for _, n in chunks)} tokens counted")
         del text, chunks
     sizes = sorted(seconds)
-    for small, big in zip(sizes, sizes[1:]):
+    for small, big in itertools.pairwise(sizes):
         print(f"{small} → {big} MB ({big / small:.0f}× the size): {seconds[big] / seconds[small]:.1f}× "
               "the time")
 

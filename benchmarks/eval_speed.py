@@ -19,11 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import demo, models  # noqa: E402  (first: it quiets the model libraries)
-from sentence_transformers.sentence_transformer.evaluation import (  # noqa: E402
+from core import demo, models
+from sentence_transformers.sentence_transformer.evaluation import (
     InformationRetrievalEvaluator, SequentialEvaluator)
-from core.evaluate import RetrievalSet, evaluate, evaluate_named, score_all_dims  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.evaluate import RetrievalSet, evaluate, evaluate_named, score_all_dims
+from core.store import Store
 
 DIMS = [384, 256, 128, 64, 32]
 

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.search import EXACT_LIMIT, HNSW_EF_SEARCH, ExactIndex, HNSWIndex  # noqa: E402
+from core.search import EXACT_LIMIT, HNSW_EF_SEARCH, ExactIndex, HNSWIndex
 
 DIM = 384
 

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import corpus as corpus_module
 from . import demo

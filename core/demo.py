@@ -15,19 +15,7 @@ import warnings
 
 from .corpus import Document
 
-MODULES = (
-    "abc argparse ast asyncio.base_events asyncio.streams asyncio.tasks base64 bisect calendar "
-    "cmd codecs collections concurrent.futures configparser contextlib copy csv dataclasses "
-    "datetime decimal difflib dis email.message email.utils enum filecmp fnmatch fractions "
-    "ftplib functools getopt gettext glob gzip hashlib heapq hmac html.parser http.client "
-    "http.cookiejar http.server imaplib importlib.metadata inspect ipaddress json logging "
-    "logging.handlers mailbox mimetypes multiprocessing.pool numbers operator optparse os "
-    "pathlib pickle pickletools pkgutil platform plistlib poplib pprint pydoc queue quopri "
-    "random re shlex shutil smtplib socket socketserver statistics string subprocess "
-    "sysconfig tarfile tempfile textwrap threading timeit tokenize traceback turtle typing "
-    "unittest.case unittest.mock urllib.parse urllib.request uuid wave weakref xml.dom.minidom "
-    "xml.etree.ElementTree zipfile zipimport"
-).split()
+MODULES = ["abc", "argparse", "ast", "asyncio.base_events", "asyncio.streams", "asyncio.tasks", "base64", "bisect", "calendar", "cmd", "codecs", "collections", "concurrent.futures", "configparser", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "dis", "email.message", "email.utils", "enum", "filecmp", "fnmatch", "fractions", "ftplib", "functools", "getopt", "gettext", "glob", "gzip", "hashlib", "heapq", "hmac", "html.parser", "http.client", "http.cookiejar", "http.server", "imaplib", "importlib.metadata", "inspect", "ipaddress", "json", "logging", "logging.handlers", "mailbox", "mimetypes", "multiprocessing.pool", "numbers", "operator", "optparse", "os", "pathlib", "pickle", "pickletools", "pkgutil", "platform", "plistlib", "poplib", "pprint", "pydoc", "queue", "quopri", "random", "re", "shlex", "shutil", "smtplib", "socket", "socketserver", "statistics", "string", "subprocess", "sysconfig", "tarfile", "tempfile", "textwrap", "threading", "timeit", "tokenize", "traceback", "turtle", "typing", "unittest.case", "unittest.mock", "urllib.parse", "urllib.request", "uuid", "wave", "weakref", "xml.dom.minidom", "xml.etree.ElementTree", "zipfile", "zipimport"]
 
 
 def _split_docstring(doc: str) -> tuple[str, str] | None:

@@ -22,7 +22,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class RetrievalSet:
     @classmethod
     def build(cls, corpus: dict[str, str], queries: dict[str, str],
               relevant: dict[str, set[str]], grades: dict[str, dict[str, int]] | None = None
-              ) -> "RetrievalSet":
+              ) -> RetrievalSet:
         """Keep what can be scored; count (rather than fail on) labels that point nowhere.
 
         Args:
@@ -82,7 +82,7 @@ class RetrievalSet:
                    {q: g for q, g in (grades or {}).items() if q in clean})
 
     @classmethod
-    def from_pair_set(cls, store: Store, pair_set_id: int, split: str = "test") -> "RetrievalSet":
+    def from_pair_set(cls, store: Store, pair_set_id: int, split: str = "test") -> RetrievalSet:
         """The test queries of a pair set against every chunk of its corpus."""
         pair_set = store.pair_set(pair_set_id)
         pairs = store.pairs(pair_set_id, split)
@@ -100,7 +100,7 @@ class RetrievalSet:
                 grades.setdefault(p["query_id"], {})[str(p["chunk_id"])] = p["relevance"]
         return cls.build(corpus, queries, relevant, grades)
 
-    def subset(self, max_passages: int, seed: int = 0) -> "RetrievalSet":
+    def subset(self, max_passages: int, seed: int = 0) -> RetrievalSet:
         """Every relevant passage plus a seeded sample of the others, up to ``max_passages``:
         enough distractors to rank epochs against each other at a fraction of the encoding."""
         if len(self.corpus) <= max_passages:

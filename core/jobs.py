@@ -31,7 +31,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 import psutil
 
@@ -500,7 +501,7 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._read_only_told = False
 
-    def start(self) -> "Runner":
+    def start(self) -> Runner:
         """Start the threads, or start new ones if the previous ones have died."""
         if self.alive():
             return self

@@ -34,6 +34,7 @@ from .corpus import TABLE_KINDS, decode_text, normalise, pick_column, read_table
 from .evaluate import RetrievalSet
 from .pairs import QUERY_COLUMNS
 from .store import PairSet, Store, WorkspaceError
+import itertools
 
 log = logging.getLogger(__name__)
 PEOPLE_SET = "people's questions"
@@ -169,7 +170,7 @@ def progress(store: Store, corpus_id: int) -> Progress:
     times = [r["decided"] for r in store.query(
         "SELECT decided FROM questions WHERE corpus_id = ? AND decided IS NOT NULL "
         "ORDER BY decided DESC LIMIT 51", [corpus_id])]
-    gaps = [a - b for a, b in zip(times, times[1:]) if a - b < PAUSE]
+    gaps = [a - b for a, b in itertools.pairwise(times) if a - b < PAUSE]
     pace = statistics.median(gaps) if len(gaps) >= 2 else SECONDS_PER_QUESTION
     return Progress(sum(counts.values()), counts.get("labelled", 0), counts.get("none", 0),
                     counts.get("skipped", 0), counts.get("open", 0),

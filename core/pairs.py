@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .corpus import normalise, pick_column, read_table, split_units, text_hash
 from .errors import WorkspaceError

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import WorkspaceError
 

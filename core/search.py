@@ -29,7 +29,7 @@ TOP = 10
 SNIPPET_CHARS = 320  # about three lines of a half-width column: enough to judge a hit
 HNSW_NEIGHBOURS = 32  # graph degree M: recall above 0.95 on 384-d text vectors
 HNSW_EF_SEARCH = 512  # candidates per query: at 1M, recall@10 0.94 in 1 ms (128: 0.89)
-_INDEXES: OrderedDict[tuple, "VectorIndex"] = OrderedDict()
+_INDEXES: OrderedDict[tuple, VectorIndex] = OrderedDict()
 _INDEX_CACHE_SIZE = 6
 _lock = threading.Lock()
 

@@ -16,7 +16,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 # Re-exported: code written before core.errors existed imports these from here.
 from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room  # noqa: F401

@@ -67,7 +67,7 @@ class TrainConfig:
     generated_pairs: bool = False  # the pairs were generated, not written by people
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         """Refuse unknown settings and wrongly typed values, naming the setting."""
         if not isinstance(data, dict):
             raise WorkspaceError("a training config must be a JSON object of setting → value")
@@ -104,7 +104,7 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
-    def with_plan(self, plan: Plan) -> "TrainConfig":
+    def with_plan(self, plan: Plan) -> TrainConfig:
         """Fill every setting left open with the plan's value."""
         chosen = {"epochs": plan.epochs, "batch_size": plan.batch_size,
                   "learning_rate": plan.learning_rate, "max_seq_length": plan.max_seq_length,
@@ -114,7 +114,7 @@ class TrainConfig:
             filled.update(loss="cached_mnrl", mini_batch_size=plan.mini_batch_size)
         return TrainConfig(**{**asdict(self), **filled})
 
-    def resolved(self, model_dim: int, n_pairs: int) -> "TrainConfig":
+    def resolved(self, model_dim: int, n_pairs: int) -> TrainConfig:
         """Check every setting against the model and data; fill in the derived dimensions."""
         dims = check_dims(self.dims or default_dims(model_dim), model_dim)
         if self.dims and list(self.dims) != sorted(self.dims, reverse=True):
@@ -219,7 +219,7 @@ class DeviceSetup:
     memory: str  # for people: what the accelerator has
 
     @classmethod
-    def detect(cls) -> "DeviceSetup":
+    def detect(cls) -> DeviceSetup:
         import torch
         from .models import pick_device
         device = pick_device()
@@ -240,7 +240,7 @@ def cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, setup: "DeviceSetup"
+def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, setup: DeviceSetup
              ) -> tuple[TrainConfig, Plan]:
     """The default plan for these pairs on this model and device, and the config it completes
     (every setting resolved and checked). The page, the CLI and the job all come through here."""

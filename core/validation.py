@@ -23,7 +23,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from .corpus import normalise
 from .evaluate import RetrievalSet

@@ -33,7 +33,7 @@ def done_count(page) -> int:
 def press_until(page, key: str, check, what: str) -> None:
     """Press a key and wait for the page to show its effect; a person presses again when
     nothing happens for a while (the page is slow on a busy machine)."""
-    for attempt in range(3):
+    for _attempt in range(3):
         page.keyboard.press(key)
         try:
             page.wait_for_function(check, timeout=15_000)

@@ -69,7 +69,7 @@ def measured(home, count):
     """The demo corpus with its baseline and a second, really measured model (passages cut to
     32 tokens), so Results has a comparison whose ratios can be checked."""
     store = Store(home)
-    corpus_id, pair_set_id = load_demo(store, count, limit=60)
+    _corpus_id, pair_set_id = load_demo(store, count, limit=60)
     data = RetrievalSet.from_pair_set(store, pair_set_id)
     save(store, evaluate_named(None, data, [384, 128, 64, 32], store), pair_set_id, "baseline")
     short = models.load_fresh(models.DEFAULT_MODEL, "cpu")

@@ -11,7 +11,7 @@ import yaml
 
 from core.cli import main
 from core.decision import (DATA, MEASURE_HINT, MIN_ANSWERS, NAMES, load, parse, recommend,
-                           to_html, to_markdown, to_text)
+                           to_html, to_markdown)
 from core.store import WorkspaceError
 
 

@@ -111,7 +111,7 @@ def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(stor
             assert refused.returncode == 1 and refused.stderr.count("\n") == 1
             assert "job 1 is running and it trains on this pair set" in refused.stderr
         cli.send_signal(signal.SIGCONT)
-        out, err = cli.communicate(timeout=600)
+        _out, err = cli.communicate(timeout=600)
     finally:
         cli.kill()
     assert cli.returncode == 0, err[-2000:]

@@ -66,7 +66,7 @@ def test_every_upload_format_and_the_paste_box_read_the_same_questions():
 
 def test_duplicates_are_counted_not_added_and_labels_survive_a_reimport(demo_store):
     store, corpus_id = demo_store
-    report = label.add_questions(store, corpus_id, SUMMARIES[:5] + [SUMMARIES[0].upper()])
+    report = label.add_questions(store, corpus_id, [*SUMMARIES[:5], SUMMARIES[0].upper()])
     assert (report.added, report.already) == (5, 1)
     label_first(store, corpus_id, 2)
     labelled = label.export_labels(store, corpus_id)
@@ -142,8 +142,8 @@ def test_a_passage_from_the_search_box_stays_on_the_question(demo_store):
     label.add_questions(store, corpus_id, SUMMARIES[:1])
     question = label.current(store, corpus_id)
     pooled = {p.chunk_id for p in label.candidates(store, corpus_id, question)}
-    found = [p for p in label.find_passages(store, corpus_id, "the and of", limit=40)
-             if p.chunk_id not in pooled][0]
+    found = next(p for p in label.find_passages(store, corpus_id, "the and of", limit=40)
+             if p.chunk_id not in pooled)
     label.set_label(store, question.id, found.chunk_id, label.PARTLY)
     assert label.candidates(store, corpus_id, question)[-1].chunk_id == found.chunk_id
     with pytest.raises(WorkspaceError, match="type a word"):

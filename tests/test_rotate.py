@@ -131,7 +131,7 @@ def test_tune_cli_contract_and_its_run_in_the_runs_list(demo):
 
 @pytest.mark.slow
 def test_too_few_peoples_questions_are_refused_in_one_line(demo):
-    store, corpus_id, pair_set_id = demo
+    _store, corpus_id, _pair_set_id = demo
     done = subprocess.run([sys.executable, "-m", "core", "tune", "--corpus", str(corpus_id),
                            "--questions", "999"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.startswith("error:")

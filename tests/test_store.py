@@ -101,11 +101,10 @@ def test_reading_commands_work_while_another_process_holds_the_write_lock(home):
 
 
 def test_a_failed_transaction_reraises_its_own_error_not_a_rollback_one(store):
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.transaction() as db:
-            db.execute("INSERT INTO corpora (name, created) VALUES ('a', 1)")
-            db.execute("ROLLBACK")  # as SQLite does by itself on "disk is full"
-            db.execute("INSERT INTO corpora (name, created) VALUES (NULL, 1)")
+    with pytest.raises(sqlite3.IntegrityError), store.transaction() as db:
+        db.execute("INSERT INTO corpora (name, created) VALUES ('a', 1)")
+        db.execute("ROLLBACK")  # as SQLite does by itself on "disk is full"
+        db.execute("INSERT INTO corpora (name, created) VALUES (NULL, 1)")
     assert store.corpora() == [] and not store.db.in_transaction
 
 

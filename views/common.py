@@ -106,10 +106,3 @@ def dims_axis(dims, title: str = "embedding dimensions") -> dict:
     numeric axis 32, 64 and 128 bunch up at the left of 384."""
     return dict(title=title, type="category", categoryorder="array",
                 categoryarray=[str(d) for d in sorted(set(dims))])
-
-
-def dims_axis(dims, title: str = "embedding dimensions") -> dict:
-    """A plotly x-axis with one evenly spaced category per dimension, smallest first: on a
-    numeric axis 32, 64 and 128 bunch up at the left of 384."""
-    return dict(title=title, type="category", categoryorder="array",
-                categoryarray=[str(d) for d in sorted(set(dims))])
