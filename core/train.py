@@ -350,7 +350,11 @@ class PlanKeeper:
             self.trained_seconds += now - self.last_step
             self.timed_steps += 1
         self.last_step = now
-        self.pairs_done = global_step * self.pairs_per_step
+        # Counted per epoch: an epoch's last batch is usually short, so steps × batch would
+        # overshoot the epoch and make the plan believe a further epoch had begun.
+        epochs, steps = divmod(global_step, self.steps_per_epoch)
+        self.pairs_done = epochs * self.pairs_per_epoch + min(steps * self.pairs_per_step,
+                                                               self.pairs_per_epoch)
         self._replan()
         return self.plan.epochs == 1 and global_step >= self.target_steps()
 
