@@ -129,7 +129,7 @@ def neighbour_agreement(reference: np.ndarray, candidate: np.ndarray, dims: list
 
 def _people_scores(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
                    dims: list[int]) -> dict[int, float]:
-    metrics, _ = score_all_dims(query_vectors, corpus_vectors, data, dims)
+    metrics = score_all_dims(query_vectors, corpus_vectors, data, dims)[0]
     return {d: metrics[d]["ndcg@10"] for d in dims}
 
 

@@ -131,7 +131,8 @@ def test_demo_path_numbers_match_the_workspace(measured, tmp_path, request):
         base, short = load_evaluations(store, pair_set_id)
         text = body(page)
         for line in compare.headlines(base.metrics, short.metrics, "ndcg@10",
-                                      (base.label, short.label)):
+                                      (base.label, short.label),
+                                      (compare.per_query_ndcg(base), compare.per_query_ndcg(short))):
             assert line in text
         header = page.locator('[data-testid="stDataFrame"]').first.inner_text()
         columns = re.findall(r"(?:recall|accuracy)@\d+", header)

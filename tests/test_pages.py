@@ -102,7 +102,7 @@ def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
     field["Epochs"].set_value(1)
     field["Batch size"].set_value(8)
     field["Max sequence length"].set_value(64)
-    at.button[0].click().run()  # Start fine-tuning
+    next(b for b in at.button if b.label == "Start fine-tuning").click().run()
     assert not at.exception
     store = Store(home)
     [job] = jobs.all_jobs(store)
