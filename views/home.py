@@ -17,7 +17,9 @@ for column, step in zip(st.columns(len(status.steps)), status.steps):
     mark = ":material/check_circle:" if step.done else (
         ":material/arrow_forward:" if step is status.next else ":material/radio_button_unchecked:")
     column.markdown(f"{mark} **{step.title}**  \n{step.state}")
-    column.page_link(step.page, label=f"Open {step.title}")
+    # Eight steps share the width: the step's name is already above the link, and a longer
+    # label would be cut off.
+    column.page_link(step.page, label="Open", help=f"Open {step.title}")
 
 
 def load_the_demo() -> None:
