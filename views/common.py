@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core import jobs, models
+from core import jobs, models, runs
 from core.errors import WorkspaceError
 from core.store import Store, default_home
 
@@ -106,3 +106,26 @@ def dims_axis(dims, title: str = "embedding dimensions") -> dict:
     numeric axis 32, 64 and 128 bunch up at the left of 384."""
     return dict(title=title, type="category", categoryorder="array",
                 categoryarray=[str(d) for d in sorted(set(dims))])
+
+
+DELETES = {"corpus": (runs.plan_delete_corpus, runs.delete_corpus),
+           "pair set": (runs.plan_delete_pair_set, runs.delete_pair_set)}
+
+
+def confirm_delete(workspace: Store, kind: str, ref: int, name: str, pending: str) -> None:
+    """The second step of a delete that a button began by setting ``st.session_state[pending]``:
+    core's refusal while a job needs it (runs.why_not_delete), else what goes and a confirm
+    button; a delete that went ahead is flashed on the next run."""
+    refused = runs.why_not_delete(workspace, kind, ref)
+    if refused:
+        st.error(f"{kind.capitalize()} '{escape(name)}' cannot be deleted now: {escape(refused)}.",
+                 icon=":material/block:")
+        return
+    plan, delete = DELETES[kind]
+    st.warning(f"Delete {escape(plan(workspace, ref).summary())}? This cannot be undone.")
+    if st.button("Yes, delete it", key=f"yes_{pending}"):
+        with explained():
+            report = delete(workspace, ref)
+            st.session_state.pop(pending)
+            st.session_state["flash"] = f"Deleted {escape(report.summary())}."
+            st.rerun()

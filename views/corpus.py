@@ -3,11 +3,10 @@ import hashlib
 import plotly.express as px
 import streamlit as st
 
-from core import runs
 from core.beir import import_beir, parse_beir, upload_files
 from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
 from core.errors import WorkspaceError
-from views.common import escape, explained, show_flash, store, token_counter
+from views.common import confirm_delete, escape, explained, show_flash, store, token_counter
 
 st.title("Corpus")
 workspace = store()
@@ -164,16 +163,4 @@ if corpora:
     if st.button(f"Delete corpus '{escape(shown)}'", key="delete"):
         st.session_state["confirm_delete"] = shown
     if st.session_state.get("confirm_delete") == shown:
-        refused = runs.why_not_delete(workspace, "corpus", corpus.id)
-        if refused:
-            st.error(f"Corpus '{escape(shown)}' cannot be deleted now: {escape(refused)}.",
-                     icon=":material/block:")
-        else:
-            st.warning(f"Delete {escape(runs.plan_delete_corpus(workspace, corpus.id).summary())}? "
-                       "This cannot be undone.")
-            if st.button("Yes, delete it"):
-                with explained():
-                    report = runs.delete_corpus(workspace, corpus.id)
-                    st.session_state.pop("confirm_delete")
-                    st.session_state["flash"] = f"Deleted {escape(report.summary())}."
-                    st.rerun()
+        confirm_delete(workspace, "corpus", corpus.id, shown, "confirm_delete")

@@ -1,12 +1,13 @@
 
 import streamlit as st
 
-from core import ranges, runs
+from core import ranges
 from core.pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
                         PseudoQueryConfig, estimate, export_jsonl, generate_builtin, generate_llm,
                         guess_columns, import_pairs, llm_pair_set_name, read_pairs_file, split)
 from core.corpus import read_table
-from views.common import escape, explained, pair_set_label, pick_corpus, show_flash, store
+from views.common import (confirm_delete, escape, explained, pair_set_label, pick_corpus,
+                          show_flash, store)
 
 st.title("Question → passage pairs")
 workspace = store()
@@ -136,15 +137,4 @@ if "test" in counts:
 if d4.button("Delete this pair set"):
     st.session_state["confirm_delete_pairs"] = chosen.id
 if st.session_state.get("confirm_delete_pairs") == chosen.id:
-    refused = runs.why_not_delete(workspace, "pair set", chosen.id)
-    if refused:
-        st.error(f"Pair set '{escape(chosen.name)}' cannot be deleted now: {escape(refused)}.",
-                 icon=":material/block:")
-    else:
-        st.warning(f"Delete {escape(runs.plan_delete_pair_set(workspace, chosen.id).summary())}? "
-                   "This cannot be undone.")
-        if st.button("Yes, delete it", key="confirm_delete_pair_set"):
-            with explained():
-                report = runs.delete_pair_set(workspace, chosen.id)
-                st.session_state.pop("confirm_delete_pairs")
-                done(f"Deleted {escape(report.summary())}.")
+    confirm_delete(workspace, "pair set", chosen.id, chosen.name, "confirm_delete_pairs")
