@@ -1,4 +1,5 @@
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,14 @@ PARAGRAPHS = [
     "Stomata are small pores on leaves. They open to let carbon dioxide in and close to keep "
     "water from escaping on hot, dry days.",
 ]
+
+
+def wait_until(check, timeout: float = 300, what: str = "the condition"):
+    """Poll ``check`` until it returns something true (returned), or fail naming ``what``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

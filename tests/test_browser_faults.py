@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -15,18 +14,11 @@ from core.store import Store
 from tests.browser import (ROOT, app_server, browser_page, chromium_missing, running_app,
                            screenshot_on_failure, wait_idle)
 from tests.test_browser import set_number
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
 
 
-def wait_until(check, timeout: float = 300, what: str = "the condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_job(page, url: str, epochs: int, max_pairs: int) -> None:

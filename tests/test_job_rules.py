@@ -18,7 +18,7 @@ from core import jobs, runs
 from core.beir import load_demo
 from core.evaluate import RetrievalSet, evaluate_named, save
 from core.store import Store, WorkspaceError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 
 APP = str(ROOT / "app.py")
 FINETUNE = ["finetune", "--epochs", "2", "--max-pairs", "48", "--batch-size", "8",
@@ -36,14 +36,6 @@ def demo(store, count):
     return corpus_id, pair_set_id
 
 
-def wait_until(check, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def training_lines(store: Store, job_id: int) -> list[str]:
