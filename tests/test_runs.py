@@ -185,7 +185,7 @@ def test_finetune_cli_cancels_cleanly_on_ctrl_c(trained_copy):
     store = trained_copy
     [pair_set] = store.pair_sets()
     process = subprocess.Popen(
-        [sys.executable, "-m", "core", "finetune", "--pairs", str(pair_set.id), "--epochs", "1",
+        [sys.executable, "-m", "core", "finetune", "--pairs", str(pair_set.id), "--epochs", "4",
          "--batch-size", "8", "--max-seq-length", "64", "--max-pairs", "16"],
         cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
