@@ -689,14 +689,17 @@ def _tune_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_tune(args) -> None:
-    from .tune import DOCUMENTS_ONLY_NOTE
+    from .tune import DOCUMENTS_ONLY_NOTE, hubness_line, score_note
     store = Store()
     corpus = store.corpus(int(args.corpus) if args.corpus.isdigit() else args.corpus)
     config = {"corpus_id": corpus.id, "model": args.model, "budget_minutes": args.budget_minutes,
               "questions": args.questions}
     job_id, result = _run_here(store, "tune", {k: v for k, v in config.items() if v is not None})
     if not args.json:
-        print(DOCUMENTS_ONLY_NOTE, file=sys.stderr)
+        for line in (DOCUMENTS_ONLY_NOTE, score_note(result["judged_by"]),
+                     hubness_line(result.get("hubness", {}))):
+            if line:
+                print(line, file=sys.stderr)
         for c in result["candidates"]:
             scores = ", ".join(f"{d}d {v:.3f}" for d, v in c["scores"].items()) or "–"
             print(f"{c['name']}\t{scores}\t{c['reason'] or 'eligible'}", file=sys.stderr)

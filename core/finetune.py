@@ -1,4 +1,4 @@
-"""One fine-tuning experiment from end to end: baseline → training → fine-tuned evaluation.
+"""One fine-tuning experiment from end to end: baseline → training → rotation → fine-tuned evaluation.
 
 Shared by the background job (pair sets from the workspace, results stored with the job) and by
 ``python -m core train`` (pairs from a file, a BEIR folder to evaluate on). Both models are
@@ -9,11 +9,12 @@ training side (``core.validation``), never on those test queries.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import models
 from .evaluate import EvalResult, RetrievalSet, evaluate_named
+from .rotate import RotationCheck, rotate_if_it_helps
 from .store import Store
 from .validation import VALIDATION_FILE, HeldOut, hold_out
 from .train import (NO_GAIN, DeviceSetup, Reporter, TrainConfig, TrainResult, plan_run,
@@ -27,6 +28,7 @@ class ExperimentResult:
     training: TrainResult
     seconds: dict[str, float]
     validation_pairs: int = 0
+    rotation: RotationCheck | None = None  # the last step: None when it was not tried
 
     @property
     def kept_base(self) -> bool:
@@ -40,7 +42,8 @@ class ExperimentResult:
                 "kept": self.training.kept, "plan": self.training.plan,
                 "message": NO_GAIN if self.kept_base else None,
                 "stopped_early": self.training.stopped_early,
-                "validation_pairs": self.validation_pairs}
+                "validation_pairs": self.validation_pairs,
+                "rotation": asdict(self.rotation) if self.rotation else None}
 
 
 def held_out(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
@@ -56,7 +59,8 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
                    output_dir: Path, reporter: Reporter, store: Store | None = None,
                    corpus: list[str] | None = None, resume: bool = False) -> ExperimentResult:
     """Baseline on ``eval_data``, training on ``pairs`` less a held-out validation share that
-    picks the best epoch, then the kept model on ``eval_data``."""
+    picks the best epoch and whether the corpus-fitted rotation is folded in, then the kept
+    model on ``eval_data``."""
     started = time.perf_counter()
     held, validation = held_out(config, pairs, eval_data, corpus)
     # Every setting is checked before the baseline is measured, so a mistake costs nothing.
@@ -71,10 +75,13 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
     after_baseline = time.perf_counter()
     training = train(asked, held.train, validation, output_dir, reporter, corpus, resume, store)
     after_training = time.perf_counter()
-    finetuned = None
+    finetuned = rotation = None
     if training.kept == "base":
         finetuned = baseline  # the same weights: measuring them again would only cost time
     elif not training.stopped_early and Path(training.model_path).is_dir():
+        reporter.status("Trying the corpus-fitted rotation on the validation queries")
+        rotation = rotate_if_it_helps(Path(training.model_path), validation, config.dims, store)
+        reporter.log(rotation.line())
         finetuned = evaluate_named(training.model_path, eval_data, config.dims, store,
                                    stage_progress(reporter, "Measuring the fine-tuned model"))
         finetuned.model = config.model + " (fine-tuned)"
@@ -83,4 +90,5 @@ def run_experiment(config: TrainConfig, pairs: list[tuple[str, str]], eval_data:
     done = time.perf_counter()
     return ExperimentResult(baseline, finetuned, training, {
         "baseline_eval": after_baseline - started, "train": after_training - after_baseline,
-        "final_eval": done - after_training, "total": done - started}, len(held.validation))
+        "final_eval": done - after_training, "total": done - started}, len(held.validation),
+        rotation)

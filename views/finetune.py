@@ -227,10 +227,9 @@ def live(job_id: int, state_at_render: str) -> None:
                       for d in result["dims"]},
                    "kept": "✓" if c["name"] == result["kept"] else "",
                    "note": c["reason"] or "eligible"} for c in result["candidates"]])
-        st.caption("Scores: " + ("share of each passage's 10 nearest passages (full-size base "
-                                 "model) that each size still finds. " if result["judged_by"]
-                                 == "neighbour agreement" else "NDCG@10 on people's questions. ")
-                   + tune.DOCUMENTS_ONLY_NOTE)
+        st.caption(" ".join(filter(None, [tune.score_note(result["judged_by"]),
+                                          tune.hubness_line(result.get("hubness", {})),
+                                          tune.DOCUMENTS_ONLY_NOTE])))
         st.page_link("views/runs.py", label="See it among the runs", icon=":material/monitoring:")
     if job.state == "succeeded" and job.result.get("finetuned"):
         if job.result.get("kept") == "base":
