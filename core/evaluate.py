@@ -341,7 +341,7 @@ def cache_key(name: str | None, model) -> str:
 
 
 # -- stored results ------------------------------------------------------------------------
-BASELINE = "baseline"
+BASELINE = "baseline"  # the base model's label, whichever page, command or job measured it
 
 
 def evaluation_label(model_name: str | None) -> str:
