@@ -31,8 +31,8 @@ from typing import Protocol
 
 from . import models, ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
-from .evaluate import (METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate,
-                       evaluate_named)
+from .evaluate import (METRICS, PREFERRED_DIM, EvalResult, RetrievalSet, check_dims, default_dims,
+                       evaluate, evaluate_named)
 from .plan import MAX_EPOCHS, Architecture, Measured, Plan, default_plan, replan
 from .store import Store
 
@@ -64,7 +64,7 @@ class TrainConfig:
     hard_negatives: int | None = None  # mined per pair with sentence-transformers' mine_hard_negatives
     max_pairs: int | None = None  # None: as many as the time budget allows
     best_metric: str = "ndcg@10"
-    best_dim: int | None = None  # None: 128 if trained, else the smallest trained dimension
+    best_dim: int | None = None  # None: PREFERRED_DIM if trained, else the smallest trained one
     budget_minutes: float | None = None  # None: 10 on CPU, 5 on a GPU
     generated_pairs: bool = False  # the pairs were generated, not written by people
 
@@ -133,7 +133,7 @@ class TrainConfig:
         if self.batch_size is not None and self.batch_size > n_pairs:
             raise WorkspaceError(f"batch size {self.batch_size} is larger than the {n_pairs} "
                                  f"training pairs; use a batch size of at most {n_pairs}")
-        best_dim = self.best_dim or (128 if 128 in dims else dims[-1])
+        best_dim = self.best_dim or (PREFERRED_DIM if PREFERRED_DIM in dims else dims[-1])
         if best_dim not in dims:
             raise WorkspaceError(f"best_dim {best_dim} is not one of the trained dims {dims}")
         return TrainConfig(**{**asdict(self), "dims": dims, "best_dim": best_dim})

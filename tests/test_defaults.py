@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.cli import build_parser
 from core.corpus import ChunkSettings
-from core.evaluate import evaluation_label
+from core.evaluate import PREFERRED_DIM, evaluation_label
 from core.models import DEFAULT_MODEL
 from core.pairs import (BUILTIN_PAIR_SET, SPLIT_SEED, TEST_FRACTION, LLMConfig, PseudoQueryConfig,
                         llm_pair_set_name)
@@ -122,3 +122,11 @@ def test_no_measurement_is_saved_under_a_label_typed_in_place():
              if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "save"
              and len(node.args) > 3 and isinstance(node.args[3], ast.Constant)]
     assert not typed, "labels typed in place: " + ", ".join(typed)
+
+
+def test_runs_and_pages_start_at_the_dimension_core_prefers():
+    typed = [f"{path}:{node.lineno}" for path, tree in sources().items() if path.startswith("views/")
+             for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value == PREFERRED_DIM]
+    assert not typed, "a page picks a dimension itself: " + ", ".join(typed)
+    assert TrainConfig(dims=[256, PREFERRED_DIM, 64]).resolved(256, 10).best_dim == PREFERRED_DIM
+    assert TrainConfig(dims=[256, 64]).resolved(256, 10).best_dim == 64  # else the smallest
