@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .evaluate import METRICS, StoredEvaluation
+from .evaluate import BASELINE, METRICS, StoredEvaluation
 from .pairs import is_generated
 from .significance import Difference, paired_bootstrap
 from .store import WorkspaceError
@@ -110,7 +110,7 @@ def _interval(d: Difference) -> str:
             f"{d.wins}, worse on {d.losses}")
 
 
-def headlines(reference: Metrics, other: Metrics, metric: str, names=("baseline", "fine-tuned"),
+def headlines(reference: Metrics, other: Metrics, metric: str, names=(BASELINE, "fine-tuned"),
               per_query: tuple[PerQuery, PerQuery] | None = None) -> list[str]:
     """Sentences on the change from ``reference`` to ``other``.
 

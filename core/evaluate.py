@@ -140,6 +140,11 @@ class EvalResult:
                 "seconds": round(self.seconds, 3), "metrics": self.metrics_json()}
 
 
+# The dimension a run keeps its best epoch at, and a page shows first, when it is offered: a
+# third of MiniLM's 384 and a common size to store Matryoshka vectors at.
+PREFERRED_DIM = 128
+
+
 def default_dims(full: int, smallest: int = 32) -> list[int]:
     """The full size, then every power of two below it down to ``smallest``: 384 gives
     384, 256, 128, 64, 32 (halving 384 would give 192, 96, 48, sizes nobody stores)."""
@@ -341,7 +346,7 @@ def cache_key(name: str | None, model) -> str:
 
 
 # -- stored results ------------------------------------------------------------------------
-BASELINE = "baseline"
+BASELINE = "baseline"  # the base model's label, whichever page, command or job measured it
 
 
 def evaluation_label(model_name: str | None) -> str:

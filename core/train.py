@@ -12,7 +12,9 @@ After every epoch the model is evaluated with ragtune's own evaluator (encode on
 dimension) and the best epoch by the chosen metric and dimension is kept: small data overfits,
 and a run must never hand back a model worse than it saw along the way.
 
-The loop reads top to bottom in ``train``: data → model → loss → arguments → trainer → save.
+The loop reads top to bottom in ``train``: device → model and plan → data, loss and the untrained
+model's score → arguments, callbacks and trainer → fit → keep the best → save; each step is a
+small function above it.
 """
 from __future__ import annotations
 
@@ -27,10 +29,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol
 
-from . import ranges
+from . import models, ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
-from .evaluate import (METRICS, EvalResult, RetrievalSet, check_dims, default_dims, evaluate,
-                       evaluate_named)
+from .evaluate import (METRICS, PREFERRED_DIM, EvalResult, RetrievalSet, check_dims, default_dims,
+                       evaluate, evaluate_named)
 from .plan import MAX_EPOCHS, Architecture, Measured, Plan, default_plan, replan
 from .store import Store
 
@@ -48,7 +50,7 @@ class TrainConfig:
     ``None`` means "let the default plan decide" (``core.plan.default_plan``): the page and the
     CLI leave the same settings open, so they run the same default.
     """
-    model: str = "all-MiniLM-L6-v2"
+    model: str = models.DEFAULT_MODEL
     pair_set_id: int | None = None
     dims: list[int] = field(default_factory=list)  # empty: the model's size and its halvings
     epochs: int | None = None
@@ -62,7 +64,7 @@ class TrainConfig:
     hard_negatives: int | None = None  # mined per pair with sentence-transformers' mine_hard_negatives
     max_pairs: int | None = None  # None: as many as the time budget allows
     best_metric: str = "ndcg@10"
-    best_dim: int | None = None  # None: 128 if trained, else the smallest trained dimension
+    best_dim: int | None = None  # None: PREFERRED_DIM if trained, else the smallest trained one
     budget_minutes: float | None = None  # None: 10 on CPU, 5 on a GPU
     generated_pairs: bool = False  # the pairs were generated, not written by people
 
@@ -131,7 +133,7 @@ class TrainConfig:
         if self.batch_size is not None and self.batch_size > n_pairs:
             raise WorkspaceError(f"batch size {self.batch_size} is larger than the {n_pairs} "
                                  f"training pairs; use a batch size of at most {n_pairs}")
-        best_dim = self.best_dim or (128 if 128 in dims else dims[-1])
+        best_dim = self.best_dim or (PREFERRED_DIM if PREFERRED_DIM in dims else dims[-1])
         if best_dim not in dims:
             raise WorkspaceError(f"best_dim {best_dim} is not one of the trained dims {dims}")
         return TrainConfig(**{**asdict(self), "dims": dims, "best_dim": best_dim})
@@ -221,8 +223,7 @@ class DeviceSetup:
     @classmethod
     def detect(cls) -> DeviceSetup:
         import torch
-        from .models import pick_device
-        device = pick_device()
+        device = models.pick_device()
         if device == "cuda":
             props = torch.cuda.get_device_properties(0)
             return cls("cuda", torch.cuda.is_bf16_supported(), props.major >= 8, "adamw_torch_fused",
@@ -388,8 +389,13 @@ class PlanKeeper:
 
 
 # -- evaluation inside the trainer ----------------------------------------------------------
-def matryoshka_evaluator(data: RetrievalSet, dims: list[int], reporter: Reporter | None = None):
-    """A trainer evaluator backed by ragtune's evaluate(): one encoding for every dimension."""
+def matryoshka_evaluator(data: RetrievalSet, dims: list[int]):
+    """A trainer evaluator backed by ragtune's evaluate(): one encoding for every dimension.
+
+    Args:
+        data: the validation queries and passages every epoch is judged on.
+        dims: the trained Matryoshka dimensions, each scored from the same encoding.
+    """
     from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
     class MatryoshkaIR(SentenceEvaluator):
@@ -407,97 +413,152 @@ def matryoshka_evaluator(data: RetrievalSet, dims: list[int], reporter: Reporter
     return MatryoshkaIR()
 
 
-# -- training ------------------------------------------------------------------------------
-def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
-          output_dir: Path, reporter: Reporter, corpus: list[str] | None = None,
-          resume: bool = False, store: Store | None = None) -> TrainResult:
-    """Fine-tune ``config.model`` on (query, passage) pairs and save the best of its epochs and
-    the untrained model, judged on ``eval_data``, to ``output_dir/model``; checkpoints in
-    ``output_dir/checkpoints`` allow resuming.
+def measure_untrained(config: TrainConfig, validation: RetrievalSet, store: Store | None,
+                      reporter: Reporter) -> tuple[EvalResult, float]:
+    """Score the untrained model on the validation queries: the score every epoch must beat, and
+    the first point of the chart.
+
+    It is measured as it would be kept (its own sequence length), so its passages come from the
+    vector cache the baseline just filled. That makes this evaluation cheaper than an epoch's;
+    the plan keeper replaces its time with the first epoch's measured one.
 
     Args:
-        config: the run's settings; those left ``None`` are filled in by the default plan.
-        pairs: (query, passage) training pairs.
-        eval_data: validation queries that pick the best epoch (against at most
-            ``VALIDATION_PASSAGES`` passages, so an epoch's evaluation stays cheap).
-        output_dir: where checkpoints and the model go.
-        reporter: where progress is told (the job store or the terminal).
-        corpus: passages to mine hard negatives from.
-        resume: continue from the newest checkpoint in ``output_dir``.
-        store: the workspace whose vector cache serves the untrained model's passages.
+        config: the resolved run settings (model, dims).
+        validation: the queries and passages that pick the best epoch.
+        store: the workspace whose vector cache serves the passages, if any.
+        reporter: told the stage and the epoch-0 points.
+
+    Returns:
+        The untrained model's result and how many seconds measuring it took.
     """
-    import datasets
-    import torch
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss, MatryoshkaLoss, MultipleNegativesRankingLoss)
-    from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments)
-    from sentence_transformers import SentenceTransformerTrainer
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
-
-    from . import models
-
     started = time.perf_counter()
-    setup = DeviceSetup.detect()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    torch.manual_seed(config.seed)
+    untrained = evaluate_named(config.model, validation, config.dims, store, stage_progress(
+        reporter, f"Measuring the untrained model on {len(validation.queries)} validation queries"))
+    seconds = time.perf_counter() - started
+    for dim, ms in untrained.metrics.items():  # epoch 0 on the chart: where training starts
+        reporter.point(f"ndcg@10/{dim}", 0, ms["ndcg@10"], 0.0)
+    return untrained, seconds
+
+
+# -- the pieces of a run -------------------------------------------------------------------
+def world_size() -> int:
+    """How many processes train together (torchrun and accelerate set ``WORLD_SIZE``)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def prepare_torch(seed: int, setup: DeviceSetup) -> None:
+    """Seed PyTorch and allow TF32 matrix products where the device has them.
+
+    Args:
+        seed: the run's seed, so two runs of one config start from the same initial state.
+        setup: the detected device.
+    """
+    import torch
+    torch.manual_seed(seed)
     if setup.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    reporter.status(f"Loading {config.model} on {setup.device}")
-    model = models.load_fresh(config.model, None if distributed else setup.device)
-    asked = config  # before the plan fills it in: what re-planning may change
-    config, plan = plan_run(config, pairs, model, setup)
-    reporter.log(f"plan: {plan.summary()}")
-    checkpoints = output_dir / "checkpoints"
-    # Re-planning needs the processes to agree on where to stop; under torchrun the plan stays.
-    epochs_open = asked.epochs is None and not distributed
-    pairs_open = asked.max_pairs is None and not distributed
-    # The trainer holds the most the plan may grow to; the plan keeper decides where it stops.
-    max_epochs = MAX_EPOCHS if epochs_open else config.epochs
-    pairs = training_pairs(pairs, None if pairs_open and (epochs_open or config.epochs == 1)
-                           else config.max_pairs, config.seed)
-    # A resumed run sets the trainer up as its first process did, and keeps that one's plan.
-    saved_plan = resumable_plan(checkpoints) if resume else None
-    if saved_plan is not None:
-        plan, epochs_open, pairs_open = saved_plan, False, False
-    model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
-    columns = {"anchor": [q for q, _ in pairs], "positive": [p for _, p in pairs]}
-    dataset = datasets.Dataset.from_dict(columns)
-    if config.hard_negatives:
-        from sentence_transformers.util import mine_hard_negatives
-        reporter.status(f"Mining {config.hard_negatives} hard negatives per pair")
-        dataset = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=config.hard_negatives,
-                                      relative_margin=0.05, sampling_strategy="top",
-                                      output_format="n-tuple", verbose=False)
-        if len(dataset) < config.batch_size:
-            raise WorkspaceError("too few pairs kept hard negatives; turn hard negatives off")
 
+@dataclass(frozen=True)
+class ReplanScope:
+    """What re-planning may change in a run, and so how large the trainer is set up.
+
+    Args:
+        epochs_open: the epochs were left to the plan, so the measured rate may change them.
+        pairs_open: the number of pairs was left to the plan, likewise.
+        max_epochs: the epochs the trainer is set up for; the plan keeper stops it earlier.
+    """
+    epochs_open: bool
+    pairs_open: bool
+    max_epochs: int
+
+    @classmethod
+    def of(cls, asked: TrainConfig, config: TrainConfig, distributed: bool) -> ReplanScope:
+        """The scope of a run.
+
+        Args:
+            asked: the settings as the user gave them, before the plan filled them in.
+            config: the settings with the plan's values filled in.
+            distributed: whether several processes train together.
+        """
+        # Re-planning needs the processes to agree on where to stop; under torchrun the plan stays.
+        epochs_open = asked.epochs is None and not distributed
+        pairs_open = asked.max_pairs is None and not distributed
+        return cls(epochs_open, pairs_open, MAX_EPOCHS if epochs_open else config.epochs)
+
+    def pairs_held(self, config: TrainConfig) -> int | None:
+        """How many pairs the trainer holds (``None``: all): every pair when re-planning may grow
+        the run past the plan's cap, since the trainer's dataset cannot grow once it is built."""
+        return None if self.pairs_open and (self.epochs_open or config.epochs == 1) \
+            else config.max_pairs
+
+    def closed(self) -> ReplanScope:
+        """The same trainer with nothing left to re-plan: a resumed run keeps its first process's
+        plan, so its sampler and schedule line up with the checkpoint (``max_epochs`` stays, as
+        the trainer must be set up as that process set it up)."""
+        return replace(self, epochs_open=False, pairs_open=False)
+
+
+def training_dataset(pairs: list[tuple[str, str]], model, config: TrainConfig,
+                     corpus: list[str] | None, reporter: Reporter):
+    """The pairs as the trainer's dataset (``anchor``, ``positive``), with hard negatives mined
+    from ``corpus`` when the config asks for them.
+
+    Args:
+        pairs: (query, passage) training pairs, already deduplicated and capped.
+        model: the SentenceTransformer that mines the negatives.
+        config: the resolved settings (``hard_negatives``, ``batch_size``).
+        corpus: passages to mine hard negatives from.
+        reporter: told that mining has begun (it takes a corpus encoding).
+    """
+    import datasets
+    dataset = datasets.Dataset.from_dict({"anchor": [q for q, _ in pairs],
+                                          "positive": [p for _, p in pairs]})
+    if not config.hard_negatives:
+        return dataset
+    from sentence_transformers.util import mine_hard_negatives
+    reporter.status(f"Mining {config.hard_negatives} hard negatives per pair")
+    dataset = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=config.hard_negatives,
+                                  relative_margin=0.05, sampling_strategy="top",
+                                  output_format="n-tuple", verbose=False)
+    if len(dataset) < config.batch_size:
+        raise WorkspaceError("too few pairs kept hard negatives; turn hard negatives off")
+    return dataset
+
+
+def matryoshka_loss(model, config: TrainConfig):
+    """MatryoshkaLoss over in-batch negatives ranking, cached (GradCache) when the config says.
+
+    Args:
+        model: the SentenceTransformer being trained.
+        config: the resolved settings (``loss``, ``mini_batch_size``, ``dims``).
+    """
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss, MatryoshkaLoss, MultipleNegativesRankingLoss)
     ranking = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
                if config.loss == "cached_mnrl" else MultipleNegativesRankingLoss(model))
-    loss = MatryoshkaLoss(model, ranking, matryoshka_dims=config.dims)
-    validation = eval_data.subset(VALIDATION_PASSAGES, config.seed)
-    evaluator = matryoshka_evaluator(validation, config.dims)
-    primary = f"eval_dim{config.best_dim}_{config.best_metric}"
-    # The untrained model as it would be kept (its own sequence length), so its passages come
-    # from the vector cache the baseline just filled. That makes this first evaluation cheaper
-    # than an epoch's; the plan keeper replaces its time with the first epoch's measured one.
-    eval_started = time.perf_counter()
-    untrained = evaluate_named(config.model, validation, config.dims, store, stage_progress(
-        reporter, f"Measuring the untrained model on {len(validation.queries)} validation queries"))
-    eval_seconds = time.perf_counter() - eval_started
-    base_score = untrained.metrics[config.best_dim][config.best_metric]
-    for dim, ms in untrained.metrics.items():  # epoch 0 on the chart: where training starts
-        reporter.point(f"ndcg@10/{dim}", 0, ms["ndcg@10"], 0.0)
+    return MatryoshkaLoss(model, ranking, matryoshka_dims=config.dims)
 
-    steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    keeper = PlanKeeper(plan, started, eval_seconds, len(dataset), steps_per_epoch, max_epochs,
-                        epochs_open, pairs_open, config.batch_size * world, config.warmup)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir / "checkpoints"),
+
+def training_arguments(config: TrainConfig, setup: DeviceSetup, checkpoints: Path, max_epochs: int,
+                       steps_per_epoch: int, prompts: dict | None, distributed: bool):
+    """The trainer's arguments: evaluate and save every epoch, keep the best by the config's
+    metric at its dimension, batches without duplicates.
+
+    Args:
+        config: the resolved settings.
+        setup: the detected device (precision, optimizer).
+        checkpoints: the folder the trainer saves its checkpoints in.
+        max_epochs: the most epochs the plan may grow to (``ReplanScope.max_epochs``).
+        steps_per_epoch: optimizer steps in one epoch, to log about four times an epoch.
+        prompts: the model's prompts per dataset column (``models.training_prompts``).
+        distributed: whether several processes train together.
+    """
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers, SentenceTransformerTrainingArguments)
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
         num_train_epochs=max_epochs,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
@@ -512,7 +573,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         save_strategy="epoch",
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model=primary,
+        metric_for_best_model=f"eval_dim{config.best_dim}_{config.best_metric}",
         greater_is_better=True,
         logging_steps=max(1, min(10, steps_per_epoch // 4)),
         seed=config.seed,
@@ -521,13 +582,27 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
         disable_tqdm=True,
         ddp_backend="gloo" if distributed and setup.device == "cpu" else None,
         dataloader_drop_last=distributed,
-        prompts=models.training_prompts(model, dataset.column_names),
+        prompts=prompts,
         # On a GPU the batches are tokenised by worker processes while the device computes, and
         # copied from pinned memory (unmeasured: no GPU was lent when this was written); on a
         # CPU the workers would compete with training for the same cores.
         dataloader_num_workers=2 if setup.device == "cuda" else 0,
         dataloader_pin_memory=setup.device == "cuda",
     )
+
+
+def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
+    """The trainer callback that ties a run to its plan keeper and its reporter: the re-planned
+    schedule, the stop where the plan ends or on cancel, the chart's points, and the plan saved
+    with each checkpoint.
+
+    Args:
+        keeper: the run's plan keeper.
+        evaluator: the ``matryoshka_evaluator`` whose last result each evaluation reports.
+        reporter: where progress is told.
+    """
+    from transformers import TrainerCallback
+
     class Progress(TrainerCallback):
         told = 0.0  # when the time left was last reported
 
@@ -576,12 +651,21 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                 if newest.is_dir():
                     (newest / PLAN_FILE).write_text(json.dumps(keeper.plan.to_json()))
 
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
-                                         evaluator=evaluator, callbacks=[Progress()])
-    trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
+    return Progress()
+
+
+def fit(trainer, checkpoints: Path, resume: bool) -> None:
+    """Run the trainer, from the newest complete checkpoint when resuming.
+
+    Args:
+        trainer: the SentenceTransformerTrainer, set up.
+        checkpoints: its checkpoint folder; a checkpoint cut short is dropped before and after.
+        resume: continue from the newest complete checkpoint, if there is one.
+
+    Raises:
+        WorkspaceError: the disk filled up while a checkpoint was written.
+    """
     has_checkpoint = bool(drop_incomplete_checkpoints(checkpoints))
-    reporter.status(f"Training: {min(len(dataset), plan.max_pairs)} pairs, {keeper.schedule.total} "
-                    f"steps on {setup.device}")
     try:
         # True lets the trainer pick the newest checkpoint by step number (a name sort would
         # put checkpoint-9 after checkpoint-10).
@@ -594,31 +678,131 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                                  "; a resumed job continues from its last complete checkpoint"
                                  ) from error
         raise
-    stopped = reporter.should_stop()
-    plan = keeper.plan  # what the run measured and did
-    config = replace(config, epochs=plan.epochs, max_pairs=plan.max_pairs)
+
+
+def run_history(trainer, model, evaluator, stopped: bool) -> list[dict]:
+    """Every epoch's evaluation (``epoch_history``); a run canceled before its first evaluation
+    is measured as it stands, so it is still usable.
+
+    Args:
+        trainer: the trainer after ``fit``.
+        model: the model it trained.
+        evaluator: the ``matryoshka_evaluator`` it evaluated with.
+        stopped: whether the run was canceled.
+    """
     history = epoch_history(trainer.state.log_history)  # a resumed run's earlier epochs too
     if stopped and not history:
-        # Canceled before the first evaluation: measure what we have, so the run is still usable.
         evaluator(model)
         history.append({"epoch": trainer.state.epoch, "step": trainer.state.global_step,
                         "metrics": evaluator.last.metrics_json()})
+    return history
+
+
+def keep_best(history: list[dict], best_checkpoint: str | None, config: TrainConfig,
+              base_score: float, reporter: Reporter) -> tuple[float | None, float | str | None]:
+    """Which epoch was best, and what the run keeps: that epoch, or ``"base"`` when no epoch beat
+    the untrained model — a run never hands back a model worse than it started from.
+
+    Args:
+        history: every epoch's evaluation (``run_history``).
+        best_checkpoint: the trainer's best checkpoint by the config's metric, if any.
+        config: the resolved settings (``best_metric``, ``best_dim``).
+        base_score: the untrained model's score by that metric at that dimension.
+        reporter: told when the untrained model is kept.
+
+    Returns:
+        The best epoch (``None`` when no checkpoint was evaluated) and what is kept.
+    """
+    best = next((h["epoch"] for h in history if best_checkpoint and
+                 best_checkpoint.endswith(f"-{h['step']}")), None)
+    best_score = max(h["metrics"][str(config.best_dim)][config.best_metric] for h in history)
+    kept = best if best_score > base_score else "base"
+    if kept == "base":
+        reporter.log(f"{NO_GAIN}: no epoch beat the untrained model's {config.best_metric} "
+                     f"{base_score:.4f} at {config.best_dim} dims, so it is kept")
+    return best, kept
+
+
+# -- training ------------------------------------------------------------------------------
+def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,
+          output_dir: Path, reporter: Reporter, corpus: list[str] | None = None,
+          resume: bool = False, store: Store | None = None) -> TrainResult:
+    """Fine-tune ``config.model`` on (query, passage) pairs and save the best of its epochs and
+    the untrained model, judged on ``eval_data``, to ``output_dir/model``; checkpoints in
+    ``output_dir/checkpoints`` allow resuming.
+
+    Args:
+        config: the run's settings; those left ``None`` are filled in by the default plan.
+        pairs: (query, passage) training pairs.
+        eval_data: validation queries that pick the best epoch (against at most
+            ``VALIDATION_PASSAGES`` passages, so an epoch's evaluation stays cheap).
+        output_dir: where checkpoints and the model go.
+        reporter: where progress is told (the job store or the terminal).
+        corpus: passages to mine hard negatives from.
+        resume: continue from the newest checkpoint in ``output_dir``.
+        store: the workspace whose vector cache serves the untrained model's passages.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers.trainer_callback import PrinterCallback
+
+    started = time.perf_counter()
+    setup = DeviceSetup.detect()
+    distributed = world_size() > 1
+    prepare_torch(config.seed, setup)
+
+    # The model, and the plan that fills in every setting left open.
+    reporter.status(f"Loading {config.model} on {setup.device}")
+    model = models.load_fresh(config.model, None if distributed else setup.device)
+    asked = config  # before the plan fills it in: what re-planning may change
+    config, plan = plan_run(config, pairs, model, setup)
+    reporter.log(f"plan: {plan.summary()}")
+    checkpoints = output_dir / "checkpoints"
+    scope = ReplanScope.of(asked, config, distributed)
+    pairs = training_pairs(pairs, scope.pairs_held(config), config.seed)
+    # A resumed run sets the trainer up as its first process did, and keeps that one's plan.
+    saved_plan = resumable_plan(checkpoints) if resume else None
+    if saved_plan is not None:
+        plan, scope = saved_plan, scope.closed()
+
+    # The data, the loss, and the judge of every epoch, which scores the untrained model first.
+    model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
+    dataset = training_dataset(pairs, model, config, corpus, reporter)
+    loss = matryoshka_loss(model, config)
+    validation = eval_data.subset(VALIDATION_PASSAGES, config.seed)
+    evaluator = matryoshka_evaluator(validation, config.dims)
+    untrained, eval_seconds = measure_untrained(config, validation, store, reporter)
+
+    # The trainer, set up for the most the plan may grow to; the plan keeper says when to stop.
+    steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    keeper = PlanKeeper(plan, started, eval_seconds, len(dataset), steps_per_epoch,
+                        scope.max_epochs, scope.epochs_open, scope.pairs_open,
+                        config.batch_size * world_size(), config.warmup)
+    args = training_arguments(config, setup, checkpoints, scope.max_epochs, steps_per_epoch,
+                              models.training_prompts(model, dataset.column_names), distributed)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                         evaluator=evaluator,
+                                         callbacks=[progress_callback(keeper, evaluator, reporter)])
+    trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
+    reporter.status(f"Training: {min(len(dataset), plan.max_pairs)} pairs, {keeper.schedule.total} "
+                    f"steps on {setup.device}")
+    fit(trainer, checkpoints, resume)
+
+    # What the run did, and the best of its epochs and the untrained model, saved.
+    stopped = reporter.should_stop()
+    plan = keeper.plan  # what the run measured and did
+    config = replace(config, epochs=plan.epochs, max_pairs=plan.max_pairs)
+    history = run_history(trainer, model, evaluator, stopped)
     model_path = output_dir / "model"
     best = kept = None
-    if trainer.is_world_process_zero():
-        best_checkpoint = trainer.state.best_model_checkpoint
-        best = next((h["epoch"] for h in history if best_checkpoint and
-                     best_checkpoint.endswith(f"-{h['step']}")), None)
-        best_score = max(h["metrics"][str(config.best_dim)][config.best_metric] for h in history)
-        # The untrained model is a candidate too: a run never hands back a worse model.
-        kept = best if best_score > base_score else "base"
-        if kept == "base":
-            reporter.log(f"{NO_GAIN}: no epoch beat the untrained model's {config.best_metric} "
-                         f"{base_score:.4f} at {config.best_dim} dims, so it is kept")
-        save_model(models.load_fresh(config.model, setup.device) if kept == "base" else trainer.model,
-                   model_path, {"config": asdict(config), "plan": plan.to_json(),
-                                "history": history, "best_epoch": best, "kept": kept,
-                                "device": setup.device})
+    if trainer.is_world_process_zero():  # the process that writes the model
+        base_score = untrained.metrics[config.best_dim][config.best_metric]
+        best, kept = keep_best(history, trainer.state.best_model_checkpoint, config, base_score,
+                               reporter)
+        # The trainer's model holds the best epoch's weights, so the untrained one is reloaded.
+        chosen = models.load_fresh(config.model, setup.device) if kept == "base" else trainer.model
+        save_model(chosen, model_path, {"config": asdict(config), "plan": plan.to_json(),
+                                        "history": history, "best_epoch": best, "kept": kept,
+                                        "device": setup.device})
         if not stopped:  # the model is saved; checkpoints only serve to resume a stopped run
             shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainResult(str(model_path), best, trainer.state.global_step,

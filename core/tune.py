@@ -391,7 +391,7 @@ def display_pair_set(store: Store, corpus_id: int, preferred: int | None = None)
 def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> dict:
     """The documents-only run as a job: tune, then measure the kept model and the base on the
     corpus's test questions, so it shows in Results, Runs and Search as its own run."""
-    from .evaluate import evaluate_named, save
+    from .evaluate import BASELINE, evaluate_named, save
     corpus = store.corpus(config["corpus_id"])
     questions = config.get("questions")
     people = people_questions(store, corpus.id, questions) if questions is not None else None
@@ -403,7 +403,7 @@ def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> 
         data = RetrievalSet.from_pair_set(store, shown)
         reporter.status("Measuring the base and the kept model on the test questions")
         base = evaluate_named(config.get("model"), data, result.dims, store)
-        out["baseline_evaluation"] = save(store, base, shown, "baseline", job_id)
+        out["baseline_evaluation"] = save(store, base, shown, BASELINE, job_id)
         kept = evaluate_named(result.model_path, data, result.dims, store)
         kept.model = f"{config.get('model') or models.DEFAULT_MODEL} ({result.kept})"
         out["evaluation"] = save(store, kept, shown, run_name(result.kept, corpus.name), job_id)

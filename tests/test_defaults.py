@@ -1,5 +1,6 @@
 """One definition per default: what a page's widgets start at is what the CLI's flags default to,
 and both are the core module's own value, so a user gets the same run from either."""
+import ast
 import contextlib
 import io
 
@@ -8,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.cli import build_parser
 from core.corpus import ChunkSettings
-from core.evaluate import evaluation_label
+from core.evaluate import PREFERRED_DIM, evaluation_label
 from core.models import DEFAULT_MODEL
 from core.pairs import (BUILTIN_PAIR_SET, SPLIT_SEED, TEST_FRACTION, LLMConfig, PseudoQueryConfig,
                         llm_pair_set_name)
@@ -98,3 +99,34 @@ def test_finetune_page_starts_from_the_configs_defaults(home, demo):
 def test_the_bundled_model_is_the_baseline_however_it_is_named():
     assert evaluation_label(None) == evaluation_label(DEFAULT_MODEL) == "baseline"
     assert evaluation_label("org/other-model") == "org/other-model"
+
+
+def sources() -> dict[str, ast.Module]:
+    """Every core module and page, parsed: where a default's value could be written again."""
+    return {str(path.relative_to(ROOT)): ast.parse(path.read_text(encoding="utf-8"))
+            for folder in ("core", "views") for path in sorted((ROOT / folder).glob("*.py"))}
+
+
+def test_the_bundled_models_name_is_written_once():
+    assert TrainConfig().model == DEFAULT_MODEL
+    written = [f"{path}:{node.lineno}" for path, tree in sources().items() for node in ast.walk(tree)
+               if isinstance(node, ast.Constant) and node.value == DEFAULT_MODEL]
+    assert [w.partition(":")[0] for w in written] == ["core/models.py"], \
+        "the bundled model's name typed again: " + ", ".join(written)
+
+
+def test_no_measurement_is_saved_under_a_label_typed_in_place():
+    """The base model's measurements are labelled ``evaluate.BASELINE`` wherever they are saved
+    (a job, a documents-only run, people's questions), so every listing shows them together."""
+    typed = [f"{path}:{node.lineno}" for path, tree in sources().items() for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "save"
+             and len(node.args) > 3 and isinstance(node.args[3], ast.Constant)]
+    assert not typed, "labels typed in place: " + ", ".join(typed)
+
+
+def test_runs_and_pages_start_at_the_dimension_core_prefers():
+    typed = [f"{path}:{node.lineno}" for path, tree in sources().items() if path.startswith("views/")
+             for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value == PREFERRED_DIM]
+    assert not typed, "a page picks a dimension itself: " + ", ".join(typed)
+    assert TrainConfig(dims=[256, PREFERRED_DIM, 64]).resolved(256, 10).best_dim == PREFERRED_DIM
+    assert TrainConfig(dims=[256, 64]).resolved(256, 10).best_dim == 64  # else the smallest

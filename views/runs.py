@@ -7,6 +7,7 @@ import streamlit as st
 from core import export, models, runs, storage
 from core.compare import compare_evaluations
 from core.disk import human_bytes
+from core.evaluate import PREFERRED_DIM
 from views.common import dims_axis, escape, explained, show_flash, store
 
 st.title("Runs")
@@ -110,8 +111,8 @@ else:
     e1, e2 = st.columns([3, 1])
     run = by_id[e1.selectbox("Fine-tuned model", finished, format_func=labels.get, key="export_run")]
     dims = sorted(run.metrics, reverse=True) or [384]
-    dim = e2.selectbox("Dimensions to use", dims, index=dims.index(128) if 128 in dims else 0,
-                       key="export_dim")
+    dim = e2.selectbox("Dimensions to use", dims, key="export_dim",
+                       index=dims.index(PREFERRED_DIM) if PREFERRED_DIM in dims else 0)
     if st.button("Prepare the model zip"):
         with explained(), st.spinner("Zipping the model…"):
             st.session_state["model_zip"] = export.model_zip_bytes(workspace, run.id)

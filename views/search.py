@@ -1,6 +1,7 @@
 import streamlit as st
 
 from core import search
+from core.evaluate import PREFERRED_DIM
 from views.common import escape, explained, pick_corpus, pick_pair_set, store
 
 st.title("Search with two models")
@@ -22,7 +23,7 @@ c1, c2, c3 = st.columns([2, 2, 1])
 model_a = c1.selectbox("Left model", choices, index=first, format_func=lambda c: c.label)
 model_b = c2.selectbox("Right model", choices, index=second, format_func=lambda c: c.label)
 dims = search.common_dims(model_a, model_b)
-dim = c3.selectbox("Dimensions", dims, index=dims.index(128) if 128 in dims else 0)
+dim = c3.selectbox("Dimensions", dims, index=dims.index(PREFERRED_DIM) if PREFERRED_DIM in dims else 0)
 
 tests = search.test_queries(workspace, pair_set.id)
 source = st.radio("Question", ["A test question", "My own question"], horizontal=True)
