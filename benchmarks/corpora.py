@@ -6,6 +6,8 @@ written by people, in the same (id, query, passage) shape as ``core.demo.stdlib_
   section (command-line tools; prose full of flags and jargon).
 * ``packages``: Debian package descriptions, the short description → the long one (software
   catalogue; short, marketing-like passages).
+* ``libapi``: library man pages (section 3: C functions, Perl modules), NAME → DESCRIPTION
+  (API reference; a fourth corpus to check that a rule fitted on three holds on another).
 
 Three kinds of writing, so a change that only suits one of them shows up as a loss on another.
 """
@@ -22,6 +24,7 @@ from core.pairs import split
 from core.store import Store
 
 MAN_DIR = Path("/usr/share/man/man1")
+LIBRARY_MAN_DIR = Path("/usr/share/man/man3")
 DPKG_STATUS = Path("/var/lib/dpkg/status")
 _ESCAPES = [(r"\\f[BIRPC]|\\f\(..|\\f\[[^]]*\]", ""), (r"\\-", "-"), (r"\\\(em|\\\(en", "-"),
             (r"\\\((?:lq|rq|dq)", '"'), (r"\\[&|^ ]", " "), (r"\\e", r"\\\\"), (r'\\".*', ""),
@@ -72,10 +75,10 @@ def _man_page(path: Path) -> tuple[str, str] | None:
     return summary, " ".join(words[:180])
 
 
-def manpage_pairs(limit: int = 1500) -> list[tuple[str, str, str]]:
+def manpage_pairs(limit: int = 1500, directory: Path = MAN_DIR) -> list[tuple[str, str, str]]:
     """Every k-th usable man page (a NAME line and a DESCRIPTION), so the set spans the alphabet."""
     triples, seen = [], set()
-    for path in sorted(MAN_DIR.glob("*.gz")):
+    for path in sorted(directory.glob("*.gz")):
         page = _man_page(path)
         if page and page[0].lower() not in seen and page[1] not in seen:
             seen.update((page[0].lower(), page[1]))
@@ -99,7 +102,8 @@ def package_pairs(limit: int = 1500) -> list[tuple[str, str, str]]:
     return triples[:limit]
 
 
-CORPORA = {"stdlib": lambda: stdlib_pairs(), "manpages": manpage_pairs, "packages": package_pairs}
+CORPORA = {"stdlib": lambda: stdlib_pairs(), "manpages": manpage_pairs, "packages": package_pairs,
+           "libapi": lambda: manpage_pairs(directory=LIBRARY_MAN_DIR)}
 
 
 def load(store: Store, name: str, count_tokens) -> tuple[int, int]:

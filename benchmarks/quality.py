@@ -1,15 +1,17 @@
-"""What each way of adapting the model to a corpus is worth, on three corpora of different
+"""What each way of adapting the model to a corpus is worth, on four corpora of different
 kinds, scored on people's test queries: NDCG@10 at every dimension, side by side in one run.
 
 Rows per corpus (all measured on the same people's test queries):
   * base       — the bundled model, truncated;
-  * rotation   — core.rotate's orthogonal rotation fitted on the corpus (full size kept exactly);
+  * rotation   — core.rotate's orthogonal rotation fitted on the corpus, its mean direction last
+                 (full size kept exactly);
   * pca        — the centred PCA rotation (the free baseline of issue 16);
   * adapted    — core.adaptor's learned rotation;
   * doc-only   — ``python -m core tune`` with documents alone (what it kept);
   * generated  — fine-tuned on generated pairs, epoch picked on generated questions;
   * judged     — ``tune`` with people's *train* questions as the judge (fine-tunes too);
-  * labelled   — fine-tuned on people's train pairs (what ``core train`` does by default).
+  * labelled   — fine-tuned on people's train pairs (what ``core train`` does by default), the
+                 rotation folded in when it helps the run's validation queries.
 Checks (issue 16): doc-only ≥ max(base, pca) − 0.5% at every size, ≥ base − 0.3% at full size.
 
     python benchmarks/quality.py                                  # cheap rows and the labelled run
@@ -36,7 +38,9 @@ ROWS = ("base", "rotation", "pca", "adapted", "doc-only", "generated", "judged",
 class Quiet:
     def status(self, text): pass
     def progress(self, fraction): pass
-    def log(self, line): print("   ", line, file=sys.stderr) if "plan:" in line or "did not help" in line else None
+    def log(self, line):
+        if line.startswith(("plan:", "rotation")) or "did not help" in line:
+            print("   ", line, file=sys.stderr)
     def point(self, series, step, value, epoch=None): pass
     def should_stop(self): return False
 
@@ -55,7 +59,9 @@ def finetuned(store, corpus_id, people, test, mode, budget, home) -> dict:
     result = run_experiment(config, pairs, test, home / f"{mode}-model", Quiet(), store,
                             [c["text"] for c in store.chunks(corpus_id)])
     return {"ndcg": {d: m["ndcg@10"] for d, m in result.finetuned.metrics.items()},
-            "kept": result.training.kept, "seconds": result.seconds["total"],
+            "kept": f"{result.training.kept}" + (" + rotation" if result.rotation and
+                                                 result.rotation.kept else ""),
+            "seconds": result.seconds["total"],
             "train_seconds": result.seconds["train"],
             "plan_seconds": (result.training.plan or {}).get("seconds")}
 
@@ -147,7 +153,7 @@ def report(row: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", default="stdlib,manpages,packages")
+    parser.add_argument("--corpora", default="stdlib,manpages,packages,libapi")
     parser.add_argument("--rows", default="base,rotation,pca,adapted,doc-only,labelled",
                         help=f"any of {','.join(ROWS)}")
     parser.add_argument("--budget-minutes", type=float, help="training budget for the fine-tuned "

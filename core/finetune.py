@@ -43,7 +43,8 @@ class ExperimentResult:
                 "message": NO_GAIN if self.kept_base else None,
                 "stopped_early": self.training.stopped_early,
                 "validation_pairs": self.validation_pairs,
-                "rotation": asdict(self.rotation) if self.rotation else None}
+                "rotation": {**asdict(self.rotation), "line": self.rotation.line()}
+                if self.rotation else None}
 
 
 def held_out(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: RetrievalSet,

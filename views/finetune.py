@@ -238,6 +238,9 @@ def live(job_id: int, state_at_render: str) -> None:
                        "better pairs.", icon=":material/info:")
         else:
             st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
+            if job.result.get("rotation"):
+                st.caption(escape(job.result["rotation"]["line"].capitalize()) + " (the full size "
+                           "is the same either way).")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
     if job.result.get("plan") and job.result.get("seconds", {}).get("train"):
         st.caption(planned_vs_actual(job.result["plan"], job.result["seconds"]["train"]).capitalize() + ".")
