@@ -47,6 +47,9 @@ def test_corpus_page_previews_and_ingests_uploads(home):
     assert not at.exception
     assert "Added to 'bio'" in at.success[0].value
     assert Store(home).corpus("bio").stats["documents"] == 2
+    # The uploader is emptied: no second click can add the same files again.
+    assert not at.file_uploader[0].value
+    assert not any(b.label.startswith("Add ") for b in at.button)
 
 
 def test_corpus_page_explains_a_bad_file_and_adds_nothing(home, demo):

@@ -47,8 +47,10 @@ else:
     settings = ChunkSettings(**corpora[choice].settings["chunking"])
     st.caption(f"This corpus chunks at {settings.size} tokens with {settings.overlap} of overlap.")
 
+# A new key after each Add empties the uploader, so a second click cannot add the files again.
 uploads = st.file_uploader("Documents", type=[s.lstrip(".") for s in SUPPORTED],
                            accept_multiple_files=True,
+                           key=f"documents{st.session_state.get('documents_added', 0)}",
                            help="Several at once. Tables need a text column (text, content, body…).")
 documents, errors = [], []
 for upload in uploads or []:
@@ -99,6 +101,7 @@ if documents:
         with explained(), st.spinner("Chunking and removing duplicates…"):
             report = ingest(workspace, name, documents, count, settings)
             st.session_state["corpus_name"] = name
+            st.session_state["documents_added"] = st.session_state.get("documents_added", 0) + 1
             st.session_state["flash"] = f"Added to '{escape(name)}': {report.summary()}."
             st.rerun()
 
