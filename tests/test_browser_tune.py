@@ -25,6 +25,9 @@ def test_documents_only_run_from_the_page(home, count, request):
         page.screenshot(path=SHOTS / "tune-done.png", full_page=True)
         body = page.locator("body").inner_text()
         assert "judged by neighbour agreement" in body and "generated questions cannot judge" in body
+        assert "Hubness" in body and "with centring: passages" in body
+        page.get_by_text("Hubness").scroll_into_view_if_needed()
+        page.screenshot(path=SHOTS / "tune-candidates.png")
         page.goto(url + "/runs")
         page.get_by_text("rotated for").first.wait_for(timeout=60_000)
         wait_idle(page)
