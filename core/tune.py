@@ -30,9 +30,12 @@ only count hubs here; they never score a model.
 included, is scored by NDCG@10 on them, and one that scores below the base at full size is
 not eligible.
 
-The unsupervised Matryoshka adaptor (core.adaptor) is not a candidate: on the three benchmark
-corpora it beat the rotation at 64 and 128 dims but lost up to 8.7 NDCG points at 32 on two of
-them (benchmarks/quality.py), and it costs minutes where the rotation costs a second.
+The unsupervised Matryoshka adaptor (core.adaptor) is not a candidate: started at the rotation
+on the four benchmark corpora, it lost to it at 13 of 16 truncated sizes (NDCG@10 change against
+the base +33.5% where the rotation has +47.1%, library man pages at 32 dims) and gained at three
+(+0.7 and +0.5 points on the Python docs at 256 and 128, +2.9 on man pages at 32;
+benchmarks/quality.py): keeping passage-to-passage similarities is not what ranks passages for
+questions. It also costs a minute or two where the rotation costs a second.
 
 The kept candidate maximises the mean score over the truncated sizes (the full size, where the
 eligible candidates keep the base, beat it, or centre away its hubs, already passed its test).
