@@ -331,9 +331,8 @@ class PlanKeeper:
         self.schedule = CosineSchedule(self.target_steps(), warmup)
 
     def target_steps(self) -> int:
-        if self.plan.epochs == 1:
-            return min(self.steps_per_epoch, math.ceil(self.plan.max_pairs / self.pairs_per_step))
-        return self.plan.epochs * self.steps_per_epoch
+        last = min(self.steps_per_epoch, math.ceil(self.plan.last_epoch() / self.pairs_per_step))
+        return (self.plan.epochs - 1) * self.steps_per_epoch + last
 
     @property
     def rate(self) -> float | None:
@@ -341,11 +340,15 @@ class PlanKeeper:
             return None
         return self.timed_steps * self.pairs_per_step / max(self.trained_seconds, 1e-9)
 
+    def shape(self) -> tuple[int, int]:
+        """Epochs, and the last epoch's length in tenths: a change worth telling people."""
+        return self.plan.epochs, 10 * self.plan.last_epoch() // max(self.pairs_per_epoch, 1)
+
     def seconds_left(self) -> float:
         return max(0.0, self.plan.seconds - (self.clock() - self.started))
 
     def step_end(self, global_step: int) -> bool:
-        """After each optimizer step; True: stop now (a one-epoch run's pairs are done)."""
+        """After each optimizer step; True: stop now (the last epoch's pairs are done)."""
         now = self.clock()
         if self.last_step is not None:
             self.trained_seconds += now - self.last_step
@@ -357,7 +360,7 @@ class PlanKeeper:
         self.pairs_done = epochs * self.pairs_per_epoch + min(steps * self.pairs_per_step,
                                                                self.pairs_per_epoch)
         self._replan()
-        return self.plan.epochs == 1 and global_step >= self.target_steps()
+        return global_step >= self.target_steps()
 
     def epoch_end(self, epochs_completed: int) -> bool:
         """At an epoch's end, before its evaluation; True: this was the plan's last epoch."""
@@ -611,10 +614,10 @@ def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
             lr_scheduler.lr_lambdas = [keeper.schedule] * len(lr_scheduler.base_lrs)
 
         def on_step_end(self, args, state, control, **kwargs):
-            epochs, pairs = keeper.plan.epochs, keeper.plan.max_pairs
+            shape = keeper.shape()
             if keeper.step_end(state.global_step):
                 control.should_training_stop = True
-            if (epochs, pairs) != (keeper.plan.epochs, keeper.plan.max_pairs):
+            if shape != keeper.shape():
                 reporter.log(f"re-planned from the measured {keeper.rate:.1f} pairs/s: "
                              f"{keeper.plan.summary()}")
             reporter.progress(min(1.0, state.global_step / max(keeper.schedule.total, 1)))
