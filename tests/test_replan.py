@@ -144,6 +144,18 @@ def test_the_keeper_stops_inside_the_last_epoch_where_the_budget_ends():
     assert now[0] == pytest.approx(plan.budget_seconds, abs=3)
 
 
+def test_the_keeper_follows_a_machine_that_became_busier():
+    now = [0.0]
+    plan = default_plan(100_000, [100] * 1000, "cpu", 256, MINILM, budget_minutes=60)
+    keeper = PlanKeeper(plan, started=0.0, eval_seconds=2.0, pairs_per_epoch=100_000,
+                        steps_per_epoch=3125, max_epochs=4, epochs_open=True, pairs_open=True,
+                        pairs_per_step=32, warmup=0.1, clock=lambda: now[0])
+    for step in range(1, 101):
+        now[0] += 2.0 if step <= 60 else 4.0  # another job starts after 60 steps
+        keeper.step_end(step)
+    assert keeper.rate == pytest.approx(8.0)  # the last steps' speed, not the run's average
+
+
 # -- batch sizing from free device memory, pure ----------------------------------------------
 def test_the_batch_grows_with_free_memory_and_stays_a_power_of_two():
     per_pair = bytes_per_pair(128, Architecture(384, 6, 12), bf16=True)
