@@ -16,6 +16,7 @@ H100, ragtune ≥ 3× the reference's pairs/s for both models, NDCG@10 at every 
 reference's − 0.005.
 
     python benchmarks/gpu_speed.py                                     # a GPU: the demo's pairs
+    python benchmarks/gpu_speed.py --corpora stdlib,manpages,packages  # a GPU: ~2,400 pairs
     python benchmarks/gpu_speed.py --pairs 64 --epochs 1 --max-seq 64  # CPU, tiny
 """
 from __future__ import annotations
@@ -57,24 +58,36 @@ def build_random_bert(folder: Path) -> str:
     return str(folder)
 
 
-def data(home: str, n_pairs: int):
+def data(home: str, n_pairs: int, names: tuple[str, ...] = ("stdlib",)):
+    """The people's train pairs of the named benchmark corpora, pooled (the demo alone has ~570);
+    judged on the first corpus's pairs."""
+    from benchmarks import corpora
     from core import models
     from core.beir import load_demo
+    from core.errors import WorkspaceError
     from core.evaluate import RetrievalSet
     from core.store import Store
-    store = Store(home)
-    _, pair_set_id = load_demo(store, models.token_counter())
-    pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set_id, "train")]
-    return list(dict.fromkeys(pairs))[:n_pairs], RetrievalSet.from_pair_set(store, pair_set_id)
+    store, count = Store(home), models.token_counter()
+    pairs, test = [], None
+    for name in names:
+        try:
+            _, pair_set_id = load_demo(store, count) if name == "stdlib" else corpora.load(store, name, count)
+        except WorkspaceError as error:  # a machine without man pages, say: the others still count
+            print(f"{name} skipped: {error}", file=sys.stderr)
+            continue
+        pairs += [(p["query"], p["positive"]) for p in store.pairs(pair_set_id, "train")]
+        test = test or RetrievalSet.from_pair_set(store, pair_set_id)
+    return list(dict.fromkeys(pairs))[:n_pairs], test
 
 
-def child(side: str, model_path: str, n_pairs: int, epochs: int, max_seq: int | None) -> dict:
+def child(side: str, model_path: str, n_pairs: int, epochs: int, max_seq: int | None,
+          names: tuple[str, ...] = ("stdlib",)) -> dict:
     import torch
 
     from core import models
     from core.evaluate import default_dims, evaluate
     with tempfile.TemporaryDirectory() as home:
-        pairs, test = data(home, n_pairs)
+        pairs, test = data(home, n_pairs, names)
         dims = default_dims(models.load_fresh(model_path, "cpu").get_embedding_dimension())
         cuda = torch.cuda.is_available()
         if cuda:
@@ -138,21 +151,26 @@ def reference(model_path: str, pairs, epochs: int, max_seq: int | None, dims: li
     return model, time.perf_counter() - started, 32
 
 
-def spawn(side: str, model_path: str, n_pairs: int, epochs: int, max_seq: int | None) -> dict:
+def spawn(side: str, model_path: str, n_pairs: int, epochs: int, max_seq: int | None,
+          names: tuple[str, ...]) -> dict:
     code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); "
             f"from benchmarks.gpu_speed import child; "
-            f"print(json.dumps(child({side!r}, {model_path!r}, {n_pairs}, {epochs}, {max_seq!r})))")
+            f"print(json.dumps(child({side!r}, {model_path!r}, {n_pairs}, {epochs}, {max_seq!r}, "
+            f"{names!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          timeout=3600)
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
-    plan = [line for line in out.stderr.splitlines() if line.startswith(("plan", "re-plan"))]
+    plan = [line for line in out.stderr.splitlines() if line.startswith(("plan", "re-plan"))
+            or " skipped: " in line]
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "plan": plan}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=100_000, help="at most this many demo pairs")
+    parser.add_argument("--pairs", type=int, default=100_000, help="at most this many train pairs")
+    parser.add_argument("--corpora", default="stdlib", help="benchmark corpora whose people's "
+                        "train pairs are pooled (stdlib,manpages,packages); NDCG on the first")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--max-seq", type=int, help="both sides (default: each side's own choice)")
     parser.add_argument("--models", default=",".join(MODELS))
@@ -161,13 +179,14 @@ def main() -> None:
 
     from core import models
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    print(f"{device}; {args.epochs} epoch(s), at most {args.pairs} demo pairs"
+    names = tuple(args.corpora.split(","))
+    print(f"{device}; {args.epochs} epoch(s), at most {args.pairs} pairs of {args.corpora}"
           + (f", seq {args.max_seq}" if args.max_seq else ""))
     with tempfile.TemporaryDirectory() as folder:
         paths = {"minilm": str(models.resolve(None)),
                  "bert-base-random": build_random_bert(Path(folder) / "bert-base-random")}
         for name in args.models.split(","):
-            rows = {side: spawn(side, paths[name], args.pairs, args.epochs, args.max_seq)
+            rows = {side: spawn(side, paths[name], args.pairs, args.epochs, args.max_seq, names)
                     for side in SIDES}
             ref, ours = rows["reference"], rows["ragtune"]
             print(f"\n{name}: {ours['pairs']} pairs; ragtune {ours['pairs_per_second'] / ref['pairs_per_second']:.2f}x "

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpora  # noqa: E402
+from core.plan import planned_vs_actual  # noqa: E402
 
 ROWS = ("base", "rotation", "pca", "adapted", "doc-only", "generated", "judged", "labelled")
 
@@ -39,13 +40,13 @@ class Quiet:
     def status(self, text): pass
     def progress(self, fraction): pass
     def log(self, line):
-        if line.startswith(("plan:", "rotation")) or "did not help" in line:
-            print("   ", line, file=sys.stderr)
+        if line.startswith(("plan:", "re-planned", "epoch ", "rotation")) or "did not help" in line:
+            print(f"    {time.strftime('%H:%M:%S')} {line}", file=sys.stderr)
     def point(self, series, step, value, epoch=None): pass
     def should_stop(self): return False
 
 
-def finetuned(store, corpus_id, people, test, mode, budget, home) -> dict:
+def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None) -> dict:
     """NDCG@10 per size of a fine-tune on people's train pairs or on generated pairs."""
     from core.finetune import run_experiment
     from core.pairs import generate_builtin
@@ -55,7 +56,7 @@ def finetuned(store, corpus_id, people, test, mode, budget, home) -> dict:
     source = people if mode == "labelled" else generate_builtin(store, corpus_id, "generated")
     pairs = [(p["query"], p["positive"])
              for p in store.pairs(source, "train" if mode == "labelled" else None)]
-    config = TrainConfig(budget_minutes=budget, generated_pairs=mode == "generated")
+    config = TrainConfig(budget_minutes=budget, generated_pairs=mode == "generated", epochs=epochs)
     result = run_experiment(config, pairs, test, home / f"{mode}-model", Quiet(), store,
                             [c["text"] for c in store.chunks(corpus_id)])
     rotated = bool(result.rotation and result.rotation.kept)
@@ -65,7 +66,7 @@ def finetuned(store, corpus_id, people, test, mode, budget, home) -> dict:
             "unrotated": unrotated(result.training.model_path, test) if rotated else None,
             "seconds": result.seconds["total"],
             "train_seconds": result.seconds["train"],
-            "plan_seconds": (result.training.plan or {}).get("seconds")}
+            "plan": result.training.plan}
 
 
 def unrotated(model_path: str, test) -> dict[int, float]:
@@ -80,7 +81,8 @@ def unrotated(model_path: str, test) -> dict[int, float]:
     return {d: m["ndcg@10"] for d, m in evaluate(model, test, [384, 256, 128, 64, 32]).metrics.items()}
 
 
-def measure(corpus: str, rows: list[str], budget: float | None, home: Path) -> dict:
+def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
+            epochs: int | None = None) -> dict:
     from core import models
     from core.adaptor import adapt
     from core.beir import load_demo
@@ -129,13 +131,13 @@ def measure(corpus: str, rows: list[str], budget: float | None, home: Path) -> d
             out["kept"][row] = result.kept
     for mode in ("generated", "labelled"):
         if mode in rows:
-            row = finetuned(store, corpus_id, people, test, mode, budget, home)
+            row = finetuned(store, corpus_id, people, test, mode, budget, home, epochs)
             out["ndcg"][mode], out["kept"][mode], out["seconds"][mode] = (
                 row["ndcg"], row["kept"], row["seconds"])
             if row["unrotated"]:
                 out["ndcg"][f"{mode}-norot"] = row["unrotated"]
             # The plan's promise against the training phase it measured (issue 20: ±15%).
-            out.setdefault("budget", {})[mode] = (row["plan_seconds"], row["train_seconds"])
+            out.setdefault("budget", {})[mode] = (row["plan"], row["train_seconds"])
     return out
 
 
@@ -150,10 +152,10 @@ def report(row: dict) -> list[str]:
         cells = "".join(f"{scores[d]:9.4f}" if name == "base" else
                         f"{scores[d] / max(base[d], 1e-9) - 1:+9.1%}" for d in dims)
         print(f"  {name:15}{cells}   {row['seconds'].get(name, 0):7.0f}  {row['kept'].get(name, '')}")
-    for mode, (planned, took) in row.get("budget", {}).items():
-        if planned:
-            print(f"  {mode}: training planned {planned:.0f} s, took {took:.0f} s "
-                  f"({took / planned - 1:+.0%})")
+    for mode, (plan, took) in row.get("budget", {}).items():
+        if plan:
+            print(f"  {mode}: training planned {plan['seconds']:.0f} s, took {took:.0f} s "
+                  f"({took / plan['seconds'] - 1:+.0%}); {planned_vs_actual(plan, took)}")
     failed = []
     doc = row["ndcg"].get("doc-only")
     if doc:
@@ -174,6 +176,8 @@ def main() -> None:
                         help=f"any of {','.join(ROWS)}")
     parser.add_argument("--budget-minutes", type=float, help="training budget for the fine-tuned "
                         "rows (default: the plan's own)")
+    parser.add_argument("--epochs", type=int, help="fix the fine-tuned rows' epochs, to compare "
+                        "two versions of the training loop at equal work (default: the plan's)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     rows = args.rows.split(",")
@@ -183,7 +187,7 @@ def main() -> None:
     results, failed = [], []
     for corpus in args.corpora.split(","):
         with tempfile.TemporaryDirectory() as home:
-            results.append(measure(corpus, rows, args.budget_minutes, Path(home)))
+            results.append(measure(corpus, rows, args.budget_minutes, Path(home), args.epochs))
         failed += report(results[-1])
     print("\nchecks: " + ("all met" if not failed else "; ".join(failed)))
     if args.json:

@@ -4,11 +4,14 @@ ragtune's, and what each difference contributes, on the same pairs, model, batch
   reference  the model's full sequence length (256 for MiniLM), float32
   +seq       the sequence length the default plan fits to the passages
   +bf16      bfloat16 autocast on a CPU with native bf16 (AMX / AVX512-BF16), float32 otherwise
-  ours       both
+  +groups    batches of similar-length texts (core.batching), no text twice in a batch
+  seq+bf16   the first two (ragtune before length-grouped batches)
+  ours       all three
 Each variant runs in its own subprocess, twice, in alternating order (these machines are shared
 and noisy); the ratio uses the faster of the two runs. Target (issue 8): ours <= 0.6x reference.
 
     python benchmarks/step_speed.py [--corpus stdlib|manpages|packages] [--pairs 320]
+    python benchmarks/step_speed.py --variants seq+bf16,ours     # what grouping adds
 """
 from __future__ import annotations
 
@@ -22,11 +25,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-VARIANTS = {"reference": (False, False), "+seq": (True, False), "+bf16": (False, True),
-            "ours": (True, True)}
+VARIANTS = {"reference": (False, False, False), "+seq": (True, False, False),
+            "+bf16": (False, True, False), "+groups": (False, False, True),
+            "seq+bf16": (True, True, False), "ours": (True, True, True)}
 
 
-def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool) -> dict:
+def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool, grouped: bool = False) -> dict:
     import datasets
     import torch
     from sentence_transformers import SentenceTransformerTrainer
@@ -37,6 +41,7 @@ def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool) -> dict:
 
     from benchmarks import corpora
     from core import models
+    from core.batching import LengthGroupedBatchSampler
     from core.beir import load_demo
     from core.store import Store
     from core.train import DeviceSetup, TrainConfig, plan_run
@@ -55,7 +60,8 @@ def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool) -> dict:
         args = SentenceTransformerTrainingArguments(
             output_dir=str(Path(home) / "out"), num_train_epochs=1, per_device_train_batch_size=32,
             learning_rate=2e-5, warmup_steps=0.1, lr_scheduler_type="cosine", use_cpu=True,
-            bf16=use_bf16, batch_sampler=BatchSamplers.NO_DUPLICATES, eval_strategy="no",
+            bf16=use_bf16, eval_strategy="no",
+            batch_sampler=LengthGroupedBatchSampler if grouped else BatchSamplers.NO_DUPLICATES,
             save_strategy="no", seed=42, report_to="none", disable_tqdm=True)
         dataset = datasets.Dataset.from_dict({"anchor": [q for q, _ in pairs],
                                               "positive": [p for _, p in pairs]})
@@ -69,9 +75,9 @@ def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool) -> dict:
 
 
 def spawn(corpus: str, n_pairs: int, variant: str) -> dict:
-    fit_seq, bf16 = VARIANTS[variant]
+    fit_seq, bf16, grouped = VARIANTS[variant]
     code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.step_speed import child; "
-            f"print(json.dumps(child({corpus!r}, {n_pairs}, {fit_seq}, {bf16})))")
+            f"print(json.dumps(child({corpus!r}, {n_pairs}, {fit_seq}, {bf16}, {grouped})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          timeout=3600)
     if out.returncode:
@@ -83,17 +89,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="stdlib")
     parser.add_argument("--pairs", type=int, default=320)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="the first is the baseline")
     args = parser.parse_args()
-    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    for order in (list(VARIANTS), list(reversed(VARIANTS))):
+    chosen = args.variants.split(",")
+    unknown = set(chosen) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; pick from {', '.join(VARIANTS)}")
+    runs: dict[str, list[dict]] = {v: [] for v in chosen}
+    for order in (chosen, chosen[::-1]):
         for variant in order:
             runs[variant].append(spawn(args.corpus, args.pairs, variant))
     best = {v: min(r["seconds"] for r in rs) for v, rs in runs.items()}
-    first = runs["ours"][0]
+    first, baseline = runs[chosen[-1]][0], chosen[0]
     print(f"{args.corpus}: {first['pairs']} pairs, batch 32, 1 epoch, CPU; fitted seq {first['seq']}, "
           f"bf16 {'available' if first['bf16'] else 'not available'}")
     for variant, seconds in best.items():
-        print(f"  {variant:<10} {seconds:7.1f} s   {seconds / best['reference']:.2f}x reference"
+        print(f"  {variant:<10} {seconds:7.1f} s   {seconds / best[baseline]:.2f}x {baseline}"
               f"   (runs: {', '.join(format(r['seconds'], '.1f') for r in runs[variant])})")
 
 

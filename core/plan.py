@@ -58,6 +58,9 @@ MAX_BATCH = 1024
 MIN_BATCH = 32  # the reference recipe's batch: fewer in-batch negatives only where data is tiny
 MIN_STEPS_PER_EPOCH = 64  # more pairs per batch, fewer updates: unmeasured beyond this on a GPU
 MEMORY_HEADROOM = 0.8  # of the free device memory a plan fills (allocator fragmentation, spikes)
+# A further epoch cut short to fill the budget must train at least this share of it (and as long
+# as its evaluation and save take): shorter, it would change the model little for an evaluation.
+MIN_LAST_EPOCH_SHARE = 0.05
 
 
 @dataclass
@@ -76,12 +79,18 @@ class Plan:
     mini_batch_size: int | None = None  # cached_mnrl: texts through the model at once
     measured_pairs_per_second: float | None = None  # None until the run timed its first steps
     first_estimate_seconds: float | None = None  # ``seconds`` before the first re-plan
+    last_epoch_pairs: int | None = None  # a re-planned last epoch cut short to end at the budget
+
+    def last_epoch(self) -> int:
+        """Pairs the last epoch trains (one epoch: ``max_pairs``, which re-planning may cut)."""
+        return self.last_epoch_pairs or self.max_pairs
 
     def summary(self) -> str:
         minutes = self.seconds / 60
         took = f"≈ {minutes:.0f} min" if minutes >= 1 else f"≈ {self.seconds:.0f} s"
+        cut = f" (the last {self.last_epoch_pairs:,})" if self.last_epoch_pairs else ""
         return (f"{self.epochs} epoch{'s' * (self.epochs != 1)} · lr {self.learning_rate:.0e} · "
-                f"batch {self.batch_size} · seq {self.max_seq_length} · {self.max_pairs:,} pairs · "
+                f"batch {self.batch_size} · seq {self.max_seq_length} · {self.max_pairs:,} pairs{cut} · "
                 f"{took}")
 
     def to_json(self) -> dict:
@@ -247,11 +256,16 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
            epochs_open: bool = True, pairs_open: bool = True) -> Plan:
     """The plan re-decided from a run's measured speed, so its training phase ends at its budget.
 
-    Epochs fill the remaining time as in ``default_plan`` (up to ``max_epochs``, never fewer than
-    the epochs already begun, since stopping inside an epoch wastes its evaluation); when not even
-    one epoch over ``pairs_per_epoch`` fits, a one-epoch run stops after the pairs that do (the
-    batches are shuffled, so they are a random sample). Settings the user fixed stay; then only
-    ``seconds`` is re-estimated, which is what the progress bar's time left is read from.
+    Whole epochs fill the remaining time as in ``default_plan`` (up to ``max_epochs``, never
+    fewer than the epochs already begun). The time whole epochs leave goes to one further epoch
+    cut short, where it can train ``MIN_LAST_EPOCH_SHARE`` of the budget and at least as long as
+    its evaluation and save take (an epoch on a slow machine can be most of the budget, so whole
+    epochs alone could end far before it); and
+    when the time runs out inside an epoch, that epoch stops after the pairs that fit (the
+    batches are shuffled, so they are a random sample). Re-planned at every step, this cut
+    follows a machine that slows down while the last epoch runs. Settings the user fixed stay
+    (a fixed single epoch may still be cut); otherwise only ``seconds`` is re-estimated, which is
+    what the progress bar's time left is read from.
 
     Args:
         plan: the plan being run (its budget, batch size and learning rate stay).
@@ -266,8 +280,8 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
         >>> slow = Measured(elapsed=60, pairs_done=64, pairs_per_second=5.0, epochs_done=0,
         ...                 eval_seconds=10, save_seconds=2)
         >>> again = replan(plan, slow, 2000, 4)  # a third of the expected speed
-        >>> (plan.epochs, again.epochs, again.max_pairs, round(again.seconds))
-        (3, 1, 2000, 461)
+        >>> (plan.epochs, again.epochs, again.max_pairs, again.last_epoch_pairs, round(again.seconds))
+        (3, 2, 2000, 634, 600)
     """
     rate = max(measured.pairs_per_second, 1e-9)
     left = plan.budget_seconds - measured.elapsed
@@ -278,16 +292,27 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
         to_train = max(0, (epochs - 1) * pairs_per_epoch + pairs - measured.pairs_done)
         return to_train / rate + max(0, epochs - measured.epochs_done) * per_epoch + measured.save_seconds
 
+    def last_fits(epochs: int) -> int:
+        """Pairs epoch ``epochs`` can train, the epochs before it whole, to end at the budget."""
+        fixed = max(0, epochs - measured.epochs_done) * per_epoch + measured.save_seconds
+        return int((left - fixed) * rate + measured.pairs_done - (epochs - 1) * pairs_per_epoch)
+
     begun = max(1, -(-measured.pairs_done // max(pairs_per_epoch, 1)))
-    epochs, pairs = plan.epochs, plan.max_pairs if plan.epochs == 1 else pairs_per_epoch
+    epochs, last = plan.epochs, plan.last_epoch() if plan.epochs == 1 or plan.last_epoch_pairs else pairs_per_epoch
     if epochs_open:
         fitting = [e for e in range(begun, max(max_epochs, begun) + 1) if cost(e, pairs_per_epoch) <= left]
-        epochs, pairs = (max(fitting), pairs_per_epoch) if fitting else (begun, pairs_per_epoch)
-    if pairs_open and epochs == 1:
-        affordable = (left - cost(1, 0) + measured.pairs_done / rate) * rate
-        pairs = int(min(pairs_per_epoch, max(affordable, measured.pairs_done, plan.batch_size)))
-    seconds = measured.elapsed + cost(epochs, pairs)
-    return replace(plan, epochs=epochs, max_pairs=pairs, seconds=seconds,
+        epochs, last = (max(fitting) if fitting else begun), pairs_per_epoch
+    if pairs_open and (epochs_open or epochs == 1):
+        if cost(epochs, pairs_per_epoch) > left:  # time runs out inside this epoch
+            in_epoch = measured.pairs_done - (epochs - 1) * pairs_per_epoch
+            last = min(pairs_per_epoch, max(last_fits(epochs), in_epoch, plan.batch_size))
+        elif epochs_open and epochs < max_epochs and last_fits(epochs + 1) >= max(
+                plan.batch_size, rate * max(per_epoch, MIN_LAST_EPOCH_SHARE * plan.budget_seconds)):
+            epochs, last = epochs + 1, min(pairs_per_epoch, last_fits(epochs + 1))
+    seconds = measured.elapsed + cost(epochs, last)
+    one = epochs == 1
+    return replace(plan, epochs=epochs, max_pairs=last if one else pairs_per_epoch,
+                   last_epoch_pairs=None if one or last >= pairs_per_epoch else last, seconds=seconds,
                    measured_pairs_per_second=measured.pairs_per_second,
                    first_estimate_seconds=plan.first_estimate_seconds or plan.seconds)
 

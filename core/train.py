@@ -25,6 +25,7 @@ import random
 import re
 import shutil
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol
@@ -301,7 +302,9 @@ class PlanKeeper:
     The trainer is set up for the most the plan may grow to (``max_epochs`` over
     ``pairs_per_epoch``); the keeper says when to stop. Steps are timed between consecutive
     step ends within an epoch, so the first step's warm-up and the evaluations are not counted
-    as training speed; each evaluation and save is timed on its own.
+    as training speed; each evaluation and save is timed on its own. The speed is that of the
+    last ``RATE_WINDOW`` steps, so a machine whose load changes while the run goes on (another
+    job starting or ending) is followed within a minute or two, not averaged away.
 
     Args:
         plan: the plan to start from (its estimate comes from a constant rate).
@@ -316,6 +319,7 @@ class PlanKeeper:
         clock: seconds, monotonic; a test may pass its own.
     """
     CALIBRATION_STEPS = 2  # timed steps before the first re-plan; later ones refine it
+    RATE_WINDOW = 32  # steps: enough shuffled batches to average short and long ones
 
     def __init__(self, plan: Plan, started: float, eval_seconds: float, pairs_per_epoch: int,
                  steps_per_epoch: int, max_epochs: int, epochs_open: bool, pairs_open: bool,
@@ -325,31 +329,34 @@ class PlanKeeper:
         self.max_epochs, self.epochs_open, self.pairs_open = max_epochs, epochs_open, pairs_open
         self.pairs_per_step = pairs_per_step
         self.eval_seconds, self.save_seconds = eval_seconds, 0.0  # a save is timed at the first
-        self.trained_seconds, self.timed_steps, self.pairs_done, self.epochs_done = 0.0, 0, 0, 0
+        self.step_seconds: deque[float] = deque(maxlen=self.RATE_WINDOW)
+        self.pairs_done = self.epochs_done = 0
         self.last_step: float | None = None
         self.epoch_ended = self.evaluated_at = None
         self.schedule = CosineSchedule(self.target_steps(), warmup)
 
     def target_steps(self) -> int:
-        if self.plan.epochs == 1:
-            return min(self.steps_per_epoch, math.ceil(self.plan.max_pairs / self.pairs_per_step))
-        return self.plan.epochs * self.steps_per_epoch
+        last = min(self.steps_per_epoch, math.ceil(self.plan.last_epoch() / self.pairs_per_step))
+        return (self.plan.epochs - 1) * self.steps_per_epoch + last
 
     @property
     def rate(self) -> float | None:
-        if self.timed_steps < self.CALIBRATION_STEPS:
+        if len(self.step_seconds) < self.CALIBRATION_STEPS:
             return None
-        return self.timed_steps * self.pairs_per_step / max(self.trained_seconds, 1e-9)
+        return len(self.step_seconds) * self.pairs_per_step / max(sum(self.step_seconds), 1e-9)
+
+    def shape(self) -> tuple[int, int]:
+        """Epochs, and the last epoch's length in tenths: a change worth telling people."""
+        return self.plan.epochs, 10 * self.plan.last_epoch() // max(self.pairs_per_epoch, 1)
 
     def seconds_left(self) -> float:
         return max(0.0, self.plan.seconds - (self.clock() - self.started))
 
     def step_end(self, global_step: int) -> bool:
-        """After each optimizer step; True: stop now (a one-epoch run's pairs are done)."""
+        """After each optimizer step; True: stop now (the last epoch's pairs are done)."""
         now = self.clock()
         if self.last_step is not None:
-            self.trained_seconds += now - self.last_step
-            self.timed_steps += 1
+            self.step_seconds.append(now - self.last_step)
         self.last_step = now
         # Counted per epoch: an epoch's last batch is usually short, so steps × batch would
         # overshoot the epoch and make the plan believe a further epoch had begun.
@@ -357,7 +364,7 @@ class PlanKeeper:
         self.pairs_done = epochs * self.pairs_per_epoch + min(steps * self.pairs_per_step,
                                                                self.pairs_per_epoch)
         self._replan()
-        return self.plan.epochs == 1 and global_step >= self.target_steps()
+        return global_step >= self.target_steps()
 
     def epoch_end(self, epochs_completed: int) -> bool:
         """At an epoch's end, before its evaluation; True: this was the plan's last epoch."""
@@ -611,10 +618,10 @@ def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
             lr_scheduler.lr_lambdas = [keeper.schedule] * len(lr_scheduler.base_lrs)
 
         def on_step_end(self, args, state, control, **kwargs):
-            epochs, pairs = keeper.plan.epochs, keeper.plan.max_pairs
+            shape = keeper.shape()
             if keeper.step_end(state.global_step):
                 control.should_training_stop = True
-            if (epochs, pairs) != (keeper.plan.epochs, keeper.plan.max_pairs):
+            if shape != keeper.shape():
                 reporter.log(f"re-planned from the measured {keeper.rate:.1f} pairs/s: "
                              f"{keeper.plan.summary()}")
             reporter.progress(min(1.0, state.global_step / max(keeper.schedule.total, 1)))

@@ -46,15 +46,42 @@ def test_the_replanned_run_fills_its_budget_with_evaluations_and_saving_counted(
 
 def test_epochs_already_begun_are_finished_and_fixed_settings_stay():
     plan = default_plan(500, [100] * 500, "cpu", 256, MINILM, budget_minutes=2)
-    # Half-way through epoch 3 with the budget spent: finish epoch 3, start no fourth.
+    # Half-way through epoch 3 with the budget spent: stop epoch 3 here (it is still evaluated),
+    # start no fourth.
     late = replan(plan, measured(rate=10.0, elapsed=119, done=1250, epochs_done=2), 500, 4)
-    assert late.epochs == 3 and late.seconds > plan.budget_seconds
+    assert (late.epochs, late.last_epoch_pairs) == (3, 250)
+    assert plan.budget_seconds < late.seconds < plan.budget_seconds + 10
     fixed = replan(plan, measured(rate=1.0), 500, 4, epochs_open=False, pairs_open=False)
     assert (fixed.epochs, fixed.max_pairs) == (plan.epochs, plan.max_pairs)
     assert fixed.seconds > plan.seconds  # only the estimate (the time left) follows the rate
     one = default_plan(5000, [100] * 5000, "cpu", 256, MINILM, budget_minutes=5, epochs=1)
     shorter = replan(one, measured(rate=2.0), 5000, 1, epochs_open=False)
     assert shorter.epochs == 1 and shorter.max_pairs < one.max_pairs
+
+
+def test_time_whole_epochs_leave_goes_to_a_last_epoch_cut_short():
+    # One epoch takes 70% of the budget on this machine: a second whole one would end at 140%,
+    # one epoch alone at 75%; the second epoch is cut to end at the budget.
+    plan = default_plan(2100, [100] * 2100, "cpu", 256, MINILM, budget_minutes=10)
+    again = replan(plan, measured(rate=5.0, elapsed=10, eval_seconds=10, save_seconds=2), 2100, 4)
+    assert (again.epochs, again.max_pairs) == (2, 2100) and 0 < again.last_epoch_pairs < 2100
+    assert again.last_epoch() == again.last_epoch_pairs
+    assert again.seconds == pytest.approx(plan.budget_seconds, abs=1)
+    assert "(the last " in again.summary()
+    # Time left for less training than an evaluation and save cost: no further epoch begins.
+    short = replan(plan, measured(rate=5.0, elapsed=10, eval_seconds=10, save_seconds=2), 2800, 4)
+    assert short.epochs == 1 and short.last_epoch_pairs is None and short.seconds < 600
+    assert 600 - short.seconds < 2 * (10 + 2)
+
+
+def test_a_machine_that_slows_down_in_the_last_epoch_cuts_it_shorter():
+    plan = default_plan(1000, [100] * 1000, "cpu", 256, MINILM, budget_minutes=10)
+    on_time = replan(plan, measured(rate=5.0, elapsed=540, done=1800, epochs_done=1), 1000, 4)
+    slower = replan(plan, measured(rate=2.5, elapsed=540, done=1800, epochs_done=1), 1000, 4)
+    assert on_time.epochs == slower.epochs == 2
+    assert on_time.last_epoch_pairs is None  # the second epoch still fits whole
+    assert 800 <= slower.last_epoch_pairs < 1000  # never fewer than it has trained
+    assert slower.seconds <= plan.budget_seconds + 10
 
 
 def test_a_run_never_plans_fewer_pairs_than_it_has_trained_or_than_one_batch():
@@ -91,6 +118,42 @@ def test_the_keeper_times_steps_but_not_evaluations_and_shrinks_a_slow_run():
     assert stopped[-1] and not any(stopped[:-1])
     assert keeper.schedule.total == len(stopped) < 20
     assert keeper.seconds_left() == pytest.approx(keeper.plan.seconds - now[0])
+
+
+def test_the_keeper_stops_inside_the_last_epoch_where_the_budget_ends():
+    now = [0.0]
+    plan = default_plan(320, [100] * 320, "cpu", 256, MINILM, budget_minutes=1)
+    keeper = PlanKeeper(plan, started=0.0, eval_seconds=2.0, pairs_per_epoch=320, steps_per_epoch=10,
+                        max_epochs=4, epochs_open=True, pairs_open=True, pairs_per_step=32,
+                        warmup=0.1, clock=lambda: now[0])
+    now[0], step = 5.0, 0  # loading and the untrained evaluation
+    while True:
+        step += 1
+        now[0] += 2.0  # 16 pairs/s: an epoch takes 20 s, three whole ones do not fit in 60
+        if keeper.step_end(step):
+            break
+        if step % 10 == 0:
+            assert not keeper.epoch_end(step // 10)
+            now[0] += 2.0
+            keeper.evaluated()
+            now[0] += 1.0
+            keeper.saved()
+    assert keeper.plan.epochs == 3 and step % 10 and 20 < step < 30
+    assert keeper.schedule.total == step
+    now[0] += 2.0 + 1.0 + 1.0  # the last evaluation, checkpoint and the kept model's save
+    assert now[0] == pytest.approx(plan.budget_seconds, abs=3)
+
+
+def test_the_keeper_follows_a_machine_that_became_busier():
+    now = [0.0]
+    plan = default_plan(100_000, [100] * 1000, "cpu", 256, MINILM, budget_minutes=60)
+    keeper = PlanKeeper(plan, started=0.0, eval_seconds=2.0, pairs_per_epoch=100_000,
+                        steps_per_epoch=3125, max_epochs=4, epochs_open=True, pairs_open=True,
+                        pairs_per_step=32, warmup=0.1, clock=lambda: now[0])
+    for step in range(1, 101):
+        now[0] += 2.0 if step <= 60 else 4.0  # another job starts after 60 steps
+        keeper.step_end(step)
+    assert keeper.rate == pytest.approx(8.0)  # the last steps' speed, not the run's average
 
 
 # -- batch sizing from free device memory, pure ----------------------------------------------
