@@ -24,9 +24,10 @@ lint: .venv/ready
 test: lint
 	$(PY) -m pytest -q
 
-# Every module, minus Chromium and the tests that train or encode corpora: about 3 minutes.
+# Every module, minus Chromium and the tests that train or encode corpora, on two processes:
+# under 2 minutes on an idle 2-core machine.
 test-fast: .venv/ready
-	$(PY) -m pytest -q -m "not browser and not slow"
+	$(PY) -m pytest -q -n 2 -m "not browser and not slow"
 
 # README's command reference, rewritten from the parser (tests/test_cli_reference.py checks it).
 readme: .venv/ready

@@ -41,7 +41,7 @@ def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool, grouped: bool = 
 
     from benchmarks import corpora
     from core import models
-    from core.batching import LengthGroupedBatchSampler
+    from benchmarks.length_groups import LengthGroupedBatchSampler
     from core.beir import load_demo
     from core.store import Store
     from core.train import DeviceSetup, TrainConfig, plan_run

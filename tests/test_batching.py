@@ -6,7 +6,7 @@ import datasets
 import torch
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
-from core.batching import LengthGroupedBatchSampler
+from benchmarks.length_groups import LengthGroupedBatchSampler
 
 
 def rows(n=600, seed=0):

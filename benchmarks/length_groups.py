@@ -12,6 +12,12 @@ MultipleNegativesRankingLoss scores every other passage in a batch as a wrong an
 must not hold a text twice (sentence-transformers' ``NoDuplicatesBatchSampler``): a text already
 in the batch is deferred to the next batch that does not hold it, as there.
 
+Measured and not adopted (yet): steps alone ran 0.59× the time on CPU, but end to end on the
+shared 2-core machine the gain was within noise and one corpus lost 0.010 NDCG@10 at 128 dims
+(issue 20). It lives beside the benchmark that compares it (``step_speed.py``'s ``+groups``
+variant) until a quiet machine or a GPU shows it pays; adopting it is one ``batch_sampler=``
+line in ``core.train.training_arguments``.
+
 Example::
 
     >>> import datasets
