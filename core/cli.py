@@ -167,7 +167,7 @@ def _runs_parser(p: argparse.ArgumentParser) -> None:
 def run_list(args) -> None:
     from .disk import workspace_size
     from .jobs import all_jobs
-    from .workflow import plural
+    from .wording import plural
     store = Store()
     corpora = store.corpora()
     pair_sets = store.pair_set_summaries()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from .wording import plural
 from .errors import WorkspaceError
 from .store import Store
 
@@ -65,8 +66,8 @@ class IngestReport:
     duplicates: int = 0
 
     def summary(self) -> str:
-        return (f"{self.documents} documents, {self.chunks} chunks, "
-                f"{self.duplicates} duplicate chunks removed")
+        return (f"{plural(self.documents, 'document')}, {plural(self.chunks, 'chunk')}, "
+                f"{plural(self.duplicates, 'duplicate chunk')} removed")
 
 
 # -- loaders ----------------------------------------------------------------------------

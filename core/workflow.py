@@ -12,6 +12,7 @@ from . import jobs, plan
 from .label import people_pair_set, test_questions
 from .runs import list_runs
 from .store import Store
+from .wording import plural
 
 
 @dataclass
@@ -35,11 +36,6 @@ class Status:
         corpora, pair_sets = self.steps[1].state, self.steps[2].state
         jobs_part = f"{self.running} job{'s' * (self.running != 1)} running"
         return f"{corpora} · {pair_sets} · {jobs_part}"
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """"1 corpus", "3 corpora": a count with its noun in the right number."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def active_jobs(store: Store) -> list[jobs.Job]:

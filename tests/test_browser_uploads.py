@@ -7,6 +7,7 @@ import pytest
 
 from core.corpus import SUPPORTED, TABLE_KINDS
 from core.store import Store
+from core.wording import plural
 from tests.browser import (ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure,
                            wait_idle)
 from tests.test_bad_input import beir, zipped
@@ -76,7 +77,7 @@ def test_a_good_upload_is_previewed_and_added(app, page, tmp_path, suffix):
     page.get_by_text("Preview").wait_for(timeout=60_000)
     wait_idle(page)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-    page.get_by_role("button", name=f"Add {documents(suffix)} documents to '{name}'").click()
+    page.get_by_role("button", name=f"Add {plural(documents(suffix), 'document')} to '{name}'").click()
     page.get_by_text(f"Added to '{name}'").wait_for(timeout=60_000)
     assert corpora(app[2])[name] == documents(suffix)
 

@@ -6,6 +6,7 @@ import streamlit as st
 from core.beir import import_beir, parse_beir, upload_files
 from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
 from core.errors import WorkspaceError
+from core.wording import plural
 from views.common import confirm_delete, escape, explained, show_flash, store, token_counter
 
 st.title("Corpus")
@@ -96,7 +97,7 @@ if documents:
     blocked = bool(errors) or not name
     if errors:
         st.warning("Remove or fix the files above first; nothing has been added.")
-    if st.button(f"Add {len(documents)} documents to '{escape(name)}'", type="primary",
+    if st.button(f"Add {plural(len(documents), 'document')} to '{escape(name)}'", type="primary",
                  disabled=blocked):
         with explained(), st.spinner("Chunking and removing duplicates…"):
             report = ingest(workspace, name, documents, count, settings)
