@@ -86,7 +86,7 @@ def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
     from core import models
     from core.adaptor import adapt
     from core.beir import load_demo
-    from core.evaluate import RetrievalSet, encode, evaluate_named, score_all_dims
+    from core.evaluate import RetrievalSet, encode, evaluate_named, ndcg_by_dim
     from core.rotate import fit, passage_vectors
     from core.store import Store
     from core.tune import tune
@@ -103,8 +103,7 @@ def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
     dims = [384, 256, 128, 64, 32]
 
     def score(q, c) -> dict[int, float]:
-        metrics = score_all_dims(q, c, test, dims)[0]
-        return {d: metrics[d]["ndcg@10"] for d in dims}
+        return ndcg_by_dim(q, c, test, dims)
 
     out["ndcg"]["base"] = score(queries, base)
     out["seconds"]["base"] = time.perf_counter() - started

@@ -307,6 +307,13 @@ def score_all_dims(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: 
     return metrics, per_query, per_query_ndcg
 
 
+def ndcg_by_dim(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
+                dims: list[int]) -> dict[int, float]:
+    """NDCG@10 at each size of vectors already encoded: what a candidate map is judged on."""
+    metrics = score_all_dims(query_vectors, corpus_vectors, data, dims)[0]
+    return {d: metrics[d]["ndcg@10"] for d in dims}
+
+
 def evaluate(model, data: RetrievalSet, dims: list[int] | None = None, *, model_name: str = "",
              store: Store | None = None, cache_key: str | None = None, batch_size: int = 64,
              progress: Progress | None = None) -> EvalResult:

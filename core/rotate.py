@@ -227,18 +227,15 @@ def rotate_if_it_helps(model_path: Path, validation, dims: list[int],
     import json
 
     from . import models
-    from .evaluate import encode, score_all_dims
+    from .evaluate import encode, ndcg_by_dim
     model = str(model_path)
     passages = passage_vectors(store, model, validation.corpus)
     queries = encode(models.load(model), validation.queries, role="query")
     rotation = fit(passages, "rotation")
 
-    def ndcg(q: np.ndarray, c: np.ndarray) -> dict[int, float]:
-        metrics = score_all_dims(q, c, validation, dims)[0]
-        return {d: metrics[d]["ndcg@10"] for d in dims}
-
-    check = RotationCheck(False, ndcg(queries, passages),
-                          ndcg(rotation.apply(queries), rotation.apply(passages)))
+    check = RotationCheck(False, ndcg_by_dim(queries, passages, validation, dims),
+                          ndcg_by_dim(rotation.apply(queries), rotation.apply(passages),
+                                      validation, dims))
     truncated = [d for d in dims if d != max(dims)]
     check.kept = bool(truncated) and sum(check.rotated[d] - check.without[d] for d in truncated) > 0
     if check.kept:

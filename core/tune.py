@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .evaluate import RetrievalSet, default_dims, encode, score_all_dims
+from .evaluate import RetrievalSet, default_dims, encode, ndcg_by_dim
 from .rotate import Rotation, fit, passage_vectors, prime_cache, save_rotated
 from .store import Store, WorkspaceError
 
@@ -202,12 +202,6 @@ def score_note(judged_by: str) -> str:
     return "Scores: NDCG@10 on people's questions."
 
 
-def _people_scores(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
-                   dims: list[int]) -> dict[int, float]:
-    metrics = score_all_dims(query_vectors, corpus_vectors, data, dims)[0]
-    return {d: metrics[d]["ndcg@10"] for d in dims}
-
-
 def guard(candidates: list[Candidate], full: int, floor: float, reason: str) -> None:
     """Mark eligible the candidates scoring at least ``floor`` at the full size ``full``."""
     for c in candidates:
@@ -260,9 +254,9 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
         if people.corpus != texts:
             raise WorkspaceError("the people's questions must be on this corpus's passages")
         queries = encode(base_model, people.queries, role="query")
-        candidates[0].scores = _people_scores(queries, base, people, dims)
+        candidates[0].scores = ndcg_by_dim(queries, base, people, dims)
         for c in candidates[1:]:
-            c.scores = _people_scores(maps[c.name].apply(queries), maps[c.name].apply(base),
+            c.scores = ndcg_by_dim(maps[c.name].apply(queries), maps[c.name].apply(base),
                                       people, dims)
         floor = candidates[0].scores[dims[0]]
         guard(candidates, dims[0], floor, "ranks below the base at full size")
@@ -322,10 +316,10 @@ def _finetuned_candidates(store: Store, corpus_id: int, texts: list[str], model:
     tuned_model = models.load(result.model_path)
     vectors = encode(tuned_model, texts, role="document")
     queries = encode(tuned_model, people.queries, role="query")
-    tuned.scores = _people_scores(queries, vectors, people, dims)
+    tuned.scores = ndcg_by_dim(queries, vectors, people, dims)
     rotation = fit(vectors, "rotation")
     rotated = Candidate("fine-tuned + rotation",
-                        _people_scores(rotation.apply(queries), rotation.apply(vectors), people, dims))
+                        ndcg_by_dim(rotation.apply(queries), rotation.apply(vectors), people, dims))
     Path(result.model_path).rename(output_dir / "fine-tuned")
     save_rotated(str(output_dir / "fine-tuned"), rotation, output_dir / "fine-tuned-rotation",
                  {"corpus_id": corpus_id})

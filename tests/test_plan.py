@@ -12,19 +12,9 @@ from core.finetune import run_experiment
 from core.plan import MAX_EPOCHS, default_plan, seq_length_for
 from core.store import WorkspaceError
 from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
+from tests.reporter import Lines
 
 MINILM = 22_700_000
-
-
-class Quiet:
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def status(self, text): self.lines.append(text)
-    def progress(self, fraction): pass
-    def log(self, line): self.lines.append(line)
-    def point(self, series, step, value, epoch=None): pass
-    def should_stop(self): return False
 
 
 def test_small_data_gets_the_recipes_epochs_and_a_fitted_sequence_length():
@@ -92,7 +82,7 @@ def test_a_run_that_does_not_help_keeps_the_base_model_and_says_so(store, count,
     # pairs would scramble the judge as well, and on 6 such queries any model can win by chance.)
     pairs = [(p["query"], p["positive"]) for p in train]
     config = TrainConfig(epochs=2, batch_size=8, learning_rate=0.5, max_seq_length=64, dims=[384, 64])
-    result = run_experiment(config, pairs, data, tmp_path / "run", Quiet(), store)
+    result = run_experiment(config, pairs, data, tmp_path / "run", Lines(), store)
     assert result.training.kept == "base" and result.to_json()["message"] == NO_GAIN
     assert result.finetuned.metrics == result.baseline.metrics
     saved = json.loads(Path(result.training.model_path, "ragtune.json").read_text())

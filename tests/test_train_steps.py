@@ -3,19 +3,7 @@ many pairs the trainer holds, and what a run keeps at its end. (The whole loop r
 test_replan, test_plan, test_jobs and test_faults.)"""
 from core.plan import MAX_EPOCHS
 from core.train import NO_GAIN, ReplanScope, TrainConfig, keep_best
-
-
-class Lines:
-    """A reporter that keeps what it is told."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def status(self, text): self.lines.append(text)
-    def progress(self, fraction): pass
-    def log(self, line): self.lines.append(line)
-    def point(self, series, step, value, epoch=None): pass
-    def should_stop(self): return False
+from tests.reporter import Lines
 
 
 def planned(**asked) -> TrainConfig:
