@@ -10,7 +10,9 @@ from core.beir import load_demo
 from core.evaluate import RetrievalSet
 from core.plan import (MAX_BATCH, MIN_BATCH, Architecture, Measured, batch_for_memory, bytes_per_pair,
                        default_plan, replan, static_bytes)
-from core.train import CosineSchedule, PlanKeeper, TrainConfig, train
+from core import models
+from core.evaluate import evaluate_named
+from core.train import CosineSchedule, PlanKeeper, TrainConfig, evaluation_seconds, train
 
 MINILM = 22_700_000
 BERT_BASE = Architecture(768, 12, 12)
@@ -154,6 +156,38 @@ def test_the_keeper_follows_a_machine_that_became_busier():
         now[0] += 2.0 if step <= 60 else 4.0  # another job starts after 60 steps
         keeper.step_end(step)
     assert keeper.rate == pytest.approx(8.0)  # the last steps' speed, not the run's average
+
+
+def test_the_forecast_stands_once_the_last_step_is_done():
+    now = [0.0]
+    plan = default_plan(320, [100] * 320, "cpu", 256, MINILM, budget_minutes=1, epochs=1)
+    keeper = PlanKeeper(plan, started=0.0, eval_seconds=2.0, pairs_per_epoch=320, steps_per_epoch=10,
+                        max_epochs=1, epochs_open=False, pairs_open=True, pairs_per_step=32,
+                        warmup=0.1, clock=lambda: now[0])
+    step = 0
+    while not keeper.step_end(step := step + 1):
+        now[0] += 2.0
+    forecast = keeper.plan.seconds
+    assert keeper.epoch_end(1)
+    now[0] += 20.0  # the final evaluation took ten times the 2 s it was priced at
+    keeper.evaluated()
+    now[0] += 1.0
+    keeper.saved()
+    # What the run is held to is the forecast it made, not the time it then took.
+    assert keeper.plan.seconds == forecast < now[0] - 15
+
+
+def test_an_evaluation_the_cache_served_is_priced_at_encoding_every_passage(store, count):
+    _, pair_set_id = load_demo(store, count, limit=60)
+    data = RetrievalSet.from_pair_set(store, pair_set_id).subset(120)
+    cold = evaluate_named(None, data, [384], store)  # encodes every passage and caches them
+    warm = evaluate_named(None, data, [384], store)  # its questions only
+    assert warm.timings["passages_encoded"] == 0
+    model = models.load_fresh(None, "cpu")
+    assert evaluation_seconds(cold, cold.seconds, model, data, seed=0) == cold.seconds
+    priced = evaluation_seconds(warm, warm.seconds, model, data, seed=0)
+    assert priced > 3 * warm.seconds
+    assert cold.seconds / 3 < priced < 3 * cold.seconds
 
 
 # -- batch sizing from free device memory, pure ----------------------------------------------
