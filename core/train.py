@@ -469,13 +469,15 @@ def evaluation_seconds(untrained: EvalResult, seconds: float, model, validation:
     Args:
         untrained: ``measure_untrained``'s result (its timings say how many passages it encoded).
         seconds: how long that measurement took.
-        model: the model being trained, on its device.
+        model: the model being trained, on its device; None where it is not on it yet (under
+            torchrun the trainer places it), so a sample would be timed on the wrong device and
+            the untrained model's time is all there is until the first epoch's evaluation.
         validation: the queries and passages every epoch is judged on.
         seed: which passages the sample takes.
     """
     encoded = int(untrained.timings.get("passages_encoded", len(validation.corpus)))
     served = len(validation.corpus) - encoded
-    if served <= 0:
+    if served <= 0 or (model is None and not encoded):
         return seconds
     if encoded:
         per_passage = untrained.timings["corpus_encoding"] / encoded
@@ -819,7 +821,8 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     validation = eval_data.subset(VALIDATION_PASSAGES, config.seed)
     evaluator = matryoshka_evaluator(validation, config.dims)
     untrained, seconds = measure_untrained(config, validation, store, reporter)
-    eval_seconds = evaluation_seconds(untrained, seconds, model, validation, config.seed)
+    eval_seconds = evaluation_seconds(untrained, seconds, None if distributed else model,
+                                      validation, config.seed)
 
     # The trainer, set up for the most the plan may grow to; the plan keeper says when to stop.
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
