@@ -7,17 +7,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .store import Store
+from .wording import trimmed
 
 PARTS = ("database", "models", "cached vectors", "other")
 
 
 def human_bytes(n: float) -> str:
-    """SI units, as disk makers and file managers count: 1 kB = 1000 bytes, 1 MB = 10⁶ bytes."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    """SI units, as disk makers and file managers count: 1 kB = 1000 bytes, 1 MB = 10⁶ bytes;
+    at most one decimal and none that is zero ("384 MB", "1.5 GB"), as ``trimmed`` writes it.
+
+    Example::
+
+        >>> human_bytes(384_000_000), human_bytes(1_536_000_000), human_bytes(999)
+        ('384 MB', '1.5 GB', '999 B')
+    """
+    for unit in ("B", "kB", "MB", "GB"):
+        if round(n, 1) < 1000:
+            return f"{trimmed(n, 0 if unit == 'B' else 1)} {unit}"
         n /= 1000
-    return f"{n:.1f} TB"
+    return f"{trimmed(n)} TB"
 
 
 def folder_bytes(path: Path) -> int:

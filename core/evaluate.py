@@ -356,6 +356,13 @@ def cache_key(name: str | None, model) -> str:
 BASELINE = "baseline"  # the base model's label, whichever page, command or job measured it
 
 
+def finetuned_label(job_id: int) -> str:
+    """How the model of fine-tuning job ``job_id`` is labelled in listings, whether the job
+    measured it or people's questions did later: one name per model, so Results and Runs never
+    show the same model under two."""
+    return f"fine-tuned (job {job_id})"
+
+
 def evaluation_label(model_name: str | None) -> str:
     """How a measurement is labelled in listings: "baseline" for the bundled model (named or left
     out), otherwise the model's name. The Results page and ``evaluate --pairs`` both use it."""

@@ -432,7 +432,7 @@ def check_train_config(store: Store, config: dict) -> dict:
 
 
 def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
-    from .evaluate import BASELINE, RetrievalSet, save
+    from .evaluate import BASELINE, RetrievalSet, finetuned_label, save
     from .finetune import run_experiment
     from .train import TrainConfig
     config = TrainConfig.from_dict(job.config)
@@ -454,7 +454,7 @@ def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
     out = {**result.to_json(), "baseline_evaluation": baseline_id}
     if result.finetuned:
         out["finetuned_evaluation"] = save(store, result.finetuned, pair_set.id,
-                                           f"fine-tuned (job {job.id})", job.id)
+                                           finetuned_label(job.id), job.id)
     return out
 
 

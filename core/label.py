@@ -469,14 +469,14 @@ def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     Args:
         progress: called with (stage, fraction) while a model is measured.
     """
-    from .evaluate import BASELINE, evaluate_named, load_evaluations, save
+    from .evaluate import BASELINE, evaluate_named, finetuned_label, load_evaluations, save
     from .runs import list_runs
     corpus_id = store.pair_set(pair_set_id).corpus_id
     mine = {p.id for p in store.pair_sets(corpus_id)}
     wanted = {models.DEFAULT_MODEL: BASELINE}
     for run in reversed(list_runs(store)):  # oldest first, so labels follow the runs' order
         if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine:
-            wanted.setdefault(run.model_path, f"fine-tuned {run.id}")
+            wanted.setdefault(run.model_path, finetuned_label(run.job_id))
     done = {e.model for e in load_evaluations(store, pair_set_id)}
     data = RetrievalSet.from_pair_set(store, pair_set_id, "test")
     new = []

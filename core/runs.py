@@ -21,7 +21,7 @@ from . import jobs, models
 from .corpus import check_label, text_hash
 from .disk import folder_bytes, human_bytes
 from .errors import WorkspaceError
-from .evaluate import StoredEvaluation, load_evaluations
+from .evaluate import StoredEvaluation, finetuned_label, load_evaluations
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def list_runs(store: Store) -> list[Run]:
         runs.append(Run(
             id=f"j{job.id}", kind=JOB_RUN_KINDS[job.kind],
             name=evaluation.label if evaluation else
-            (f"documents only for {corpus}" if job.kind == "tune" else f"fine-tune (job {job.id})"),
+            (f"documents only for {corpus}" if job.kind == "tune" else finetuned_label(job.id)),
             model=job.config.get("model") or models.DEFAULT_MODEL, pair_set_id=pair_set_id,
             pair_set=pair_set, corpus=corpus,
             config=(f"documents only · kept {job.result.get('kept', '–')}" if job.kind == "tune"

@@ -20,6 +20,7 @@ from .disk import human_bytes
 from .evaluate import (RetrievalSet, cache_key, check_dims, default_dims, encode,
                        encode_corpus_cached, score_all_dims)
 from .store import Store
+from .wording import trimmed
 
 PRECISIONS = ("float32", "int8", "binary")
 KEEP = 0.95  # the headline option must keep at least this share of the full-size score
@@ -52,6 +53,11 @@ def quantised(queries: np.ndarray, corpus: np.ndarray, dim: int, precision: str
     raise ValueError(f"unknown precision {precision!r}")
 
 
+def times(ratio: float) -> str:
+    """How many times smaller, as the table and the headline both write it: "1.5×", "24×"."""
+    return f"{trimmed(ratio)}×"
+
+
 def percent_down(share: float) -> str:
     """A share as a percentage cut (not rounded) to one decimal, so 94.98% reads 94.9% and
     never 95% beside a "≥ 95%" rule it misses."""
@@ -68,8 +74,10 @@ class StorageOption:
     kept: float  # share of the full-size float32 NDCG@10
 
     def row(self, keep: float = KEEP) -> dict:
+        """The option as the page shows it: every number written as text, so each column keeps
+        one format (a table widget drops trailing zeros: 0.5290 would read 0.529)."""
         return {"dim": self.dim, "precision": self.precision, "index size": human_bytes(self.bytes),
-                "× smaller": round(self.smaller, 1), "NDCG@10": round(self.ndcg, 4),
+                "smaller": times(self.smaller), "NDCG@10": f"{self.ndcg:.4f}",
                 "of full score": percent_down(self.kept),
                 f"keeps ≥ {keep:.0%}": "yes" if self.kept >= keep else "no"}
 
@@ -89,7 +97,7 @@ class StorageTable:
             return (f"No smaller index keeps {keep:.0%} of the full-size score here; store "
                     "full-size float32 vectors.")
         best = min(good, key=lambda o: (o.bytes, -o.ndcg))
-        return (f"{best.dim}-d {best.precision}: {best.smaller:.0f}× smaller, "
+        return (f"{best.dim}-d {best.precision}: {times(best.smaller)} smaller, "
                 f"{percent_down(best.kept)} of the score ({human_bytes(best.bytes)} for "
                 f"{self.passages:,} passages instead of {human_bytes(self.full_bytes)}).")
 

@@ -11,3 +11,17 @@ def plural(n: int, word: str, many: str | None = None) -> str:
         ('1 document', '2 corpora')
     """
     return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def trimmed(x: float, places: int = 1) -> str:
+    """``x`` to at most ``places`` decimals with thousands separators and no trailing zeros, so
+    a column of sizes or ratios reads "1.5", "4", "1,536" rather than "1.5", "4.0", "1536.0",
+    and a whole number is never rounded away from a fraction it has ("1.5", not "2").
+
+    Example::
+
+        >>> trimmed(1.5), trimmed(4.0), trimmed(1536), trimmed(2 / 3, 2)
+        ('1.5', '4', '1,536', '0.67')
+    """
+    text = f"{x:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

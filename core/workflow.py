@@ -7,12 +7,15 @@ so once one exists the next step is labelling people's questions until they make
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import jobs, plan
 from .label import people_pair_set, test_questions
 from .runs import list_runs
 from .store import Store
 from .wording import plural
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -91,3 +94,26 @@ def status(store: Store) -> Status:
     else:
         step, action = steps[7], "Search with both models"
     return Status(steps, step, action, running, queued)
+
+
+def current_choice(options: list[T], remembered: T | None, preferred: T | None = None) -> T:
+    """Which corpus or pair set a page shows first: the one this person last chose, wherever they
+    chose it, while it still exists; else ``preferred`` (e.g. the Results page's people's
+    questions); else the newest, which is what someone who just added one wants to see.
+
+    Example::
+
+        >>> current_choice([1, 2, 3], 2), current_choice([1, 2, 3], 9, preferred=1)
+        (2, 1)
+        >>> current_choice([1, 2, 3], None)
+        3
+
+    Raises:
+        ValueError: there is nothing to choose from (the page says so before asking).
+    """
+    if not options:
+        raise ValueError("no options to choose from")
+    for choice in (remembered, preferred):
+        if choice is not None and choice in options:
+            return choice
+    return options[-1]

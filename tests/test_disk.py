@@ -30,7 +30,7 @@ def test_each_part_grows_with_what_it_holds(store):
     assert size.other >= 3_000 and size.other < 3_000 + 4_096  # a folder entry or two at most
     assert size.total == folder_bytes(store.home)
     assert size.summary().startswith(f"{human_bytes(size.total)} (database ")
-    assert "models 50.0 kB" in size.summary()  # SI: 50,000 bytes
+    assert "models 50 kB" in size.summary()  # SI: 50,000 bytes
 
 
 def test_list_shows_the_size_in_text_and_json(store):

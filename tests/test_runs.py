@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, runs, search
+from core import jobs, label, runs, search
 from core.beir import load_demo
 from core.cli import main
-from core.evaluate import EvalResult, RetrievalSet, evaluate_named, save
+from core.evaluate import EvalResult, RetrievalSet, evaluate_named, load_evaluations, save
 from core.store import Store, WorkspaceError
 from tests.conftest import ROOT
 
@@ -78,6 +78,16 @@ def test_finetune_cli_stores_a_job_and_runs_cli_lists_both_runs(trained, capsys)
     assert baseline["kind"] == "evaluation" and list(baseline["metrics"]) == ["384", "256", "128", "64", "32"]
     assert main(["list", "runs"]) == 0
     assert f"j{job.id}\tfine-tune\tsucceeded" in capsys.readouterr().out
+
+
+def test_a_fine_tuned_model_has_one_name_whoever_measures_it(trained_copy):
+    """The job names its model's evaluation; people's questions measuring the same model later
+    (label.judge_models) must name it alike, or Results shows one model as two."""
+    [job] = jobs.all_jobs(trained_copy)
+    [new] = label.judge_models(trained_copy, job.config["pair_set_id"])
+    names = {e.id: e.label for e in load_evaluations(trained_copy)}
+    assert names[new] == names[job.result["finetuned_evaluation"]] == f"fine-tuned (job {job.id})"
+    assert runs.get_run(trained_copy, f"j{job.id}").name == names[new]
 
 
 def test_wins_and_losses_follow_the_stored_ranks(trained_copy):

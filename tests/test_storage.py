@@ -58,7 +58,7 @@ def test_headline_names_the_smallest_index_that_keeps_the_score():
         return storage.StorageOption(dim, precision, size, ndcg, 1536_000 / size, ndcg / 0.5)
     table = storage.StorageTable("m", 1000, [option(384, "float32", 0.5), option(64, "int8", 0.485),
                                              option(64, "binary", 0.40), option(128, "int8", 0.49)])
-    assert table.headline().startswith("64-d int8: 24× smaller, 97.0% of the score (64.0 kB for "
+    assert table.headline().startswith("64-d int8: 24× smaller, 97.0% of the score (64 kB for "
                                        "1,000 passages instead of 1.5 MB)")
     worse = storage.StorageTable("m", 1000, [option(384, "float32", 0.5), option(64, "binary", 0.3)])
     assert worse.headline().startswith("No smaller index keeps 95%")
@@ -73,9 +73,25 @@ def test_shares_are_cut_not_rounded_across_the_rule_and_int8_above_float32_is_ca
     table = storage.StorageTable("m", 1_000_000, [option(384, "float32", 0.5), near,
                                                   option(256, "float32", 0.49),
                                                   option(256, "int8", 0.495)], 40, 591)
-    assert table.headline().startswith("256-d int8: 6× smaller, 99.0% of the score (256.0 MB for "
+    assert table.headline().startswith("256-d int8: 6× smaller, 99.0% of the score (256 MB for "
                                        "1,000,000 passages instead of 1.5 GB)")
     assert table.caption().startswith("Sizes are for 1,000,000 passages")
     assert "591 passages" in table.caption() and "1 MB = 10⁶ bytes" in table.caption()
     [note] = table.notes()
     assert note.startswith("At 256 dims int8 scores 0.4950 against float32's 0.4900") and "noise" in note
+
+
+def test_the_table_and_headline_write_each_number_one_way():
+    """A 1.5× saving is "1.5×" in the headline too (a whole-number format made it "2×"), sizes
+    carry no ".0", and every NDCG@10 has four decimals, trailing zeros kept."""
+    def option(dim, precision, ndcg):
+        size = storage.vector_bytes(dim, precision) * 1_000_000
+        return storage.StorageOption(dim, precision, size, ndcg, 1536e6 / size, ndcg / 0.5)
+    full, smaller = option(384, "float32", 0.5), option(256, "float32", 0.529)
+    table = storage.StorageTable("m", 1_000_000, [full, smaller, option(384, "binary", 0.2)])
+    assert table.headline().startswith("256-d float32: 1.5× smaller, 105.8% of the score "
+                                       "(1 GB for 1,000,000 passages instead of 1.5 GB)")
+    rows = [o.row() for o in table.options]
+    assert [r["smaller"] for r in rows] == ["1×", "1.5×", "32×"]
+    assert [r["index size"] for r in rows] == ["1.5 GB", "1 GB", "48 MB"]
+    assert [r["NDCG@10"] for r in rows] == ["0.5000", "0.5290", "0.2000"]

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core import jobs, models, runs
+from core import jobs, models, runs, workflow
 from core.errors import WorkspaceError
 from core.store import Store, default_home
 
@@ -61,19 +61,38 @@ def explained():
         st.error(escape(str(e)), icon=":material/error:")
 
 
+# The session's current corpus (by name) and pair set (by id): one value each, shown and set by
+# every selector of it on every page, and set by whatever creates a corpus or pair set.
+CURRENT_CORPUS = "corpus_name"
+CURRENT_PAIR_SET = "pair_set_id"
+
+
+def _current_selectbox(label: str, options: list, shared: str, key: str, preferred=None,
+                       format_func=str):
+    """A selectbox that shows the session's ``st.session_state[shared]`` and sets it when changed.
+
+    Each selector keeps its own widget state, which Streamlit would otherwise show on its next
+    run whatever another selector chose since; so the shared value is written into it before
+    every render, and a change is copied back in a callback, which runs before the rerun draws
+    any selector, so a second selector higher on the same page follows at once too. A default
+    shown is not remembered: only a person's choice (or a new corpus or pair set) is.
+    """
+    st.session_state[key] = workflow.current_choice(options, st.session_state.get(shared), preferred)
+
+    def chosen() -> None:
+        st.session_state[shared] = st.session_state[key]
+    return st.selectbox(label, options, key=key, format_func=format_func, on_change=chosen)
+
+
 def pick_corpus(label: str = "Corpus", key: str = "corpus"):
-    """A corpus selector remembered across pages for this browser session."""
+    """The session's current corpus, as a selector any page may show (each with its own ``key``)."""
     corpora = store().corpora()
     if not corpora:
         st.info("The workspace has no corpus yet. Load the demo on the Home page or upload "
                 "files on the Corpus page.")
         st.page_link("views/corpus.py", label="Go to Corpus", icon=":material/library_books:")
         st.stop()
-    names = [c.name for c in corpora]
-    current = st.session_state.get("corpus_name")
-    index = names.index(current) if current in names else len(names) - 1
-    name = st.selectbox(label, names, index=index, key=key)
-    st.session_state["corpus_name"] = name
+    name = _current_selectbox(label, [c.name for c in corpora], CURRENT_CORPUS, key)
     return next(c for c in corpora if c.name == name)
 
 
@@ -84,15 +103,12 @@ def show_flash() -> None:
 
 
 def pick_pair_set(pair_sets: list, preferred: int | None = None):
-    """A pair-set selector remembered across pages for this browser session; first shown on
-    ``preferred`` when given, else on the newest."""
-    ids = [p.id for p in pair_sets]
-    remembered = st.session_state.get("pair_set_id")
-    first = remembered if remembered in ids else preferred if preferred in ids else ids[-1]
-    pair_set = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(store(), p),
-                            index=ids.index(first))
-    st.session_state["pair_set_id"] = pair_set.id
-    return pair_set
+    """The session's current pair set among ``pair_sets``, as a selector; first shown on
+    ``preferred`` when nothing was chosen yet, else on the newest."""
+    by_id = {p.id: p for p in pair_sets}
+    chosen = _current_selectbox("Pair set", list(by_id), CURRENT_PAIR_SET, "pair_set", preferred,
+                                lambda i: pair_set_label(store(), by_id[i]))
+    return by_id[chosen]
 
 
 def pair_set_label(store_: Store, pair_set) -> str:

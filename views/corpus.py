@@ -7,7 +7,8 @@ from core.beir import import_beir, parse_beir, upload_files
 from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
 from core.errors import WorkspaceError
 from core.wording import plural
-from views.common import confirm_delete, escape, explained, show_flash, store, token_counter
+from views.common import (CURRENT_CORPUS, confirm_delete, escape, explained, pick_corpus,
+                          show_flash, store, token_counter)
 
 st.title("Corpus")
 workspace = store()
@@ -33,7 +34,7 @@ def read_beir(upload_ids: tuple[str, ...], _files: list[tuple[str, bytes]]):
 
 
 NEW = "New corpus…"
-remembered = st.session_state.get("corpus_name")
+remembered = st.session_state.get(CURRENT_CORPUS)
 options = [NEW, *corpora]
 choice = st.selectbox("Add documents to", options,
                       index=options.index(remembered) if remembered in corpora else 0)
@@ -101,7 +102,7 @@ if documents:
                  disabled=blocked):
         with explained(), st.spinner("Chunking and removing duplicates…"):
             report = ingest(workspace, name, documents, count, settings)
-            st.session_state["corpus_name"] = name
+            st.session_state[CURRENT_CORPUS] = name
             st.session_state["documents_added"] = st.session_state.get("documents_added", 0) + 1
             st.session_state["flash"] = f"Added to '{escape(name)}': {report.summary()}."
             st.rerun()
@@ -128,7 +129,7 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
                          type="primary", disabled=not beir_name):
                 with explained(), st.spinner("Chunking the passages and linking the labels…"):
                     report, sets = import_beir(workspace, beir_data, beir_name, token_counter())
-                    st.session_state["corpus_name"] = beir_name
+                    st.session_state[CURRENT_CORPUS] = beir_name
                     message = (f"Imported '{escape(beir_name)}': {escape(report.summary())}, "
                                f"{len(sets)} labelled pair sets.")
                     # Labels were dropped: said in amber, not green, so nobody misses it.
@@ -142,14 +143,7 @@ if "flash_warning" in st.session_state:
 if corpora:
     st.divider()
     st.subheader("In the workspace")
-    # No widget key: a key would keep showing the corpus picked before an import; this follows
-    # the session's current corpus (set by every upload and import) and sets it when changed.
-    names = list(corpora)
-    current = st.session_state.get("corpus_name")
-    shown = st.selectbox("Corpus", names, index=names.index(current) if current in names else 0)
-    if current in names and shown != current:  # a choice here, not a default, is remembered
-        st.session_state["corpus_name"] = shown
-    corpus = corpora[shown]
+    corpus = pick_corpus()
     s1, s2, s3 = st.columns(3)
     s1.metric("Documents", corpus.stats.get("documents", 0))
     s2.metric("Chunks", corpus.stats.get("chunks", 0))
@@ -164,7 +158,7 @@ if corpora:
             st.markdown(f"**{escape(row['document'])}** · chunk {row['ord']} · {row['tokens']} tokens")
             st.text(row["text"][:600])
     st.page_link("views/pairs.py", label="Next: question→passage pairs", icon=":material/quiz:")
-    if st.button(f"Delete corpus '{escape(shown)}'", key="delete"):
-        st.session_state["confirm_delete"] = shown
-    if st.session_state.get("confirm_delete") == shown:
-        confirm_delete(workspace, "corpus", corpus.id, shown, "confirm_delete")
+    if st.button(f"Delete corpus '{escape(corpus.name)}'", key="delete"):
+        st.session_state["confirm_delete"] = corpus.name
+    if st.session_state.get("confirm_delete") == corpus.name:
+        confirm_delete(workspace, "corpus", corpus.id, corpus.name, "confirm_delete")

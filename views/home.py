@@ -3,7 +3,7 @@ import streamlit as st
 from core import workflow
 from core.disk import workspace_size
 from core.beir import DEMO_CORPUS, load_demo
-from views.common import escape, explained, model_info, show_flash, store, token_counter
+from views.common import CURRENT_CORPUS, escape, explained, model_info, show_flash, store, token_counter
 
 st.title("ragtune")
 st.markdown("**RAG or fine-tuning?** Answer a few questions about your use case, then measure what "
@@ -26,7 +26,7 @@ def load_the_demo() -> None:
     with explained(), st.spinner("Chunking the standard library's docstrings…"):
         _, pair_set_id = load_demo(workspace, token_counter())
         counts = workspace.split_counts(pair_set_id)
-        st.session_state["corpus_name"] = DEMO_CORPUS
+        st.session_state[CURRENT_CORPUS] = DEMO_CORPUS
         st.session_state["flash"] = (f"Loaded the demo corpus: {counts.get('train', 0)} "
                                      f"training and {counts.get('test', 0)} test pairs.")
         st.rerun()

@@ -6,8 +6,8 @@ from core.pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRA
                         PseudoQueryConfig, estimate, export_jsonl, generate_builtin, generate_llm,
                         guess_columns, import_pairs, llm_pair_set_name, read_pairs_file, split)
 from core.corpus import read_table
-from views.common import (confirm_delete, escape, explained, pair_set_label, pick_corpus,
-                          show_flash, store)
+from views.common import (CURRENT_PAIR_SET, confirm_delete, escape, explained, pick_corpus,
+                          pick_pair_set, show_flash, store)
 
 st.title("Question → passage pairs")
 workspace = store()
@@ -16,8 +16,11 @@ corpus = pick_corpus()
 show_flash()
 
 
-def done(message: str) -> None:
+def done(message: str, pair_set_id: int | None = None) -> None:
+    """Flash ``message`` on the next run; a pair set just made becomes the session's current one."""
     st.session_state["flash"] = message
+    if pair_set_id is not None:
+        st.session_state[CURRENT_PAIR_SET] = pair_set_id
     st.rerun()
 
 
@@ -45,7 +48,7 @@ with tab_import:
             if st.button("Import pairs", type="primary"):
                 rows = read_pairs_file(upload.name, data, q_col, p_col)
                 report = import_pairs(workspace, corpus.id, name, rows)
-                done(f"{report.summary()}.")
+                done(f"{report.summary()}.", report.pair_set_id)
 
 with tab_builtin:
     st.markdown(
@@ -66,7 +69,8 @@ with tab_builtin:
             pair_set_id = generate_builtin(workspace, corpus.id, name,
                                            PseudoQueryConfig(per_chunk=int(per_chunk), seed=int(seed),
                                                              style=style))
-            done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{escape(name)}'.")
+            done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{escape(name)}'.",
+                 pair_set_id)
 
 with tab_llm:
     st.markdown(f"Any **OpenAI-compatible** endpoint: Ollama (`{LLMConfig.base_url}`), vLLM, "
@@ -102,7 +106,7 @@ with tab_llm:
             if report.failed:  # what was stored is kept, but this is not a success
                 st.warning(f"{held}, but {escape(report.summary())}.")
             else:
-                done(f"{held}.")
+                done(f"{held}.", report.pair_set_id)
 
 st.divider()
 st.subheader("Pair sets of this corpus")
@@ -110,9 +114,7 @@ pair_sets = workspace.pair_sets(corpus.id)
 if not pair_sets:
     st.info("No pairs yet: import, or generate them above.")
     st.stop()
-chosen = st.selectbox("Pair set", pair_sets, format_func=lambda p: pair_set_label(workspace, p),
-                      index=len(pair_sets) - 1)
-st.session_state["pair_set_id"] = chosen.id
+chosen = pick_pair_set(pair_sets)
 rows = workspace.pairs(chosen.id)
 st.dataframe([{"query": r["query"], "passage": r["positive"][:200], "split": r["split"]}
               for r in rows[:500]], hide_index=True, height=250, width="stretch")
