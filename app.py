@@ -36,12 +36,17 @@ def job_status() -> None:
         st.page_link("views/finetune.py", label=text, icon=":material/model_training:")
 
 
+# The questionnaire reads and writes nothing in the workspace, so it works without one.
+NEEDS_NO_WORKSPACE = {"decide"}
+
+page = st.navigation(PAGES)  # first, so the sidebar leads everywhere even when the rest fails
 try:
     runner()  # started once per server process; jobs go on while pages come and go
 except WorkspaceError as error:  # e.g. a read-only RAGTUNE_HOME: one line on every page
     st.error(escape(str(error)), icon=":material/error:")
-    st.stop()
-page = st.navigation(PAGES)
-with st.sidebar:
-    job_status()
+    if page.url_path not in NEEDS_NO_WORKSPACE:
+        st.stop()
+else:
+    with st.sidebar:
+        job_status()
 page.run()

@@ -4,9 +4,11 @@ The vectors are 384-d, drawn around 1,000 random centres (text embeddings cluste
 uniform noise would make any graph index look worse than it is on real data). For each size it
 prints the median and 95th-percentile latency of one query, the index build time and the HNSW
 recall@10 against exact search. 1M vectors take ~1.5 GB and a long HNSW build on two cores, so
-that size runs only with ``--million``.
+that size runs only with ``--million``. ``--encode`` instead times what comes before the search:
+encoding one typed question with the bundled model, on torch's threads against one thread
+(``core.evaluate.encode_one``), interleaved so both meet the same machine load.
 
-    python benchmarks/search_latency.py [--million] [--queries 200]
+    python benchmarks/search_latency.py [--million] [--queries 200] [--encode]
 """
 from __future__ import annotations
 
@@ -42,13 +44,40 @@ def latencies(index, queries: np.ndarray) -> np.ndarray:
     return np.array(times) * 1000
 
 
+def query_encoding(rounds: int) -> None:
+    """Median milliseconds to encode one short question, both ways, and their ratio."""
+    from core import models
+    from core.evaluate import encode, encode_one
+    model = models.load(None)
+    questions = ["How do I parse command-line options?", "Return the number of items in the deque.",
+                 "close the socket", "What does shutil.copytree do with symlinks?"]
+    ways = {"torch threads": lambda q: encode(model, [q], role="query"),
+            "one thread": lambda q: encode_one(model, q)}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for n in range(rounds + len(questions)):  # the first round of each question warms up
+        for name in sorted(ways, reverse=n % 2 == 1):
+            started = time.perf_counter()
+            ways[name](questions[n % len(questions)])
+            if n >= len(questions):
+                times[name].append((time.perf_counter() - started) * 1000)
+    many, one = (float(np.median(times[name])) for name in ways)
+    import torch
+    print(f"one question, median of {rounds}: {torch.get_num_threads()} torch threads {many:.1f} ms, "
+          f"one thread {one:.1f} ms; one thread is {many / one:.1f}x as fast")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--million", action="store_true", help="also measure 1M vectors")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ef-search", default=str(HNSW_EF_SEARCH),
                         help="HNSW candidate counts to compare on one built graph, e.g. 128,256,512")
+    parser.add_argument("--encode", action="store_true",
+                        help="time encoding one question on torch's threads against one thread")
     args = parser.parse_args()
+    if args.encode:
+        query_encoding(args.queries)
+        return
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((1000, DIM), dtype=np.float32)
     sizes = [10_000, 100_000] + ([1_000_000] if args.million else [])

@@ -15,6 +15,7 @@ from .evaluate import BASELINE, METRICS, StoredEvaluation
 from .pairs import is_generated
 from .significance import Difference, paired_bootstrap
 from .store import WorkspaceError
+from .wording import sentence
 
 Metrics = dict[int, dict[str, float]]
 PerQuery = dict[int, dict[str, float]]  # dimension -> question id -> NDCG@10
@@ -133,7 +134,7 @@ def headlines(reference: Metrics, other: Metrics, metric: str, names=(BASELINE, 
         d = found.get(row["dim"])
         return f"{text} ({d.verdict()}: {_interval(d)})" if d else text
 
-    lines = [f"{other_name.capitalize()} {label}: {change(full)}"
+    lines = [f"{sentence(other_name)} {label}: {change(full)}"
              + (f" and {change(smallest)}." if len(rows) > 1 else ".")]
     if found and not any(d.significant for d in found.values()):
         n = max(d.questions for d in found.values())
@@ -149,13 +150,13 @@ def headlines(reference: Metrics, other: Metrics, metric: str, names=(BASELINE, 
     beating = [r["dim"] for r in rows if r["after"] >= full["before"] and beats(r["dim"])]
     if beating and min(beating) < full["dim"]:
         d = min(beating)
-        lines.append(f"{other_name.capitalize()} at {d} dims ({other[d][metric]:.3f}) beats the "
+        lines.append(f"{sentence(other_name)} at {d} dims ({other[d][metric]:.3f}) beats the "
                      f"{ref_name} at {full['dim']} dims ({full['before']:.3f}): "
                      f"{full['dim'] / d:g}× smaller vectors, better retrieval.")
     kept = [r["dim"] for r in rows if r["after"] >= 0.99 * full["after"]]
     if kept and min(kept) < full["dim"]:
         d = min(kept)
-        lines.append(f"{other_name.capitalize()} keeps {other[d][metric] / full['after']:.0%} of "
+        lines.append(f"{sentence(other_name)} keeps {other[d][metric] / full['after']:.0%} of "
                      f"its full-size score at {d} dims, {full['dim'] / d:g}× smaller.")
     worse = [r["dim"] for r in rows if r["change"] < 0
              and (not found or (r["dim"] in found and found[r["dim"]].significant))]

@@ -18,6 +18,7 @@ both definitions are the same number.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -195,6 +196,30 @@ def encode(model, texts: list[str], batch_size: int = 64,
         if progress:
             progress(min(1.0, (start + step) / len(texts)))
     return out
+
+
+@functools.cache
+def _openmp():
+    """threadpoolctl's handle on the OpenMP runtime torch loaded, found once (it scans every
+    loaded library)."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController().select(user_api="openmp")
+
+
+def encode_one(model, text: str, role: str = "query") -> np.ndarray:
+    """One short text, such as a typed question, as a 1×d matrix, encoded on one CPU thread.
+
+    A dozen tokens gain nothing from parallel kernels, and on a busy CPU (a fine-tuning job in
+    the same server, or anything else) their hand-offs dominate: in two runs of
+    ``benchmarks/search_latency.py --encode`` (2 cores, load average 5) one question took a
+    median 35 and 485 ms on 2 threads, 15 and 10 ms on 1. The limit is OpenMP's own, which holds
+    for the calling thread only: ``torch.set_num_threads`` would also change the count that every
+    thread starting meanwhile adopts, so a training job or another page could be left on one.
+    """
+    import torch
+    torch.get_num_threads()  # torch's once-per-thread set-up, which would undo the limit if later
+    with _openmp().limit(limits=1):
+        return encode(model, [text], role=role)
 
 
 def encode_corpus_cached(store: Store | None, model_key: str | None, model, texts: list[str],
@@ -415,7 +440,22 @@ def load_evaluations(store: Store, pair_set_id: int | None = None) -> list[Store
     return out
 
 
-def misses(store: Store, evaluation: StoredEvaluation, dim: int, limit: int = 50) -> list[dict]:
+@dataclass
+class Misses:
+    """The test queries whose first retrieved passage is not a relevant one: the worst ``rows``
+    of ``total``, out of ``queries`` measured."""
+    rows: list[dict]
+    total: int
+    queries: int
+
+    def summary(self) -> str:
+        """How many go wrong and how many are shown, so a capped table is not read as the count."""
+        shown = f"the {len(self.rows)} worst shown" if len(self.rows) < self.total else "all shown"
+        return (f"{self.total} of {self.queries} test queries rank a wrong passage first "
+                f"({shown})")
+
+
+def misses(store: Store, evaluation: StoredEvaluation, dim: int, limit: int = 50) -> Misses:
     """Test queries whose first retrieved passage is not a relevant one, worst first."""
     per_query = evaluation.details["per_query"].get(str(dim), {})
     pairs = store.pairs(evaluation.pair_set_id, "test") if evaluation.pair_set_id else []
@@ -428,7 +468,7 @@ def misses(store: Store, evaluation: StoredEvaluation, dim: int, limit: int = 50
     if chunk_ids:
         texts = {str(r["id"]): r["text"] for r in store.query(
             f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(chunk_ids))})", chunk_ids)}
-    return [{"query": query_text.get(qid, qid),
-             "rank of the right passage": rank or f">{TOP_K}",
+    rows = [{"query": query_text.get(qid, qid), "rank of the right passage": rank or f">{TOP_K}",
              "ranked first": texts.get(top, top)[:300],
              "should have been": expected.get(qid, "")[:300]} for qid, rank, top in wrong[:limit]]
+    return Misses(rows, len(wrong), len(per_query))

@@ -25,7 +25,6 @@ import random
 import re
 import statistics
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,28 +300,13 @@ def fine_tuned_model(store: Store, corpus_id: int) -> str | None:
                  if r.kind == "fine-tune" and r.model_path and r.pair_set_id in mine), None)
 
 
-@contextmanager
-def _one_thread():
-    """Run torch on one thread for a moment. One short question gains nothing from parallel
-    kernels, and on a busy CPU their hand-offs dominate: encoding one question took 1.15 s on
-    2 threads and 0.05 s on 1 (2 cores, load average 18)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _top(store: Store, corpus_id: int, model_name: str, text: str, k: int) -> list[int]:
-    from .evaluate import encode
+    from .evaluate import encode_one
     from .search import corpus_index
     model = models.load(model_name)
     full = model.get_embedding_dimension()
     index, ids = corpus_index(store, corpus_id, model_name, full)
-    with _one_thread():
-        query = encode(model, [text])
+    query = encode_one(model, text)
     rows, _ = index.search(query, k)
     return [ids[i] for i in rows[0] if i >= 0]
 

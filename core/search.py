@@ -20,7 +20,7 @@ import numpy as np
 
 from . import models
 from .errors import WorkspaceError
-from .evaluate import cache_key, encode, encode_corpus_cached
+from .evaluate import cache_key, encode_corpus_cached, encode_one
 from .runs import MODEL_RUNS, list_runs
 from .store import Store
 
@@ -203,7 +203,7 @@ def search(store: Store, pair_set_id: int, model_name: str, query: str, dim: int
     if not 1 <= dim <= model.get_embedding_dimension():
         raise WorkspaceError(f"dimension {dim} is outside 1..{model.get_embedding_dimension()}")
     index, ids = corpus_index(store, pair_set.corpus_id, model_name, dim)
-    query_vector = encode(model, [query], role="query")[:, :dim]
+    query_vector = encode_one(model, query)[:, :dim]
     rows, scores = index.search(query_vector, k)
     hit_ids = [ids[i] for i in rows[0] if i >= 0]
     texts = {r["id"]: r for r in store.query(

@@ -25,3 +25,15 @@ def trimmed(x: float, places: int = 1) -> str:
     """
     text = f"{x:,.{places}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def sentence(text: str) -> str:
+    """``text`` with its first letter capitalised and nothing else touched: ``str.capitalize``
+    lowercases the rest, turning "NDCG@10" into "ndcg@10" and a model "BAAI/bge" into "Baai/bge".
+
+    Example::
+
+        >>> sentence("rotation kept: +0.1 NDCG@10"), "rotation kept: +0.1 NDCG@10".capitalize()
+        ('Rotation kept: +0.1 NDCG@10', 'Rotation kept: +0.1 ndcg@10')
+    """
+    return text[:1].upper() + text[1:]

@@ -43,3 +43,8 @@ def test_a_read_only_workspace_is_one_message(home, request):
             wait_idle(page)
             assert page.get_by_text("Traceback").count() == 0
         page.screenshot(path=SHOTS / "read-only-workspace.png", full_page=True)
+        # The sidebar still leads to every page, and the questionnaire works without a workspace.
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Decide").click()
+        page.get_by_text("Does the task need knowledge the model does not have?").wait_for(
+            timeout=60_000)
+        assert page.get_by_text("is read-only").count() == 1

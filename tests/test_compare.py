@@ -16,6 +16,14 @@ def test_headlines_state_the_gains_the_crossover_and_the_retention():
     assert len(lines) == 3
 
 
+def test_a_name_keeps_its_capitals_at_the_start_of_a_sentence():
+    """str.capitalize lowercased the rest: the model "BAAI/bge-small" read "Baai/bge-small"."""
+    lines = headlines(table({384: 0.6, 64: 0.5}), table({384: 0.62, 64: 0.6}), "ndcg@10",
+                      ("baseline", "BAAI/bge-small (fine-tuned)"))
+    assert lines[0].startswith("BAAI/bge-small (fine-tuned) NDCG@10: +3.3% at 384 dims")
+    assert all("Baai" not in line for line in lines)
+
+
 def test_a_loss_is_said_plainly():
     lines = headlines(table({384: 0.6, 64: 0.5}), table({384: 0.55, 64: 0.52}), "ndcg@10")
     assert lines[-1].startswith("NDCG@10 fell at 384 dims")

@@ -5,8 +5,8 @@ import pytest
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
 from core import demo, models
-from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate, evaluate_named,
-                           load_evaluations, misses, save, top_k)
+from core.evaluate import (METRICS, RetrievalSet, default_dims, encode, encode_one, evaluate,
+                           evaluate_named, load_evaluations, misses, save, top_k)
 from core.store import WorkspaceError
 
 
@@ -75,8 +75,12 @@ def test_results_are_stored_and_misses_explained(store, count):
     [stored] = load_evaluations(store, pair_set_id)
     assert stored.metrics[32]["ndcg@10"] == pytest.approx(result.metrics[32]["ndcg@10"])
     wrong = misses(store, stored, 32)
-    assert all(w["rank of the right passage"] != 1 for w in wrong)
-    assert len(wrong) == sum(1 for r, _ in result.per_query[32].values() if r != 1)
+    assert all(w["rank of the right passage"] != 1 for w in wrong.rows)
+    assert len(wrong.rows) == wrong.total == sum(1 for r, _ in result.per_query[32].values() if r != 1)
+    assert wrong.summary() == f"{wrong.total} of {result.queries} test queries rank a wrong passage first (all shown)"
+    capped = misses(store, stored, 32, limit=2)
+    assert len(capped.rows) == 2 and capped.total == wrong.total  # the table is cut, not the count
+    assert capped.summary().endswith("(the 2 worst shown)")
 
 
 def test_bad_labels_are_counted_or_refused():
@@ -100,3 +104,35 @@ def test_a_validation_subset_keeps_every_relevant_passage_and_is_repeatable():
     assert len(small.corpus) == 10 and {"d3", "d40", "d41"} <= set(small.corpus_ids)
     assert small.corpus_ids == data.subset(10, seed=1).corpus_ids
     assert data.subset(50) is data
+
+
+def test_one_query_on_one_thread_leaves_every_other_thread_its_count():
+    """encode_one limits only the thread that calls it: threads starting meanwhile (a page's
+    next run, a job) keep the process's count. torch.set_num_threads(1) around the encode, as
+    labelling once did, handed 1 to every thread that started inside that window."""
+    import threading
+
+    import torch
+    model = models.load(None)
+    default = torch.get_num_threads()
+    assert np.allclose(encode_one(model, "close the socket"), encode(model, ["close the socket"],
+                                                                      role="query"), atol=1e-6)
+    stop, seen = threading.Event(), []
+
+    def searching():
+        while not stop.is_set():
+            encode_one(model, "How do I parse command-line options?")
+
+    def born():
+        seen.append(torch.get_num_threads())
+    searcher = threading.Thread(target=searching)
+    searcher.start()
+    try:
+        for _ in range(200):
+            newcomer = threading.Thread(target=born)
+            newcomer.start()
+            newcomer.join()
+    finally:
+        stop.set()
+        searcher.join()
+    assert set(seen) == {default} and torch.get_num_threads() == default

@@ -193,6 +193,8 @@ def test_a_read_only_workspace_is_one_line_on_every_page(store):
             at.run()
             assert not at.exception, path
             assert len(at.error) == 1 and "is read-only" in at.error[0].value.replace("\\", ""), path
+            # The questionnaire needs no workspace: it still works, below the one line.
+            assert any(t.value == "RAG or fine-tuning?" for t in at.title) == (path == "views/decide.py")
 
 
 def test_the_runner_idles_on_a_workspace_that_became_read_only(store, caplog, monkeypatch):

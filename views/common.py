@@ -9,6 +9,7 @@ import streamlit as st
 from core import jobs, models, runs, workflow
 from core.errors import WorkspaceError
 from core.store import Store, default_home
+from core.wording import sentence
 
 
 @st.cache_resource
@@ -134,7 +135,7 @@ def confirm_delete(workspace: Store, kind: str, ref: int, name: str, pending: st
     button; a delete that went ahead is flashed on the next run."""
     refused = runs.why_not_delete(workspace, kind, ref)
     if refused:
-        st.error(f"{kind.capitalize()} '{escape(name)}' cannot be deleted now: {escape(refused)}.",
+        st.error(f"{sentence(kind)} '{escape(name)}' cannot be deleted now: {escape(refused)}.",
                  icon=":material/block:")
         return
     plan, delete = DELETES[kind]

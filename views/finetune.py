@@ -11,6 +11,7 @@ from core.pairs import is_generated
 from core.plan import budget_defaults, planned_vs_actual
 from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from core.validation import for_pair_set
+from core.wording import sentence
 from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
 
 st.title("Fine-tune the embedding model")
@@ -239,11 +240,11 @@ def live(job_id: int, state_at_render: str) -> None:
         else:
             st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
             if job.result.get("rotation"):
-                st.caption(escape(job.result["rotation"]["line"].capitalize()) + " (the full size "
+                st.caption(escape(sentence(job.result["rotation"]["line"])) + " (the full size "
                            "is the same either way).")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
     if job.result.get("plan") and job.result.get("seconds", {}).get("train"):
-        st.caption(planned_vs_actual(job.result["plan"], job.result["seconds"]["train"]).capitalize() + ".")
+        st.caption(sentence(planned_vs_actual(job.result["plan"], job.result["seconds"]["train"])) + ".")
     log = jobs.events(workspace, job_id, "log", limit=12)
     st.code("\n".join(time.strftime("%H:%M:%S ", time.localtime(e["ts"])) + e["line"] for e in log)
             or "(no log yet)", language=None)

@@ -2,6 +2,7 @@ import streamlit as st
 
 from core import label
 from core.store import WorkspaceError
+from core.wording import sentence
 from views.common import escape, explained, pick_corpus, show_flash, store
 
 st.title("Label people's questions")
@@ -14,7 +15,7 @@ show_flash()
 
 
 def added(report: label.AddReport) -> None:
-    st.session_state["flash"] = report.summary().capitalize() + "."
+    st.session_state["flash"] = sentence(report.summary()) + "."
     st.rerun()
 
 

@@ -9,6 +9,7 @@ from core.compare import (capped_metrics, ceiling_note, compare_evaluations, gai
                           per_query_ndcg, trust_note)
 from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
                            load_evaluations, misses, save)
+from core.wording import sentence
 from views.common import (dims_axis, escape, explained, model_info, pick_corpus, pick_pair_set,
                           show_flash, store)
 
@@ -39,7 +40,7 @@ if people is not None and pair_set.id == people.id:
                      "these questions"):
             bar = st.progress(0.0, text="Starting…")
             new = label.judge_models(workspace, people.id, lambda stage, f: bar.progress(
-                min(f, 1.0), text=f"{stage.capitalize()}…"))
+                min(f, 1.0), text=f"{sentence(stage)}…"))
             st.session_state["flash"] = (f"Measured {len(new)} models on people's questions."
                                          if new else "Every model is already measured on them.")
             st.rerun()
@@ -58,7 +59,7 @@ with st.expander("Measure a model", expanded=not load_evaluations(workspace, pai
             data = RetrievalSet.from_pair_set(workspace, pair_set.id)
             bar = st.progress(0.0, text="Starting…")
             result = evaluate_named(model_name, data, dims, workspace,
-                                    lambda stage, f: bar.progress(min(f, 1.0), text=f"{stage.capitalize()}…"))
+                                    lambda stage, f: bar.progress(min(f, 1.0), text=f"{sentence(stage)}…"))
             save(workspace, result, pair_set.id, evaluation_label(model_name))
             note = "; ".join(f"skipped {n} {why}" for why, n in result.skipped.items())
             st.session_state["flash"] = (f"Measured {result.queries} queries over {result.corpus} "
@@ -96,7 +97,7 @@ if len(chosen) >= 2:
         st.markdown(f"- {escape(line)}")
     for e in (reference, other):
         if metric in capped_metrics(pair_set, e.metrics):
-            st.markdown(f"- {escape(e.label.capitalize())}: {escape(ceiling_note(pair_set, e.metrics))}")
+            st.markdown(f"- {escape(sentence(e.label))}: {escape(ceiling_note(pair_set, e.metrics))}")
     with explained():
         tests = compare_evaluations(reference, other)
         st.markdown(f"**Is the NDCG@10 difference real?** Paired bootstrap over the "
@@ -146,6 +147,5 @@ st.subheader("Where the model goes wrong")
 target = chosen[-1] if chosen else evaluations[-1]
 dim = st.selectbox("At dimension", sorted(target.metrics, reverse=True), key="miss_dim")
 wrong = misses(workspace, target, dim)
-st.caption(f"{len(wrong)} test queries shown whose first result is not a right passage "
-           f"({escape(names[target.id])}).")
-st.dataframe(wrong, hide_index=True, width="stretch", height=320)
+st.caption(f"{escape(names[target.id])}: {wrong.summary()}.")
+st.dataframe(wrong.rows, hide_index=True, width="stretch", height=320)
