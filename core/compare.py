@@ -106,8 +106,7 @@ def compare_evaluations(a: StoredEvaluation, b: StoredEvaluation) -> dict[int, D
 
 
 def _interval(d: Difference) -> str:
-    low, high = d.ci95
-    return (f"95% interval {low:+.3f} to {high:+.3f} over {d.questions} questions; better on "
+    return (f"95% interval {d.interval()} over {d.questions} questions; better on "
             f"{d.wins}, worse on {d.losses}")
 
 

@@ -93,6 +93,15 @@ def config_summary(config: dict) -> str:
     return " · ".join(parts) or "default plan"
 
 
+def job_settings(job: jobs.Job) -> str:
+    """A job's settings in one line, for the runs table and the Fine-tune page alike: what its
+    plan resolved (the epochs a default run re-planned included), or what a documents-only run
+    kept."""
+    if job.kind == "tune":
+        return f"documents only · kept {job.result.get('kept', '–')}"
+    return config_summary({**job.config, **(job.result.get("plan") or {})})
+
+
 def _names(store: Store) -> dict[int, tuple[str, str]]:
     """Pair set id → (pair set name, corpus name)."""
     return {r["id"]: (r["name"], r["corpus"]) for r in store.query(
@@ -124,8 +133,7 @@ def list_runs(store: Store) -> list[Run]:
             (f"documents only for {corpus}" if job.kind == "tune" else finetuned_label(job.id)),
             model=job.config.get("model") or models.DEFAULT_MODEL, pair_set_id=pair_set_id,
             pair_set=pair_set, corpus=corpus,
-            config=(f"documents only · kept {job.result.get('kept', '–')}" if job.kind == "tune"
-                    else config_summary({**job.config, **plan})),
+            config=job_settings(job),
             device=plan.get("device", ""), seconds=job.elapsed, state=job.state,
             created=job.created, evaluation_id=evaluation.id if evaluation else None,
             job_id=job.id, model_path=model_path if model_path and Path(model_path).is_dir() else None,

@@ -60,9 +60,18 @@ class Difference:
             return "not significant"
         return "significantly better" if self.delta > 0 else "significantly worse"
 
-    def summary(self) -> str:
+    def change(self) -> str:
+        """The difference as every page and command writes it: signed, three decimals (a
+        bootstrap interval over a few hundred questions is no finer)."""
+        return f"{self.delta:+.3f}"
+
+    def interval(self) -> str:
+        """The 95% interval, in the same digits as ``change``."""
         low, high = self.ci95
-        return (f"{self.delta:+.3f} (95% interval {low:+.3f} to {high:+.3f}), {self.verdict()}; "
+        return f"{low:+.3f} to {high:+.3f}"
+
+    def summary(self) -> str:
+        return (f"{self.change()} (95% interval {self.interval()}), {self.verdict()}; "
                 f"better on {self.wins}, worse on {self.losses}, tied on {self.ties} of "
                 f"{self.questions} questions")
 

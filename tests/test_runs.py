@@ -2,6 +2,7 @@
 pages, on one tiny fine-tuning run made through ``python -m core finetune``."""
 import functools
 import json
+import re
 import os
 import shutil
 import tempfile
@@ -13,7 +14,9 @@ from streamlit.testing.v1 import AppTest
 from core import jobs, label, runs, search
 from core.beir import load_demo
 from core.cli import main
-from core.evaluate import EvalResult, RetrievalSet, evaluate_named, load_evaluations, save
+from core.compare import compare_evaluations
+from core.evaluate import (METRICS, EvalResult, RetrievalSet, evaluate_named, load_evaluations,
+                           save)
 from core.store import Store, WorkspaceError
 from tests.conftest import ROOT
 
@@ -88,6 +91,43 @@ def test_a_fine_tuned_model_has_one_name_whoever_measures_it(trained_copy):
     names = {e.id: e.label for e in load_evaluations(trained_copy)}
     assert names[new] == names[job.result["finetuned_evaluation"]] == f"fine-tuned (job {job.id})"
     assert runs.get_run(trained_copy, f"j{job.id}").name == names[new]
+
+
+def test_results_write_each_number_one_way_and_colour_only_real_changes(trained):
+    """Scores with four decimals in every row (the table widget wrote 0.4000 as "0.4"), each
+    difference in the digits of the sentence above it, and a bar green or red only where the
+    bootstrap tells the change from noise, grey as its verdict says elsewhere."""
+    at = page("views/results.py")
+    assert not at.exception
+    tests = compare_evaluations(*load_evaluations(trained))
+    verdicts = at.dataframe[0].value
+    assert verdicts["difference"].tolist() == [d.change() for d in tests.values()]
+    assert verdicts["95% interval"].tolist() == [d.interval() for d in tests.values()]
+    assert all(re.fullmatch(r"[+-]\d\.\d{3}", c) for c in verdicts["difference"])
+    for table in at.dataframe[1:3]:
+        formats = json.loads(table.proto.columns)
+        assert {m: formats[m]["type_config"]["format"] for m in METRICS} == dict.fromkeys(METRICS, "%.4f")
+    [bars] = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")
+              if json.loads(c.proto.spec)["data"][0]["type"] == "bar"]
+    grey = [c == "#757575" for c in bars["marker"]["color"]]
+    assert grey == [not tests[int(dim)].significant for dim in bars["x"]] and any(grey)
+
+
+def test_the_jobs_table_gives_each_jobs_settings_as_the_runs_table_does(trained_copy):
+    """A job whose epochs the plan decides showed "None" under "epochs"; now one line of the
+    settings it ran or will run with, the same line as in Runs."""
+    [done] = jobs.all_jobs(trained_copy)
+    waiting = jobs.submit(trained_copy, "train", {"pair_set_id": done.config["pair_set_id"],
+                                                  "batch_size": 8})
+    jobs.cancel(trained_copy, waiting)
+    assert jobs.get(trained_copy, waiting).config.get("epochs") is None
+    at = page("views/finetune.py")
+    assert not at.exception
+    [table] = [d.value for d in at.dataframe if "job" in d.value.columns]
+    settings = dict(zip(table["job"], table["settings"]))
+    assert settings == {j.id: runs.job_settings(j) for j in jobs.all_jobs(trained_copy)}
+    assert settings[done.id] == runs.get_run(trained_copy, f"j{done.id}").config
+    assert "None" not in " ".join(settings.values()) and "8 batch" in settings[waiting]
 
 
 def test_wins_and_losses_follow_the_stored_ranks(trained_copy):

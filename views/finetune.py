@@ -4,7 +4,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, models, ranges, tune
+from core import jobs, models, ranges, runs, tune
 from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
@@ -268,6 +268,7 @@ with st.expander("Configuration, and the same run on several GPUs or machines"):
 
 st.subheader("All jobs")
 st.dataframe([{"job": j.id, "state": j.state, "model": j.config.get("model"),
-               "pair set": j.config.get("pair_set_id"), "epochs": j.config.get("epochs"),
+               "pair set": j.config.get("pair_set_id"),
+               "settings": runs.job_settings(j),
                "progress": f"{j.progress:.0%}", "time": duration(j.elapsed),
                "message": j.error or j.status} for j in all_jobs], hide_index=True, width="stretch")

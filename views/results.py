@@ -11,7 +11,7 @@ from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, 
                            load_evaluations, misses, save)
 from core.wording import sentence
 from views.common import (dims_axis, escape, explained, model_info, pick_corpus, pick_pair_set,
-                          show_flash, store)
+                          scores_table, show_flash, store)
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -89,8 +89,20 @@ figure.update_layout(xaxis=dims_axis([d for e in chosen for d in e.metrics]),
                      yaxis=dict(title=metric.upper(), range=[0, 1.02]), height=420, legend=dict(orientation="h", y=-0.25))
 st.plotly_chart(figure, width="stretch")
 
+GAIN, LOSS, NOISE = "#2e7d32", "#c62828", "#757575"
+
+
+def colour(change: float, tested=None) -> str:
+    """Green or red only for a change these questions can tell from noise: where a paired
+    bootstrap was run (NDCG@10) and its interval holds zero, grey, as the verdict reads."""
+    if tested is not None and not tested.significant:
+        return NOISE
+    return GAIN if change >= 0 else LOSS
+
+
 if len(chosen) >= 2:
     reference, other = chosen[0], chosen[-1]
+    tests = {}
     st.subheader(f"{escape(other.label)} compared with {escape(reference.label)}")
     for line in headlines(reference.metrics, other.metrics, metric, (reference.label, other.label),
                           (per_query_ndcg(reference), per_query_ndcg(other))):
@@ -106,9 +118,7 @@ if len(chosen) >= 2:
                     "cannot tell the two models apart.")
         spread = go.Figure(go.Scatter(
             x=[d.delta for d in tests.values()], y=[f"{dim} dims" for dim in tests],
-            mode="markers", marker=dict(size=10, color=["#2e7d32" if d.significant and d.delta > 0
-                                                        else "#c62828" if d.significant
-                                                        else "#757575" for d in tests.values()]),
+            mode="markers", marker=dict(size=10, color=[colour(d.delta, d) for d in tests.values()]),
             error_x=dict(type="data", symmetric=False,
                          array=[d.ci95[1] - d.delta for d in tests.values()],
                          arrayminus=[d.delta - d.ci95[0] for d in tests.values()])))
@@ -118,14 +128,15 @@ if len(chosen) >= 2:
                              yaxis=dict(autorange="reversed"))
         st.plotly_chart(spread, width="stretch")
         st.dataframe(pd.DataFrame([{
-            "dims": dim, "difference": round(d.delta, 4),
-            "95% interval": f"{d.ci95[0]:+.4f} to {d.ci95[1]:+.4f}", "verdict": d.verdict(),
+            "dims": dim, "difference": d.change(), "95% interval": d.interval(),
+            "verdict": d.verdict(),
             "better on": d.wins, "worse on": d.losses, "tied on": d.ties}
             for dim, d in tests.items()]), hide_index=True, width="stretch")
     rows = gains(reference.metrics, other.metrics, metric)
     bars = go.Figure(go.Bar(x=[str(r["dim"]) for r in rows], y=[100 * r["relative"] for r in rows],
                             text=[f"{r['relative']:+.1%}" for r in rows], textposition="outside",
-                            marker_color=["#2e7d32" if r["change"] >= 0 else "#c62828" for r in rows]))
+                            marker_color=[colour(r["change"], tests.get(r["dim"]) if metric == "ndcg@10"
+                                                 else None) for r in rows]))
     bars.update_layout(height=300, xaxis=dims_axis([r["dim"] for r in rows]),
                        yaxis_title="relative change (%)", margin=dict(t=20))
     st.plotly_chart(bars, width="stretch")
@@ -134,7 +145,7 @@ for e in chosen:
     st.markdown(f"**{escape(names[e.id])}** — {e.details.get('queries')} queries, {e.details.get('corpus')} "
                 f"passages, {e.seconds:.1f} s")
     table = pd.DataFrame(e.table())
-    st.dataframe(table, hide_index=True, width="stretch")
+    scores_table(table, METRICS)
     if ceiling := ceiling_note(pair_set, e.metrics):
         st.caption(escape(ceiling))
     st.download_button("Download as CSV", table.to_csv(index=False), f"evaluation-{e.id}.csv",

@@ -8,7 +8,7 @@ from core import export, models, runs, storage
 from core.compare import compare_evaluations
 from core.disk import human_bytes
 from core.evaluate import PREFERRED_DIM
-from views.common import dims_axis, escape, explained, show_flash, store
+from views.common import dims_axis, escape, explained, scores_table, show_flash, store
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
@@ -27,7 +27,8 @@ all_kinds = [*runs.MODEL_RUNS, "evaluation"]
 kinds = f2.multiselect("Kind", all_kinds, default=all_kinds)
 shown = [r for r in all_runs if r.kind in kinds
          and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
-st.dataframe(pd.DataFrame([r.row() for r in shown]), hide_index=True, width="stretch")
+table = pd.DataFrame([r.row() for r in shown])
+scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")])
 labels = {r.id: f"{r.id} · {r.name} · {r.model} · {r.pair_set}" for r in all_runs}
 by_id = {r.id: r for r in all_runs}
 measured = [r.id for r in shown if r.metrics]
