@@ -130,6 +130,18 @@ def test_the_jobs_table_gives_each_jobs_settings_as_the_runs_table_does(trained_
     assert "None" not in " ".join(settings.values()) and "8 batch" in settings[waiting]
 
 
+def test_the_live_charts_count_steps_and_epochs_in_whole_numbers(trained):
+    """Plotly's own ticks put the before-training point between epoch "-1" and "0.5"."""
+    at = page("views/finetune.py")
+    assert not at.exception
+    layouts = {spec["layout"]["title"]["text"]: spec["layout"]["xaxis"] for spec in
+               (json.loads(c.proto.spec) for c in at.get("plotly_chart"))}
+    assert {t.split(" ")[0] for t in layouts} == {"Training", "NDCG@10"}
+    for axis in layouts.values():
+        assert axis["tick0"] == 0 and axis["dtick"] >= 1 and float(axis["dtick"]).is_integer()
+        assert axis["range"][0] < 0 < axis["range"][1]
+
+
 def test_wins_and_losses_follow_the_stored_ranks(trained_copy):
     store = trained_copy
     base = next(r for r in runs.list_runs(store) if r.kind == "evaluation")

@@ -156,6 +156,13 @@ def smoothed(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
+def counted_axis(title: str, last: float) -> dict:
+    """An x-axis of steps or epochs: from 0, ticks on whole numbers only (about eight of them),
+    since plotly's own ticks put a lone epoch-0 point between "-1" and "0.5"."""
+    step = next((s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500) if last / s <= 8), 1000)
+    return dict(title=title, range=[-0.05 * max(last, 1), max(last, 1) * 1.05], tick0=0, dtick=step)
+
+
 def loss_chart(points: list[dict]) -> go.Figure:
     steps = [p for p in points if p["series"] == "loss"]
     xs, ys = [p["step"] for p in steps], [p["value"] for p in steps]
@@ -165,7 +172,7 @@ def loss_chart(points: list[dict]) -> go.Figure:
         go.Scatter(x=xs, y=smoothed(ys), mode="lines", name="smoothed (EMA 0.9)",
                    line=dict(color="#1f77b4", width=3))])
     figure.update_layout(title="Training loss", height=300, margin=dict(t=40, b=30),
-                         xaxis_title="step", yaxis_title="loss",
+                         xaxis=counted_axis("step", max(xs, default=1)), yaxis_title="loss",
                          legend=dict(orientation="h", y=-0.3))
     return figure
 
@@ -178,8 +185,10 @@ def ndcg_chart(points: list[dict]) -> go.Figure:
         mine = [p for p in points if p["series"] == name]
         figure.add_trace(go.Scatter(x=[p["epoch"] for p in mine], y=[p["value"] for p in mine],
                                     mode="lines+markers", name=name.split("/")[1] + " dims"))
+    epochs = [p["epoch"] for p in points if p["series"].startswith("ndcg@10/")]
     figure.update_layout(title="NDCG@10 on the validation pairs (epoch 0: before training)",
-                         height=300, margin=dict(t=40, b=30), xaxis_title="epoch",
+                         height=300, margin=dict(t=40, b=30),
+                         xaxis=counted_axis("epoch", max(epochs, default=1)),
                          yaxis_title="NDCG@10", legend=dict(orientation="h", y=-0.3))
     return figure
 
