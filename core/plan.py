@@ -328,13 +328,14 @@ def planned_vs_actual(plan: dict, took: float) -> str:
 
         >>> planned_vs_actual({"seconds": 590, "budget_seconds": 600, "first_estimate_seconds": 420,
         ...                    "measured_pairs_per_second": 14.2}, 610)
-        'training took 10 min 10 s: planned 9 min 50 s, budget 10 min 00 s (+2% of it); re-planned at a measured 14.2 pairs/s from a first estimate of 7 min 00 s'
+        'training took 10 min 10 s: planned 9 min 50 s, budget 10 min 00 s (2% over it); re-planned at a measured 14.2 pairs/s from a first estimate of 7 min 00 s'
     """
     def minutes(seconds: float) -> str:
         return f"{int(seconds // 60)} min {int(seconds % 60):02d} s" if seconds >= 60 else f"{seconds:.0f} s"
 
+    off = took / plan["budget_seconds"] - 1  # "+108% of it" read as if 108% of the budget was used
     line = (f"training took {minutes(took)}: planned {minutes(plan['seconds'])}, budget "
-            f"{minutes(plan['budget_seconds'])} ({took / plan['budget_seconds'] - 1:+.0%} of it)")
+            f"{minutes(plan['budget_seconds'])} ({abs(off):.0%} {'over' if off > 0 else 'under'} it)")
     if plan.get("measured_pairs_per_second"):
         line += (f"; re-planned at a measured {plan['measured_pairs_per_second']:.1f} pairs/s from "
                  f"a first estimate of {minutes(plan['first_estimate_seconds'])}")

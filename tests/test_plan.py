@@ -9,7 +9,7 @@ from core import models
 from core.beir import load_demo
 from core.evaluate import RetrievalSet, evaluate
 from core.finetune import run_experiment
-from core.plan import MAX_EPOCHS, default_plan, seq_length_for
+from core.plan import MAX_EPOCHS, default_plan, planned_vs_actual, seq_length_for
 from core.store import WorkspaceError
 from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from tests.reporter import Lines
@@ -41,6 +41,13 @@ def test_fixed_settings_win_and_generated_pairs_get_a_gentler_rate():
     assert (plan.epochs, plan.max_seq_length, plan.max_pairs) == (2, 96, 300)
     assert plan.learning_rate < 2e-5
     assert seq_length_for([], 256) == 256 and seq_length_for([500] * 10, 256) == 256
+
+
+def test_time_against_the_budget_says_over_or_under():
+    """"budget 1 min 00 s (+108% of it)" read as if 108% of the budget had been used."""
+    plan = {"seconds": 123, "budget_seconds": 60}
+    assert planned_vs_actual(plan, 124.8).endswith("budget 1 min 00 s (108% over it)")
+    assert planned_vs_actual(plan, 45).endswith("budget 1 min 00 s (25% under it)")
 
 
 def test_page_and_cli_resolve_the_same_plan(store, count):
