@@ -458,10 +458,12 @@ def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     corpus_id = store.pair_set(pair_set_id).corpus_id
     mine = {p.id for p in store.pair_sets(corpus_id)}
     wanted = {models.DEFAULT_MODEL: BASELINE}
+    done = {e.model for e in load_evaluations(store, pair_set_id)}
     for run in reversed(list_runs(store)):  # oldest first, so labels follow the runs' order
         if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine:
             wanted.setdefault(run.model_path, finetuned_label(run.job_id))
-    done = {e.model for e in load_evaluations(store, pair_set_id)}
+            if run.pair_set_id == pair_set_id and run.evaluation_id is not None:
+                done.add(run.model_path)  # its job measured it on these very questions
     data = RetrievalSet.from_pair_set(store, pair_set_id, "test")
     new = []
     for model, name in wanted.items():

@@ -17,6 +17,7 @@ from core.cli import main
 from core.compare import compare_evaluations
 from core.evaluate import (METRICS, EvalResult, RetrievalSet, evaluate_named, load_evaluations,
                            save)
+from core.pairs import import_pairs, split
 from core.store import Store, WorkspaceError
 from tests.conftest import ROOT
 
@@ -87,10 +88,17 @@ def test_a_fine_tuned_model_has_one_name_whoever_measures_it(trained_copy):
     """The job names its model's evaluation; people's questions measuring the same model later
     (label.judge_models) must name it alike, or Results shows one model as two."""
     [job] = jobs.all_jobs(trained_copy)
-    [new] = label.judge_models(trained_copy, job.config["pair_set_id"])
+    trained_on = trained_copy.pair_set(job.config["pair_set_id"])
+    # On the questions its job measured it on, it is not measured (and listed) a second time.
+    assert label.judge_models(trained_copy, trained_on.id) == []
+    rows = [(p["query"], p["positive"]) for p in trained_copy.pairs(trained_on.id)]
+    other = import_pairs(trained_copy, trained_on.corpus_id, "the same, asked again", rows).pair_set_id
+    split(trained_copy, other)
+    base, tuned = label.judge_models(trained_copy, other)
     names = {e.id: e.label for e in load_evaluations(trained_copy)}
-    assert names[new] == names[job.result["finetuned_evaluation"]] == f"fine-tuned (job {job.id})"
-    assert runs.get_run(trained_copy, f"j{job.id}").name == names[new]
+    assert names[base] == "baseline"
+    assert names[tuned] == names[job.result["finetuned_evaluation"]] == f"fine-tuned (job {job.id})"
+    assert runs.get_run(trained_copy, f"j{job.id}").name == names[tuned]
 
 
 def test_results_write_each_number_one_way_and_colour_only_real_changes(trained):
