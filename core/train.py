@@ -336,6 +336,8 @@ class PlanKeeper:
         self.pairs_done = self.epochs_done = 0
         self.last_step: float | None = None
         self.epoch_ended = self.evaluated_at = None
+        self.epoch_began, self.pairs_before_epoch = started, 0
+        self.epoch_rate: float | None = None  # an epoch timed whole, where steps are too few
         self.finished = False  # the plan's last step is done: its forecast stands
         self.schedule = CosineSchedule(self.target_steps(), warmup)
 
@@ -346,7 +348,7 @@ class PlanKeeper:
     @property
     def rate(self) -> float | None:
         if len(self.step_seconds) < self.CALIBRATION_STEPS:
-            return None
+            return self.epoch_rate
         return len(self.step_seconds) * self.pairs_per_step / max(sum(self.step_seconds), 1e-9)
 
     def shape(self) -> tuple[int, int]:
@@ -371,10 +373,22 @@ class PlanKeeper:
         self.finished = global_step >= self.target_steps()
         return self.finished
 
+    def epoch_begin(self) -> None:
+        self.epoch_began, self.pairs_before_epoch = self.clock(), self.pairs_done
+
     def epoch_end(self, epochs_completed: int) -> bool:
-        """At an epoch's end, before its evaluation; True: this was the plan's last epoch."""
+        """At an epoch's end, before its evaluation; True: this was the plan's last epoch.
+
+        An epoch of only a step or two (a few dozen pairs) has not timed enough steps for a
+        rate, so it is timed whole, warm-up included, and the plan decided from that before a
+        further epoch begins: otherwise the plan's constant rate alone would start it.
+        """
         self.epoch_ended = self.clock()
         self.last_step = None  # the evaluation and save are not training time
+        if len(self.step_seconds) < self.CALIBRATION_STEPS:
+            self.epoch_rate = (self.pairs_done - self.pairs_before_epoch) / max(
+                self.epoch_ended - self.epoch_began, 1e-9)
+            self._replan()
         self.finished = self.finished or epochs_completed >= self.plan.epochs
         return self.finished
 
@@ -660,13 +674,21 @@ def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
             # Every parameter group's rate ends wherever the re-planned run ends.
             lr_scheduler.lr_lambdas = [keeper.schedule] * len(lr_scheduler.base_lrs)
 
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            keeper.epoch_begin()
+
+        @staticmethod
+        def stop_if(keeper_says, control) -> None:
+            """Apply what the keeper decided; tell people when that changed the plan's shape."""
             shape = keeper.shape()
-            if keeper.step_end(state.global_step):
+            if keeper_says():
                 control.should_training_stop = True
             if shape != keeper.shape():
                 reporter.log(f"re-planned from the measured {keeper.rate:.1f} pairs/s: "
                              f"{keeper.plan.summary()}")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.stop_if(lambda: keeper.step_end(state.global_step), control)
             reporter.progress(min(1.0, state.global_step / max(keeper.schedule.total, 1)))
             if time.perf_counter() - self.told > 5:  # the page's time left, from the measured rate
                 self.told = time.perf_counter()
@@ -681,8 +703,7 @@ def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
                 reporter.point("loss", state.global_step, float(logs["loss"]), state.epoch)
 
         def on_epoch_end(self, args, state, control, **kwargs):
-            if keeper.epoch_end(round(state.epoch)):
-                control.should_training_stop = True
+            self.stop_if(lambda: keeper.epoch_end(round(state.epoch)), control)
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             keeper.evaluated()

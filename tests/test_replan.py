@@ -177,6 +177,24 @@ def test_the_forecast_stands_once_the_last_step_is_done():
     assert keeper.plan.seconds == forecast < now[0] - 15
 
 
+def test_an_epoch_of_one_or_two_steps_is_timed_whole_before_another_begins():
+    now = [0.0]
+    plan = default_plan(64, [100] * 64, "cpu", 256, MINILM, budget_minutes=1)
+    assert plan.epochs == 4  # the constant rate: 64 pairs take seconds
+    keeper = PlanKeeper(plan, started=0.0, eval_seconds=5.0, pairs_per_epoch=64, steps_per_epoch=2,
+                        max_epochs=4, epochs_open=True, pairs_open=True, pairs_per_step=32,
+                        warmup=0.1, clock=lambda: now[0])
+    now[0] = 20.0  # loading and the untrained model's evaluation
+    keeper.epoch_begin()
+    for step in (1, 2):
+        now[0] += 12.0  # a busy machine: under 3 pairs/s
+        assert not keeper.step_end(step)
+    assert keeper.rate is None  # one timed step: too few for a rate
+    # 44 s spent, an epoch takes 24 and its evaluation 5: a second would end far past 60 s.
+    assert keeper.epoch_end(1)
+    assert keeper.plan.epochs == 1 and keeper.rate == pytest.approx(64 / 24)
+
+
 def test_an_evaluation_the_cache_served_is_priced_at_encoding_every_passage(store, count):
     _, pair_set_id = load_demo(store, count, limit=60)
     data = RetrievalSet.from_pair_set(store, pair_set_id).subset(120)
