@@ -32,7 +32,7 @@ from .corpus import ChunkSettings
 from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
                     PseudoQueryConfig, llm_pair_set_name)
-from .plan import MAX_EPOCHS, budget_defaults
+from .plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, budget_defaults
 from .store import Store, default_home
 from .train import LOSSES
 
@@ -431,7 +431,7 @@ def _train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="JSON", help="a job config exported from the app")
     p.add_argument("--model")
     p.add_argument("--epochs", type=ranges.arg(ranges.count), help="default: as many as the time "
-                   f"budget allows, up to {MAX_EPOCHS}")
+                   f"budget allows, up to {MAX_EPOCHS} ({MAX_EPOCHS_SMALL_SET} for a small set)")
     p.add_argument("--batch-size", type=ranges.arg(ranges.count))
     p.add_argument("--learning-rate", type=ranges.arg(ranges.share))
     p.add_argument("--max-pairs", type=ranges.arg(ranges.count), help="default: as many as the time budget allows")

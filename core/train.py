@@ -34,7 +34,7 @@ from . import models, ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
 from .evaluate import (METRICS, PREFERRED_DIM, EvalResult, RetrievalSet, check_dims, default_dims,
                        encode, evaluate, evaluate_named)
-from .plan import MAX_EPOCHS, Architecture, Measured, Plan, default_plan, replan
+from .plan import Architecture, Measured, Plan, default_plan, replan
 from .store import Store
 
 LOSSES = ("mnrl", "cached_mnrl")
@@ -538,18 +538,20 @@ class ReplanScope:
     max_epochs: int
 
     @classmethod
-    def of(cls, asked: TrainConfig, config: TrainConfig, distributed: bool) -> ReplanScope:
+    def of(cls, asked: TrainConfig, config: TrainConfig, distributed: bool,
+           epoch_cap: int) -> ReplanScope:
         """The scope of a run.
 
         Args:
             asked: the settings as the user gave them, before the plan filled them in.
             config: the settings with the plan's values filled in.
             distributed: whether several processes train together.
+            epoch_cap: the most epochs the plan may grow to (``Plan.epoch_cap``).
         """
         # Re-planning needs the processes to agree on where to stop; under torchrun the plan stays.
         epochs_open = asked.epochs is None and not distributed
         pairs_open = asked.max_pairs is None and not distributed
-        return cls(epochs_open, pairs_open, MAX_EPOCHS if epochs_open else config.epochs)
+        return cls(epochs_open, pairs_open, epoch_cap if epochs_open else config.epochs)
 
     def pairs_held(self, config: TrainConfig) -> int | None:
         """How many pairs the trainer holds (``None``: all): every pair when re-planning may grow
@@ -828,7 +830,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     config, plan = plan_run(config, pairs, model, setup)
     reporter.log(f"plan: {plan.summary()}")
     checkpoints = output_dir / "checkpoints"
-    scope = ReplanScope.of(asked, config, distributed)
+    scope = ReplanScope.of(asked, config, distributed, plan.epoch_cap)
     pairs = training_pairs(pairs, scope.pairs_held(config), config.seed)
     # A resumed run sets the trainer up as its first process did, and keeps that one's plan.
     saved_plan = resumable_plan(checkpoints) if resume else None

@@ -9,7 +9,7 @@ from core import models
 from core.beir import load_demo
 from core.evaluate import RetrievalSet, evaluate
 from core.finetune import run_experiment
-from core.plan import MAX_EPOCHS, default_plan, planned_vs_actual, seq_length_for
+from core.plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, default_plan, epoch_cap, planned_vs_actual, seq_length_for
 from core.store import WorkspaceError
 from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from tests.reporter import Lines
@@ -17,12 +17,16 @@ from tests.reporter import Lines
 MINILM = 22_700_000
 
 
-def test_small_data_gets_the_recipes_epochs_and_a_fitted_sequence_length():
+def test_small_data_gets_more_epochs_than_the_recipe_and_a_fitted_sequence_length():
     plan = default_plan(480, [100] * 480, "cpu", 256, MINILM)
-    assert plan.epochs == MAX_EPOCHS and plan.max_pairs == 480
+    assert plan.epochs == plan.epoch_cap == MAX_EPOCHS_SMALL_SET and plan.max_pairs == 480
     assert plan.max_seq_length == 128 and plan.learning_rate == 2e-5
     assert plan.seconds <= plan.budget_seconds
-    assert plan.summary().startswith("4 epochs · lr 2e-05 · batch 32 · seq 128 · 480 pairs")
+    assert plan.summary().startswith("10 epochs · lr 2e-05 · batch 32 · seq 128 · 480 pairs")
+    # A set of the reference recipe's size gets its 4 epochs, where the budget allows them.
+    recipe = default_plan(6300, [100] * 1000, "cuda", 256, MINILM, budget_minutes=60)
+    assert recipe.epochs == recipe.epoch_cap == MAX_EPOCHS
+    assert epoch_cap(517, 32) == 10 and epoch_cap(1129, 32) == 7 and epoch_cap(6300, 64) == 4
 
 
 def test_large_data_is_capped_to_fit_the_budget_and_a_bigger_model_gets_less():

@@ -35,7 +35,8 @@ def claims() -> list[tuple[str, str]]:
         ("validation passages", f"against at most {VALIDATION_PASSAGES:,} passages"),
         ("time budget", f"({plan.BUDGET_MINUTES['cpu']:g} minutes on CPU, {plan.BUDGET_MINUTES['cuda']:g} "
                         "on a GPU, settable)"),
-        ("epochs", f"fill the budget up to the reference recipe's {plan.MAX_EPOCHS}"),
+        ("epochs", f"fill the budget up to the reference recipe's {plan.MAX_EPOCHS} (a small set, up "
+                   f"to {plan.MAX_EPOCHS_SMALL_SET}: at least {plan.MIN_STEPS} optimizer"),
         ("plan example", f'("{example.summary()}")'),
         ("exact search", f"is exact (one matrix product) up to {search.EXACT_LIMIT:,} passages"),
         ("demo split", f"split {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%}".replace("%", "")),

@@ -180,7 +180,7 @@ def test_the_forecast_stands_once_the_last_step_is_done():
 def test_an_epoch_of_one_or_two_steps_is_timed_whole_before_another_begins():
     now = [0.0]
     plan = default_plan(64, [100] * 64, "cpu", 256, MINILM, budget_minutes=1)
-    assert plan.epochs == 4  # the constant rate: 64 pairs take seconds
+    assert plan.epochs > 2  # the constant rate: 64 pairs take seconds
     keeper = PlanKeeper(plan, started=0.0, eval_seconds=5.0, pairs_per_epoch=64, steps_per_epoch=2,
                         max_epochs=4, epochs_open=True, pairs_open=True, pairs_per_step=32,
                         warmup=0.1, clock=lambda: now[0])
@@ -258,10 +258,15 @@ class SlowReporter:
     """Sleeps at every step, as a machine busy with other work would make each step slower."""
 
     def __init__(self, delay: float):
-        self.delay, self.lines, self.points = delay, [], []
+        self.delay, self.lines, self.points, self.training = delay, [], [], False
 
-    def status(self, text): self.lines.append(text)
-    def progress(self, fraction): time.sleep(self.delay)
+    def status(self, text):
+        self.lines.append(text)
+        self.training = text.startswith("Training")  # the evaluations are timed as they run
+
+    def progress(self, fraction):
+        if self.training:
+            time.sleep(self.delay)
     def log(self, line): self.lines.append(line)
     def point(self, series, step, value, epoch=None): self.points.append((series, step, value))
     def should_stop(self): return False
@@ -278,7 +283,7 @@ def test_a_deliberately_slow_step_makes_a_real_run_shrink_its_plan(store, count,
     took = time.perf_counter() - started
     plan = result.plan
     assert plan["first_estimate_seconds"] is not None and plan["measured_pairs_per_second"] < 8 / 1.5
-    assert plan["epochs"] < 4, "the constant rate plans 4 epochs; 1.5 s per step must cut them"
+    assert plan["epochs"] < plan["epoch_cap"], "the constant rate fills the cap; 1.5 s per step must cut it"
     assert any(line.startswith("re-planned from the measured") for line in reporter.lines)
     # The re-planned estimate is what the run then took (the time left on the page comes from it).
     assert plan["seconds"] == pytest.approx(took, rel=0.25)

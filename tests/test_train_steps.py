@@ -12,23 +12,23 @@ def planned(**asked) -> TrainConfig:
 
 
 def test_settings_left_to_the_plan_may_be_replanned_and_the_trainer_holds_room_to_grow():
-    scope = ReplanScope.of(TrainConfig(), planned(), distributed=False)
+    scope = ReplanScope.of(TrainConfig(), planned(), distributed=False, epoch_cap=MAX_EPOCHS)
     assert scope == ReplanScope(epochs_open=True, pairs_open=True, max_epochs=MAX_EPOCHS)
     assert scope.pairs_held(planned()) is None  # every pair: a re-plan may train more than 300
 
 
 def test_settings_the_user_fixed_or_several_processes_keep_the_plan():
-    fixed = ReplanScope.of(TrainConfig(epochs=2), planned(), distributed=False)
+    fixed = ReplanScope.of(TrainConfig(epochs=2), planned(), distributed=False, epoch_cap=MAX_EPOCHS)
     assert fixed == ReplanScope(epochs_open=False, pairs_open=True, max_epochs=2)
     assert fixed.pairs_held(planned()) == 300  # two whole epochs of the plan's pairs
     assert fixed.pairs_held(planned(epochs=1)) is None  # one epoch: the keeper stops inside it
-    torchrun = ReplanScope.of(TrainConfig(), planned(), distributed=True)
+    torchrun = ReplanScope.of(TrainConfig(), planned(), distributed=True, epoch_cap=MAX_EPOCHS)
     assert torchrun == ReplanScope(epochs_open=False, pairs_open=False, max_epochs=2)
     assert torchrun.pairs_held(planned()) == 300
 
 
 def test_a_resumed_run_replans_nothing_but_keeps_the_trainer_its_first_process_set_up():
-    scope = ReplanScope.of(TrainConfig(), planned(), distributed=False)
+    scope = ReplanScope.of(TrainConfig(), planned(), distributed=False, epoch_cap=MAX_EPOCHS)
     assert scope.closed() == ReplanScope(epochs_open=False, pairs_open=False, max_epochs=MAX_EPOCHS)
 
 
