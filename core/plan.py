@@ -283,7 +283,8 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
     fewer than the epochs already begun). The time whole epochs leave goes to one further epoch
     cut short, where it can train ``MIN_LAST_EPOCH_SHARE`` of the budget and at least as long as
     its evaluation and save take (an epoch on a slow machine can be most of the budget, so whole
-    epochs alone could end far before it); and
+    epochs alone could end far before it; once planned, it stays down to half that, so a rate
+    wavering near the line does not add and drop it at every step); and
     when the time runs out inside an epoch, that epoch stops after the pairs that fit (the
     batches are shuffled, so they are a random sample). Re-planned at every step, this cut
     follows a machine that slows down while the last epoch runs. Settings the user fixed stay
@@ -329,9 +330,13 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
         if cost(epochs, pairs_per_epoch) > left:  # time runs out inside this epoch
             in_epoch = measured.pairs_done - (epochs - 1) * pairs_per_epoch
             last = min(pairs_per_epoch, max(last_fits(epochs), in_epoch, plan.batch_size))
-        elif epochs_open and epochs < max_epochs and last_fits(epochs + 1) >= max(
-                plan.batch_size, rate * max(per_epoch, MIN_LAST_EPOCH_SHARE * plan.budget_seconds)):
-            epochs, last = epochs + 1, min(pairs_per_epoch, last_fits(epochs + 1))
+        else:
+            shortest = max(plan.batch_size,
+                           rate * max(per_epoch, MIN_LAST_EPOCH_SHARE * plan.budget_seconds))
+            if plan.epochs == epochs + 1:  # planned already: kept down to half that, so a rate
+                shortest = max(plan.batch_size, shortest / 2)  # near the line does not flip it
+            if epochs_open and epochs < max_epochs and last_fits(epochs + 1) >= shortest:
+                epochs, last = epochs + 1, min(pairs_per_epoch, last_fits(epochs + 1))
     seconds = measured.elapsed + cost(epochs, last)
     one = epochs == 1
     return replace(plan, epochs=epochs, max_pairs=last if one else pairs_per_epoch,

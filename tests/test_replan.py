@@ -2,6 +2,7 @@
 tiny run slowed down by its reporter), and the batch sizing rule from free device memory."""
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,18 @@ def test_time_whole_epochs_leave_goes_to_a_last_epoch_cut_short():
     short = replan(plan, measured(rate=5.0, elapsed=10, eval_seconds=10, save_seconds=2), 2800, 4)
     assert short.epochs == 1 and short.last_epoch_pairs is None and short.seconds < 600
     assert 600 - short.seconds < 2 * (10 + 2)
+
+
+def test_a_rate_near_the_line_does_not_flip_the_last_epoch_in_and_out():
+    plan = default_plan(500, [100] * 500, "cpu", 256, MINILM, budget_minutes=10)
+    # 5 pairs/s, epochs of 500 pairs: a further epoch must train 30 s (5% of the budget, more
+    # than its evaluation and save), 150 pairs; after the second, the time left fits 130.
+    near = measured(rate=5.0, elapsed=448, done=500, epochs_done=1, eval_seconds=10, save_seconds=2)
+    whole = replace(plan, epochs=2, last_epoch_pairs=None)
+    assert replan(whole, near, 500, 4).epochs == 2  # not begun for 130 pairs
+    cut = replace(plan, epochs=3, last_epoch_pairs=200)
+    kept = replan(cut, near, 500, 4)  # already planned: kept while it trains half that
+    assert kept.epochs == 3 and kept.last_epoch_pairs == pytest.approx(130, abs=2)
 
 
 def test_a_machine_that_slows_down_in_the_last_epoch_cuts_it_shorter():
