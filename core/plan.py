@@ -65,8 +65,10 @@ MAX_BATCH = 1024
 MIN_BATCH = 32  # the reference recipe's batch: fewer in-batch negatives only where data is tiny
 MIN_STEPS_PER_EPOCH = 64  # more pairs per batch, fewer updates: unmeasured beyond this on a GPU
 MEMORY_HEADROOM = 0.8  # of the free device memory a plan fills (allocator fragmentation, spikes)
-# A further epoch cut short to fill the budget must train at least this share of it (and as long
-# as its evaluation and save take): shorter, it would change the model little for an evaluation.
+# A further epoch cut short to fill the budget must train at least this share of it: shorter, it
+# would change the model little. (It used to have to train as long as its evaluation took too;
+# on a busy machine, where one evaluation takes minutes, that left a third of the budget unused.
+# The best epoch is kept, so a short one costs only its time, which is the budget's.)
 MIN_LAST_EPOCH_SHARE = 0.05
 
 
@@ -281,8 +283,8 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
 
     Whole epochs fill the remaining time as in ``default_plan`` (up to ``max_epochs``, never
     fewer than the epochs already begun). The time whole epochs leave goes to one further epoch
-    cut short, where it can train ``MIN_LAST_EPOCH_SHARE`` of the budget and at least as long as
-    its evaluation and save take (an epoch on a slow machine can be most of the budget, so whole
+    cut short, where it can train ``MIN_LAST_EPOCH_SHARE`` of the budget after its evaluation
+    and save are paid for (an epoch on a slow machine can be most of the budget, so whole
     epochs alone could end far before it; once planned, it stays down to half that, so a rate
     wavering near the line does not add and drop it at every step); and
     when the time runs out inside an epoch, that epoch stops after the pairs that fit (the
@@ -331,8 +333,7 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
             in_epoch = measured.pairs_done - (epochs - 1) * pairs_per_epoch
             last = min(pairs_per_epoch, max(last_fits(epochs), in_epoch, plan.batch_size))
         else:
-            shortest = max(plan.batch_size,
-                           rate * max(per_epoch, MIN_LAST_EPOCH_SHARE * plan.budget_seconds))
+            shortest = max(plan.batch_size, rate * MIN_LAST_EPOCH_SHARE * plan.budget_seconds)
             if plan.epochs == epochs + 1:  # planned already: kept down to half that, so a rate
                 shortest = max(plan.batch_size, shortest / 2)  # near the line does not flip it
             if epochs_open and epochs < max_epochs and last_fits(epochs + 1) >= shortest:
