@@ -436,16 +436,6 @@ def export_labels(store: Store, corpus_id: int) -> list[dict]:
         "WHERE q.corpus_id = ? AND q.state = 'labelled' ORDER BY q.id, l.chunk_id", [corpus_id])]
 
 
-def corpus_ref(store: Store, ref: str) -> int:
-    """A corpus id from a name or an id typed on the command line."""
-    names = {c.name: c.id for c in store.corpora()}
-    if ref in names:
-        return names[ref]
-    if ref.isdigit():
-        return store.corpus(int(ref)).id
-    return store.corpus(ref).id
-
-
 def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     """Measure the base model and every model fine-tuned on the corpus on a pair set's test
     questions, each once: people's questions judge every run. Returns the new evaluation ids.

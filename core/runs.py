@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import jobs, models
-from .corpus import check_label, text_hash
+from .corpus import text_hash
+from .text import check_label
 from .disk import folder_bytes, human_bytes
 from .errors import WorkspaceError
 from .evaluate import StoredEvaluation, finetuned_label, load_evaluations
