@@ -292,6 +292,12 @@ class BeirImport(IngestReport):
             text += f"; {self.dropped} of {self.labels} labels dropped: " + ", ".join(parts)
         return text
 
+    def label_counts(self) -> dict[str, int]:
+        """What ``summary`` says of the labels, as numbers (for ``--json``)."""
+        return {"labels": self.labels, "dropped_labels": self.dropped,
+                "unknown_passages": len(self.unknown_passages or []),
+                "unknown_queries": len(self.unknown_queries or [])}
+
 
 def _first(ids: list[str], shown: int = 3) -> str:
     unique = list(dict.fromkeys(ids))

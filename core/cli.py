@@ -105,7 +105,7 @@ def run_ingest(args) -> None:
         return finish(args, f"corpus {name!r}: {report.summary()}; pair sets {pair_sets}",
                       {"corpus_id": report.corpus_id, "documents": report.documents,
                        "chunks": report.chunks, "duplicates": report.duplicates,
-                       "pair_sets": pair_sets})
+                       "pair_sets": pair_sets, **report.label_counts()})
     files = []
     for path in paths:
         if not path.is_dir():
