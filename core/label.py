@@ -33,6 +33,7 @@ from .corpus import TABLE_KINDS, decode_text, normalise, pick_column, read_table
 from .evaluate import RetrievalSet
 from .pairs import QUERY_COLUMNS
 from .store import PairSet, Store, WorkspaceError
+from .text import question_text
 import itertools
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,21 @@ class AddReport:
     added: int
     already: int
     too_long: int = 0
+    no_words: int = 0  # lines of only emoji, punctuation or invisible characters
 
     def summary(self) -> str:
         text = f"added {self.added} question{'s' * (self.added != 1)}, {self.already} already there"
         if self.too_long:
             text += (f"; left out {self.too_long} line{'s' * (self.too_long != 1)} longer than "
                      f"{MAX_QUESTION_CHARS:,} characters (a question is a sentence or two)")
+        if self.no_words:
+            text += f"; left out {_no_words(self.no_words)}"
         return text
+
+
+def _no_words(n: int) -> str:
+    return (f"{n} line{'s' * (n != 1)} with no letter or digit (only emoji, punctuation or "
+            "invisible characters: nothing a passage could answer)")
 
 
 def read_questions(name: str, data: bytes) -> list[str]:
@@ -107,9 +116,16 @@ def _questions_in(where: str, lines: list[str]) -> list[str]:
 
 
 def add_questions(store: Store, corpus_id: int, texts: list[str]) -> AddReport:
-    """Store questions for a corpus; repeats (also within ``texts``) are counted, not added."""
+    """Store questions for a corpus; repeats (also within ``texts``) are counted, not added,
+    and so are lines the question rule (``text.question_text``) refuses."""
     store.corpus(corpus_id)
-    keep = [t for t in texts if len(t) <= MAX_QUESTION_CHARS]
+    cleaned = [question_text(t) for t in texts]
+    no_words = sum(c is None for c in cleaned)
+    if texts and no_words == len(texts):
+        raise WorkspaceError(f"nothing added: {_no_words(no_words)}; ask in words, e.g. "
+                             "How do I reset my password?")
+    worded = [c for c in cleaned if c is not None]
+    keep = [t for t in worded if len(t) <= MAX_QUESTION_CHARS]
     now = time.time()
     with store.transaction() as db:
         before = db.execute("SELECT COUNT(*) FROM questions WHERE corpus_id = ?",
@@ -118,7 +134,7 @@ def add_questions(store: Store, corpus_id: int, texts: list[str]) -> AddReport:
                        "VALUES (?, ?, ?, ?)", [(corpus_id, t, normalise(t), now) for t in keep])
         after = db.execute("SELECT COUNT(*) FROM questions WHERE corpus_id = ?",
                            (corpus_id,)).fetchone()[0]
-    return AddReport(after - before, len(keep) - (after - before), len(texts) - len(keep))
+    return AddReport(after - before, len(keep) - (after - before), len(worded) - len(keep), no_words)
 
 
 def questions(store: Store, corpus_id: int) -> list[Question]:
