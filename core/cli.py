@@ -607,7 +607,9 @@ def run_delete(args) -> None:
         report = (runs.delete_pair_set(store, ranges.row_id(args.ref, "pair-set id"))
                   if args.what == "pair-set" else
                   runs.delete_corpus(store, store.find_corpus(args.ref).id))
-    finish(args, f"deleted {report.summary()}", {"deleted": report.summary(), "runs": report.runs})
+    finish(args, f"deleted {report.summary()}", {"deleted": report.summary(), "runs": report.runs,
+                                                "questions": report.questions,
+                                                "labels": report.labels})
 
 
 @command("finetune", "fine-tune on a workspace pair set in the foreground, stored as a run")

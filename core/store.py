@@ -443,6 +443,14 @@ class Store:
             db.executemany("UPDATE pairs SET split = ? WHERE id = ?",
                            [(s, pid) for pid, s in assignment.items()])
 
+    def question_counts(self, corpus_id: int) -> tuple[int, int]:
+        """People's questions of a corpus and their labels (graded passages), as a delete
+        of the corpus would remove them."""
+        row = self.query("SELECT COUNT(*) AS questions, (SELECT COUNT(*) FROM labels l JOIN "
+                         "questions q ON q.id = l.question_id WHERE q.corpus_id = ?) AS labels "
+                         "FROM questions WHERE corpus_id = ?", [corpus_id, corpus_id])[0]
+        return row["questions"], row["labels"]
+
     def split_counts(self, pair_set_id: int) -> dict[str, int]:
         rows = self.query("SELECT COALESCE(split, 'unsplit') AS s, COUNT(*) AS n FROM pairs "
                           "WHERE pair_set_id = ? GROUP BY s", [pair_set_id])
