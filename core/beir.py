@@ -28,8 +28,9 @@ from .corpus import ChunkSettings, Document, IngestReport, TokenCounter, ingest
 from .disk import human_bytes
 from .errors import WorkspaceError
 from .evaluate import RetrievalSet
+from .outputs import output_folder
 from .pairs import link_pairs, split
-from .store import Store
+from .store import PairSet, Store
 
 DEMO_CORPUS = "python-stdlib-docs"
 CORPUS, QUERIES, QRELS = "corpus.jsonl", "queries.jsonl", "qrels.tsv"
@@ -360,14 +361,18 @@ def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None
 def export_beir(store: Store, pair_set_id: int, folder: Path) -> dict[str, int]:
     """Write the corpus of a pair set and its queries and labels, one qrels file per split."""
     pair_set = store.pair_set(pair_set_id)
-    folder = Path(folder)
+    with output_folder(folder, "beir-export") as partial:  # whole or not at all
+        return _write_beir(store, pair_set, partial)
+
+
+def _write_beir(store: Store, pair_set: PairSet, folder: Path) -> dict[str, int]:
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
     chunks = store.chunks(pair_set.corpus_id)
     with (folder / "corpus.jsonl").open("w", encoding="utf-8") as f:
         for c in chunks:
             f.write(json.dumps({"_id": str(c["id"]), "title": "", "text": c["text"]},
                                ensure_ascii=False) + "\n")
-    pairs = store.pairs(pair_set_id)
+    pairs = store.pairs(pair_set.id)
     queries = {p["query_id"]: p["query"] for p in pairs}
     with (folder / "queries.jsonl").open("w", encoding="utf-8") as f:
         for qid, text in queries.items():

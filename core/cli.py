@@ -30,6 +30,7 @@ from pathlib import Path
 from . import ranges
 from .corpus import ChunkSettings
 from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from .outputs import write_text
 from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
                     PseudoQueryConfig, llm_pair_set_name)
 from .plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, budget_defaults
@@ -349,9 +350,7 @@ def run_pairs_export(args) -> None:
         raise WorkspaceError(f"pair set {args.pair_set} has no {which}pairs, so nothing was "
                              "written" + ("; split it first (python -m core pairs split)"
                                           if args.split else ""))
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)  # like export --beir, which makes its folder
-    output.write_text(text, encoding="utf-8")
+    write_text(args.output, text, "pairs.jsonl")  # makes its folder, like export beir
     finish(args, f"{text.count(chr(10))} pairs written to {args.output}",
            {"pairs": text.count("\n"), "output": args.output})
 
@@ -564,7 +563,7 @@ def run_decide(args) -> None:
     answers = read_answers(args.answers, sys.stdin.buffer)
     result = recommend(answers, questionnaire)
     if args.markdown:
-        Path(args.markdown).write_text(to_markdown(answers, result, questionnaire), encoding="utf-8")
+        write_text(args.markdown, to_markdown(answers, result, questionnaire), "report.md")
     if not args.json:
         print(to_text(result))
     finish(args, summary(result), result.to_json())
@@ -791,9 +790,8 @@ def run_label_export(args) -> None:
         raise WorkspaceError(f"corpus {args.corpus!r} has no labelled questions yet, so nothing "
                              "was written; label some with python -m core label start")
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                      encoding="utf-8")
+    write_text(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+               "labels.jsonl")
     finish(args, f"{len(rows)} labels written to {output}", {"labels": len(rows),
                                                              "output": str(output)})
 
