@@ -811,7 +811,8 @@ def run_label_start(args) -> None:
     while (question := label.current(store, corpus_id)) is not None:
         shown = label.candidates(store, corpus_id, question, fine_tuned)
         shown += [p for p in found if p.chunk_id not in {s.chunk_id for s in shown}]
-        marks = label.labels_of(store, question.id)
+        # What is shown goes back with each key: another session's change since is refused.
+        marks, seen_action = label.labels_of(store, question.id), label.last_action(store, corpus_id)
         print(f"\n{label.progress(store, corpus_id).summary()}\nQ: {question.text}")
         for n, passage in enumerate(shown, start=1):
             mark = {label.RELEVANT: "[R]", label.PARTLY: "[p]"}.get(marks.get(passage.chunk_id), "[ ]")
@@ -828,15 +829,18 @@ def run_label_start(args) -> None:
                 found = label.find_passages(store, corpus_id, line[1:])
                 continue
             if line in ("", "n", "s"):
-                label.decide(store, question.id, {"": "labelled", "n": "none", "s": "skipped"}[line])
+                label.decide(store, question.id, {"": "labelled", "n": "none", "s": "skipped"}[line],
+                             question.state, marks)
                 found = []
             elif line == "u":
-                label.undo(store, corpus_id)
+                label.undo(store, corpus_id, seen_action)
             else:
                 for token in line.replace(",", " ").split():
                     if not token.isdigit() or not 1 <= int(token) <= len(shown):
                         raise WorkspaceError(f"{token!r} is not a passage number; {LABEL_KEYS}")
-                    label.cycle_label(store, question.id, shown[int(token) - 1].chunk_id)
+                    chunk_id = shown[int(token) - 1].chunk_id
+                    marks[chunk_id] = label.cycle_label(store, question.id, chunk_id,
+                                                        marks.get(chunk_id))
         except WorkspaceError as e:
             print(f"! {_one_line(e)}", file=sys.stderr)
     done = label.progress(store, corpus_id)
