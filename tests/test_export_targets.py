@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from core import export, jobs, label, models
+from core.cli import main
 from core.errors import WorkspaceError
 from core.pairs import import_pairs
 from core.store import Store
@@ -105,7 +106,6 @@ def test_an_export_onto_a_pipe_is_refused_and_the_pipe_kept(plants, tmp_path, co
 
 
 def test_a_file_export_onto_a_folder_is_refused(plants, tmp_path, capsys):
-    from core.cli import main
     _, pair_set_id = plants
     assert main(["export", "pairs", str(pair_set_id), "--output", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
@@ -129,6 +129,16 @@ def test_a_model_zip_onto_a_pipe_is_refused_and_one_that_does_not_fit_leaves_not
                                  str(out / "model.zip"), limit=2_000_000),
                              "could not write model.zip to", "free some disk space")
     assert str(out) in last and left_behind(out, set()) == [], last
+
+
+def test_a_device_is_refused_before_anything_is_written(plants, capsys):
+    from core.outputs import check_file_target
+    _, pair_set_id = plants
+    with pytest.raises(WorkspaceError, match="/dev/full is a device, pipe or socket"):
+        check_file_target(Path("/dev/full"), "model.zip")  # what export model checks first
+    assert main(["export", "pairs", str(pair_set_id), "--output", "/dev/full"]) == 1
+    assert "/dev/full is a device, pipe or socket" in capsys.readouterr().err
+    assert stat.S_ISCHR(Path("/dev/full").stat().st_mode)
 
 
 def test_an_export_written_whole_replaces_a_regular_file_and_a_failed_one_keeps_it(tmp_path):
