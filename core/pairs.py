@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from .corpus import normalise, pick_column, read_table, split_units, text_hash
 from .errors import WorkspaceError
 from .store import Store
-from .text import question_text
+from .text import check_label, question_text
 
 QUERY_COLUMNS = ("query", "question", "anchor", "queries", "questions", "q")
 PASSAGE_COLUMNS = ("positive", "context", "passage", "answer", "document", "text", "pos",
@@ -355,6 +355,7 @@ def keep_answerable(candidates: list, answerable: list[bool]) -> list:
 def generate_builtin(store: Store, corpus_id: int, name: str,
                      config: PseudoQueryConfig | None = None) -> int:
     """Generate, filter and store pseudo-query pairs for every chunk of a corpus."""
+    check_label(name, "pair set name")  # before the work, not when storing it
     config = config or PseudoQueryConfig()
     config.validate()
     rng = random.Random(config.seed)

@@ -411,6 +411,7 @@ class Store:
         return _pair_set(rows[0])
 
     def create_pair_set(self, corpus_id: int, name: str, source: str, settings: dict) -> int:
+        check_label(name, "pair set name")  # the rule a rename applies
         if self.query("SELECT 1 FROM pair_sets WHERE corpus_id = ? AND name = ?", [corpus_id, name]):
             raise WorkspaceError(f"this corpus already has a pair set named {name!r}; "
                                  "pick another name")

@@ -78,6 +78,9 @@ def test_pairs_import_refuses_the_names_ingest_refuses(notes, tmp_path, capsys, 
     assert snapshot(notes) == before
     with pytest.raises(WorkspaceError, match="blank or holds control"):
         notes.create_corpus(name, {})
+    code, err, _ = run(capsys, "pairs", "import", pairs, "--corpus", "notes", "--name", name)
+    assert code == 1 and "pair set name" in err and "blank or holds control" in err, err
+    assert snapshot(notes) == before
 
 
 def test_pairs_import_into_an_existing_corpus_by_id(notes, tmp_path, capsys):
