@@ -28,8 +28,10 @@ from .corpus import ChunkSettings, Document, IngestReport, TokenCounter, ingest
 from .disk import human_bytes
 from .errors import WorkspaceError
 from .evaluate import RetrievalSet
+from .outputs import output_folder
 from .pairs import link_pairs, split
-from .store import Store
+from .store import PairSet, Store
+from .text import question_text
 
 DEMO_CORPUS = "python-stdlib-docs"
 CORPUS, QUERIES, QRELS = "corpus.jsonl", "queries.jsonl", "qrels.tsv"
@@ -278,19 +280,30 @@ class BeirImport(IngestReport):
     labels: int = 0
     unknown_queries: list[str] | None = None  # query ids of dropped labels (one per label)
     unknown_passages: list[str] | None = None  # corpus ids of dropped labels (one per label)
+    wordless_queries: list[str] | None = None  # ids of queries the question rule refuses
+
+    def _reasons(self) -> tuple[tuple[str, list[str] | None], ...]:
+        return (("name unknown passages", self.unknown_passages),
+                ("name unknown queries", self.unknown_queries),
+                ("ask a query with no letter or digit", self.wordless_queries))
 
     @property
     def dropped(self) -> int:
-        return len(self.unknown_queries or []) + len(self.unknown_passages or [])
+        return sum(len(ids or []) for _, ids in self._reasons())
 
     def summary(self) -> str:
         text = super().summary()
         if self.dropped:
-            parts = [f"{len(ids)} name unknown {what} ({_first(ids)})"
-                     for what, ids in (("passages", self.unknown_passages),
-                                       ("queries", self.unknown_queries)) if ids]
+            parts = [f"{len(ids)} {why} ({_first(ids)})" for why, ids in self._reasons() if ids]
             text += f"; {self.dropped} of {self.labels} labels dropped: " + ", ".join(parts)
         return text
+
+    def label_counts(self) -> dict[str, int]:
+        """What ``summary`` says of the labels, as numbers (for ``--json``)."""
+        return {"labels": self.labels, "dropped_labels": self.dropped,
+                "unknown_passages": len(self.unknown_passages or []),
+                "unknown_queries": len(self.unknown_queries or []),
+                "wordless_queries": len(self.wordless_queries or [])}
 
 
 def _first(ids: list[str], shown: int = 3) -> str:
@@ -312,7 +325,8 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
     data = source if isinstance(source, BeirFolder) else load_beir(source)
     with store.transaction():
         ingested = ingest(store, corpus_name, data.documents, count_tokens, settings)
-        report = BeirImport(**ingested.__dict__, unknown_queries=[], unknown_passages=[])
+        report = BeirImport(**ingested.__dict__, unknown_queries=[], unknown_passages=[],
+                            wordless_queries=[])
         stored = {r["external_id"] for r in store.chunks(report.corpus_id)}
         linked = {}
         for split_name, qrels in sorted(data.qrels.items()):
@@ -324,6 +338,8 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
                         report.unknown_queries.append(qid)
                     elif doc not in stored:
                         report.unknown_passages.append(doc)
+                    elif question_text(data.queries[qid]) is None:  # the one question rule
+                        report.wordless_queries.append(qid)
                     else:
                         labels.append((qid, data.queries[qid], doc))
             if labels:
@@ -354,14 +370,18 @@ def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None
 def export_beir(store: Store, pair_set_id: int, folder: Path) -> dict[str, int]:
     """Write the corpus of a pair set and its queries and labels, one qrels file per split."""
     pair_set = store.pair_set(pair_set_id)
-    folder = Path(folder)
+    with output_folder(folder, "beir-export") as partial:  # whole or not at all
+        return _write_beir(store, pair_set, partial)
+
+
+def _write_beir(store: Store, pair_set: PairSet, folder: Path) -> dict[str, int]:
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
     chunks = store.chunks(pair_set.corpus_id)
     with (folder / "corpus.jsonl").open("w", encoding="utf-8") as f:
         for c in chunks:
             f.write(json.dumps({"_id": str(c["id"]), "title": "", "text": c["text"]},
                                ensure_ascii=False) + "\n")
-    pairs = store.pairs(pair_set_id)
+    pairs = store.pairs(pair_set.id)
     queries = {p["query_id"]: p["query"] for p in pairs}
     with (folder / "queries.jsonl").open("w", encoding="utf-8") as f:
         for qid, text in queries.items():

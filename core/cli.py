@@ -30,6 +30,7 @@ from pathlib import Path
 from . import ranges
 from .corpus import ChunkSettings
 from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from .outputs import write_text
 from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
                     PseudoQueryConfig, llm_pair_set_name)
 from .plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, budget_defaults
@@ -105,7 +106,7 @@ def run_ingest(args) -> None:
         return finish(args, f"corpus {name!r}: {report.summary()}; pair sets {pair_sets}",
                       {"corpus_id": report.corpus_id, "documents": report.documents,
                        "chunks": report.chunks, "duplicates": report.duplicates,
-                       "pair_sets": pair_sets})
+                       "pair_sets": pair_sets, **report.label_counts()})
     files = []
     for path in paths:
         if not path.is_dir():
@@ -261,17 +262,34 @@ def _pairs_split_parser(spl: argparse.ArgumentParser) -> None:
     spl.set_defaults(run=run_pairs_split)
 
 
-def _corpus_id(store: Store, name: str, create: bool = False) -> int:
-    if create and name not in {c.name for c in store.corpora()}:
-        return store.create_corpus(name, {"chunking": asdict(ChunkSettings())})
-    return store.corpus(name).id
+def _corpus_id(store: Store, ref: str, create: bool = False) -> int:
+    """``--corpus`` by name or id (``Store.find_corpus``); with ``create``, a new corpus named
+    ``ref`` when none is, under the one name rule of ``Store.create_corpus``."""
+    try:
+        return store.find_corpus(ref).id
+    except WorkspaceError:
+        if not create:
+            raise
+    return store.create_corpus(ref, {"chunking": asdict(ChunkSettings())})
+
+
+def input_file(text: str, expected: str) -> Path:
+    """A file named on the command line, checked: a folder or a missing path is one line that
+    says which it is and what file is wanted."""
+    path = Path(text)
+    if path.is_dir():
+        raise WorkspaceError(f"{path} is a folder; give the file itself: {expected}")
+    if not path.is_file():
+        raise WorkspaceError(f"{path} does not exist; check the path (expected {expected})")
+    return path
+
+
+PAIRS_FILE = "a CSV/JSONL/Parquet file of query/passage pairs"
 
 
 def run_pairs_import(args) -> None:
     from .pairs import import_pairs, read_pairs_file
-    path = Path(args.file)
-    if not path.is_file():
-        raise WorkspaceError(f"{path} does not exist; check the path")
+    path = input_file(args.file, PAIRS_FILE)
     rows = read_pairs_file(path.name, path.read_bytes(), args.query_column, args.passage_column)
     store = Store()
     with store.transaction():
@@ -311,7 +329,7 @@ def run_pairs_generate(args) -> None:
 
 def run_pairs_list(args) -> None:
     store = Store()
-    pair_sets = store.pair_set_summaries(store.corpus(args.corpus).id if args.corpus else None)
+    pair_sets = store.pair_set_summaries(_corpus_id(store, args.corpus) if args.corpus else None)
     if not args.json:
         _print_pair_sets(pair_sets)
     finish(args, f"{len(pair_sets)} pair sets", {"pair_sets": [asdict(s) for s in pair_sets]})
@@ -332,9 +350,7 @@ def run_pairs_export(args) -> None:
         raise WorkspaceError(f"pair set {args.pair_set} has no {which}pairs, so nothing was "
                              "written" + ("; split it first (python -m core pairs split)"
                                           if args.split else ""))
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)  # like export --beir, which makes its folder
-    output.write_text(text, encoding="utf-8")
+    write_text(args.output, text, "pairs.jsonl")  # makes its folder, like export beir
     finish(args, f"{text.count(chr(10))} pairs written to {args.output}",
            {"pairs": text.count("\n"), "output": args.output})
 
@@ -498,9 +514,7 @@ def train_from_files(args) -> None:
                  "max_seq_length": args.max_seq_length, "budget_minutes": args.budget_minutes,
                  "generated_pairs": args.generated or None,
                  "dims": parse_dims(args.dims), "loss": args.loss}
-    path = Path(args.pairs)
-    if not path.is_file():
-        raise WorkspaceError(f"{path} does not exist; check the path")
+    path = input_file(args.pairs, PAIRS_FILE)
     raw = path.read_bytes()
     pairs = read_pairs_file(path.name, raw)
     if "generated_pairs" not in settings and file_is_generated(path.name, raw):
@@ -549,7 +563,7 @@ def run_decide(args) -> None:
     answers = read_answers(args.answers, sys.stdin.buffer)
     result = recommend(answers, questionnaire)
     if args.markdown:
-        Path(args.markdown).write_text(to_markdown(answers, result, questionnaire), encoding="utf-8")
+        write_text(args.markdown, to_markdown(answers, result, questionnaire), "report.md")
     if not args.json:
         print(to_text(result))
     finish(args, summary(result), result.to_json())
@@ -576,8 +590,8 @@ def run_export_model(args) -> None:
 @command("delete", "delete a run, pair set or corpus with everything only it used")
 def _delete_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["run", "pair-set", "corpus"])
-    p.add_argument("ref", metavar="ID", help="a run id such as j3 or e5, or a pair set's or "
-                                              "corpus's id")
+    p.add_argument("ref", metavar="ID", help="a run id such as j3 or e5, a pair set's id, or "
+                                              "a corpus's name or id")
     p.set_defaults(run=run_delete)
 
 
@@ -589,9 +603,12 @@ def run_delete(args) -> None:
     if args.what == "run":
         report = runs.delete_run(store, args.ref)
     else:
-        ref = ranges.row_id(args.ref, f"{args.what} id")
-        report = (runs.delete_pair_set if args.what == "pair-set" else runs.delete_corpus)(store, ref)
-    finish(args, f"deleted {report.summary()}", {"deleted": report.summary(), "runs": report.runs})
+        report = (runs.delete_pair_set(store, ranges.row_id(args.ref, "pair-set id"))
+                  if args.what == "pair-set" else
+                  runs.delete_corpus(store, store.find_corpus(args.ref).id))
+    finish(args, f"deleted {report.summary()}", {"deleted": report.summary(), "runs": report.runs,
+                                                "questions": report.questions,
+                                                "labels": report.labels})
 
 
 @command("finetune", "fine-tune on a workspace pair set in the foreground, stored as a run")
@@ -691,7 +708,7 @@ def _tune_parser(p: argparse.ArgumentParser) -> None:
 def run_tune(args) -> None:
     from .tune import DOCUMENTS_ONLY_NOTE, hubness_line, score_note
     store = Store()
-    corpus = store.corpus(int(args.corpus) if args.corpus.isdigit() else args.corpus)
+    corpus = store.find_corpus(args.corpus)
     config = {"corpus_id": corpus.id, "model": args.model, "budget_minutes": args.budget_minutes,
               "questions": args.questions}
     job_id, result = _run_here(store, "tune", {k: v for k, v in config.items() if v is not None})
@@ -722,7 +739,7 @@ def _rotate_parser(p: argparse.ArgumentParser) -> None:
 def run_rotate(args) -> None:
     from .rotate import rotate_corpus
     store = Store()
-    path, rotation = rotate_corpus(store, int(args.corpus) if args.corpus.isdigit() else args.corpus,
+    path, rotation = rotate_corpus(store, store.find_corpus(args.corpus).id,
                                    args.model, args.kind, Path(args.output) if args.output else None)
     finish(args, f"{rotation.summary()}; model in {path}",
            {"model_path": str(path), "kind": rotation.kind,
@@ -756,27 +773,25 @@ def _label_start_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_label_import(args) -> None:
-    from .label import add_questions, corpus_ref, read_questions
-    path = Path(args.file)
-    if not path.is_file():
-        raise WorkspaceError(f"{path} does not exist; check the path")
+    from .label import add_questions, read_questions
+    path = input_file(args.file, "a .txt of questions, one per line, or a CSV/JSONL/Parquet "
+                                 "file with a question column")
     store = Store()
-    corpus_id = corpus_ref(store, args.corpus)
+    corpus_id = store.find_corpus(args.corpus).id
     report = add_questions(store, corpus_id, read_questions(path.name, path.read_bytes()))
     finish(args, report.summary(), asdict(report))
 
 
 def run_label_export(args) -> None:
-    from .label import corpus_ref, export_labels
+    from .label import export_labels
     store = Store()
-    rows = export_labels(store, corpus_ref(store, args.corpus))
+    rows = export_labels(store, store.find_corpus(args.corpus).id)
     if not rows:
         raise WorkspaceError(f"corpus {args.corpus!r} has no labelled questions yet, so nothing "
                              "was written; label some with python -m core label start")
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                      encoding="utf-8")
+    write_text(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+               "labels.jsonl")
     finish(args, f"{len(rows)} labels written to {output}", {"labels": len(rows),
                                                              "output": str(output)})
 
@@ -789,14 +804,15 @@ def run_label_start(args) -> None:
     """The terminal twin of the Label page: the same questions, pool, keys and saved state."""
     from . import label
     store = Store()
-    corpus_id = label.corpus_ref(store, args.corpus)
+    corpus_id = store.find_corpus(args.corpus).id
     fine_tuned = label.fine_tuned_model(store, corpus_id)
     print(LABEL_KEYS, file=sys.stderr)
     found: list = []
     while (question := label.current(store, corpus_id)) is not None:
         shown = label.candidates(store, corpus_id, question, fine_tuned)
         shown += [p for p in found if p.chunk_id not in {s.chunk_id for s in shown}]
-        marks = label.labels_of(store, question.id)
+        # What is shown goes back with each key: another session's change since is refused.
+        marks, seen_action = label.labels_of(store, question.id), label.last_action(store, corpus_id)
         print(f"\n{label.progress(store, corpus_id).summary()}\nQ: {question.text}")
         for n, passage in enumerate(shown, start=1):
             mark = {label.RELEVANT: "[R]", label.PARTLY: "[p]"}.get(marks.get(passage.chunk_id), "[ ]")
@@ -813,15 +829,18 @@ def run_label_start(args) -> None:
                 found = label.find_passages(store, corpus_id, line[1:])
                 continue
             if line in ("", "n", "s"):
-                label.decide(store, question.id, {"": "labelled", "n": "none", "s": "skipped"}[line])
+                label.decide(store, question.id, {"": "labelled", "n": "none", "s": "skipped"}[line],
+                             question.state, marks)
                 found = []
             elif line == "u":
-                label.undo(store, corpus_id)
+                label.undo(store, corpus_id, seen_action)
             else:
                 for token in line.replace(",", " ").split():
                     if not token.isdigit() or not 1 <= int(token) <= len(shown):
                         raise WorkspaceError(f"{token!r} is not a passage number; {LABEL_KEYS}")
-                    label.cycle_label(store, question.id, shown[int(token) - 1].chunk_id)
+                    chunk_id = shown[int(token) - 1].chunk_id
+                    marks[chunk_id] = label.cycle_label(store, question.id, chunk_id,
+                                                        marks.get(chunk_id))
         except WorkspaceError as e:
             print(f"! {_one_line(e)}", file=sys.stderr)
     done = label.progress(store, corpus_id)

@@ -24,6 +24,7 @@ import numpy as np
 from .wording import plural
 from .errors import WorkspaceError
 from .store import Store
+from .text import check_label, unprintable
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 CHARS_PER_TOKEN = 6  # generous: English runs at about 4-5 characters per token
@@ -71,29 +72,10 @@ class IngestReport:
 
 
 # -- loaders ----------------------------------------------------------------------------
-# Embeddings, overrides and isolates (not the joiners that Persian or emoji names need).
-DIRECTION_OVERRIDES = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _unprintable(name: str) -> bool:
-    """Control and direction-override characters: shown in a terminal or a table they could
-    clear the screen, break a line or make ``exe.pdf`` read as ``fdp.exe``."""
-    return any(unicodedata.category(c) == "Cc" or c in DIRECTION_OVERRIDES for c in name)
-
-
-def check_label(name: str, what: str = "name") -> str:
-    """The one rule for every name a person gives (a new corpus, a rename of a corpus, pair
-    set or run): not blank, and nothing unprintable (see ``check_name`` for file names)."""
-    if not name.strip() or _unprintable(name):
-        raise WorkspaceError(f"{what} {name!r} is blank or holds control or direction-override "
-                             "characters; name it in plain words, e.g. support-articles")
-    return name
-
-
 def check_name(name: str) -> str:
     """Uploaded names are stored as given: the ``check_label`` rule, and anything that looks
     like a path is refused too."""
-    if (not name or "/" in name or "\\" in name or name.startswith(".") or _unprintable(name)):
+    if (not name or "/" in name or "\\" in name or name.startswith(".") or unprintable(name)):
         raise WorkspaceError(f"file name {name!r} is not a plain file name; rename it to "
                              "something like report.pdf and upload again")
     return name

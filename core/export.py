@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import WorkspaceError
 from .evaluate import METRICS
+from .outputs import check_file_target, output_file
 from .runs import MODEL_RUNS, Run, get_run
 from .store import Store
 
@@ -76,17 +77,10 @@ def model_zip_bytes(store: Store, run_id: str) -> tuple[str, bytes]:
 
 def export_model(store: Store, run_id: str, output: Path) -> int:
     """Write a fine-tuned model as a zip file; returns the number of files in it."""
+    check_file_target(output, "model.zip")  # before the model is loaded to check it
     run, folder = model_folder(store, run_id)
-    if output.is_dir():
-        raise WorkspaceError(f"{output} is a folder; give a file name such as model.zip")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    try:  # a half-written zip must never look like a finished one
-        count = write_zip(folder, partial, zip_name(run))
-        partial.replace(output)
-    finally:
-        partial.unlink(missing_ok=True)
-    return count
+    with output_file(output, "model.zip") as partial:  # a half-written zip never looks finished
+        return write_zip(folder, partial, zip_name(run))
 
 
 # -- results -------------------------------------------------------------------------------

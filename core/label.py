@@ -33,6 +33,8 @@ from .corpus import TABLE_KINDS, decode_text, normalise, pick_column, read_table
 from .evaluate import RetrievalSet
 from .pairs import QUERY_COLUMNS
 from .store import PairSet, Store, WorkspaceError
+from .text import question_text
+from .wording import plural
 import itertools
 
 log = logging.getLogger(__name__)
@@ -61,13 +63,21 @@ class AddReport:
     added: int
     already: int
     too_long: int = 0
+    no_words: int = 0  # lines of only emoji, punctuation or invisible characters
 
     def summary(self) -> str:
         text = f"added {self.added} question{'s' * (self.added != 1)}, {self.already} already there"
         if self.too_long:
             text += (f"; left out {self.too_long} line{'s' * (self.too_long != 1)} longer than "
                      f"{MAX_QUESTION_CHARS:,} characters (a question is a sentence or two)")
+        if self.no_words:
+            text += f"; left out {_no_words(self.no_words)}"
         return text
+
+
+def _no_words(n: int) -> str:
+    return (f"{n} line{'s' * (n != 1)} with no letter or digit (only emoji, punctuation or "
+            "invisible characters: nothing a passage could answer)")
 
 
 def read_questions(name: str, data: bytes) -> list[str]:
@@ -107,9 +117,16 @@ def _questions_in(where: str, lines: list[str]) -> list[str]:
 
 
 def add_questions(store: Store, corpus_id: int, texts: list[str]) -> AddReport:
-    """Store questions for a corpus; repeats (also within ``texts``) are counted, not added."""
+    """Store questions for a corpus; repeats (also within ``texts``) are counted, not added,
+    and so are lines the question rule (``text.question_text``) refuses."""
     store.corpus(corpus_id)
-    keep = [t for t in texts if len(t) <= MAX_QUESTION_CHARS]
+    cleaned = [question_text(t) for t in texts]
+    no_words = sum(c is None for c in cleaned)
+    if texts and no_words == len(texts):
+        raise WorkspaceError(f"nothing added: {_no_words(no_words)}; ask in words, e.g. "
+                             "How do I reset my password?")
+    worded = [c for c in cleaned if c is not None]
+    keep = [t for t in worded if len(t) <= MAX_QUESTION_CHARS]
     now = time.time()
     with store.transaction() as db:
         before = db.execute("SELECT COUNT(*) FROM questions WHERE corpus_id = ?",
@@ -118,7 +135,7 @@ def add_questions(store: Store, corpus_id: int, texts: list[str]) -> AddReport:
                        "VALUES (?, ?, ?, ?)", [(corpus_id, t, normalise(t), now) for t in keep])
         after = db.execute("SELECT COUNT(*) FROM questions WHERE corpus_id = ?",
                            (corpus_id,)).fetchone()[0]
-    return AddReport(after - before, len(keep) - (after - before), len(texts) - len(keep))
+    return AddReport(after - before, len(keep) - (after - before), len(worded) - len(keep), no_words)
 
 
 def questions(store: Store, corpus_id: int) -> list[Question]:
@@ -206,8 +223,33 @@ def _write_label(db, question_id: int, chunk_id: int, grade: int | None) -> None
                    (question_id, chunk_id, grade))
 
 
-def set_label(store: Store, question_id: int, chunk_id: int, grade: int | None) -> None:
-    """Grade one passage for a question (None clears it), committed at once."""
+# Compare-and-set: every write takes what the person saw (a passage's grade, a question's state
+# and marks, the last action), and one made since by another session (a second tab, a second
+# terminal) refuses it in one line instead of being overwritten or undone. UNCHECKED skips the
+# check, for callers that act on what they have just read themselves.
+UNCHECKED = object()
+
+
+def _refuse_stale(what: str, now: str) -> None:
+    raise WorkspaceError(f"{what} was changed in another session since it was shown (it is now "
+                         f"{now}); nothing was changed: look again, then press the key again")
+
+
+def _grade_name(grade: int | None) -> str:
+    return GRADE_NAMES.get(grade, "unmarked")
+
+
+def last_action(store: Store, corpus_id: int) -> int | None:
+    """The number of the corpus's latest label action: what ``undo`` reverts, and what a session
+    passes back to undo only the action it saw."""
+    return store.query("SELECT MAX(action) AS a FROM label_events WHERE corpus_id = ?",
+                       [corpus_id])[0]["a"]
+
+
+def set_label(store: Store, question_id: int, chunk_id: int, grade: int | None,
+              seen: int | object | None = UNCHECKED) -> None:
+    """Grade one passage for a question (None clears it), committed at once; refused when the
+    passage's grade is no longer ``seen``, the one shown when the key was pressed."""
     if grade not in (None, RELEVANT, PARTLY):
         raise WorkspaceError(f"a label is {RELEVANT} (relevant) or {PARTLY} (partly relevant)")
     with store.transaction() as db:
@@ -216,6 +258,8 @@ def set_label(store: Store, question_id: int, chunk_id: int, grade: int | None) 
         if chunk is None or chunk[0] != question["corpus_id"]:
             raise WorkspaceError(f"passage {chunk_id} is not in this question's corpus")
         before = labels_of(store, question_id).get(chunk_id)
+        if seen is not UNCHECKED and before != seen:
+            _refuse_stale("this passage's label", _grade_name(before))
         if before == grade:
             return
         _log(db, question["corpus_id"], _next_action(db, question["corpus_id"]), question_id,
@@ -224,22 +268,32 @@ def set_label(store: Store, question_id: int, chunk_id: int, grade: int | None) 
         _sync(store, question["corpus_id"])
 
 
-def cycle_label(store: Store, question_id: int, chunk_id: int) -> int | None:
-    """What one key press does: unmarked → relevant → partly relevant → unmarked."""
-    grade = {None: RELEVANT, RELEVANT: PARTLY, PARTLY: None}[labels_of(store, question_id).get(chunk_id)]
-    set_label(store, question_id, chunk_id, grade)
+def cycle_label(store: Store, question_id: int, chunk_id: int,
+                seen: int | object | None = UNCHECKED) -> int | None:
+    """What one key press does: unmarked → relevant → partly relevant → unmarked, from the
+    grade ``seen`` on the screen (refused if it has changed since)."""
+    now = labels_of(store, question_id).get(chunk_id) if seen is UNCHECKED else seen
+    grade = {None: RELEVANT, RELEVANT: PARTLY, PARTLY: None}[now]
+    set_label(store, question_id, chunk_id, grade, now)
     return grade
 
 
-def decide(store: Store, question_id: int, state: str) -> None:
+def decide(store: Store, question_id: int, state: str, seen_state: str | object = UNCHECKED,
+           seen_marks: dict[int, int] | object = UNCHECKED) -> None:
     """Close a question: "labelled" (needs a marked passage), "none" (no passage answers it;
-    marks are cleared) or "skipped"; "open" puts it back in the queue."""
+    marks are cleared) or "skipped"; "open" puts it back in the queue. Refused when the
+    question's state is no longer the one shown (``seen_state``), and "none" when its marks are
+    not (``seen_marks``): a stale "none" would clear another session's labels."""
     if state not in ("labelled", "none", "skipped", "open"):
         raise WorkspaceError(f"unknown question state {state!r}")
     with store.transaction() as db:
         question = _question(store, question_id)
         corpus_id = question["corpus_id"]
         marks = labels_of(store, question_id)
+        if seen_state is not UNCHECKED and question["state"] != seen_state:
+            _refuse_stale("this question", question["state"])
+        if state == "none" and seen_marks is not UNCHECKED and marks != seen_marks:
+            _refuse_stale("this question's marks", plural(len(marks), "passage") + " marked")
         if state == "labelled" and not marks:
             raise WorkspaceError("mark at least one passage first (its number key), or press n "
                                  "if none answers the question")
@@ -256,11 +310,16 @@ def decide(store: Store, question_id: int, state: str) -> None:
         _sync(store, corpus_id)
 
 
-def undo(store: Store, corpus_id: int) -> Question | None:
-    """Revert the last action on the corpus's labels; returns the question it touched."""
+def undo(store: Store, corpus_id: int, seen: int | object | None = UNCHECKED) -> Question | None:
+    """Revert the last action on the corpus's labels; returns the question it touched. Refused
+    when the last action is no longer ``seen`` (``last_action`` when the screen was shown):
+    Undo never reverts what another session did since."""
     with store.transaction() as db:
-        action = db.execute("SELECT MAX(action) FROM label_events WHERE corpus_id = ?",
-                            (corpus_id,)).fetchone()[0]
+        action = last_action(store, corpus_id)
+        if seen is not UNCHECKED and action != seen:
+            raise WorkspaceError("another session labelled since this screen was shown, so Undo "
+                                 "would revert its step, not yours; nothing was undone: look "
+                                 "again, and undo from there if you still want to")
         if action is None:
             return None
         events = db.execute("SELECT * FROM label_events WHERE corpus_id = ? AND action = ? "
@@ -434,16 +493,6 @@ def export_labels(store: Store, corpus_id: int) -> list[dict]:
         "SELECT q.text AS query, c.text AS passage, l.relevance, l.chunk_id FROM questions q "
         "JOIN labels l ON l.question_id = q.id JOIN chunks c ON c.id = l.chunk_id "
         "WHERE q.corpus_id = ? AND q.state = 'labelled' ORDER BY q.id, l.chunk_id", [corpus_id])]
-
-
-def corpus_ref(store: Store, ref: str) -> int:
-    """A corpus id from a name or an id typed on the command line."""
-    names = {c.name: c.id for c in store.corpora()}
-    if ref in names:
-        return names[ref]
-    if ref.isdigit():
-        return store.corpus(int(ref)).id
-    return store.corpus(ref).id
 
 
 def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:

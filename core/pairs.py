@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from .corpus import normalise, pick_column, read_table, split_units, text_hash
 from .errors import WorkspaceError
 from .store import Store
+from .text import check_label, question_text
 
 QUERY_COLUMNS = ("query", "question", "anchor", "queries", "questions", "q")
 PASSAGE_COLUMNS = ("positive", "context", "passage", "answer", "document", "text", "pos",
@@ -69,6 +70,11 @@ def read_pairs_file(name: str, data: bytes, query_column: str | None = None,
     rows = [(q, p) for q, p in rows if q and p and q.lower() != "nan" and p.lower() != "nan"]
     if not rows:
         raise WorkspaceError(f"{name}: no rows with both a query and a passage")
+    wordless = [q for q, _ in rows if question_text(q) is None]
+    if wordless:  # the question rule of people's questions, for imported queries too
+        raise WorkspaceError(f"{name}: {len(wordless)} of {len(rows)} queries have no letter or "
+                             f"digit (e.g. {wordless[0]!r}: only emoji, punctuation or invisible "
+                             "characters); remove those rows or write the questions in words")
     return rows
 
 
@@ -349,6 +355,7 @@ def keep_answerable(candidates: list, answerable: list[bool]) -> list:
 def generate_builtin(store: Store, corpus_id: int, name: str,
                      config: PseudoQueryConfig | None = None) -> int:
     """Generate, filter and store pseudo-query pairs for every chunk of a corpus."""
+    check_label(name, "pair set name")  # before the work, not when storing it
     config = config or PseudoQueryConfig()
     config.validate()
     rng = random.Random(config.seed)

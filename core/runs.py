@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import jobs, models
-from .corpus import check_label, text_hash
+from .corpus import text_hash
+from .text import check_label
 from .disk import folder_bytes, human_bytes
 from .errors import WorkspaceError
 from .evaluate import StoredEvaluation, finetuned_label, load_evaluations
 from .store import Store
+from .wording import plural
 
 log = logging.getLogger(__name__)
 ACTIVE = jobs.ACTIVE
@@ -265,6 +267,8 @@ class Deletion:
     pair_sets: int = 0
     chunks: int = 0
     bytes: int = 0
+    questions: int = 0  # people's questions, asked of the corpus
+    labels: int = 0  # their graded passages
 
     def summary(self) -> str:
         parts = [self.what]
@@ -272,6 +276,9 @@ class Deletion:
             parts.append(f"{self.pair_sets} pair set{'s' * (self.pair_sets != 1)}")
         if self.chunks:
             parts.append(f"{self.chunks} passages")
+        if self.questions:
+            parts.append(plural(self.questions, "question")
+                         + (f" with {plural(self.labels, 'label')}" if self.labels else ""))
         if self.runs:
             parts.append(f"{len(self.runs)} run{'s' * (len(self.runs) != 1)} ({', '.join(self.runs)})")
         if self.bytes:
@@ -443,13 +450,14 @@ def plan_delete_corpus(store: Store, corpus_id: int) -> Deletion:
     for part in _in_chunks(_orphan_hashes(store, corpus_id)):
         size += _cache_bytes(store, f"text_hash IN ({','.join('?' * len(part))})", part)
     chunks = store.query("SELECT COUNT(*) AS n FROM chunks WHERE corpus_id = ?", [corpus_id])[0]["n"]
+    questions, labels = store.question_counts(corpus_id)
     return Deletion(f"corpus '{corpus.name}'", [r.id for r in runs], pair_sets=len(pair_set_ids),
-                    chunks=chunks, bytes=size)
+                    chunks=chunks, bytes=size, questions=questions, labels=labels)
 
 
 def delete_corpus(store: Store, corpus_id: int) -> Deletion:
-    """Delete a corpus with its passages, pair sets, runs, jobs, their files, and the cached
-    passage vectors no other corpus shares."""
+    """Delete a corpus with its passages, people's questions and their labels, pair sets,
+    runs, jobs, their files, and the cached passage vectors no other corpus shares."""
     report = plan_delete_corpus(store, corpus_id)
     with store.transaction() as db:
         _refuse_if_used(store, "corpus", corpus_id)

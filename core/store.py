@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Iterator
 
+from . import ranges
 # Re-exported: code written before core.errors existed imports these from here.
 from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room  # noqa: F401
+from .text import check_label
 
 MIGRATIONS: list[str] = [
     # 1: corpora, documents, chunks, pair sets, pairs
@@ -336,7 +338,25 @@ class Store:
                                  "(python -m core ingest FILE...)")
         return _corpus(rows[0])
 
+    def find_corpus(self, ref: str) -> Corpus:
+        """The corpus a person means by ``ref``, typed as its name or its id: the one resolver
+        every command's ``--corpus`` goes through. A name wins over an id (a corpus may be
+        named "2018"); only ASCII digits are an id ("²" is a digit to Python but no id)."""
+        named = self.query("SELECT * FROM corpora WHERE name = ?", [ref])
+        if named:
+            return _corpus(named[0])
+        number = ref.strip().isascii() and ref.strip().isdigit()
+        if number:
+            rows = self.query("SELECT * FROM corpora WHERE id = ?", [ranges.row_id(ref, "corpus id")])
+            if rows:
+                return _corpus(rows[0])
+        names = ", ".join(repr(c.name) for c in self.corpora()[:5]) or "none yet"
+        shown = ref.strip() if number else repr(ref)
+        raise WorkspaceError(f"no corpus {shown} in the workspace, by name or id (corpora: "
+                             f"{names}); python -m core list corpora shows them all")
+
     def create_corpus(self, name: str, settings: dict) -> int:
+        check_label(name, "corpus name")  # here, so no way of creating a corpus skips the rule
         try:  # the UNIQUE constraint decides, so two processes racing for a name cannot both win
             cur = self.db.execute("INSERT INTO corpora (name, created, settings) VALUES (?, ?, ?)",
                                   (name, time.time(), json.dumps(settings)))
@@ -391,6 +411,7 @@ class Store:
         return _pair_set(rows[0])
 
     def create_pair_set(self, corpus_id: int, name: str, source: str, settings: dict) -> int:
+        check_label(name, "pair set name")  # the rule a rename applies
         if self.query("SELECT 1 FROM pair_sets WHERE corpus_id = ? AND name = ?", [corpus_id, name]):
             raise WorkspaceError(f"this corpus already has a pair set named {name!r}; "
                                  "pick another name")
@@ -422,6 +443,14 @@ class Store:
             db.execute("UPDATE pairs SET split = NULL WHERE pair_set_id = ?", (pair_set_id,))
             db.executemany("UPDATE pairs SET split = ? WHERE id = ?",
                            [(s, pid) for pid, s in assignment.items()])
+
+    def question_counts(self, corpus_id: int) -> tuple[int, int]:
+        """People's questions of a corpus and their labels (graded passages), as a delete
+        of the corpus would remove them."""
+        row = self.query("SELECT COUNT(*) AS questions, (SELECT COUNT(*) FROM labels l JOIN "
+                         "questions q ON q.id = l.question_id WHERE q.corpus_id = ?) AS labels "
+                         "FROM questions WHERE corpus_id = ?", [corpus_id, corpus_id])[0]
+        return row["questions"], row["labels"]
 
     def split_counts(self, pair_set_id: int) -> dict[str, int]:
         rows = self.query("SELECT COALESCE(split, 'unsplit') AS s, COUNT(*) AS n FROM pairs "

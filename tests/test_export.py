@@ -62,15 +62,11 @@ def test_push_to_hub_explains_a_missing_token_or_network(trained, monkeypatch): 
 
 
 def test_a_model_missing_its_weights_is_not_exported(store, tmp_path, capsys):
-    import shutil
     from core import jobs
-    job_id = store.db.execute(
-        "INSERT INTO jobs (kind, state, config, created, started, finished, result) VALUES "
-        "('train', 'succeeded', '{}', 1, 1, 2, '{}')").lastrowid
+    from tests.test_export_targets import model_run
+    run_id = model_run(store)
+    job_id = int(run_id[1:])
     folder = jobs.job_dir(store, job_id) / "model"
-    shutil.copytree(models.resolve(None), folder)
-    store.db.execute("UPDATE jobs SET result = ? WHERE id = ?",
-                     (json.dumps({"model_path": str(folder)}), job_id))
     target = tmp_path / "out.zip"
     assert main(["export", "model", f"j{job_id}", "--zip", str(target)]) == 0  # whole: it exports
     capsys.readouterr()

@@ -35,6 +35,30 @@ def test_dropped_labels_are_counted_with_their_ids(tmp_path, home, capsys):
     assert len(store.pairs(pair_set.id)) == 20
 
 
+def test_json_output_carries_the_dropped_label_counts_the_text_shows(tmp_path, home, capsys):
+    labels = ([(f"q{i}", f"d{i}") for i in range(5)] + [("q1", "missing"), ("ghost", "d2")])
+    assert main(["ingest", str(beir(tmp_path / "set", labels)), "--corpus", "plants", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: payload[k] for k in ("labels", "dropped_labels", "unknown_passages",
+                                    "unknown_queries")} == {"labels": 7, "dropped_labels": 2,
+                                                            "unknown_passages": 1,
+                                                            "unknown_queries": 1}
+
+
+def test_a_query_with_no_letter_or_digit_is_dropped_and_counted(tmp_path, home, capsys):
+    folder = beir(tmp_path / "set", [(f"q{i}", f"d{i}") for i in range(5)])
+    with (folder / "queries.jsonl").open("a") as f:
+        f.write(json.dumps({"_id": "blank", "text": "\u200b🙂?"}) + "\n")
+    with (folder / "qrels" / "test.tsv").open("a") as f:
+        f.write("blank\td1\t1\n")
+    assert main(["ingest", str(folder), "--corpus", "plants", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (payload["dropped_labels"], payload["wordless_queries"]) == (1, 1)
+    store = Store(home)
+    [pair_set] = store.pair_sets(store.corpus("plants").id)
+    assert len(store.pairs(pair_set.id)) == 5
+
+
 def test_an_import_whose_labels_all_fail_is_refused(tmp_path, store, count):
     folder = beir(tmp_path / "set", [(f"q{i}", f"missing{i}") for i in range(5)])
     with pytest.raises(WorkspaceError, match="none of the 5 labels could be linked: 5 of 5 labels "

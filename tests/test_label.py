@@ -222,7 +222,7 @@ def test_label_import_start_export_and_compare_on_the_command_line(demo_store, t
     questions.write_text("\n".join(SUMMARIES[:4] + SUMMARIES[:1]))
     assert main(["label", "import", str(questions), "--corpus", name, "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"added": 4, "already": 1,
-                                                                    "too_long": 0}
+                                                                    "too_long": 0, "no_words": 0}
     assert main(["label", "import", str(questions), "--corpus", str(corpus_id)]) == 0
     assert capsys.readouterr().out.strip() == "added 0 questions, 5 already there"
     # A person at the terminal: marks 1 then 2 twice (partly), done; none; skip; undo the skip;

@@ -64,25 +64,59 @@ def act(fn, *args) -> None:
         st.session_state["label_error"] = str(e)
 
 
-def mark(question_id: int, chunk_id: int) -> None:
+# ... and what it showed (a grade, the marks, the last action): core refuses the write when
+# another session has changed that since, instead of overwriting or undoing its work. A key
+# pressed again before the page has redrawn saw this session's own last write, kept in
+# MINE until the page has drawn every button anew.
+MINE = "label_mine"
+
+
+def mine() -> dict:
+    return st.session_state.setdefault(MINE, {"grades": {}})
+
+
+def acted() -> None:
+    mine()["action"] = label.last_action(workspace, corpus.id)
+
+
+def wrote(question_id: int, chunk_id: int, value: int | None) -> None:
+    mine()["grades"][question_id, chunk_id] = value
+    acted()
+
+
+def mark(question_id: int, chunk_id: int, seen: int | None) -> None:
     if still_current(question_id):
-        act(label.cycle_label, question_id, chunk_id)
+        seen = mine()["grades"].get((question_id, chunk_id), seen)
+        act(lambda *args: wrote(question_id, chunk_id, label.cycle_label(*args)),
+            question_id, chunk_id, seen)
 
 
-def grade(question_id: int, chunk_id: int, value: int) -> None:
+def grade(question_id: int, chunk_id: int, value: int, seen: int | None) -> None:
     if still_current(question_id):
-        act(label.set_label, question_id, chunk_id, value)
+        seen = mine()["grades"].get((question_id, chunk_id), seen)
+        act(lambda *args: wrote(question_id, chunk_id, label.set_label(*args) or value),
+            question_id, chunk_id, value, seen)
 
 
-def decide(question_id: int, state: str) -> None:
+def decide(question_id: int, state: str, seen_marks: dict[int, int]) -> None:
     if still_current(question_id):
-        act(label.decide, question_id, state)
+        own = {c: g for (q, c), g in mine()["grades"].items() if q == question_id}
+        seen_marks = {c: g for c, g in {**seen_marks, **own}.items() if g is not None}
+        act(lambda *args: (label.decide(*args), acted()), question_id, state, "open", seen_marks)
 
 
-def undo() -> None:
-    undone = label.undo(workspace, corpus.id)
+def undo(seen: int | None) -> None:
+    try:
+        undone = label.undo(workspace, corpus.id, mine().get("action", seen))
+    except WorkspaceError as e:
+        st.session_state["label_error"] = str(e)
+        return
+    acted()
     st.session_state["flash"] = (f"Undone, on “{escape(undone.text)}”." if undone
                                  else "Nothing to undo.")
+
+
+seen_action = label.last_action(workspace, corpus.id)
 
 
 question = label.current(workspace, corpus.id)
@@ -99,7 +133,10 @@ if question is None:
                     "questions that runs on this corpus are judged on.")
         st.page_link("views/results.py", label="Measure the models on them (Results)",
                      icon=":material/monitoring:")
-    st.button("Undo the last step", key="undo", shortcut="U", on_click=undo)
+    if "label_error" in st.session_state:
+        st.error(escape(st.session_state.pop("label_error")), icon=":material/error:")
+    st.button("Undo the last step", key="undo", shortcut="U", on_click=undo, args=(seen_action,))
+    st.session_state[MINE] = {"grades": {}}  # the button now carries what it shows
     st.stop()
 
 fine_tuned = label.fine_tuned_model(workspace, corpus.id)
@@ -122,7 +159,7 @@ for number, passage in enumerate(shown, start=1):
     state = marks.get(passage.chunk_id)
     left.button(BUTTONS[state], key=f"mark_{number}", type="primary" if state else "secondary",
                 shortcut=str(number) if number <= 9 else None, on_click=mark,
-                args=(question.id, passage.chunk_id), width="stretch",
+                args=(question.id, passage.chunk_id, state), width="stretch",
                 help="Relevant; again: partly relevant; again: clear")
     text = " ".join(passage.text.split())
     right.markdown(f"**{number}.** {BADGES.get(state, '')} **{escape(passage.document)}** · "
@@ -130,12 +167,13 @@ for number, passage in enumerate(shown, start=1):
 
 done_col, none_col, skip_col, undo_col = st.columns(4)
 done_col.button("Done, next", key="done", type="primary", shortcut="Enter", on_click=decide,
-                args=(question.id, "labelled"), width="stretch")
+                args=(question.id, "labelled", marks), width="stretch")
 none_col.button("None of these", key="none", shortcut="N", on_click=decide,
-                args=(question.id, "none"), width="stretch")
-skip_col.button("Skip", key="skip", shortcut="S", on_click=decide, args=(question.id, "skipped"),
+                args=(question.id, "none", marks), width="stretch")
+skip_col.button("Skip", key="skip", shortcut="S", on_click=decide,
+                args=(question.id, "skipped", marks), width="stretch")
+undo_col.button("Undo", key="undo", shortcut="U", on_click=undo, args=(seen_action,),
                 width="stretch")
-undo_col.button("Undo", key="undo", shortcut="U", on_click=undo, width="stretch")
 
 with st.expander("Find a passage the models missed"):
     words = st.text_input("Words the passage contains", key=f"find_{question.id}")
@@ -147,6 +185,7 @@ with st.expander("Find a passage the models missed"):
                             f"{escape(' '.join(passage.text.split())[:400])}")
                 c1, c2, _ = st.columns([2, 2, 6])
                 c1.button("Relevant", key=f"find_rel_{passage.chunk_id}", on_click=grade,
-                          args=(question.id, passage.chunk_id, label.RELEVANT))
+                          args=(question.id, passage.chunk_id, label.RELEVANT, state))
                 c2.button("Partly relevant", key=f"find_part_{passage.chunk_id}", on_click=grade,
-                          args=(question.id, passage.chunk_id, label.PARTLY))
+                          args=(question.id, passage.chunk_id, label.PARTLY, state))
+st.session_state[MINE] = {"grades": {}}  # every button now carries what it shows
