@@ -42,7 +42,7 @@ LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"
 VALIDATION_PASSAGES = 3000
 EVAL_BUDGET_SHARE = 0.1  # the most of the budget one evaluation during training may cost
-EVAL_PROBE_PASSAGES = 64  # timed to price encoding the validation passages the cache served
+EVAL_PROBE_PASSAGES = 32  # a sample timed to price encoding the validation passages (paid from the budget too)
 RESUME_ONLY = ("optimizer.pt", "scheduler.pt")  # what only the checkpoint resumed from needs
 PLAN_FILE = "ragtune_plan.json"  # the re-planned plan, saved with each checkpoint for a resume
 
@@ -538,29 +538,27 @@ def validation_for_budget(config: TrainConfig, validation: RetrievalSet, store: 
         model: the model about to be trained (``evaluation_seconds``).
         budget_seconds: the run's budget.
     """
-    untrained, seconds = measure_untrained(config, validation, store, reporter)
-    price = evaluation_seconds(untrained, seconds, model, validation, config.seed)
-    fixed = untrained.timings.get("query_encoding", 0.0) + untrained.timings.get("scoring", 0.0)
-    most = EVAL_BUDGET_SHARE * budget_seconds
-    if price > most and price > fixed:
-        share = max(0.0, most - fixed) / (price - fixed)
-        smaller = validation.subset(int(share * len(validation.corpus)), config.seed)
+    per_passage = passage_seconds(model, validation.corpus, config.seed) if model else None
+    if per_passage:  # priced before the untrained model is measured: that is an evaluation too
+        keep = int(EVAL_BUDGET_SHARE * budget_seconds / per_passage) - len(validation.queries) // 2
+        smaller = validation.subset(max(0, keep), config.seed)
         if len(smaller.corpus) < len(validation.corpus):
-            priced = fixed + (price - fixed) * len(smaller.corpus) / len(validation.corpus)
+            whole = per_passage * (len(validation.corpus) + len(validation.queries) / 2)
             reporter.log(f"evaluations use {len(smaller.corpus):,} of the "
                          f"{len(validation.corpus):,} validation passages (every relevant one "
-                         f"kept), ≈ {duration(priced)} each: all of them would take "
-                         f"≈ {duration(price)}, over {EVAL_BUDGET_SHARE:.0%} of the "
+                         f"kept): at the {per_passage:.2f} s a passage just timed, all of them "
+                         f"would take ≈ {duration(whole)}, over {EVAL_BUDGET_SHARE:.0%} of the "
                          f"{duration(budget_seconds)} budget")
-            untrained = evaluate_named(config.model, smaller, config.dims, store)  # cached
-            validation, price = smaller, priced
+            validation = smaller
+    untrained, seconds = measure_untrained(config, validation, store, reporter)
+    price = evaluation_seconds(untrained, seconds, model, validation, config.seed, per_passage)
     for dim, ms in untrained.metrics.items():  # epoch 0 on the chart: where training starts
         reporter.point(f"ndcg@10/{dim}", 0, ms["ndcg@10"], 0.0)
     return validation, untrained, price
 
 
 def evaluation_seconds(untrained: EvalResult, seconds: float, model, validation: RetrievalSet,
-                       seed: int) -> float:
+                       seed: int, per_passage: float | None = None) -> float:
     """What one evaluation during training will take, before the first one has been timed.
 
     The untrained model's evaluation read its passages from the vector cache where it could, but
@@ -579,6 +577,7 @@ def evaluation_seconds(untrained: EvalResult, seconds: float, model, validation:
             the untrained model's time is all there is until the first epoch's evaluation.
         validation: the queries and passages every epoch is judged on.
         seed: which passages the sample takes.
+        per_passage: a sample's price already timed (``passage_seconds``), if any.
     """
     encoded = int(untrained.timings.get("passages_encoded", len(validation.corpus)))
     served = len(validation.corpus) - encoded
@@ -586,14 +585,18 @@ def evaluation_seconds(untrained: EvalResult, seconds: float, model, validation:
         return seconds
     if encoded:
         per_passage = untrained.timings["corpus_encoding"] / encoded
-    else:
-        sample = random.Random(seed).sample(validation.corpus,
-                                            min(EVAL_PROBE_PASSAGES, len(validation.corpus)))
-        encode(model, sample[:8])  # the first call's one-off set-up is not an evaluation's cost
-        started = time.perf_counter()
-        encode(model, sample)
-        per_passage = (time.perf_counter() - started) / len(sample)
+    elif per_passage is None:
+        per_passage = passage_seconds(model, validation.corpus, seed)
     return seconds + served * per_passage
+
+
+def passage_seconds(model, corpus: list[str], seed: int) -> float:
+    """Seconds ``model`` takes to encode one of ``corpus``'s passages: a seeded sample, timed."""
+    sample = random.Random(seed).sample(corpus, min(EVAL_PROBE_PASSAGES, len(corpus)))
+    encode(model, sample[:4])  # the first call's one-off set-up is not an evaluation's cost
+    started = time.perf_counter()
+    encode(model, sample)
+    return (time.perf_counter() - started) / max(len(sample), 1)
 
 
 def checkpoint_seconds(model, folder: Path) -> float:
