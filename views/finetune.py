@@ -75,7 +75,7 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                      pairs, models.load(model_name), setup)
             st.markdown(f"**Default plan:** {plan.summary()}")
             st.caption(escape(sentence(plan.arithmetic())) + ". The run re-plans from the speed "
-                       "it measures, so it ends within 15% of the budget.")
+                       "it measures, so as to end within 15% of the budget.")
             with st.form("config"):
                 c1, c2, c3, c4 = st.columns(4)
                 epochs = c1.number_input("Epochs", 1, 50, default.epochs)
@@ -274,7 +274,6 @@ with st.expander("Configuration, and the same run on several GPUs or machines"):
     st.download_button("Download config (JSON)", config_json, job_config_file(job.id))
     st.markdown("Export the pairs (train split as JSONL) and the test set (BEIR folder), then run:")
     st.code(distributed_commands(job.id, job.config.get("pair_set_id")), language="bash")
-
 
 
 @st.fragment(run_every="3s")
