@@ -164,10 +164,11 @@ def loss_chart(points: list[dict]) -> go.Figure:
     xs, ys = [p["step"] for p in steps], [p["value"] for p in steps]
     # Markers while the points are few: a line through one point draws nothing (the chart was
     # axes only for a run cut to three steps).
+    mode = "lines+markers" if len(xs) < 30 else "lines"
     figure = go.Figure([
-        go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 30 else "lines",
-                   name="each logged step", opacity=0.3, line=dict(color="#1f77b4", width=1)),
-        go.Scatter(x=xs, y=smoothed(ys), mode="lines", name="smoothed (EMA 0.9)",
+        go.Scatter(x=xs, y=ys, mode=mode, name="each logged step", opacity=0.3,
+                   line=dict(color="#1f77b4", width=1)),
+        go.Scatter(x=xs, y=smoothed(ys), mode=mode, name="smoothed (EMA 0.9)",
                    line=dict(color="#1f77b4", width=3))])
     figure.update_layout(title="Training loss", height=300, margin=dict(t=40, b=30),
                          xaxis=counted_axis("step", max(xs, default=1)), yaxis_title="loss",
@@ -207,7 +208,8 @@ def live(job_id: int, state_at_render: str) -> None:
     place = jobs.queue_positions(workspace).get(job_id)
     where = f" · number {place} in the queue" if place else ""
     st.progress(min(job.progress, 1.0), text=f"**{job.state}**{where} · {escape(job.status)}"
-                                             f"{step}{epoch} · {duration(job.elapsed)} so far{eta}")
+                                             f"{step}{epoch} · {duration(job.elapsed)}"
+                                             f"{' so far' * (job.state == 'running')}{eta}")
     if job.error:
         st.error(escape(job.error), icon=":material/error:")
     if job.state == "interrupted":
