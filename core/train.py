@@ -42,7 +42,9 @@ LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"
 VALIDATION_PASSAGES = 3000
 EVAL_BUDGET_SHARE = 0.1  # the most of the budget one evaluation during training may cost
-EVAL_PROBE_PASSAGES = 16  # a sample timed to price the validation passages (paid from the budget: 52 s for 36 at a load of 14)
+# A sample timed to price the validation passages; paid from the budget (36 took 52 s at a load
+# of 14 on 2 cores), so small.
+EVAL_PROBE_PASSAGES = 16
 RESUME_ONLY = ("optimizer.pt", "scheduler.pt")  # what only the checkpoint resumed from needs
 PLAN_FILE = "ragtune_plan.json"  # the re-planned plan, saved with each checkpoint for a resume
 
