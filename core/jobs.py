@@ -338,16 +338,17 @@ def events(store: Store, job_id: int, kind: str, limit: int | None = None) -> li
 
 
 def time_left(store: Store, job: Job) -> float | None:
-    """Seconds of training a running job has left, from the rate its run measured: the newest
-    time left it reported (``core.train.PlanKeeper``), counted down since; before training has
-    timed its first steps, the job's own guess from its progress."""
+    """Seconds of training a running job has left: the newest time left its run reported
+    (``core.train.PlanKeeper``: the plan's, then the measured rate's), counted down since; None
+    before training has planned. (It once fell back to the current stage's pace, so the page
+    showed the baseline's "about 3 s" as training time, then nothing, then "3 min 58 s".)"""
     if job.state != "running":
         return None
     rows = store.query("SELECT ts, payload FROM job_events WHERE job_id = ? AND kind = 'point' "
                        "AND json_extract(payload, '$.series') = 'seconds_left' "
                        "ORDER BY id DESC LIMIT 1", [job.id])
     if not rows:
-        return job.eta
+        return None
     return max(0.0, json.loads(rows[0]["payload"])["value"] - (time.time() - rows[0]["ts"]))
 
 

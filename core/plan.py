@@ -33,12 +33,16 @@ Example::
     >>> plan = default_plan(n_pairs=480, passage_tokens=[120] * 480, device="cpu",
     ...                     model_max_seq=256, parameters=22_700_000)
     >>> plan.summary()
-    '10 epochs · lr 2e-05 · batch 32 · seq 128 · 480 pairs · ≈ 6 min'
+    '10 epochs · lr 2e-05 · batch 32 · seq 128 · 480 pairs · ≈ 6 min 16 s'
+    >>> plan.arithmetic()
+    '10 epochs × 480 pairs at an assumed 15.0 pairs/s = 5 min 20 s of training, + 56 s for evaluations and saves (15%) = 6 min 16 s; the pairs run out first: 10 epochs are the most for a set this size, so the 10-min budget is not filled'
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+
+from .wording import duration, plural
 
 # Training pairs per second for a MiniLM-sized model (22.7M parameters) at sequence length 128,
 # forward and backward, in float32; measured with benchmarks/step_speed.py on 2 CPU cores.
@@ -65,6 +69,9 @@ MAX_BATCH = 1024
 MIN_BATCH = 32  # the reference recipe's batch: fewer in-batch negatives only where data is tiny
 MIN_STEPS_PER_EPOCH = 64  # more pairs per batch, fewer updates: unmeasured beyond this on a GPU
 MEMORY_HEADROOM = 0.8  # of the free device memory a plan fills (allocator fragmentation, spikes)
+# The budget is a ceiling a run keeps within this share, and fills to within it unless the data
+# runs out first (said in the plan line before the run starts).
+BUDGET_TOLERANCE = 0.15
 # A further epoch cut short to fill the budget must train at least this share of it: shorter, it
 # would change the model little. (It used to have to train as long as its evaluation took too;
 # on a busy machine, where one evaluation takes minutes, that left a third of the budget unused.
@@ -90,18 +97,57 @@ class Plan:
     first_estimate_seconds: float | None = None  # ``seconds`` before the first re-plan
     last_epoch_pairs: int | None = None  # a re-planned last epoch cut short to end at the budget
     epoch_cap: int = MAX_EPOCHS  # the most epochs re-planning may fill the budget with
+    assumed_pairs_per_second: float | None = None  # the constant rate the first estimate used
+    epochs_fixed: bool = False  # the user set the epochs (so they, not the cap, may end it early)
+    # The last re-plan's sum, so its log line is arithmetic a reader can check (``arithmetic``):
+    # spent, pairs still to train, evaluations and saves still to come, each with its price.
+    breakdown: dict | None = None
 
     def last_epoch(self) -> int:
         """Pairs the last epoch trains (one epoch: ``max_pairs``, which re-planning may cut)."""
         return self.last_epoch_pairs or self.max_pairs
 
     def summary(self) -> str:
-        minutes = self.seconds / 60
-        took = f"≈ {minutes:.0f} min" if minutes >= 1 else f"≈ {self.seconds:.0f} s"
         cut = f" (the last {self.last_epoch_pairs:,})" if self.last_epoch_pairs else ""
-        return (f"{self.epochs} epoch{'s' * (self.epochs != 1)} · lr {self.learning_rate:.0e} · "
+        return (f"{plural(self.epochs, 'epoch')} · lr {self.learning_rate:.0e} · "
                 f"batch {self.batch_size} · seq {self.max_seq_length} · {self.max_pairs:,} pairs{cut} · "
-                f"{took}")
+                f"≈ {duration(self.seconds)}")
+
+    def data_runs_out(self) -> bool:
+        """The plan ends more than ``BUDGET_TOLERANCE`` under its budget: every pair, in as
+        many epochs as it may have, takes less time than that."""
+        return self.seconds < (1 - BUDGET_TOLERANCE) * self.budget_seconds
+
+    def arithmetic(self) -> str:
+        """How ``seconds`` was reached, in numbers a reader can check: the first estimate's
+        epochs × pairs at the assumed rate plus the evaluations' share, or a re-plan's time
+        spent plus what is still to train, evaluate and save at the measured prices."""
+        if self.breakdown:
+            b = self.breakdown
+            saves = b["saves"] * b["save_seconds"]
+            return (f"{duration(b['spent'])} spent + {b['pairs']:,} pairs to train at "
+                    f"{b['rate']:.1f} pairs/s ({duration(b['pairs'] / b['rate'])}) + "
+                    f"{plural(b['evaluations'], 'evaluation')} × {duration(b['eval_seconds'])} + "
+                    f"{plural(b['saves'], 'save')} × {duration(b['save_seconds'])} "
+                    f"({duration(b['evaluations'] * b['eval_seconds'] + saves)}) = "
+                    f"{duration(self.seconds)} of the {duration(self.budget_seconds)} budget")
+        if not self.assumed_pairs_per_second:
+            return f"≈ {duration(self.seconds)} of the {duration(self.budget_seconds)} budget"
+        pairs = (self.epochs - 1) * self.max_pairs + self.last_epoch()
+        training = pairs / self.assumed_pairs_per_second
+        cut = f" (the last {self.last_epoch_pairs:,})" if self.last_epoch_pairs else ""
+        line = (f"{self.epochs} epoch{'s' * (self.epochs != 1)} × {self.max_pairs:,} pairs{cut} at an "
+                f"assumed {self.assumed_pairs_per_second:.1f} pairs/s = {duration(training)} of "
+                f"training, + {duration(self.seconds - training)} for evaluations and saves "
+                f"({EVAL_SHARE:.0%}) = {duration(self.seconds)}")
+        if self.seconds >= self.budget_seconds - 0.5 and training / (1 - EVAL_SHARE) > self.seconds + 0.5:
+            line += " (the budget: the rest is cut when the run measures its speed)"
+        elif self.data_runs_out() and (self.epochs_fixed or self.epochs >= self.epoch_cap):
+            why = ("the epochs you set" if self.epochs_fixed else
+                   f"{self.epochs} epochs are the most for a set this size")
+            line += (f"; the pairs run out first: {why}, so the "
+                     f"{self.budget_seconds / 60:g}-min budget is not filled")
+        return line
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -253,17 +299,25 @@ def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max
     train_budget = budget * (1 - EVAL_SHARE)
     used = min(max_pairs or n_pairs, n_pairs)
     cap = epoch_cap(used, batch)
+    fixed = epochs is not None
     if epochs is None:
         epochs = max(1, min(cap, int(train_budget // (used / rate))))
     if max_pairs is None and epochs * used / rate > train_budget:
         used = min(used, max(batch, int(train_budget * rate / epochs)))
+    last = None  # the time whole epochs leave goes to one further epoch cut short, as ``replan``
+    spare = int((train_budget - epochs * used / rate) * rate)  # does: the promise is the budget
+    if not fixed and max_pairs is None and epochs < cap and spare >= max(
+            batch, rate * MIN_LAST_EPOCH_SHARE * budget):
+        epochs, last = epochs + 1, min(used, spare)
+    trained = (epochs - 1) * used + (last or used)
     return Plan(epochs=epochs,
                 learning_rate=learning_rate or (1e-5 if generated else 2e-5),
                 batch_size=batch, max_seq_length=seq, max_pairs=used,
                 hard_negatives=hard_negatives or 0,
-                seconds=min(budget, epochs * used / rate / (1 - EVAL_SHARE)),
+                seconds=min(budget, trained / rate / (1 - EVAL_SHARE)),
+                last_epoch_pairs=last if last and last < used else None,
                 budget_seconds=budget, device=device, loss=loss, mini_batch_size=mini_batch,
-                epoch_cap=cap)
+                epoch_cap=cap, assumed_pairs_per_second=rate, epochs_fixed=fixed)
 
 
 @dataclass
@@ -307,7 +361,7 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
         ...                 eval_seconds=10, save_seconds=2)
         >>> again = replan(plan, slow, 2000, 4)  # a third of the expected speed
         >>> (plan.epochs, again.epochs, again.max_pairs, again.last_epoch_pairs, round(again.seconds))
-        (3, 2, 2000, 634, 600)
+        (4, 2, 2000, 634, 600)
     """
     rate = max(measured.pairs_per_second, 1e-9)
     left = plan.budget_seconds - measured.elapsed
@@ -331,7 +385,10 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
     if pairs_open and (epochs_open or epochs == 1):
         if cost(epochs, pairs_per_epoch) > left:  # time runs out inside this epoch
             in_epoch = measured.pairs_done - (epochs - 1) * pairs_per_epoch
-            last = min(pairs_per_epoch, max(last_fits(epochs), in_epoch, plan.batch_size))
+            # To the nearest whole step, not the next: the run stops only at a step's end, and on
+            # a busy machine one step can be a fifth of a short budget (28 s of 2 min, measured).
+            fits = round(last_fits(epochs) / plan.batch_size) * plan.batch_size
+            last = min(pairs_per_epoch, max(fits, in_epoch, plan.batch_size))
         else:
             shortest = max(plan.batch_size, rate * MIN_LAST_EPOCH_SHARE * plan.budget_seconds)
             if plan.epochs == epochs + 1:  # planned already: kept down to half that, so a rate
@@ -339,15 +396,23 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
             if epochs_open and epochs < max_epochs and last_fits(epochs + 1) >= shortest:
                 epochs, last = epochs + 1, min(pairs_per_epoch, last_fits(epochs + 1))
     seconds = measured.elapsed + cost(epochs, last)
+    evaluations = max(0, epochs - measured.epochs_done)
+    breakdown = {"spent": measured.elapsed, "rate": rate, "evaluations": evaluations,
+                 "pairs": max(0, (epochs - 1) * pairs_per_epoch + last - measured.pairs_done),
+                 "eval_seconds": measured.eval_seconds, "saves": evaluations + 1,
+                 "save_seconds": measured.save_seconds}
     one = epochs == 1
     return replace(plan, epochs=epochs, max_pairs=last if one else pairs_per_epoch,
                    last_epoch_pairs=None if one or last >= pairs_per_epoch else last, seconds=seconds,
-                   measured_pairs_per_second=measured.pairs_per_second,
+                   measured_pairs_per_second=measured.pairs_per_second, breakdown=breakdown,
                    first_estimate_seconds=plan.first_estimate_seconds or plan.seconds)
 
 
 def planned_vs_actual(plan: dict, took: float) -> str:
-    """One line for people: the training phase's time against its plan and budget.
+    """One line for people: the training phase's time against its budget, its first estimate
+    (the one the page and the plan line promised, from an assumed rate) and, where the run
+    re-planned, the forecast it last made from its measured rate: three different things,
+    named apart.
 
     Args:
         plan: a run's ``Plan.to_json()`` (as stored with the job and printed by the CLI).
@@ -357,17 +422,17 @@ def planned_vs_actual(plan: dict, took: float) -> str:
 
         >>> planned_vs_actual({"seconds": 590, "budget_seconds": 600, "first_estimate_seconds": 420,
         ...                    "measured_pairs_per_second": 14.2}, 610)
-        'training took 10 min 10 s: planned 9 min 50 s, budget 10 min 00 s (2% over it); re-planned at a measured 14.2 pairs/s from a first estimate of 7 min 00 s'
+        'training took 10 min 10 s of a 10 min 00 s budget (2% over it); first estimate 7 min 00 s, re-planned at a measured 14.2 pairs/s to 9 min 50 s'
     """
-    def minutes(seconds: float) -> str:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s" if seconds >= 60 else f"{seconds:.0f} s"
-
     off = took / plan["budget_seconds"] - 1  # "+108% of it" read as if 108% of the budget was used
-    line = (f"training took {minutes(took)}: planned {minutes(plan['seconds'])}, budget "
-            f"{minutes(plan['budget_seconds'])} ({abs(off):.0%} {'over' if off > 0 else 'under'} it)")
+    line = (f"training took {duration(took)} of a {duration(plan['budget_seconds'])} budget "
+            f"({abs(off):.0%} {'over' if off > 0 else 'under'} it)")
     if plan.get("measured_pairs_per_second"):
-        line += (f"; re-planned at a measured {plan['measured_pairs_per_second']:.1f} pairs/s from "
-                 f"a first estimate of {minutes(plan['first_estimate_seconds'])}")
+        line += (f"; first estimate {duration(plan['first_estimate_seconds'])}, re-planned at a "
+                 f"measured {plan['measured_pairs_per_second']:.1f} pairs/s to "
+                 f"{duration(plan['seconds'])}")
+    else:
+        line += f"; estimated {duration(plan['seconds'])}"
     return line
 
 

@@ -85,9 +85,10 @@ class Run:
 
 def config_summary(config: dict) -> str:
     """The settings that tell two fine-tuning runs apart, in one short line."""
-    parts = [f"{config[k]} {label}" for k, label in
-             (("epochs", "epochs"), ("batch_size", "batch"), ("max_pairs", "pairs max"),
-              ("max_seq_length", "seq")) if config.get(k)]
+    parts = [plural(config["epochs"], "epoch")] if config.get("epochs") else []
+    parts += [f"{config[k]} {label}" for k, label in
+              (("batch_size", "batch"), ("max_pairs", "pairs max"), ("max_seq_length", "seq"))
+              if config.get(k)]
     if config.get("learning_rate"):
         parts.append(f"lr {config['learning_rate']:.0e}")
     if config.get("loss") and config["loss"] != "mnrl":

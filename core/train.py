@@ -34,13 +34,17 @@ from . import models, ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
 from .evaluate import (METRICS, PREFERRED_DIM, EvalResult, RetrievalSet, check_dims, default_dims,
                        encode, evaluate, evaluate_named)
-from .plan import Architecture, Measured, Plan, default_plan, replan
+from .plan import BUDGET_TOLERANCE, Architecture, Measured, Plan, default_plan, replan
 from .store import Store
+from .wording import duration, plural
 
 LOSSES = ("mnrl", "cached_mnrl")
 NO_GAIN = "fine-tuning did not help on this data"
 VALIDATION_PASSAGES = 3000
-EVAL_PROBE_PASSAGES = 64  # timed to price encoding the validation passages the cache served
+EVAL_BUDGET_SHARE = 0.1  # the most of the budget one evaluation during training may cost
+# A sample timed to price the validation passages; paid from the budget (36 took 52 s at a load
+# of 14 on 2 cores), so small.
+EVAL_PROBE_PASSAGES = 16
 RESUME_ONLY = ("optimizer.pt", "scheduler.pt")  # what only the checkpoint resumed from needs
 PLAN_FILE = "ragtune_plan.json"  # the re-planned plan, saved with each checkpoint for a resume
 
@@ -323,15 +327,23 @@ class PlanKeeper:
     """
     CALIBRATION_STEPS = 2  # timed steps before the first re-plan; later ones refine it
     RATE_WINDOW = 32  # steps: enough shuffled batches to average short and long ones
+    # A time left that rises by more than this (seconds, or this share of the budget) is shown
+    # with a log line saying why; smaller rises are not shown (it keeps counting down).
+    RISE_SECONDS, RISE_SHARE = 5.0, 0.05
 
     def __init__(self, plan: Plan, started: float, eval_seconds: float, pairs_per_epoch: int,
                  steps_per_epoch: int, max_epochs: int, epochs_open: bool, pairs_open: bool,
-                 pairs_per_step: int, warmup: float, clock=time.perf_counter):
+                 pairs_per_step: int, warmup: float, clock=time.perf_counter,
+                 save_seconds: float = 0.0):
         self.plan, self.started, self.clock = plan, started, clock
         self.pairs_per_epoch, self.steps_per_epoch = pairs_per_epoch, steps_per_epoch
         self.max_epochs, self.epochs_open, self.pairs_open = max_epochs, epochs_open, pairs_open
         self.pairs_per_step = pairs_per_step
-        self.eval_seconds, self.save_seconds = eval_seconds, 0.0  # a save is timed at the first
+        # A save is priced from a timed probe until the first checkpoint is timed (unpriced, a
+        # 2-minute run on a busy machine spent 17 s it had not planned on saving).
+        self.eval_seconds, self.save_seconds = eval_seconds, save_seconds
+        self.first_step: float | None = None  # the run's first step, warm-up included
+        self.shown: tuple[float, float] | None = None  # (when, time left) last shown
         self.step_seconds: deque[float] = deque(maxlen=self.RATE_WINDOW)
         self.pairs_done = self.epochs_done = 0
         self.last_step: float | None = None
@@ -342,8 +354,7 @@ class PlanKeeper:
         self.schedule = CosineSchedule(self.target_steps(), warmup)
 
     def target_steps(self) -> int:
-        last = min(self.steps_per_epoch, math.ceil(self.plan.last_epoch() / self.pairs_per_step))
-        return (self.plan.epochs - 1) * self.steps_per_epoch + last
+        return self.steps_of(self.plan)
 
     @property
     def rate(self) -> float | None:
@@ -358,11 +369,27 @@ class PlanKeeper:
     def seconds_left(self) -> float:
         return max(0.0, self.plan.seconds - (self.clock() - self.started))
 
+    def time_left(self) -> tuple[float, float | None]:
+        """The time left to show now, and, where it rose past what was shown, what was shown
+        (the caller says why in the log). Re-planned at every step, the forecast wavers by a
+        few seconds; a small rise is not shown, so the time left people see only counts down
+        unless a line in the log says why it went up."""
+        now, truth = self.clock(), self.seconds_left()
+        if self.shown is None:
+            self.shown = (now, truth)
+            return truth, None
+        before = max(0.0, self.shown[1] - (now - self.shown[0]))
+        rose = truth > before + max(self.RISE_SECONDS, self.RISE_SHARE * self.plan.budget_seconds)
+        self.shown = (now, truth if rose else min(truth, before))
+        return self.shown[1], before if rose else None
+
     def step_end(self, global_step: int) -> bool:
         """After each optimizer step; True: stop now (the last epoch's pairs are done)."""
         now = self.clock()
         if self.last_step is not None:
             self.step_seconds.append(now - self.last_step)
+        elif self.first_step is None:
+            self.first_step = now - self.epoch_began
         self.last_step = now
         # Counted per epoch: an epoch's last batch is usually short, so steps × batch would
         # overshoot the epoch and make the plan believe a further epoch had begun.
@@ -405,14 +432,45 @@ class PlanKeeper:
         self._replan()
 
     def _replan(self) -> None:
-        if self.rate is None or self.finished:
+        if self.finished:
             return
+        rate = self.rate
+        if rate is None:  # too few steps timed for a rate: the budget may still be at stake
+            rate = self.provisional_rate()
+            if rate is None:
+                return
         measured = Measured(elapsed=self.clock() - self.started, pairs_done=self.pairs_done,
-                            pairs_per_second=self.rate, epochs_done=self.epochs_done,
+                            pairs_per_second=rate, epochs_done=self.epochs_done,
                             eval_seconds=self.eval_seconds, save_seconds=self.save_seconds)
-        self.plan = replan(self.plan, measured, self.pairs_per_epoch, self.max_epochs,
-                           self.epochs_open, self.pairs_open)
+        again = replan(self.plan, measured, self.pairs_per_epoch, self.max_epochs,
+                       self.epochs_open, self.pairs_open)
+        if self.rate is None and again.seconds <= self.plan.budget_seconds and \
+                self.steps_of(again) >= self.target_steps():
+            return  # a provisional rate only cuts a plan that would overrun; it never grows one
+        self.plan = again
         self.schedule.total = self.target_steps()
+
+    def provisional_rate(self) -> float | None:
+        """Before ``CALIBRATION_STEPS`` steps are timed: the one timed step, or the first step
+        whole (warm-up included, so slow: it may only cut). On a busy machine a step can take
+        a fifth of a 2-minute budget, and waiting for two timed ones overran it by half."""
+        if self.step_seconds:
+            return self.pairs_per_step / max(self.step_seconds[-1], 1e-9)
+        if self.first_step is not None and self.pairs_done:
+            return self.pairs_done / max(self.first_step, 1e-9)
+        return None
+
+    def steps_of(self, plan: Plan) -> int:
+        last = min(self.steps_per_epoch, math.ceil(plan.last_epoch() / self.pairs_per_step))
+        return (plan.epochs - 1) * self.steps_per_epoch + last
+
+    def skips_evaluation(self) -> bool:
+        """At the plan's last epoch's end: whether evaluating (and saving) it would end the run
+        past its ceiling (the budget plus ``BUDGET_TOLERANCE``) while an earlier epoch has been
+        evaluated, so it can be skipped and the best evaluated epoch kept."""
+        ceiling = (1 + BUDGET_TOLERANCE) * self.plan.budget_seconds
+        ends = self.clock() - self.started + self.eval_seconds + 2 * self.save_seconds
+        return self.finished and self.epochs_done > 0 and ends > ceiling
 
 
 # -- evaluation inside the trainer ----------------------------------------------------------
@@ -442,8 +500,7 @@ def matryoshka_evaluator(data: RetrievalSet, dims: list[int]):
 
 def measure_untrained(config: TrainConfig, validation: RetrievalSet, store: Store | None,
                       reporter: Reporter) -> tuple[EvalResult, float]:
-    """Score the untrained model on the validation queries: the score every epoch must beat, and
-    the first point of the chart.
+    """Score the untrained model on the validation queries: the score every epoch must beat.
 
     It is measured as it would be kept (its own sequence length), so its passages come from the
     vector cache the baseline just filled. That makes this evaluation cheaper than an epoch's:
@@ -454,22 +511,56 @@ def measure_untrained(config: TrainConfig, validation: RetrievalSet, store: Stor
         config: the resolved run settings (model, dims).
         validation: the queries and passages that pick the best epoch.
         store: the workspace whose vector cache serves the passages, if any.
-        reporter: told the stage and the epoch-0 points.
+        reporter: told the stage.
 
     Returns:
         The untrained model's result and how many seconds measuring it took.
     """
-    started = time.perf_counter()
     untrained = evaluate_named(config.model, validation, config.dims, store, stage_progress(
         reporter, f"Measuring the untrained model on {len(validation.queries)} validation queries"))
-    seconds = time.perf_counter() - started
+    # The evaluation alone, not loading the model by name first (12 s of a cold start on a
+    # busy machine, which priced every epoch's evaluation at 16 s where it took 6).
+    return untrained, untrained.seconds
+
+
+def validation_for_budget(config: TrainConfig, validation: RetrievalSet, store: Store | None,
+                          reporter: Reporter, model, budget_seconds: float
+                          ) -> tuple[RetrievalSet, EvalResult, float]:
+    """The validation set every epoch is judged on, the untrained model's score on it (epoch 0
+    on the chart) and one evaluation's price: fewer passages (every relevant one kept) where
+    evaluating all of them would cost over ``EVAL_BUDGET_SHARE`` of the budget, and the log
+    says so. On a busy 2-core machine one evaluation of 350 passages was priced at 2 min 21 s,
+    more than a 2-minute budget: no plan could have kept it.
+
+    Args:
+        config: the resolved run settings (model, dims, seed).
+        validation: the held-out queries against at most ``VALIDATION_PASSAGES`` passages.
+        store: the workspace whose vector cache serves the untrained model's passages.
+        reporter: told the stages, the line about a smaller set, and the epoch-0 points.
+        model: the model about to be trained (``evaluation_seconds``).
+        budget_seconds: the run's budget.
+    """
+    per_passage = passage_seconds(model, validation.corpus, config.seed) if model else None
+    if per_passage:  # priced before the untrained model is measured: that is an evaluation too
+        keep = int(EVAL_BUDGET_SHARE * budget_seconds / per_passage) - len(validation.queries) // 2
+        smaller = validation.subset(max(0, keep), config.seed)
+        if len(smaller.corpus) < len(validation.corpus):
+            whole = per_passage * (len(validation.corpus) + len(validation.queries) / 2)
+            reporter.log(f"evaluations use {len(smaller.corpus):,} of the "
+                         f"{len(validation.corpus):,} validation passages (every relevant one "
+                         f"kept): at the {per_passage:.2f} s a passage just timed, all of them "
+                         f"would take ≈ {duration(whole)}, over {EVAL_BUDGET_SHARE:.0%} of the "
+                         f"{duration(budget_seconds)} budget")
+            validation = smaller
+    untrained, seconds = measure_untrained(config, validation, store, reporter)
+    price = evaluation_seconds(untrained, seconds, model, validation, config.seed, per_passage)
     for dim, ms in untrained.metrics.items():  # epoch 0 on the chart: where training starts
         reporter.point(f"ndcg@10/{dim}", 0, ms["ndcg@10"], 0.0)
-    return untrained, seconds
+    return validation, untrained, price
 
 
 def evaluation_seconds(untrained: EvalResult, seconds: float, model, validation: RetrievalSet,
-                       seed: int) -> float:
+                       seed: int, per_passage: float | None = None) -> float:
     """What one evaluation during training will take, before the first one has been timed.
 
     The untrained model's evaluation read its passages from the vector cache where it could, but
@@ -488,6 +579,7 @@ def evaluation_seconds(untrained: EvalResult, seconds: float, model, validation:
             the untrained model's time is all there is until the first epoch's evaluation.
         validation: the queries and passages every epoch is judged on.
         seed: which passages the sample takes.
+        per_passage: a sample's price already timed (``passage_seconds``), if any.
     """
     encoded = int(untrained.timings.get("passages_encoded", len(validation.corpus)))
     served = len(validation.corpus) - encoded
@@ -495,14 +587,47 @@ def evaluation_seconds(untrained: EvalResult, seconds: float, model, validation:
         return seconds
     if encoded:
         per_passage = untrained.timings["corpus_encoding"] / encoded
-    else:
-        sample = random.Random(seed).sample(validation.corpus,
-                                            min(EVAL_PROBE_PASSAGES, len(validation.corpus)))
-        encode(model, sample[:8])  # the first call's one-off set-up is not an evaluation's cost
-        started = time.perf_counter()
-        encode(model, sample)
-        per_passage = (time.perf_counter() - started) / len(sample)
+    elif per_passage is None:
+        per_passage = passage_seconds(model, validation.corpus, seed)
     return seconds + served * per_passage
+
+
+def passage_seconds(model, corpus: list[str], seed: int) -> float:
+    """Seconds ``model`` takes to encode one of ``corpus``'s passages: a seeded sample, timed."""
+    sample = random.Random(seed).sample(corpus, min(EVAL_PROBE_PASSAGES, len(corpus)))
+    encode(model, sample[:2])  # the first call's one-off set-up is not an evaluation's cost
+    started = time.perf_counter()
+    encode(model, sample)
+    return (time.perf_counter() - started) / max(len(sample), 1)
+
+
+CHECKPOINT_PRICE = 10  # a checkpoint's time, in timed ``torch.save``s of the bare weights
+
+
+def checkpoint_seconds(model, folder: Path) -> float:
+    """What one save will take before the first is timed: the bare weights written once, timed,
+    times ``CHECKPOINT_PRICE``. A checkpoint also writes the model's folder and AdamW's two
+    moments, and the best one is read back at the end: on the loaded 2-core machine the bare
+    weights took 0.23 s, ``save_pretrained`` 0.6 s and an AdamW-state-sized save 3.4 s, and a
+    2-minute run spent 16 s on a checkpoint and reading it back where it had priced 4."""
+    import torch
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / "save-probe.pt"
+    started = time.perf_counter()
+    try:
+        torch.save(model.state_dict(), probe)
+    except OSError:  # a full disk is reported where a checkpoint is written, in words
+        return 0.0
+    finally:
+        seconds = time.perf_counter() - started
+        probe.unlink(missing_ok=True)
+    return CHECKPOINT_PRICE * seconds
+
+
+def precision(setup: DeviceSetup) -> str:
+    """The precision training really runs in, in words: bf16 here is autocast (the weights and
+    AdamW stay float32), and the evaluations encode in float32."""
+    return "bf16 autocast, evaluated in float32" if setup.bf16 else "float32"
 
 
 # -- the pieces of a run -------------------------------------------------------------------
@@ -618,7 +743,7 @@ def training_arguments(config: TrainConfig, setup: DeviceSetup, checkpoints: Pat
         setup: the detected device (precision, optimizer).
         checkpoints: the folder the trainer saves its checkpoints in.
         max_epochs: the most epochs the plan may grow to (``ReplanScope.max_epochs``).
-        steps_per_epoch: optimizer steps in one epoch, to log about four times an epoch.
+        steps_per_epoch: optimizer steps in one epoch, to log about ten times an epoch.
         prompts: the model's prompts per dataset column (``models.training_prompts``).
         distributed: whether several processes train together.
     """
@@ -642,7 +767,7 @@ def training_arguments(config: TrainConfig, setup: DeviceSetup, checkpoints: Pat
         load_best_model_at_end=True,
         metric_for_best_model=f"eval_dim{config.best_dim}_{config.best_metric}",
         greater_is_better=True,
-        logging_steps=max(1, min(10, steps_per_epoch // 4)),
+        logging_steps=max(1, min(10, steps_per_epoch // 10)),
         seed=config.seed,
         data_seed=config.seed,
         report_to="none",
@@ -672,6 +797,7 @@ def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
 
     class Progress(TrainerCallback):
         told = 0.0  # when the time left was last reported
+        planned = 0  # the steps planned, as last reported
 
         def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
             # Every parameter group's rate ends wherever the re-planned run ends.
@@ -680,22 +806,33 @@ def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
         def on_epoch_begin(self, args, state, control, **kwargs):
             keeper.epoch_begin()
 
-        @staticmethod
-        def stop_if(keeper_says, control) -> None:
-            """Apply what the keeper decided; tell people when that changed the plan's shape."""
+        def stop_if(self, keeper_says, control, step: int, epoch: float | None) -> None:
+            """Apply what the keeper decided; tell people when that changed the plan's shape
+            or raised the time left, with the sum that did it."""
             shape = keeper.shape()
             if keeper_says():
                 control.should_training_stop = True
-            if shape != keeper.shape():
-                reporter.log(f"re-planned from the measured {keeper.rate:.1f} pairs/s: "
-                             f"{keeper.plan.summary()}")
+                control.should_log = True  # the last step's loss, however few steps ran
+            left, before = keeper.time_left()
+            if shape != keeper.shape() or before is not None:
+                rate = keeper.plan.measured_pairs_per_second or 0.0
+                rose = f"; time left up from {duration(before)} to {duration(left)}" if before is not None else ""
+                reporter.log(f"re-planned from the measured {rate:.1f} pairs/s: "
+                             f"{keeper.plan.summary()} ({plural(keeper.target_steps(), 'step')}): "
+                             f"{keeper.plan.arithmetic()}{rose}")
+            if before is not None or time.perf_counter() - self.told > 5:
+                self.told = time.perf_counter()  # the page's time left, from the measured rate
+                reporter.point("seconds_left", step, left, epoch)
+            if keeper.target_steps() != self.planned:  # the page's "step 3 of 42"
+                self.planned = keeper.target_steps()
+                reporter.point("steps_planned", step, self.planned, epoch)
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.stop_if(lambda: keeper.step_end(state.global_step), control)
+            if state.global_step == 1:
+                control.should_log = True  # the chart's first point, before logging_steps
+            self.stop_if(lambda: keeper.step_end(state.global_step), control, state.global_step,
+                         state.epoch)
             reporter.progress(min(1.0, state.global_step / max(keeper.schedule.total, 1)))
-            if time.perf_counter() - self.told > 5:  # the page's time left, from the measured rate
-                self.told = time.perf_counter()
-                reporter.point("seconds_left", state.global_step, keeper.seconds_left(), state.epoch)
             if reporter.should_stop():
                 control.should_training_stop = True
                 control.should_save = True
@@ -706,7 +843,14 @@ def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
                 reporter.point("loss", state.global_step, float(logs["loss"]), state.epoch)
 
         def on_epoch_end(self, args, state, control, **kwargs):
-            self.stop_if(lambda: keeper.epoch_end(round(state.epoch)), control)
+            self.stop_if(lambda: keeper.epoch_end(round(state.epoch)), control, state.global_step,
+                         state.epoch)
+            if keeper.skips_evaluation():
+                control.should_evaluate = control.should_save = False
+                reporter.log(f"epoch {state.epoch:.2f} is not evaluated: its evaluation "
+                             f"(≈ {duration(keeper.eval_seconds)}) would end the run past its "
+                             f"{duration(keeper.plan.budget_seconds)} budget; the best evaluated "
+                             "epoch is kept")
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             keeper.evaluated()
@@ -829,7 +973,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     model = models.load_fresh(config.model, None if distributed else setup.device)
     asked = config  # before the plan fills it in: what re-planning may change
     config, plan = plan_run(config, pairs, model, setup)
-    reporter.log(f"plan: {plan.summary()}")
+    reporter.log(f"plan: {plan.summary()}: {plan.arithmetic()}")
     checkpoints = output_dir / "checkpoints"
     scope = ReplanScope.of(asked, config, distributed, plan.epoch_cap)
     pairs = training_pairs(pairs, scope.pairs_held(config), config.seed)
@@ -842,17 +986,19 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     model.max_seq_length = min(config.max_seq_length, model.max_seq_length)
     dataset = training_dataset(pairs, model, config, corpus, reporter)
     loss = matryoshka_loss(model, config)
-    validation = eval_data.subset(VALIDATION_PASSAGES, config.seed)
+    validation, untrained, eval_seconds = validation_for_budget(
+        config, eval_data.subset(VALIDATION_PASSAGES, config.seed), store, reporter,
+        None if distributed else model, plan.budget_seconds)
     evaluator = matryoshka_evaluator(validation, config.dims)
-    untrained, seconds = measure_untrained(config, validation, store, reporter)
-    eval_seconds = evaluation_seconds(untrained, seconds, None if distributed else model,
-                                      validation, config.seed)
+    save_price = checkpoint_seconds(model, output_dir)
 
     # The trainer, set up for the most the plan may grow to; the plan keeper says when to stop.
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     keeper = PlanKeeper(plan, started, eval_seconds, len(dataset), steps_per_epoch,
                         scope.max_epochs, scope.epochs_open, scope.pairs_open,
-                        config.batch_size * world_size(), config.warmup)
+                        config.batch_size * world_size(), config.warmup, save_seconds=save_price)
+    reporter.point("seconds_left", 0, keeper.time_left()[0], 0.0)
+    reporter.point("steps_planned", 0, keeper.target_steps(), 0.0)
     args = training_arguments(config, setup, checkpoints, scope.max_epochs, steps_per_epoch,
                               models.training_prompts(model, dataset.column_names), distributed)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
@@ -860,7 +1006,9 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                                          callbacks=[progress_callback(keeper, evaluator, reporter)])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
     reporter.status(f"Training: {min(len(dataset), plan.max_pairs)} pairs, {keeper.schedule.total} "
-                    f"steps on {setup.device}")
+                    f"steps on {setup.device} ({precision(setup)}); an evaluation ≈ "
+                    f"{duration(eval_seconds)} ({len(validation.queries)} queries, "
+                    f"{len(validation.corpus):,} passages), a save ≈ {duration(save_price)}")
     fit(trainer, checkpoints, resume)
 
     # What the run did, and the best of its epochs and the untrained model, saved.
@@ -881,6 +1029,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                                         "device": setup.device})
         if not stopped:  # the model is saved; checkpoints only serve to resume a stopped run
             shutil.rmtree(checkpoints, ignore_errors=True)
+    reporter.point("seconds_left", trainer.state.global_step, 0.0, trainer.state.epoch)
     return TrainResult(str(model_path), best, trainer.state.global_step,
                        time.perf_counter() - started, stopped, history, kept, plan.to_json())
 

@@ -37,3 +37,17 @@ def sentence(text: str) -> str:
         ('Rotation kept: +0.1 NDCG@10', 'Rotation kept: +0.1 ndcg@10')
     """
     return text[:1].upper() + text[1:]
+
+
+def duration(seconds: float) -> str:
+    """Seconds as people read a run's time: "45 s", "1 min 30 s", the one format every plan,
+    log line and page uses, so a promise and the summary of it are the same number (a plan
+    rounded to "≈ 2 min" read as a different promise from the "1 min 30 s" it summed to).
+
+    Example::
+
+        >>> duration(44.6), duration(90), duration(3725)
+        ('45 s', '1 min 30 s', '62 min 05 s')
+    """
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"

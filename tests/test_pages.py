@@ -118,7 +118,8 @@ def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
         time.sleep(0.5)
     assert jobs.get(store, job.id).state == "succeeded", jobs.get(store, job.id).error
     done = page("views/finetune.py")  # planned vs actual, in the same words as the CLI's numbers
-    assert any(c.value.startswith("Training took") and "planned" in c.value for c in done.caption)
+    assert any(c.value.startswith("Training took") and " budget (" in c.value and "estimate" in c.value
+               for c in done.caption)
     results = page("views/results.py")
     assert not results.exception
     assert any("compared with baseline" in s.value for s in results.subheader)

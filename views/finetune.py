@@ -9,9 +9,9 @@ from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
 from core.plan import budget_defaults, planned_vs_actual
-from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run
+from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run, precision
 from core.validation import for_pair_set
-from core.wording import sentence
+from core.wording import duration, sentence
 from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
 
 st.title("Fine-tune the embedding model")
@@ -23,15 +23,9 @@ def device() -> DeviceSetup:
     return DeviceSetup.detect()
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s" if seconds >= 60 else f"{seconds:.0f} s"
-
-
 setup = device()
 st.caption(f"Device: **{setup.device}**" + (f" · {escape(setup.memory)}" if setup.memory else "")
-           + (" · bf16" if setup.bf16 else "") + (" · tf32" if setup.tf32 else ""))
+           + f" · training in {precision(setup)}" + (" · tf32" if setup.tf32 else ""))
 
 with st.expander("Documents only: no questions needed"):
     st.info(tune.DOCUMENTS_ONLY_NOTE, icon=":material/info:")
@@ -80,6 +74,8 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
                                                  generated_pairs=is_generated(pair_set)),
                                      pairs, models.load(model_name), setup)
             st.markdown(f"**Default plan:** {plan.summary()}")
+            st.caption(escape(sentence(plan.arithmetic())) + ". The run re-plans from the speed "
+                       "it measures, so as to end within 15% of the budget.")
             with st.form("config"):
                 c1, c2, c3, c4 = st.columns(4)
                 epochs = c1.number_input("Epochs", 1, 50, default.epochs)
@@ -166,10 +162,13 @@ def counted_axis(title: str, last: float) -> dict:
 def loss_chart(points: list[dict]) -> go.Figure:
     steps = [p for p in points if p["series"] == "loss"]
     xs, ys = [p["step"] for p in steps], [p["value"] for p in steps]
+    # Markers while the points are few: a line through one point draws nothing (the chart was
+    # axes only for a run cut to three steps).
+    mode = "lines+markers" if len(xs) < 30 else "lines"
     figure = go.Figure([
-        go.Scatter(x=xs, y=ys, mode="lines", name="each logged step", opacity=0.3,
+        go.Scatter(x=xs, y=ys, mode=mode, name="each logged step", opacity=0.3,
                    line=dict(color="#1f77b4", width=1)),
-        go.Scatter(x=xs, y=smoothed(ys), mode="lines", name="smoothed (EMA 0.9)",
+        go.Scatter(x=xs, y=smoothed(ys), mode=mode, name="smoothed (EMA 0.9)",
                    line=dict(color="#1f77b4", width=3))])
     figure.update_layout(title="Training loss", height=300, margin=dict(t=40, b=30),
                          xaxis=counted_axis("step", max(xs, default=1)), yaxis_title="loss",
@@ -198,15 +197,19 @@ def live(job_id: int, state_at_render: str) -> None:
     job = jobs.get(workspace, job_id)
     if job.state != state_at_render:  # refresh the job list and selector too
         st.rerun()
-    steps = [p for p in jobs.events(workspace, job_id, "point") if p["series"] == "loss"]
+    points = jobs.events(workspace, job_id, "point")
+    steps = [p for p in points if p["series"] == "loss"]
+    planned = [p["value"] for p in points if p["series"] == "steps_planned"]
     left = jobs.time_left(workspace, job)
     eta = f" · about {duration(left)} of training left" if left else ""
     epoch = f" · epoch {steps[-1]['epoch']:.2f}" if steps and steps[-1]["epoch"] else ""
-    step = f" · step {steps[-1]['step']}" if steps else ""
+    step = (f" · step {steps[-1]['step']}" + (f" of {planned[-1]:.0f}" if planned else "")
+            if steps else "")
     place = jobs.queue_positions(workspace).get(job_id)
     where = f" · number {place} in the queue" if place else ""
     st.progress(min(job.progress, 1.0), text=f"**{job.state}**{where} · {escape(job.status)}"
-                                             f"{step}{epoch} · {duration(job.elapsed)}{eta}")
+                                             f"{step}{epoch} · {duration(job.elapsed)}"
+                                             f"{' so far' * (job.state == 'running')}{eta}")
     if job.error:
         st.error(escape(job.error), icon=":material/error:")
     if job.state == "interrupted":
@@ -222,7 +225,6 @@ def live(job_id: int, state_at_render: str) -> None:
             jobs.resume(workspace, job_id)
             runner().wake()
             st.rerun(scope="fragment")
-    points = jobs.events(workspace, job_id, "point")
     left, right = st.columns(2)
     if steps:
         left.plotly_chart(loss_chart(points), width="stretch", key=f"loss{job_id}")
@@ -256,7 +258,7 @@ def live(job_id: int, state_at_render: str) -> None:
         st.caption(sentence(planned_vs_actual(job.result["plan"], job.result["seconds"]["train"])) + ".")
     log = jobs.events(workspace, job_id, "log", limit=12)
     st.code("\n".join(time.strftime("%H:%M:%S ", time.localtime(e["ts"])) + e["line"] for e in log)
-            or "(no log yet)", language=None)
+            or "(no log yet)", language=None, wrap_lines=True)
 
 
 job = next(j for j in all_jobs if j.id == selected)
@@ -275,9 +277,18 @@ with st.expander("Configuration, and the same run on several GPUs or machines"):
     st.markdown("Export the pairs (train split as JSONL) and the test set (BEIR folder), then run:")
     st.code(distributed_commands(job.id, job.config.get("pair_set_id")), language="bash")
 
+
+@st.fragment(run_every="3s")
+def jobs_table() -> None:
+    """Every job as it stands now: read afresh each time, not from the page's first render (it
+    showed "running · 0% · Starting" while the job was at step 3)."""
+    st.dataframe([{"job": j.id, "state": j.state, "model": j.config.get("model"),
+                   "pair set": j.config.get("pair_set_id"),
+                   "settings": runs.job_settings(j),
+                   "progress": f"{j.progress:.0%}", "time": duration(j.elapsed),
+                   "message": j.error or j.status} for j in jobs.all_jobs(workspace)],
+                 hide_index=True, width="stretch")
+
+
 st.subheader("All jobs")
-st.dataframe([{"job": j.id, "state": j.state, "model": j.config.get("model"),
-               "pair set": j.config.get("pair_set_id"),
-               "settings": runs.job_settings(j),
-               "progress": f"{j.progress:.0%}", "time": duration(j.elapsed),
-               "message": j.error or j.status} for j in all_jobs], hide_index=True, width="stretch")
+jobs_table()
