@@ -4,6 +4,7 @@ is interrupted with Resume within a minute; a server that stops as a job starts 
 a read-only workspace is one line on every page, with the runner idle."""
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,12 +60,28 @@ def server(store: Store, **kwargs):
 
 
 # -- deletes ------------------------------------------------------------------------------
-def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo):
+JOB_KINDS = {  # kind → (its config on the demo corpus, how it uses the pair set, the corpus)
+    "train": (lambda corpus_id, pair_set_id: {"pair_set_id": pair_set_id, "epochs": 1,
+                                              "batch_size": 8},
+              "it trains on this pair set", "it trains on a pair set of this corpus"),
+    "tune": (lambda corpus_id, pair_set_id: {"corpus_id": corpus_id},
+             "it reads the pair sets of this corpus", "it tunes a model for this corpus"),
+}
+
+
+def test_every_job_kind_says_what_it_uses():
+    assert set(jobs.HANDLERS) == set(jobs.USES) == set(JOB_KINDS)
+
+
+@pytest.mark.parametrize("kind", JOB_KINDS)
+def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo, kind):
     corpus_id, pair_set_id = demo
-    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, "epochs": 1, "batch_size": 8})
+    config, on_pair_set, on_corpus = JOB_KINDS[kind]
+    job_id = jobs.submit(store, kind, config(corpus_id, pair_set_id))
     assert jobs.claim(store, job_id)  # running, owned by this process: no runner takes it
-    for path, button, confirm in (("views/pairs.py", "Delete this pair set", "Yes, delete it"),
-                                  ("views/corpus.py", "Delete corpus", "Yes, delete it")):
+    for path, button, confirm, why in (
+            ("views/pairs.py", "Delete this pair set", "Yes, delete it", on_pair_set),
+            ("views/corpus.py", "Delete corpus", "Yes, delete it", on_corpus)):
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
         at.switch_page(path)
@@ -73,14 +90,62 @@ def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo):
         assert not at.exception
         assert not [b for b in at.button if b.label == confirm]
         refusal = " ".join(e.value for e in at.error)
-        assert f"job {job_id} is running and it trains on" in refusal, refusal
+        assert f"job {job_id} is running and {why}" in refusal, refusal
     at.switch_page("views/runs.py")
     at.run()
     at.radio[0].set_value("Corpus").run()
     assert f"job {job_id} is running" in " ".join(e.value for e in at.error)
     assert next(b for b in at.button if b.label == "Delete").disabled
+    with pytest.raises(WorkspaceError, match=f"run j{job_id} is still running"):
+        runs.delete_run(store, f"j{job_id}")
     assert store.pair_set(pair_set_id) and store.corpus(corpus_id)
     jobs.interrupt(store, job_id)
+
+
+CLAIM_AND_HOLD = """
+import sys, time
+from core import jobs
+from core.store import Store
+assert jobs.claim(Store(sys.argv[1]), int(sys.argv[2]))
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+@contextmanager
+def owned_elsewhere(store: Store, job_id: int):
+    """The job claimed by another live process, as a CLI ``tune`` or a second server runs it."""
+    holder = subprocess.Popen([sys.executable, "-c", CLAIM_AND_HOLD, str(store.home), str(job_id)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_running_documents_only_job_keeps_its_folder_its_owner_and_runs_once(store, demo):
+    corpus_id, _ = demo
+    job_id = jobs.submit(store, "tune", {"corpus_id": corpus_id})
+    with owned_elsewhere(store, job_id):
+        refused = subprocess.run([sys.executable, "-m", "core", "delete", "run", f"j{job_id}"],
+                                 cwd=ROOT, capture_output=True, text=True,
+                                 env={**os.environ, "RAGTUNE_HOME": str(store.home)})
+        assert refused.returncode == 1 and f"run j{job_id} is still running" in refused.stderr
+        with pytest.raises(WorkspaceError, match=f"job {job_id} is running and it tunes a model"):
+            runs.delete_corpus(store, corpus_id)
+        # Whatever happens to its folder, its owner still holds it: no server takes it over.
+        jobs.job_dir(store, job_id).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(jobs.job_dir(store, job_id))
+        assert jobs.recover(Store(store.home)) == 0 and jobs.get(store, job_id).state == "running"
+        # A row marked ended while its owner lives (an older server's mistake) is not resumed.
+        store.db.execute("UPDATE jobs SET state = 'interrupted' WHERE id = ?", (job_id,))
+        with pytest.raises(WorkspaceError, match="still running in another process"):
+            jobs.resume(store, job_id)
+    assert jobs.why_not_resume(store, jobs.get(store, job_id)) is None  # its owner is gone now
+    runs.delete_corpus(store, corpus_id)
+    assert "which was deleted" in jobs.why_not_resume(store, jobs.get(store, job_id))
 
 
 def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(store, demo):

@@ -260,12 +260,12 @@ def test_recover_interrupts_only_jobs_whose_lock_is_free(store, probe):
     mine = jobs.claim(store).id  # held by this process
     theirs, gone, old = running_row(store), running_row(store), running_row(store)
     lock = jobs.lock_path(store, theirs)
-    lock.parent.mkdir(parents=True)
+    lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE,
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"  # another live process owns it
-        jobs.lock_path(store, gone).parent.mkdir(parents=True)
+        jobs.lock_path(store, gone).parent.mkdir(parents=True, exist_ok=True)
         jobs.lock_path(store, gone).touch()  # its owner ended: the lock is free
         # ``old``: a row from before locks (no lock file at all)
         assert jobs.recover(Store(store.home)) == 2
