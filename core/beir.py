@@ -24,7 +24,8 @@ from collections.abc import Mapping
 
 from . import corpus as corpus_module
 from . import demo
-from .corpus import ChunkSettings, Document, IngestReport, TokenCounter, ingest
+from .corpus import (ChunkSettings, Document, IngestReport, TokenCounter, ingest, prepare_ingest,
+                     store_ingest)
 from .disk import human_bytes
 from .errors import WorkspaceError
 from .evaluate import RetrievalSet
@@ -310,8 +311,9 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
         source: parsed BEIR files, or a folder on the server to read them from.
     """
     data = source if isinstance(source, BeirFolder) else load_beir(source)
-    with store.transaction():
-        ingested = ingest(store, corpus_name, data.documents, count_tokens, settings)
+    prepared = prepare_ingest(store, corpus_name, data.documents, count_tokens, settings)
+    with store.transaction():  # chunked above: the lock is held for the inserts only
+        ingested = store_ingest(store, prepared)
         report = BeirImport(**ingested.__dict__, unknown_queries=[], unknown_passages=[])
         stored = {r["external_id"] for r in store.chunks(report.corpus_id)}
         linked = {}
