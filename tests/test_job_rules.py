@@ -2,6 +2,7 @@
 cannot be deleted (from a page or from core); a paused owner keeps its job; a killed one's job
 is interrupted with Resume within a minute; a server that stops as a job starts interrupts it;
 a read-only workspace is one line on every page, with the runner idle."""
+import json
 import logging
 import os
 import shutil
@@ -198,6 +199,44 @@ def test_a_killed_cli_job_is_interrupted_with_resume_within_a_minute(store, demo
         wait_until(lambda: jobs.get(store, 1).state == "interrupted", 60, "the job to be interrupted")
         assert time.time() - killed < 60
         assert jobs.why_not_resume(store, jobs.get(store, 1)) is None  # the page shows Resume
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "RAGTUNE_HOME": str(home)}, timeout=900)
+
+
+TINY_TRAIN = {"epochs": 1, "batch_size": 8, "max_pairs": 48, "max_seq_length": 32}
+
+
+def test_the_cli_notices_a_killed_owner_without_a_server(store, demo):
+    _, pair_set_id = demo
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, **TINY_TRAIN})
+    with owned_elsewhere(store, job_id):
+        assert cli(store.home, "delete", "run", f"j{job_id}").returncode == 1  # it is running
+    # Its process was SIGKILLed and no server runs: the next command sees it as it is.
+    listed = json.loads(cli(store.home, "list", "runs", "--json").stdout.splitlines()[-1])
+    assert [r["state"] for r in listed["runs"] if r["id"] == f"j{job_id}"] == ["interrupted"]
+    assert jobs.get(store, job_id).status.startswith("Interrupted")
+    deleted = cli(store.home, "delete", "run", f"j{job_id}")
+    assert deleted.returncode == 0, deleted.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_resumes_a_killed_job_to_its_end(store, demo):
+    _, pair_set_id = demo
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, **TINY_TRAIN})
+    with owned_elsewhere(store, job_id):
+        refused = cli(store.home, "resume", f"j{job_id}")
+        assert refused.returncode == 1 and "only an interrupted" in refused.stderr
+    resumed = cli(store.home, "resume", f"j{job_id}", "--json")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    said = json.loads(resumed.stdout.splitlines()[-1])
+    job = jobs.get(store, job_id)
+    assert said["state"] == job.state == "succeeded" and job.resume
+    assert Path(said["model_path"]).is_dir() and "Traceback" not in resumed.stderr
+    again = cli(store.home, "resume", f"j{job_id}")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "succeeded" in again.stderr
 
 
 # -- shutdown -----------------------------------------------------------------------------
