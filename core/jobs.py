@@ -43,7 +43,7 @@ from collections.abc import Callable
 
 import psutil
 
-from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from .errors import Canceled, WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,8 @@ def finish(store: Store, job_id: int, result: dict, canceled: bool = False) -> N
         "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
         "progress = CASE WHEN ? THEN progress ELSE 1.0 END WHERE id = ?",
         ("canceled" if canceled else "succeeded", time.time(), json.dumps(result),
-         "Canceled; what was saved is kept" if canceled else "Done", canceled, job_id))
+         ("Canceled; what was saved is kept" if result else "Canceled before it kept anything")
+         if canceled else "Done", canceled, job_id))
     _release(store, job_id)
 
 
@@ -706,6 +707,9 @@ class Runner:
             result = HANDLERS[job.kind](self.store, job, reporter)
             canceled = reporter.should_stop()
             self._retry(lambda: finish(self.store, job.id, result, canceled),
+                        f"record the end of job {job.id}")
+        except Canceled:  # stopped on request before it kept anything
+            self._retry(lambda: finish(self.store, job.id, {}, canceled=True),
                         f"record the end of job {job.id}")
         except BaseException as error:  # a job must never take the runner down with it
             if self._stop.is_set() or interpreter_stopping():  # the server is stopping: not its fault

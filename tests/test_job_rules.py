@@ -239,6 +239,34 @@ def test_the_cli_resumes_a_killed_job_to_its_end(store, demo):
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "succeeded" in again.stderr
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_a_documents_only_run_at_once_and_says_it_kept_nothing(store, count):
+    from core.corpus import ChunkSettings, ingest
+    from tests.test_concurrent import text_of
+    corpus_id = ingest(store, "long", text_of(1.5), count, ChunkSettings(128, 0)).corpus_id
+    # Started as a terminal starts it (see tests/test_runs.py's Ctrl-C test of finetune).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "tune", "--corpus", str(corpus_id)], cwd=ROOT,
+        env={**os.environ, "RAGTUNE_HOME": str(store.home)}, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_until(lambda: any(j.status.startswith("Encoding") for j in jobs.all_jobs(store)),
+                   300, "the run to encode its passages")
+        process.send_signal(signal.SIGINT)
+        asked = time.time()
+        _, err = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    took = time.time() - asked
+    assert process.returncode == 130, err[-2000:]
+    assert "canceled; it kept nothing" in err.splitlines()[-1] and "Traceback" not in err
+    [job] = jobs.all_jobs(store)
+    assert job.state == "canceled" and job.status == "Canceled before it kept anything"
+    # It stopped while encoding: not one of its passages' vectors was finished and stored.
+    assert store.query("SELECT COUNT(*) FROM embeddings")[0][0] == 0, f"{took:.0f} s"
+    assert took < 90
+
+
 # -- shutdown -----------------------------------------------------------------------------
 STOPS_AS_THE_JOB_STARTS = """
 import concurrent.futures, sys, time
