@@ -19,7 +19,7 @@ and so does every CLI command that acts on jobs. The lock lives outside the job'
 delete of that folder can free it while the job is live.
 
 One rule for every job kind: what a job uses (``USES``: its corpus, pair sets, the run whose
-model it starts from, and the run it is) cannot be deleted while it is queued or running
+model it starts from) and the run it is cannot be deleted while it is queued or running
 (``core.runs.why_not_delete``), and only a job whose owner is gone can be resumed. Every state
 and ownership question is answered from the job table and the lock, never from the folder.
 """
