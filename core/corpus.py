@@ -554,10 +554,17 @@ def prepare_ingest(store: Store, corpus_name: str, documents: list[Document],
 
 def store_ingest(store: Store, prepared: PreparedIngest) -> IngestReport:
     """Store what ``prepare_ingest`` chunked, in one transaction. Should another process have
-    changed the corpus meanwhile, the documents are chunked again against what it holds now,
-    under the lock: rare, and never a duplicate or a lost chunk."""
+    added to the corpus meanwhile, the documents are chunked again against what it holds now,
+    under the lock: rare, and never a duplicate or a lost chunk. A new corpus that another
+    process created meanwhile is theirs: this ingest is refused, as two racing for a name
+    always were."""
     with store.transaction():
-        if _corpus_state(store, prepared.corpus_name) != prepared.seen:
+        now = _corpus_state(store, prepared.corpus_name)
+        if now and not prepared.seen:
+            raise WorkspaceError(f"a corpus named {prepared.corpus_name!r} already exists: "
+                                 "another ingest created it while this one was chunking; pick "
+                                 "another name, or add to that corpus")
+        if now != prepared.seen:
             prepared = prepare_ingest(store, prepared.corpus_name, prepared.documents,
                                       prepared.count_tokens, prepared.settings)
         if prepared.seen:

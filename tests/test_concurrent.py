@@ -65,11 +65,12 @@ def test_an_ingest_chunking_holds_no_write_lock(store, count):
 
 def test_an_ingest_rechunks_when_another_process_added_to_its_corpus_meanwhile(store, count):
     documents = text_of(0.2, document_bytes=20_000)
-    prepared = prepare_ingest(store, "growing", documents, count)
-    ingest(store, "growing", documents[:3], count)  # another process, between chunking and storing
+    ingest(store, "growing", documents[:1], count)  # the corpus as this ingest finds it
+    prepared = prepare_ingest(store, "growing", documents[1:], count)
+    ingest(store, "growing", documents[1:4], count)  # another process, between chunking and storing
     report = store_ingest(store, prepared)
     corpus = store.corpus("growing")
-    assert report.documents == len(documents) and report.duplicates > 0  # the 3 were there
+    assert report.documents == len(documents) - 1 and report.duplicates > 0  # the 3 were there
     assert corpus.stats["chunks"] == len(store.chunks(corpus.id))
     assert len({c["text"] for c in store.chunks(corpus.id)}) == len(store.chunks(corpus.id))
 
