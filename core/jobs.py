@@ -36,10 +36,11 @@ import sqlite3
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psutil
 
@@ -382,14 +383,29 @@ def time_left(store: Store, job: Job) -> float | None:
 
 class StoreReporter:
     """A job's progress, written to the workspace for the pages to read; every write is also a
-    heartbeat, the job's last sign of life should its process end without a word."""
+    heartbeat, the job's last sign of life should its process end without a word.
+
+    A progress write that finds the workspace locked past the busy timeout (another process
+    writing for that long) is skipped with a warning: a lost loss point must not end a
+    training run. Any other failure to write (a full disk, a read-only folder) ends the job.
+    """
 
     def __init__(self, store: Store, job_id: int):
         self.store, self.job_id = store, job_id
 
+    @contextmanager
+    def _unless_locked(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            text = str(error).lower()
+            if "locked" not in text and "busy" not in text:
+                raise
+            log.warning("job %s: %s not written, the workspace stayed locked", self.job_id, what)
+
     def _event(self, kind: str, payload: dict) -> None:
         now = time.time()
-        with self.store.transaction() as db:
+        with self._unless_locked(kind), self.store.transaction() as db:
             db.execute("INSERT INTO job_events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
                        (self.job_id, now, kind, json.dumps(payload)))
             db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (now, self.job_id))
@@ -397,13 +413,15 @@ class StoreReporter:
     def status(self, text: str) -> None:
         """A new stage: its progress starts from 0 and its clock from now."""
         now = time.time()
-        self.store.db.execute("UPDATE jobs SET status = ?, progress = 0, stage_started = ?, "
-                              "heartbeat = ? WHERE id = ?", (text, now, now, self.job_id))
+        with self._unless_locked("status"):
+            self.store.db.execute("UPDATE jobs SET status = ?, progress = 0, stage_started = ?, "
+                                  "heartbeat = ? WHERE id = ?", (text, now, now, self.job_id))
         self.log(text)
 
     def progress(self, fraction: float) -> None:
-        self.store.db.execute("UPDATE jobs SET progress = ?, heartbeat = ? WHERE id = ?",
-                              (fraction, time.time(), self.job_id))
+        with self._unless_locked("progress"):
+            self.store.db.execute("UPDATE jobs SET progress = ?, heartbeat = ? WHERE id = ?",
+                                  (fraction, time.time(), self.job_id))
 
     def heartbeat(self) -> None:
         self.store.db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time(), self.job_id))
