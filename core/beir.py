@@ -24,7 +24,8 @@ from collections.abc import Mapping
 
 from . import corpus as corpus_module
 from . import demo
-from .corpus import ChunkSettings, Document, IngestReport, TokenCounter, ingest
+from .corpus import (ChunkSettings, Document, IngestReport, TokenCounter, ingest, prepare_ingest,
+                     store_ingest)
 from .disk import human_bytes
 from .errors import WorkspaceError
 from .evaluate import RetrievalSet
@@ -323,8 +324,9 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
         source: parsed BEIR files, or a folder on the server to read them from.
     """
     data = source if isinstance(source, BeirFolder) else load_beir(source)
-    with store.transaction():
-        ingested = ingest(store, corpus_name, data.documents, count_tokens, settings)
+    prepared = prepare_ingest(store, corpus_name, data.documents, count_tokens, settings)
+    with store.transaction():  # chunked above: the lock is held for the inserts only
+        ingested = store_ingest(store, prepared)
         report = BeirImport(**ingested.__dict__, unknown_queries=[], unknown_passages=[],
                             wordless_queries=[])
         stored = {r["external_id"] for r in store.chunks(report.corpus_id)}
@@ -355,16 +357,29 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
 
 
 def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None) -> tuple[int, int]:
-    """The standard-library docstring corpus with its summary→body pairs, split 80/20."""
-    if DEMO_CORPUS in {c.name for c in store.corpora()}:
-        corpus = store.corpus(DEMO_CORPUS)
-        return corpus.id, store.pair_sets(corpus.id)[0].id
+    """The standard-library docstring corpus with its summary→body pairs, split 80/20; the
+    one already there if another process loaded it first."""
+    loaded = _demo_ids(store)
+    if loaded:
+        return loaded
     documents, labels = demo.documents(limit)
     with store.transaction():
+        # Asked again under the write lock: two `make run` at once both saw no demo above, and
+        # the second then ingested it over the first's ("no chunks left").
+        loaded = _demo_ids(store)
+        if loaded:
+            return loaded
         report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings())
         pair_set_id = link_pairs(store, report.corpus_id, "docstring summaries", "demo", labels)
         split(store, pair_set_id)
     return report.corpus_id, pair_set_id
+
+
+def _demo_ids(store: Store) -> tuple[int, int] | None:
+    """(corpus id, pair set id) of the demo, once it is loaded."""
+    rows = store.query("SELECT c.id, MIN(p.id) AS pair_set_id FROM corpora c JOIN pair_sets p "
+                       "ON p.corpus_id = c.id WHERE c.name = ? GROUP BY c.id", [DEMO_CORPUS])
+    return (rows[0]["id"], rows[0]["pair_set_id"]) if rows else None
 
 
 def export_beir(store: Store, pair_set_id: int, folder: Path) -> dict[str, int]:

@@ -169,7 +169,7 @@ def run_list(args) -> None:
     from .disk import workspace_size
     from .jobs import all_jobs
     from .wording import plural
-    store = Store()
+    store = _jobs_store()
     corpora = store.corpora()
     pair_sets = store.pair_set_summaries()
     jobs = all_jobs(store)
@@ -572,7 +572,7 @@ def run_decide(args) -> None:
 # -- runs, export and foreground fine-tuning --------------------------------------------------
 def run_runs(args) -> None:
     from .runs import list_runs
-    runs = list_runs(Store())
+    runs = list_runs(_jobs_store())
     if not args.json:
         for r in runs:
             scores = ", ".join(f"{d}d {v:.4f}" for d, v in r.ndcg().items()) or "no metrics yet"
@@ -599,7 +599,7 @@ def run_delete(args) -> None:
     """The pages' delete: refused, with the same reason, while a queued or running job uses
     what it would remove."""
     from . import runs
-    store = Store()
+    store = _jobs_store()
     if args.what == "run":
         report = runs.delete_run(store, args.ref)
     else:
@@ -627,7 +627,7 @@ def run_finetune(args) -> None:
     stop at its next step, like the page's Cancel button."""
     from .pairs import is_generated
     from .train import TrainConfig
-    store = Store()
+    store = _jobs_store()
     settings = {"model": args.model, "pair_set_id": args.pairs, "epochs": args.epochs,
                 "max_pairs": args.max_pairs, "batch_size": args.batch_size,
                 "max_seq_length": args.max_seq_length,
@@ -644,8 +644,6 @@ def run_finetune(args) -> None:
 def _run_here(store: Store, kind: str, config: dict) -> tuple[int, dict]:
     """Submit a job as the page would and run it in this process; returns its id and result.
     Ctrl-C asks it to stop at its next step, like the page's Cancel button."""
-    import threading
-    import time
     from . import jobs
     job_id, _ = jobs.request(store, kind, config)
     # Claim it before a server's runner on the same workspace can; a twin already running
@@ -653,6 +651,15 @@ def _run_here(store: Store, kind: str, config: dict) -> tuple[int, dict]:
     if jobs.claim(store, job_id) is None:
         raise WorkspaceError(f"job {job_id} with the same settings is already running in "
                              "another process; follow it on the Fine-tune page")
+    return job_id, _run_claimed(store, job_id)
+
+
+def _run_claimed(store: Store, job_id: int) -> dict:
+    """Run a job this process has claimed to its end, here; returns its result. Ctrl-C asks it
+    to stop at its next step; a failure or a cancel is an error with the job's own words."""
+    import threading
+    import time
+    from . import jobs
     done = threading.Event()
     failure: list[BaseException] = []
 
@@ -666,7 +673,7 @@ def _run_here(store: Store, kind: str, config: dict) -> tuple[int, dict]:
 
     # Wait by sleeping, not Thread.join: a join interrupted by Ctrl-C can report a live thread
     # as finished (CPython gh-90882), and the process would then exit under the running job.
-    threading.Thread(target=work, name=f"{kind}-{job_id}").start()
+    threading.Thread(target=work, name=f"job-{job_id}").start()
     print(f"job {job_id} started; Ctrl-C cancels it", file=sys.stderr)
     shown = ""
     while not done.is_set():
@@ -685,13 +692,52 @@ def _run_here(store: Store, kind: str, config: dict) -> tuple[int, dict]:
         raise failure[0]
     job = jobs.get(store, job_id)
     if job.state == "failed":
-        raise WorkspaceError(f"job {job_id} failed: {job.error}")
+        raise WorkspaceError(f"job {job_id} failed: {job.error}; resume it with "
+                             f"python -m core resume j{job_id}")
     if job.state == "canceled":
-        error = WorkspaceError(f"job {job_id} canceled; what was saved is kept "
-                               f"(python -m core list runs shows it as j{job_id})")
+        kept = ("what was saved is kept (python -m core list runs shows it as "
+                f"j{job_id})" if job.result.get("model_path") else
+                f"it kept nothing; python -m core resume j{job_id} starts it again")
+        error = WorkspaceError(f"job {job_id} canceled; {kept}")
         error.exit_code = 130
         raise error
-    return job_id, job.result
+    return job.result
+
+
+def _jobs_store() -> Store:
+    """The workspace, its jobs whose process has ended marked interrupted first: the check a
+    server's runner makes, so the CLI needs no server to notice a dead owner (a SIGKILLed
+    ``finetune`` stayed "running", and ``delete run`` refused it for good)."""
+    from .jobs import recover
+    store = Store()
+    recover(store)
+    return store
+
+
+@command("resume", "continue an interrupted, failed or canceled fine-tune or documents-only run "
+                   "here, from its last checkpoint")
+def _resume_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", metavar="RUN", help="a run id such as j3 (or the job id 3)")
+    p.set_defaults(run=run_resume)
+
+
+def run_resume(args) -> None:
+    """The Fine-tune page's Resume, run in the foreground like ``finetune``."""
+    from . import jobs
+    from .runs import MODEL_RUNS, get_run
+    store = _jobs_store()
+    run = get_run(store, args.run_id)
+    if run.kind not in MODEL_RUNS or run.job_id is None:
+        raise WorkspaceError(f"run {run.id} is an evaluation, not a job; only fine-tune and "
+                             "documents-only runs can be resumed")
+    with store.transaction():  # queued and claimed at once: no server's runner takes it between
+        jobs.resume(store, run.job_id)
+        if jobs.claim(store, run.job_id) is None:
+            raise WorkspaceError(f"job {run.job_id} is held by another process; follow it on "
+                                 "the Fine-tune page")
+    result = _run_claimed(store, run.job_id)
+    finish(args, f"run {run.id}: succeeded; model in {result.get('model_path')}",
+           {"run": run.id, "job_id": run.job_id, "state": "succeeded", **result})
 
 
 @command("tune", "documents only: the best rotation or model a corpus alone can justify")
@@ -707,7 +753,7 @@ def _tune_parser(p: argparse.ArgumentParser) -> None:
 
 def run_tune(args) -> None:
     from .tune import DOCUMENTS_ONLY_NOTE, hubness_line, score_note
-    store = Store()
+    store = _jobs_store()
     corpus = store.find_corpus(args.corpus)
     config = {"corpus_id": corpus.id, "model": args.model, "budget_minutes": args.budget_minutes,
               "questions": args.questions}

@@ -468,46 +468,98 @@ class Deduper:
 def ingest(store: Store, corpus_name: str, documents: list[Document], count_tokens: TokenCounter,
            settings: ChunkSettings | None = None, progress: Callable[[float], None] | None = None
            ) -> IngestReport:
-    """Chunk, dedup and store documents in one transaction: all of them or none.
+    """Chunk, dedup and store documents: all of them or none.
 
     An existing corpus of that name is extended with its own chunk settings, and new chunks
-    are deduplicated against the ones it already holds.
+    are deduplicated against the ones it already holds. The chunking runs before the write
+    lock is taken (``prepare_ingest``) and only the inserts hold it (``store_ingest``): a
+    40 MB ingest chunked for ~90 s under the lock, and a training job on another corpus got
+    "database is locked" and died.
     """
+    return store_ingest(store, prepare_ingest(store, corpus_name, documents, count_tokens,
+                                              settings, progress))
+
+
+@dataclass
+class PreparedIngest:
+    """Documents chunked and deduplicated against a corpus as it stood, not yet stored.
+
+    Attributes:
+        seen: the corpus's (id, stats) when it was read; None when there was no such corpus.
+        rows: per document, the chunks kept as (ord, external_id, text, tokens).
+    """
+    corpus_name: str
+    documents: list[Document]
+    count_tokens: TokenCounter
+    settings: ChunkSettings
+    seen: tuple[int, dict] | None
+    rows: list[list[tuple[int, str | None, str, int]]]
+    duplicates: int
+
+
+def _corpus_state(store: Store, name: str) -> tuple[int, dict] | None:
+    found = [c for c in store.corpora() if c.name == name]
+    return (found[0].id, found[0].stats) if found else None
+
+
+def prepare_ingest(store: Store, corpus_name: str, documents: list[Document],
+                   count_tokens: TokenCounter, settings: ChunkSettings | None = None,
+                   progress: Callable[[float], None] | None = None) -> PreparedIngest:
+    """The chunking and dedup of ``ingest``, reading the workspace but writing nothing."""
     check_label(corpus_name, "corpus name")
     if not documents:
         raise WorkspaceError("nothing to ingest: add at least one file with text")
-    existing = {c.name: c for c in store.corpora()}
-    if corpus_name in existing:
-        settings = ChunkSettings(**existing[corpus_name].settings["chunking"])
+    seen = _corpus_state(store, corpus_name)
+    if seen:
+        settings = ChunkSettings(**store.corpus(seen[0]).settings["chunking"])
     settings = settings or ChunkSettings()
     settings.validate()
     deduper = Deduper()
+    for row in store.chunks(seen[0]) if seen else []:
+        deduper.is_duplicate(row["text"])
+    rows, duplicates = [], 0
+    for i, doc in enumerate(documents):
+        kept: list[tuple[int, str | None, str, int]] = []
+        for text, tokens in chunk_text(doc.text, settings, count_tokens):
+            if deduper.is_duplicate(text):
+                duplicates += 1
+            else:
+                kept.append((len(kept), doc.external_id, text, tokens))
+        rows.append(kept)
+        if progress and (i % 50 == 0 or i == len(documents) - 1):
+            progress((i + 1) / len(documents))
+    if not any(rows):
+        raise WorkspaceError(f"no chunks left: all {duplicates} repeat text already in "
+                             f"'{corpus_name}' or in each other; nothing was added")
+    return PreparedIngest(corpus_name, documents, count_tokens, settings, seen, rows, duplicates)
+
+
+def store_ingest(store: Store, prepared: PreparedIngest) -> IngestReport:
+    """Store what ``prepare_ingest`` chunked, in one transaction. Should another process have
+    added to the corpus meanwhile, the documents are chunked again against what it holds now,
+    under the lock: rare, and never a duplicate or a lost chunk. A new corpus that another
+    process created meanwhile is theirs: this ingest is refused, as two racing for a name
+    always were."""
     with store.transaction():
-        if corpus_name in existing:
-            corpus_id = existing[corpus_name].id
-            for row in store.chunks(corpus_id):
-                deduper.is_duplicate(row["text"])
-            stats = existing[corpus_name].stats
+        now = _corpus_state(store, prepared.corpus_name)
+        if now and not prepared.seen:
+            raise WorkspaceError(f"a corpus named {prepared.corpus_name!r} already exists: "
+                                 "another ingest created it while this one was chunking; pick "
+                                 "another name, or add to that corpus")
+        if now != prepared.seen:
+            prepared = prepare_ingest(store, prepared.corpus_name, prepared.documents,
+                                      prepared.count_tokens, prepared.settings)
+        if prepared.seen:
+            corpus_id, stats = prepared.seen
         else:
-            corpus_id = store.create_corpus(corpus_name, {"chunking": settings.__dict__})
+            corpus_id = store.create_corpus(prepared.corpus_name,
+                                            {"chunking": prepared.settings.__dict__})
             stats = {}
-        report = IngestReport(corpus_id)
-        for i, doc in enumerate(documents):
-            kept = []
-            for text, tokens in chunk_text(doc.text, settings, count_tokens):
-                if deduper.is_duplicate(text):
-                    report.duplicates += 1
-                else:
-                    kept.append((len(kept), doc.external_id, text, tokens))
+        report = IngestReport(corpus_id, len(prepared.documents), sum(map(len, prepared.rows)),
+                              prepared.duplicates)
+        for doc, kept in zip(prepared.documents, prepared.rows):
             document_id = store.add_document(corpus_id, doc.name, doc.kind, len(doc.text))
             store.add_chunks(corpus_id, document_id, kept)
-            report.documents += 1
-            report.chunks += len(kept)
-            if progress and (i % 50 == 0 or i == len(documents) - 1):
-                progress((i + 1) / len(documents))
-        if report.chunks == 0:
-            raise WorkspaceError(f"no chunks left: all {report.duplicates} repeat text already in "
-                                 f"'{corpus_name}' or in each other; nothing was added")
         store.set_corpus_stats(corpus_id, {
             "documents": stats.get("documents", 0) + report.documents,
             "chunks": stats.get("chunks", 0) + report.chunks,

@@ -17,6 +17,10 @@ class WorkspaceError(Exception):
     """A problem the user can fix; the message is one line that says what and how."""
 
 
+class Canceled(Exception):
+    """A job stopped on request before it had anything to keep; its end is "canceled"."""
+
+
 # What to do about the SQLite failures a user can meet, by words of the message.
 _DB_HINTS = (
     ("locked", "another ragtune process is writing to the workspace; retry when it has finished"),

@@ -10,11 +10,18 @@ its server stopped). Cancel of a queued job is immediate; a running job stops at
 training step. Every state change is one of this module's functions; nothing else writes
 ``jobs.state``.
 
-Ownership is an OS file lock (``flock``) on ``files/jobs/<id>/.lock``, taken before a job is
+Ownership is an OS file lock (``flock``) on ``files/locks/job-<id>.lock``, taken before a job is
 marked running and held by the owning process until the job's end is recorded. The kernel
 frees it when that process ends, however it ends (SIGKILL included), and never while it lives,
 however long it is paused: so "the owner is gone" is exactly "the lock is free", with no clock
-to misjudge. Any server finds such jobs within ``RECOVER_SECONDS`` and marks them interrupted.
+to misjudge. Any server finds such jobs within ``RECOVER_SECONDS`` and marks them interrupted,
+and so does every CLI command that acts on jobs. The lock lives outside the job's folder, so no
+delete of that folder can free it while the job is live.
+
+One rule for every job kind: what a job uses (``USES``: its corpus, pair sets, the run whose
+model it starts from) and the run it is cannot be deleted while it is queued or running
+(``core.runs.why_not_delete``), and only a job whose owner is gone can be resumed. Every state
+and ownership question is answered from the job table and the lock, never from the folder.
 """
 from __future__ import annotations
 
@@ -29,14 +36,15 @@ import sqlite3
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psutil
 
-from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from .errors import Canceled, WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -108,7 +116,14 @@ _held_lock = threading.Lock()
 
 
 def lock_path(store: Store, job_id: int) -> Path:
-    """The file whose lock says who runs the job, kept with the job's other files."""
+    """The file whose lock says who runs the job. Not in the job's folder: a delete that
+    removed the folder (as one of a documents-only run once did while it ran) took the lock
+    file with it, the job looked ownerless and a Resume ran it in a second process."""
+    return store.files / "locks" / f"job-{job_id}.lock"
+
+
+def _legacy_lock(store: Store, job_id: int) -> Path:
+    """Where a process of an earlier release locks the jobs it runs."""
     return job_dir(store, job_id) / ".lock"
 
 
@@ -142,10 +157,14 @@ def holds(store: Store, job_id: int) -> bool:
 
 def owner_alive(store: Store, job_id: int) -> bool:
     """Whether some live process holds the job's lock (this one included)."""
-    if holds(store, job_id):
-        return True
+    return holds(store, job_id) or any(_locked(path) for path in (lock_path(store, job_id),
+                                                                   _legacy_lock(store, job_id)))
+
+
+def _locked(path: Path) -> bool:
+    """Whether another process holds ``path``'s lock."""
     try:
-        fd = os.open(lock_path(store, job_id), os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         return False  # never locked: a row from before locks, or from a process that died first
     try:
@@ -239,7 +258,8 @@ def finish(store: Store, job_id: int, result: dict, canceled: bool = False) -> N
         "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
         "progress = CASE WHEN ? THEN progress ELSE 1.0 END WHERE id = ?",
         ("canceled" if canceled else "succeeded", time.time(), json.dumps(result),
-         "Canceled; what was saved is kept" if canceled else "Done", canceled, job_id))
+         ("Canceled; what was saved is kept" if result else "Canceled before it kept anything")
+         if canceled else "Done", canceled, job_id))
     _release(store, job_id)
 
 
@@ -280,15 +300,19 @@ def cancel(store: Store, job_id: int) -> str:
 
 
 def why_not_resume(store: Store, job: Job) -> str | None:
-    """The reason a job cannot be resumed, or None when it can."""
+    """The reason a job cannot be resumed, or None when it can: it must have ended, its owner
+    must be gone (a job marked ended while a process still runs it would run twice), and what
+    it needs must still be there."""
     if job.state not in ("interrupted", "failed", "canceled"):
         return (f"job {job.id} is {job.state}; only an interrupted, failed or canceled job "
                 "can be resumed")
-    pair_set_id = job.config.get("pair_set_id")
-    if job.kind == "train" and pair_set_id is not None and not store.query(
-            "SELECT 1 FROM pair_sets WHERE id = ?", [pair_set_id]):
-        return (f"job {job.id} trained on pair set {pair_set_id}, which was deleted; start a "
-                "new job on an existing pair set")
+    if owner_alive(store, job.id):
+        return (f"job {job.id} is still running in another process ({job.owner}); wait for "
+                "it to end, then resume")
+    for use in uses(store, job):
+        if use.needed and not _exists(store, use):
+            return (f"job {job.id} {use.past} {use.kind} {use.ref}, which was deleted; start a "
+                    f"new job on an existing {use.kind}")
     return None
 
 
@@ -308,16 +332,22 @@ def resume(store: Store, job_id: int) -> None:
 
 def forget(store: Store, job_ids: list[int]) -> None:
     """Delete ended jobs' rows (inside the caller's transaction) and their lock files; the
-    caller removes their folders."""
+    caller removes their folders. A queued or running job keeps its row and its lock."""
     for job_id in job_ids:
-        store.db.execute("DELETE FROM jobs WHERE id = ? AND state NOT IN ('queued', 'running')",
-                         (job_id,))
-        lock_path(store, job_id).unlink(missing_ok=True)
+        gone = store.db.execute("DELETE FROM jobs WHERE id = ? AND state NOT IN "
+                                "('queued', 'running')", (job_id,)).rowcount
+        if gone and not owner_alive(store, job_id):
+            lock_path(store, job_id).unlink(missing_ok=True)
 
 
 def recover(store: Store) -> int:
     """Mark interrupted the running jobs whose owner process is gone (their lock is free); a
-    job another live process runs is left alone, however long it has been silent."""
+    job another live process runs is left alone, however long it has been silent. The CLI
+    calls it before it acts on jobs, so it needs no server to notice a dead owner; the write
+    lock is taken only when there is something to mark."""
+    running = [r["id"] for r in store.query("SELECT id FROM jobs WHERE state = 'running'")]
+    if all(owner_alive(store, job_id) for job_id in running):
+        return 0
     with store.transaction() as db:
         running = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
         lost = [job_id for job_id in running if not owner_alive(store, job_id)]
@@ -354,14 +384,29 @@ def time_left(store: Store, job: Job) -> float | None:
 
 class StoreReporter:
     """A job's progress, written to the workspace for the pages to read; every write is also a
-    heartbeat, the job's last sign of life should its process end without a word."""
+    heartbeat, the job's last sign of life should its process end without a word.
+
+    A progress write that finds the workspace locked past the busy timeout (another process
+    writing for that long) is skipped with a warning: a lost loss point must not end a
+    training run. Any other failure to write (a full disk, a read-only folder) ends the job.
+    """
 
     def __init__(self, store: Store, job_id: int):
         self.store, self.job_id = store, job_id
 
+    @contextmanager
+    def _unless_locked(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            text = str(error).lower()
+            if "locked" not in text and "busy" not in text:
+                raise
+            log.warning("job %s: %s not written, the workspace stayed locked", self.job_id, what)
+
     def _event(self, kind: str, payload: dict) -> None:
         now = time.time()
-        with self.store.transaction() as db:
+        with self._unless_locked(kind), self.store.transaction() as db:
             db.execute("INSERT INTO job_events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
                        (self.job_id, now, kind, json.dumps(payload)))
             db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (now, self.job_id))
@@ -369,13 +414,15 @@ class StoreReporter:
     def status(self, text: str) -> None:
         """A new stage: its progress starts from 0 and its clock from now."""
         now = time.time()
-        self.store.db.execute("UPDATE jobs SET status = ?, progress = 0, stage_started = ?, "
-                              "heartbeat = ? WHERE id = ?", (text, now, now, self.job_id))
+        with self._unless_locked("status"):
+            self.store.db.execute("UPDATE jobs SET status = ?, progress = 0, stage_started = ?, "
+                                  "heartbeat = ? WHERE id = ?", (text, now, now, self.job_id))
         self.log(text)
 
     def progress(self, fraction: float) -> None:
-        self.store.db.execute("UPDATE jobs SET progress = ?, heartbeat = ? WHERE id = ?",
-                              (fraction, time.time(), self.job_id))
+        with self._unless_locked("progress"):
+            self.store.db.execute("UPDATE jobs SET progress = ?, heartbeat = ? WHERE id = ?",
+                                  (fraction, time.time(), self.job_id))
 
     def heartbeat(self) -> None:
         self.store.db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time(), self.job_id))
@@ -474,6 +521,81 @@ HANDLERS: dict[str, Callable[[Store, Job, StoreReporter], dict]] = {"train": run
                                                                     "tune": run_tune_job}
 VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {"train": check_train_config,
                                                         "tune": check_tune_config}
+
+
+# -- what a job uses -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Use:
+    """Something a job reads while it runs, so no delete may take it from a live job.
+
+    Attributes:
+        kind: "run", "pair set" or "corpus", as ``core.runs.why_not_delete`` names them.
+        ref: the run id (``j3``) or the pair set's or corpus's id.
+        why: how the job uses it, finishing "job 3 is running and …".
+        needed: whether the job cannot resume without it.
+        past: the same in the past tense, for the refusal of a resume ("trained on").
+    """
+    kind: str
+    ref: int | str
+    why: str
+    needed: bool = False
+    past: str = ""
+
+
+def model_job(store: Store, model: str | None) -> int | None:
+    """The job whose model folder ``model`` names, if it is one made in this workspace."""
+    if not model:
+        return None
+    path = Path(model).expanduser().resolve()
+    root = (store.files / "jobs").resolve()
+    if not path.is_relative_to(root):
+        return None
+    first = path.relative_to(root).parts[:1]
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
+def _model_use(store: Store, job: Job, why: str) -> list[Use]:
+    source = model_job(store, job.config.get("model"))
+    return [] if source is None else [Use("run", f"j{source}", why)]
+
+
+def _train_uses(store: Store, job: Job) -> list[Use]:
+    pair_set_id = job.config.get("pair_set_id")
+    corpus = store.query("SELECT corpus_id FROM pair_sets WHERE id = ?", [pair_set_id])
+    return [Use("pair set", pair_set_id, "it trains on this pair set", pair_set_id is not None,
+                "trained on"),
+            *[Use("corpus", r["corpus_id"], "it trains on a pair set of this corpus")
+              for r in corpus],
+            *_model_use(store, job, "it trains from this run's model")]
+
+
+def _tune_uses(store: Store, job: Job) -> list[Use]:
+    """The corpus, and every pair set of it: the run may generate questions there, judge on
+    people's, and is measured on any split one at its end."""
+    corpus_id, questions = job.config.get("corpus_id"), job.config.get("questions")
+    judged = [] if questions is None else [
+        Use("pair set", questions, "it judges its candidates on this pair set", True,
+            "judged its candidates on")]
+    return [Use("corpus", corpus_id, "it tunes a model for this corpus", True, "tuned a model for"),
+            *judged,
+            *[Use("pair set", r["id"], "it reads the pair sets of this corpus") for r in
+              store.query("SELECT id FROM pair_sets WHERE corpus_id = ?", [corpus_id])],
+            *_model_use(store, job, "it starts from this run's model")]
+
+
+# Every job kind says what it uses; tests/test_job_rules.py checks each HANDLERS kind has one.
+USES: dict[str, Callable[[Store, Job], list[Use]]] = {"train": _train_uses, "tune": _tune_uses}
+
+
+def uses(store: Store, job: Job) -> list[Use]:
+    """What ``job`` uses (see ``Use``); nothing for a kind that has no handler here (a row
+    of a kind this release does not run)."""
+    return USES[job.kind](store, job) if job.kind in USES else []
+
+
+def _exists(store: Store, use: Use) -> bool:
+    table = {"pair set": "pair_sets", "corpus": "corpora"}.get(use.kind)
+    return table is None or bool(store.query(f"SELECT 1 FROM {table} WHERE id = ?", [use.ref]))
 
 
 class Runner:
@@ -604,6 +726,9 @@ class Runner:
             result = HANDLERS[job.kind](self.store, job, reporter)
             canceled = reporter.should_stop()
             self._retry(lambda: finish(self.store, job.id, result, canceled),
+                        f"record the end of job {job.id}")
+        except Canceled:  # stopped on request before it kept anything
+            self._retry(lambda: finish(self.store, job.id, {}, canceled=True),
                         f"record the end of job {job.id}")
         except BaseException as error:  # a job must never take the runner down with it
             if self._stop.is_set() or interpreter_stopping():  # the server is stopping: not its fault

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -167,12 +168,15 @@ def save_rotated(model_name: str | None, rotation: Rotation, path: Path, details
 
 
 # -- corpus vectors, through the workspace cache -------------------------------------------------
-def passage_vectors(store: Store | None, model_name: str | None, texts: list[str]) -> np.ndarray:
-    """The model's vectors for ``texts`` as passages, from the cache the evaluator fills."""
+def passage_vectors(store: Store | None, model_name: str | None, texts: list[str],
+                    progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """The model's vectors for ``texts`` as passages, from the cache the evaluator fills;
+    ``progress`` is told the share encoded (and may raise to stop)."""
     from . import models
     from .evaluate import cache_key, encode_corpus_cached
     model = models.load(model_name)
-    vectors, _ = encode_corpus_cached(store, cache_key(model_name, model), model, texts)
+    vectors, _ = encode_corpus_cached(store, cache_key(model_name, model), model, texts,
+                                      progress=progress)
     return vectors
 
 

@@ -7,8 +7,8 @@ pair sets and corpora can be renamed and deleted here; deleting removes the file
 passage vectors that only they used, so the disk space really comes back.
 
 One rule decides every delete, from any page or the CLI: ``why_not_delete`` refuses anything
-a queued or running job uses (its pair set, that pair set's corpus, the run whose model it
-starts from), and names the job.
+a queued or running job of any kind uses (``core.jobs.uses``: its pair set, its corpus, the
+run whose model it starts from) and the run a live job is, and names the job.
 """
 from __future__ import annotations
 
@@ -296,20 +296,9 @@ def _jobs_of_pair_sets(store: Store, pair_set_ids: set[int]) -> list[int]:
     return [j.id for j in jobs.all_jobs(store) if j.config.get("pair_set_id") in pair_set_ids]
 
 
-def _model_job(store: Store, model: str | None) -> int | None:
-    """The job whose model folder ``model`` names, if it is one fine-tuned here."""
-    if not model:
-        return None
-    path = Path(model).expanduser().resolve()
-    root = (store.files / "jobs").resolve()
-    if not path.is_relative_to(root):
-        return None
-    first = path.relative_to(root).parts[:1]
-    return int(first[0]) if first and first[0].isdigit() else None
-
-
 def why_not_delete(store: Store, kind: str, ref: int | str) -> str | None:
-    """The one rule for deletes: nothing a queued or running job uses may go.
+    """The one rule for deletes, for every job kind: nothing a queued or running job uses
+    (``core.jobs.uses``) may go, nor the run that job is.
 
     Args:
         kind: "run", "pair set" or "corpus".
@@ -318,24 +307,17 @@ def why_not_delete(store: Store, kind: str, ref: int | str) -> str | None:
         the reason the delete is refused, in words every page and the CLI show as they are,
         or None when it may go ahead.
     """
-    if kind == "run":
-        run = get_run(store, str(ref))
-        if run.kind == "fine-tune" and run.state in ACTIVE:
-            return (f"run {run.id} is still {run.state}; cancel it on the Fine-tune page "
+    wanted = (kind, get_run(store, str(ref)).id if kind == "run" else int(ref))
+    live = [j for j in reversed(jobs.all_jobs(store)) if j.state in ACTIVE]  # oldest first
+    for job in live:
+        if wanted == ("run", f"j{job.id}"):
+            return (f"run j{job.id} is still {job.state}; cancel it on the Fine-tune page "
                     "first, then delete")
-    pair_sets = {p.id: p.corpus_id for p in store.pair_sets()}
-    for job in reversed(jobs.all_jobs(store)):  # oldest first
-        if job.state not in ACTIVE or job.kind != "train":
-            continue
-        pair_set_id = job.config.get("pair_set_id")
-        uses = {("pair set", pair_set_id), ("corpus", pair_sets.get(pair_set_id)),
-                ("run", f"j{_model_job(store, job.config.get('model'))}")}
-        wanted = (kind, get_run(store, str(ref)).id if kind == "run" else int(ref))
-        if wanted in uses:
-            what = {"run": "it trains from this run's model", "pair set": "it trains on this "
-                    "pair set", "corpus": "it trains on a pair set of this corpus"}[kind]
-            return (f"job {job.id} is {job.state} and {what}; cancel it on the Fine-tune page "
-                    "(or wait for it to end), then delete")
+    for job in live:
+        use = next((u for u in jobs.uses(store, job) if (u.kind, u.ref) == wanted), None)
+        if use:
+            return (f"job {job.id} is {job.state} and {use.why}; cancel it on the Fine-tune "
+                    "page (or wait for it to end), then delete")
     return None
 
 

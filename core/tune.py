@@ -58,6 +58,7 @@ import numpy as np
 from . import models
 from .evaluate import RetrievalSet, default_dims, encode, ndcg_by_dim
 from .rotate import Rotation, fit, passage_vectors, prime_cache, save_rotated
+from .errors import Canceled
 from .store import Store, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,10 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
     """
     started = time.perf_counter()
     hubs: dict[str, tuple[float, float]] = {}
-    say = reporter.status if reporter else log.info
+
+    def say(text: str) -> None:  # a new stage, once the job has not been asked to stop
+        stop_if_asked(reporter)
+        (reporter.status if reporter else log.info)(text)
     corpus = store.corpus(corpus_id)
     texts = [c["text"] for c in store.chunks(corpus_id)]
     if len(texts) < 3:
@@ -246,7 +250,7 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
     base_model = models.load(model)
     dims = default_dims(base_model.get_embedding_dimension())
     say(f"Encoding {len(texts):,} passages of '{corpus.name}'")
-    base = passage_vectors(store, model, texts)
+    base = passage_vectors(store, model, texts, lambda share: stop_if_asked(reporter))
     say("Fitting the rotations")
     maps: dict[str, Rotation] = {"rotation": fit(base, "rotation"), "pca": fit(base, "pca")}
     candidates = [Candidate("base")] + [Candidate(name) for name in maps]
@@ -280,9 +284,18 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
             "questions")))
         judged_by = "neighbour agreement"
     kept = _choose(candidates)
+    stop_if_asked(reporter)
     model_path = _save_kept(store, kept.name, maps, base, texts, model, output_dir, corpus.name)
     return TuneResult(str(model_path), kept.name, judged_by, candidates, dims,
                       time.perf_counter() - started, DOCUMENTS_ONLY_NOTE, hubs)
+
+
+def stop_if_asked(reporter) -> None:
+    """Raise ``Canceled`` once the job has been asked to stop (the page's Cancel, Ctrl-C in
+    the CLI): a documents-only run keeps nothing until its model is saved, so it stops at
+    once rather than finish and then say it was canceled."""
+    if reporter is not None and reporter.should_stop():
+        raise Canceled("canceled before the run kept a model")
 
 
 def _save_kept(store: Store, kept: str, maps: dict[str, Rotation], base: np.ndarray,

@@ -2,8 +2,10 @@
 cannot be deleted (from a page or from core); a paused owner keeps its job; a killed one's job
 is interrupted with Resume within a minute; a server that stops as a job starts interrupts it;
 a read-only workspace is one line on every page, with the runner idle."""
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,12 +61,28 @@ def server(store: Store, **kwargs):
 
 
 # -- deletes ------------------------------------------------------------------------------
-def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo):
+JOB_KINDS = {  # kind → (its config on the demo corpus, how it uses the pair set, the corpus)
+    "train": (lambda corpus_id, pair_set_id: {"pair_set_id": pair_set_id, "epochs": 1,
+                                              "batch_size": 8},
+              "it trains on this pair set", "it trains on a pair set of this corpus"),
+    "tune": (lambda corpus_id, pair_set_id: {"corpus_id": corpus_id},
+             "it reads the pair sets of this corpus", "it tunes a model for this corpus"),
+}
+
+
+def test_every_job_kind_says_what_it_uses():
+    assert set(jobs.HANDLERS) == set(jobs.USES) == set(JOB_KINDS)
+
+
+@pytest.mark.parametrize("kind", JOB_KINDS)
+def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo, kind):
     corpus_id, pair_set_id = demo
-    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, "epochs": 1, "batch_size": 8})
+    config, on_pair_set, on_corpus = JOB_KINDS[kind]
+    job_id = jobs.submit(store, kind, config(corpus_id, pair_set_id))
     assert jobs.claim(store, job_id)  # running, owned by this process: no runner takes it
-    for path, button, confirm in (("views/pairs.py", "Delete this pair set", "Yes, delete it"),
-                                  ("views/corpus.py", "Delete corpus", "Yes, delete it")):
+    for path, button, confirm, why in (
+            ("views/pairs.py", "Delete this pair set", "Yes, delete it", on_pair_set),
+            ("views/corpus.py", "Delete corpus", "Yes, delete it", on_corpus)):
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
         at.switch_page(path)
@@ -73,14 +91,62 @@ def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo):
         assert not at.exception
         assert not [b for b in at.button if b.label == confirm]
         refusal = " ".join(e.value for e in at.error)
-        assert f"job {job_id} is running and it trains on" in refusal, refusal
+        assert f"job {job_id} is running and {why}" in refusal, refusal
     at.switch_page("views/runs.py")
     at.run()
     at.radio[0].set_value("Corpus").run()
     assert f"job {job_id} is running" in " ".join(e.value for e in at.error)
     assert next(b for b in at.button if b.label == "Delete").disabled
+    with pytest.raises(WorkspaceError, match=f"run j{job_id} is still running"):
+        runs.delete_run(store, f"j{job_id}")
     assert store.pair_set(pair_set_id) and store.corpus(corpus_id)
     jobs.interrupt(store, job_id)
+
+
+CLAIM_AND_HOLD = """
+import sys, time
+from core import jobs
+from core.store import Store
+assert jobs.claim(Store(sys.argv[1]), int(sys.argv[2]))
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+@contextmanager
+def owned_elsewhere(store: Store, job_id: int):
+    """The job claimed by another live process, as a CLI ``tune`` or a second server runs it."""
+    holder = subprocess.Popen([sys.executable, "-c", CLAIM_AND_HOLD, str(store.home), str(job_id)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_running_documents_only_job_keeps_its_folder_its_owner_and_runs_once(store, demo):
+    corpus_id, _ = demo
+    job_id = jobs.submit(store, "tune", {"corpus_id": corpus_id})
+    with owned_elsewhere(store, job_id):
+        refused = subprocess.run([sys.executable, "-m", "core", "delete", "run", f"j{job_id}"],
+                                 cwd=ROOT, capture_output=True, text=True,
+                                 env={**os.environ, "RAGTUNE_HOME": str(store.home)})
+        assert refused.returncode == 1 and f"run j{job_id} is still running" in refused.stderr
+        with pytest.raises(WorkspaceError, match=f"job {job_id} is running and it tunes a model"):
+            runs.delete_corpus(store, corpus_id)
+        # Whatever happens to its folder, its owner still holds it: no server takes it over.
+        jobs.job_dir(store, job_id).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(jobs.job_dir(store, job_id))
+        assert jobs.recover(Store(store.home)) == 0 and jobs.get(store, job_id).state == "running"
+        # A row marked ended while its owner lives (an older server's mistake) is not resumed.
+        store.db.execute("UPDATE jobs SET state = 'interrupted' WHERE id = ?", (job_id,))
+        with pytest.raises(WorkspaceError, match="still running in another process"):
+            jobs.resume(store, job_id)
+    assert jobs.why_not_resume(store, jobs.get(store, job_id)) is None  # its owner is gone now
+    runs.delete_corpus(store, corpus_id)
+    assert "which was deleted" in jobs.why_not_resume(store, jobs.get(store, job_id))
 
 
 def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(store, demo):
@@ -133,6 +199,72 @@ def test_a_killed_cli_job_is_interrupted_with_resume_within_a_minute(store, demo
         wait_until(lambda: jobs.get(store, 1).state == "interrupted", 60, "the job to be interrupted")
         assert time.time() - killed < 60
         assert jobs.why_not_resume(store, jobs.get(store, 1)) is None  # the page shows Resume
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "RAGTUNE_HOME": str(home)}, timeout=900)
+
+
+TINY_TRAIN = {"epochs": 1, "batch_size": 8, "max_pairs": 48, "max_seq_length": 32}
+
+
+def test_the_cli_notices_a_killed_owner_without_a_server(store, demo):
+    _, pair_set_id = demo
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, **TINY_TRAIN})
+    with owned_elsewhere(store, job_id):
+        assert cli(store.home, "delete", "run", f"j{job_id}").returncode == 1  # it is running
+    # Its process was SIGKILLed and no server runs: the next command sees it as it is.
+    listed = json.loads(cli(store.home, "list", "runs", "--json").stdout.splitlines()[-1])
+    assert [r["state"] for r in listed["runs"] if r["id"] == f"j{job_id}"] == ["interrupted"]
+    assert jobs.get(store, job_id).status.startswith("Interrupted")
+    deleted = cli(store.home, "delete", "run", f"j{job_id}")
+    assert deleted.returncode == 0, deleted.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_resumes_a_killed_job_to_its_end(store, demo):
+    _, pair_set_id = demo
+    job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id, **TINY_TRAIN})
+    with owned_elsewhere(store, job_id):
+        refused = cli(store.home, "resume", f"j{job_id}")
+        assert refused.returncode == 1 and "only an interrupted" in refused.stderr
+    resumed = cli(store.home, "resume", f"j{job_id}", "--json")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    said = json.loads(resumed.stdout.splitlines()[-1])
+    job = jobs.get(store, job_id)
+    assert said["state"] == job.state == "succeeded" and job.resume
+    assert Path(said["model_path"]).is_dir() and "Traceback" not in resumed.stderr
+    again = cli(store.home, "resume", f"j{job_id}")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "succeeded" in again.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_documents_only_run_at_once_and_says_it_kept_nothing(store, count):
+    from core.corpus import ChunkSettings, ingest
+    from tests.test_concurrent import text_of
+    corpus_id = ingest(store, "long", text_of(1.5), count, ChunkSettings(128, 0)).corpus_id
+    # Started as a terminal starts it (see tests/test_runs.py's Ctrl-C test of finetune).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "tune", "--corpus", str(corpus_id)], cwd=ROOT,
+        env={**os.environ, "RAGTUNE_HOME": str(store.home)}, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_until(lambda: any(j.status.startswith("Encoding") for j in jobs.all_jobs(store)),
+                   300, "the run to encode its passages")
+        process.send_signal(signal.SIGINT)
+        asked = time.time()
+        _, err = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    took = time.time() - asked
+    assert process.returncode == 130, err[-2000:]
+    assert "canceled; it kept nothing" in err.splitlines()[-1] and "Traceback" not in err
+    [job] = jobs.all_jobs(store)
+    assert job.state == "canceled" and job.status == "Canceled before it kept anything"
+    # It stopped while encoding: not one of its passages' vectors was finished and stored.
+    assert store.query("SELECT COUNT(*) FROM embeddings")[0][0] == 0, f"{took:.0f} s"
+    assert took < 90
 
 
 # -- shutdown -----------------------------------------------------------------------------

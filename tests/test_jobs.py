@@ -1,5 +1,6 @@
 """The job runner with real (tiny) training runs: queue, cancel, failure, restart and resume;
 and a runner that outlives a locked database, and job ownership across processes."""
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -224,6 +225,25 @@ def test_a_failure_is_recorded_even_while_the_database_is_locked(home, probe):
     assert any("boom" in e["line"] for e in jobs.events(store, job_id, "log"))
 
 
+def test_a_progress_write_that_finds_the_workspace_locked_does_not_end_the_job(home, probe,
+                                                                             caplog):
+    store = Store(home, busy_timeout=0.1)  # another writer holds the lock past the timeout
+    job = jobs.claim(store, jobs.submit(store, "probe", {}))
+    reporter = jobs.StoreReporter(store, job.id)
+    other = hold_write_lock(store)
+    with caplog.at_level(logging.WARNING, logger="core.jobs"):
+        reporter.status("Training")
+        reporter.progress(0.5)
+        reporter.point("loss", 1, 0.3)
+    other.execute("COMMIT")
+    # status (and its log line), progress, point
+    assert len([r for r in caplog.records if "stayed locked" in r.getMessage()]) == 4
+    reporter.point("loss", 2, 0.2)  # written once the lock is free
+    assert [p["step"] for p in jobs.events(store, job.id, "point")] == [2]
+    jobs.Runner(store).run_one(job)
+    assert jobs.get(store, job.id).state == "succeeded"
+
+
 def test_the_page_helper_restarts_a_dead_runner(home, probe):
     from views import common
     runner = common.runner()
@@ -260,12 +280,12 @@ def test_recover_interrupts_only_jobs_whose_lock_is_free(store, probe):
     mine = jobs.claim(store).id  # held by this process
     theirs, gone, old = running_row(store), running_row(store), running_row(store)
     lock = jobs.lock_path(store, theirs)
-    lock.parent.mkdir(parents=True)
+    lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE,
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"  # another live process owns it
-        jobs.lock_path(store, gone).parent.mkdir(parents=True)
+        jobs.lock_path(store, gone).parent.mkdir(parents=True, exist_ok=True)
         jobs.lock_path(store, gone).touch()  # its owner ended: the lock is free
         # ``old``: a row from before locks (no lock file at all)
         assert jobs.recover(Store(store.home)) == 2
