@@ -163,6 +163,28 @@ def test_pooling_takes_as_many_from_each_model_and_hides_which_found_what():
     assert len(orders) > 1 and any(o[0] in tuned for o in orders)
 
 
+def test_the_first_question_waits_with_a_count_and_no_time_left_then_the_next_is_instant(demo_store):
+    store, corpus_id = demo_store
+    label.add_questions(store, corpus_id, SUMMARIES[:3])
+    store.db.execute("DELETE FROM embeddings")  # a corpus no model has encoded yet
+    assert not label.ready(store, corpus_id)
+    waiting = label.progress(store, corpus_id).summary(preparing=True)
+    assert waiting == "0 of 3 labelled, preparing the passages to show first"
+    stages = []
+    label.prepare(store, corpus_id, None, lambda stage, fraction: stages.append((stage, fraction)))
+    passages = len(store.chunks(corpus_id))
+    called = f"the base model ({models.DEFAULT_MODEL})"
+    assert stages[0] == (f"loading {called}", 0.0)
+    assert stages[-1] == (f"encoding passages with {called}: {passages:,} of {passages:,}", 1.0)
+    fractions = [f for _, f in stages[1:]]
+    assert fractions == sorted(fractions) and len(fractions) == -(-passages // 256)
+    assert label.ready(store, corpus_id)  # built once: every later question is instant
+    assert label.progress(store, corpus_id).summary().endswith("about 36 seconds left")
+    again = []
+    label.prepare(store, corpus_id, None, lambda stage, fraction: again.append(stage))
+    assert again == [f"loading {called}"]  # nothing encoded twice
+
+
 # -- people's pair set -------------------------------------------------------------------------
 def test_labelled_questions_become_a_graded_people_test_set_from_twenty(demo_store, monkeypatch):
     store, corpus_id = demo_store
@@ -317,7 +339,8 @@ def test_the_label_page_refuses_an_empty_paste_and_labels_with_the_mouse(demo_st
     first = label.current(store, corpus_id)
     next(b for b in at.button if b.label == "Mark").click().run()  # passage 1, with the mouse
     next(b for b in at.button if b.label == "Done, next").click().run()
-    assert not at.exception and "1 of 3 labelled" in at.get("progress")[0].proto.text
+    counts = at.get("progress")[0].proto.text
+    assert not at.exception and "1 of 3 labelled" in counts and "left" in counts
     assert list(label.labels_of(store, first.id).values()) == [label.RELEVANT]
     next(b for b in at.button if b.label == "Undo").click().run()
     assert label.current(store, corpus_id).id == first.id

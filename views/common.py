@@ -53,6 +53,18 @@ def token_counter(name: str | None = None):
     return models.token_counter(name)
 
 
+def show_progress(work, start: str = "Starting…"):
+    """Run ``work(report)`` under a progress bar that ``report(stage, fraction)`` moves, its
+    caption the stage with its count ("Encoding passages with …: 640 of 1,597"); the bar goes
+    when the work ends, and ``work``'s result is returned."""
+    bar = st.progress(0.0, text=start)
+    try:
+        return work(lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0),
+                                                         text=sentence(stage)))
+    finally:
+        bar.empty()
+
+
 @contextmanager
 def explained():
     """Show a user's mistake as one line instead of a traceback."""
