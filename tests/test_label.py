@@ -235,6 +235,19 @@ def test_people_questions_judge_models_and_a_model_against_itself_is_not_signifi
         assert d.verdict() == "not significant" and d.ties == plan.PEOPLE_TEST_MIN
 
 
+def test_the_results_page_measures_every_model_on_people_questions_and_counts_in_words(demo_store):
+    from streamlit.testing.v1 import AppTest
+    from tests.conftest import ROOT
+    store, corpus_id = demo_store
+    label.add_questions(store, corpus_id, SUMMARIES[:plan.PEOPLE_TEST_MIN])
+    label_first(store, corpus_id, plan.PEOPLE_TEST_MIN)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("views/results.py").run()
+    next(b for b in at.button if b.label.startswith("Measure the base model and every")).click().run()
+    assert not at.exception
+    assert "Measured 1 model on people's questions." in [s.value for s in at.success]
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_label_import_start_export_and_compare_on_the_command_line(demo_store, tmp_path, capsys,
                                                                    monkeypatch):

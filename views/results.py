@@ -9,7 +9,7 @@ from core.compare import (capped_metrics, ceiling_note, compare_evaluations, gai
                           per_query_ndcg, trust_note)
 from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
                            load_evaluations, misses, save)
-from core.wording import sentence
+from core.wording import plural, sentence
 from views.common import (dims_axis, escape, explained, model_info, pick_corpus, pick_pair_set,
                           scores_table, show_flash, store)
 
@@ -41,7 +41,7 @@ if people is not None and pair_set.id == people.id:
             bar = st.progress(0.0, text="Starting…")
             new = label.judge_models(workspace, people.id, lambda stage, f: bar.progress(
                 min(f, 1.0), text=f"{sentence(stage)}…"))
-            st.session_state["flash"] = (f"Measured {len(new)} models on people's questions."
+            st.session_state["flash"] = (f"Measured {plural(len(new), 'model')} on people's questions."
                                          if new else "Every model is already measured on them.")
             st.rerun()
 
