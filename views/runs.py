@@ -28,7 +28,7 @@ kinds = f2.multiselect("Kind", all_kinds, default=all_kinds)
 shown = [r for r in all_runs if r.kind in kinds
          and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
 table = pd.DataFrame([r.row() for r in shown])
-scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")])
+scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")], lead=("id", "name"))
 labels = {r.id: f"{r.id} · {r.name} · {r.model} · {r.pair_set}" for r in all_runs}
 by_id = {r.id: r for r in all_runs}
 measured = [r.id for r in shown if r.metrics]
