@@ -288,7 +288,8 @@ def run_pairs_generate(args) -> None:
         pair_set_id = generate_builtin(store, corpus_id, args.name or BUILTIN_PAIR_SET,
                                        PseudoQueryConfig(per_chunk=args.per_chunk, seed=args.seed,
                                                          style=args.style,
-                                                         filter_top_k=args.filter_top_k))
+                                                         filter_top_k=args.filter_top_k),
+                                       lambda stage, f: _progress(stage)(f))
     else:
         key = os.environ.get("RAGTUNE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY", "")
         config = LLMConfig(args.base_url, args.llm_model, args.per_chunk, args.concurrency,
