@@ -212,13 +212,16 @@ def corpus_index(store: Store, corpus_id: int, model_name: str, dim: int,
 
 
 def search(store: Store, pair_set_id: int, model_name: str, query: str, dim: int,
-           k: int = TOP, relevant: set[int] | None = None) -> list[Hit]:
+           k: int = TOP, relevant: set[int] | None = None,
+           progress: Counter | None = None) -> list[Hit]:
     """The ``k`` best passages of the pair set's corpus for ``query``.
 
     Args:
         model_name: a name or folder ``models.load`` accepts.
         dim: Matryoshka dimension: the first ``dim`` entries of each vector are compared.
         relevant: chunk ids labelled as the query's answer, to mark in the hits.
+        progress: counts the passages encoded when the model meets the corpus the first time
+            (see ``index_ready``); later searches encode only the query.
     """
     if not query.strip():
         raise WorkspaceError("type a question to search for")
@@ -226,7 +229,7 @@ def search(store: Store, pair_set_id: int, model_name: str, query: str, dim: int
     model = models.load(model_name)
     if not 1 <= dim <= model.get_embedding_dimension():
         raise WorkspaceError(f"dimension {dim} is outside 1..{model.get_embedding_dimension()}")
-    index, ids = corpus_index(store, pair_set.corpus_id, model_name, dim)
+    index, ids = corpus_index(store, pair_set.corpus_id, model_name, dim, progress)
     query_vector = encode_one(model, query)[:, :dim]
     rows, scores = index.search(query_vector, k)
     hit_ids = [ids[i] for i in rows[0] if i >= 0]
