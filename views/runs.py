@@ -8,7 +8,8 @@ from core import export, models, runs, storage
 from core.compare import compare_evaluations
 from core.disk import human_bytes
 from core.evaluate import PREFERRED_DIM
-from views.common import dims_axis, escape, explained, scores_table, show_flash, store
+from views.common import (dims_axis, escape, explained, scores_table, show_flash, show_progress,
+                          store)
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
@@ -91,10 +92,11 @@ if with_model:
     n = s2.number_input("Passages to plan for", 1, 10_000_000_000, 1_000_000, step=100_000)
     key = f"storage:{target.id}"
     if st.button("Measure storage options"):
-        with explained(), st.spinner("Quantising and scoring…"):
-            st.session_state[key] = storage.measure(
+        with explained():
+            st.session_state[key] = show_progress(lambda progress: storage.measure(
                 workspace, target.pair_set_id, target.model_path or target.model,
-                sorted(target.metrics, reverse=True), passages=int(n))
+                sorted(target.metrics, reverse=True), passages=int(n), progress=progress),
+                "Loading the model…")
     if key in st.session_state:
         table = st.session_state[key]
         st.success(table.headline())
