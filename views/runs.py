@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -6,7 +7,7 @@ import streamlit as st
 
 from core import export, models, runs, storage
 from core.compare import compare_evaluations
-from core.disk import human_bytes
+from core.disk import folder_bytes, human_bytes
 from core.evaluate import PREFERRED_DIM
 from views.common import (dims_axis, escape, explained, scores_table, show_flash, show_progress,
                           store)
@@ -117,7 +118,8 @@ else:
     dim = e2.selectbox("Dimensions to use", dims, key="export_dim",
                        index=dims.index(PREFERRED_DIM) if PREFERRED_DIM in dims else 0)
     if st.button("Prepare the model zip"):
-        with explained(), st.spinner("Zipping the model…"):
+        with explained(), st.spinner(f"Zipping the model "
+                                     f"({human_bytes(folder_bytes(Path(run.model_path)))})…"):
             st.session_state["model_zip"] = export.model_zip_bytes(workspace, run.id)
     if st.session_state.get("model_zip", ("",))[0] == f"{export.zip_name(run)}.zip":
         name, data = st.session_state["model_zip"]
