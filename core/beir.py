@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from . import corpus as corpus_module
 from . import demo
@@ -338,14 +338,16 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
     return report, pair_sets
 
 
-def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None) -> tuple[int, int]:
-    """The standard-library docstring corpus with its summary→body pairs, split 80/20."""
+def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None,
+              progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """The standard-library docstring corpus with its summary→body pairs, split 80/20;
+    ``progress`` counts the documents chunked (about 3 s for 609 on a busy 2-core CPU)."""
     if DEMO_CORPUS in {c.name for c in store.corpora()}:
         corpus = store.corpus(DEMO_CORPUS)
         return corpus.id, store.pair_sets(corpus.id)[0].id
     documents, labels = demo.documents(limit)
     with store.transaction():
-        report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings())
+        report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings(), progress)
         pair_set_id = link_pairs(store, report.corpus_id, "docstring summaries", "demo", labels)
         split(store, pair_set_id)
     return report.corpus_id, pair_set_id

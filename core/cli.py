@@ -118,7 +118,7 @@ def run_ingest(args) -> None:
                   file=sys.stderr)
     documents = [d for f in files for d in load_file(f.name, f.read_bytes())]
     report = ingest(store, name, documents, models.token_counter(args.model), settings,
-                    _progress("chunking"))
+                    lambda done, total: _progress("chunking")(done / total))
     finish(args, f"corpus {name!r}: {report.summary()}",
            {"corpus_id": report.corpus_id, "documents": report.documents,
             "chunks": report.chunks, "duplicates": report.duplicates})

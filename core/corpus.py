@@ -498,9 +498,10 @@ class Deduper:
 
 # -- ingest -------------------------------------------------------------------------------
 def ingest(store: Store, corpus_name: str, documents: list[Document], count_tokens: TokenCounter,
-           settings: ChunkSettings | None = None, progress: Callable[[float], None] | None = None
+           settings: ChunkSettings | None = None, progress: Callable[[int, int], None] | None = None
            ) -> IngestReport:
-    """Chunk, dedup and store documents in one transaction: all of them or none.
+    """Chunk, dedup and store documents in one transaction: all of them or none; ``progress``
+    is told (documents done, documents in all) every 50 documents.
 
     An existing corpus of that name is extended with its own chunk settings, and new chunks
     are deduplicated against the ones it already holds.
@@ -536,7 +537,7 @@ def ingest(store: Store, corpus_name: str, documents: list[Document], count_toke
             report.documents += 1
             report.chunks += len(kept)
             if progress and (i % 50 == 0 or i == len(documents) - 1):
-                progress((i + 1) / len(documents))
+                progress(i + 1, len(documents))
         if report.chunks == 0:
             raise WorkspaceError(f"no chunks left: all {report.duplicates} repeat text already in "
                                  f"'{corpus_name}' or in each other; nothing was added")

@@ -251,7 +251,9 @@ def test_a_table_of_1600_rows_is_previewed_whole_and_counts_what_ingest_stores(s
     done = []
     first = preview(docs, ChunkSettings(), count, progress=lambda n, total: done.append((n, total)))
     assert first.complete and done[-1] == (1597, 1597) and len(done) == 32
-    assert first.estimated_chunks == ingest(store, "rows", docs, count).chunks == 1597
+    stored = []
+    report = ingest(store, "rows", docs, count, progress=lambda n, total: stored.append((n, total)))
+    assert first.estimated_chunks == report.chunks == 1597 and stored[-1] == (1597, 1597)
 
 
 def test_the_estimate_beyond_the_preview_counts_each_short_row_as_a_chunk(count):

@@ -117,9 +117,8 @@ if documents:
                  disabled=blocked):
         with explained():
             report = show_progress(lambda progress: ingest(
-                workspace, name, documents, count, settings, lambda f: progress(
-                    f"chunking, removing repeats and storing, documents: "
-                    f"{round(f * len(documents)):,} of {len(documents):,}", f)))
+                workspace, name, documents, count, settings,
+                counted(progress, "chunking, removing repeats and storing, documents")))
             st.session_state[CURRENT_CORPUS] = name
             st.session_state["documents_added"] = st.session_state.get("documents_added", 0) + 1
             st.session_state["flash"] = f"Added to '{escape(name)}': {report.summary()}."
