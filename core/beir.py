@@ -299,8 +299,8 @@ def _first(ids: list[str], shown: int = 3) -> str:
 
 
 def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
-                count_tokens: TokenCounter, settings: ChunkSettings | None = None
-                ) -> tuple[BeirImport, list[int]]:
+                count_tokens: TokenCounter, settings: ChunkSettings | None = None,
+                progress: Callable[[int, int], None] | None = None) -> tuple[BeirImport, list[int]]:
     """The corpus plus one pair set per qrels split (named after the split, already assigned).
 
     A label naming a query or passage the files do not hold is dropped and counted in the
@@ -308,10 +308,11 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
 
     Args:
         source: parsed BEIR files, or a folder on the server to read them from.
+        progress: told (passages chunked, passages in all) as ``ingest`` goes.
     """
     data = source if isinstance(source, BeirFolder) else load_beir(source)
     with store.transaction():
-        ingested = ingest(store, corpus_name, data.documents, count_tokens, settings)
+        ingested = ingest(store, corpus_name, data.documents, count_tokens, settings, progress)
         report = BeirImport(**ingested.__dict__, unknown_queries=[], unknown_passages=[])
         stored = {r["external_id"] for r in store.chunks(report.corpus_id)}
         linked = {}

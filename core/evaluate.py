@@ -199,6 +199,8 @@ def encode(model, texts: list[str], batch_size: int = 64,
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     # A slice of 4 batches is 5-15 s of a busy 2-core CPU: the count moves that often.
     step = batch_size * 4
+    if progress:  # at once: the stage shows while the first slice is encoded
+        progress(0, len(texts))
     for start in range(0, len(texts), step):
         part = order[start:start + step]
         out[part] = run([texts[i] for i in part], batch_size=batch_size,

@@ -85,8 +85,8 @@ def test_builtin_generation_covers_every_chunk_and_drops_repeated_sentences(stor
     settings = store.pair_set(pair_set_id).settings
     assert settings["kept"] == len(pairs) <= settings["candidates"]
     chunks, queries = len(store.chunks(corpus_id)), settings["candidates"]  # the wait, counted
-    assert stages == [f"encoding passages: {chunks} of {chunks}",
-                      f"encoding queries: {queries} of {queries}"]
+    assert stages == [f"encoding passages: 0 of {chunks}", f"encoding passages: {chunks} of {chunks}",
+                      f"encoding queries: 0 of {queries}", f"encoding queries: {queries} of {queries}"]
 
 
 def test_the_filter_keeps_only_queries_the_base_model_can_answer(store, corpus_id):

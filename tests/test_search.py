@@ -92,7 +92,7 @@ def test_the_first_search_with_a_model_counts_the_passages_it_encodes_then_none(
     counts = []
     hits = search.search(store, pair_set_id, models.DEFAULT_MODEL, "parse a date", 128,
                          progress=lambda done, total: counts.append((done, total)))
-    assert hits and counts == [(passages, passages)]
+    assert hits and counts == [(0, passages), (passages, passages)]
     assert search.index_ready(store, corpus_id, models.DEFAULT_MODEL, 128)
     assert not search.index_ready(store, corpus_id, models.DEFAULT_MODEL, 64)
     counts.clear()

@@ -144,8 +144,10 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
                                       value=zips[0].rsplit(".", 1)[0] if zips else "beir").strip()
             if st.button(f"Import {len(beir_data.documents):,} passages as '{escape(beir_name)}'",
                          type="primary", disabled=not beir_name):
-                with explained(), st.spinner("Chunking the passages and linking the labels…"):
-                    report, sets = import_beir(workspace, beir_data, beir_name, token_counter())
+                with explained():
+                    report, sets = show_progress(lambda progress: import_beir(
+                        workspace, beir_data, beir_name, token_counter(),
+                        progress=counted(progress, "chunking the passages")))
                     st.session_state[CURRENT_CORPUS] = beir_name
                     message = (f"Imported '{escape(beir_name)}': {escape(report.summary())}, "
                                f"{len(sets)} labelled pair sets.")
