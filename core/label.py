@@ -497,7 +497,8 @@ def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     data = RetrievalSet.from_pair_set(store, pair_set_id, "test")
     new = []
     for model, name in wanted.items():
-        if model not in done:
-            result = evaluate_named(model, data, store=store, progress=progress)
+        if model not in done:  # each stage says which model: "baseline: encoding passages: …"
+            told = (lambda stage, f, name=name: progress(f"{name}: {stage}", f)) if progress else None
+            result = evaluate_named(model, data, store=store, progress=told)
             new.append(save(store, result, pair_set_id, name))
     return new

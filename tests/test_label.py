@@ -226,7 +226,10 @@ def test_people_questions_judge_models_and_a_model_against_itself_is_not_signifi
     label.add_questions(store, corpus_id, SUMMARIES[:plan.PEOPLE_TEST_MIN])
     label_first(store, corpus_id, plan.PEOPLE_TEST_MIN)
     pair_set = label.people_pair_set(store, corpus_id)
-    assert len(label.judge_models(store, pair_set.id)) == 1  # the base model; nothing fine-tuned
+    stages = []
+    assert len(label.judge_models(store, pair_set.id, lambda stage, f: stages.append(stage))) == 1
+    n = plan.PEOPLE_TEST_MIN  # the base model, each stage named and counted; nothing fine-tuned
+    assert f"baseline: encoding queries: {n} of {n}" in stages
     assert label.judge_models(store, pair_set.id) == []  # measured once
     again = evaluate_named(None, RetrievalSet.from_pair_set(store, pair_set.id), store=store)
     save(store, again, pair_set.id, "baseline again")
