@@ -181,7 +181,7 @@ def test_the_first_question_waits_with_a_counted_bar_and_no_time_left(home, coun
         assert "0 of 5 labelled, preparing the passages to show first" in body
         assert not re.search(r"(seconds|minutes?) left", body)
         page.locator("h3").first.wait_for(timeout=300_000)  # the first question
-        page.get_by_text(re.compile(r"0 of 5 labelled, about \d+ seconds left")).wait_for(
+        page.get_by_text(re.compile(r"0 of 5 labelled, about \d+ (seconds|minutes?) left")).wait_for(
             timeout=60_000)
         wait_idle(page)
         assert "Encoding passages" not in page.locator("body").inner_text()

@@ -178,7 +178,7 @@ def test_the_first_question_waits_with_a_count_and_no_time_left_then_the_next_is
     assert stages[-1] == (f"encoding passages with {called}: {passages:,} of {passages:,}", 1.0)
     fractions = [f for _, f in stages[1:]]
     assert stages[1] == (f"encoding passages with {called}: 0 of {passages:,}", 0.0)
-    assert fractions == sorted(fractions) and len(fractions) == 1 + -(-passages // 256)
+    assert fractions == sorted(fractions) and len(fractions) == 1 + -(-passages // 64)
     assert label.ready(store, corpus_id)  # built once: every later question is instant
     assert label.progress(store, corpus_id).summary().endswith("about 36 seconds left")
     again = []

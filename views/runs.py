@@ -126,7 +126,8 @@ else:
         st.download_button(f"Download {name} ({human_bytes(len(data))})", data, name,
                            mime="application/zip")
     st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
-    loaded = models.load(run.model_path)
+    with st.spinner(f"Loading the model of run {escape(run.id)} for its prompts…"):
+        loaded = models.load(run.model_path)  # seconds the first time, then cached
     for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
                                    models.role_prompt(loaded, "document")):
         st.markdown(f"**{snippet.library}** · `{snippet.install}`")
