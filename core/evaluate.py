@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
@@ -179,6 +180,19 @@ def counted(progress: Progress | None, stage: str) -> Counter | None:
     if progress is None:
         return None
     return lambda done, total: progress(f"{stage}: {done:,} of {total:,}", done / max(total, 1))
+
+
+_COUNT = re.compile(r": [\d,]+ of [\d,]+$")
+
+
+def stage_name(stage: str) -> str:
+    """A stage without the count ``counted`` adds, for what should change once per stage (a
+    job's status line and log), not once per batch.
+
+    >>> stage_name("encoding passages: 640 of 1,597")
+    'encoding passages'
+    """
+    return _COUNT.sub("", stage)
 
 
 def encode(model, texts: list[str], batch_size: int = 64,
