@@ -174,15 +174,17 @@ def check_dims(dims: list[int], full: int) -> list[int]:
 ROLES = ("query", "document")
 
 
-def counted(progress: Progress | None, stage: str) -> Counter | None:
-    """A Counter that reports to ``progress`` as "``stage``: 640 of 1,597": a wait of a
-    minute reads as moving, with a count a person can check, not as a bar alone."""
+def counted(progress: Progress | None, stage: str, unit: str = "") -> Counter | None:
+    """A Counter that reports to ``progress`` as "``stage``: 640 of 1,597 ``unit``": a wait of
+    a minute reads as moving, with a count a person can check, not as a bar alone."""
     if progress is None:
         return None
-    return lambda done, total: progress(f"{stage}: {done:,} of {total:,}", done / max(total, 1))
+    after = f" {unit}" if unit else ""
+    return lambda done, total: progress(f"{stage}: {done:,} of {total:,}{after}",
+                                        done / max(total, 1))
 
 
-_COUNT = re.compile(r": [\d,]+ of [\d,]+$")
+_COUNT = re.compile(r": [\d,]+ of [\d,]+( [a-z]+)?$")
 
 
 def stage_name(stage: str) -> str:

@@ -130,12 +130,12 @@ def storage_options(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data:
 
     Args:
         passages: N to size the index for (default: the corpus measured).
-        progress: told "quantising and scoring, options: 3 of 18" after each option.
+        progress: told "quantising and scoring: 3 of 18 options" after each option.
     """
     n = passages or len(corpus_vectors)
     full = max(dims)
     scores = {}
-    report = counted(progress, "quantising and scoring, options")
+    report = counted(progress, "quantising and scoring", "options")
     for dim in dims:
         for precision in PRECISIONS:
             q, c = quantised(query_vectors, corpus_vectors, dim, precision)

@@ -159,3 +159,4 @@ def test_a_counted_stage_sets_a_jobs_status_once_and_moves_only_its_bar():
     assert reporter.fractions == [0, 64 / 130, 128 / 130, 1.0]
     assert stage_name("encoding passages with the base model (x): 1,024 of 1,597") == \
         "encoding passages with the base model (x)"
+    assert stage_name("quantising and scoring: 7 of 18 options") == "quantising and scoring"

@@ -30,7 +30,7 @@ def test_storage_table_matches_a_direct_computation(trained):  # noqa: F811
     # Every stage with its count; the passages' vectors are cached, so not encoded again.
     assert stages == [f"encoding queries: 0 of {len(data.queries)}",
                       f"encoding queries: {len(data.queries)} of {len(data.queries)}",
-                      *(f"quantising and scoring, options: {i} of 6" for i in range(1, 7))]
+                      *(f"quantising and scoring: {i} of 6 options" for i in range(1, 7))]
     model = models.load()
     corpus, queries = encode(model, data.corpus), encode(model, data.queries)
     n = len(data.corpus)

@@ -74,7 +74,7 @@ def previewed(count) -> Preview:
     kept = st.session_state.get("corpus_preview")
     if kept is None or kept[0] != key:
         kept = key, show_progress(lambda report: preview(
-            documents, settings, count, progress=counted(report, "chunking the upload, documents")))
+            documents, settings, count, progress=counted(report, "chunking the upload", "documents")))
         st.session_state["corpus_preview"] = kept
     return kept[1]
 
@@ -118,7 +118,7 @@ if documents:
         with explained():
             report = show_progress(lambda progress: ingest(
                 workspace, name, documents, count, settings,
-                counted(progress, "chunking, removing repeats and storing, documents")))
+                counted(progress, "chunking, removing repeats and storing", "documents")))
             st.session_state[CURRENT_CORPUS] = name
             st.session_state["documents_added"] = st.session_state.get("documents_added", 0) + 1
             st.session_state["flash"] = f"Added to '{escape(name)}': {report.summary()}."
@@ -147,7 +147,7 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
                 with explained():
                     report, sets = show_progress(lambda progress: import_beir(
                         workspace, beir_data, beir_name, token_counter(),
-                        progress=counted(progress, "chunking the passages")))
+                        progress=counted(progress, "chunking", "passages")))
                     st.session_state[CURRENT_CORPUS] = beir_name
                     message = (f"Imported '{escape(beir_name)}': {escape(report.summary())}, "
                                f"{len(sets)} labelled pair sets.")

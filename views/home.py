@@ -28,7 +28,7 @@ def load_the_demo() -> None:
     with explained():
         _, pair_set_id = show_progress(lambda progress: load_demo(
             workspace, token_counter(),
-            progress=counted(progress, "chunking the standard library's docstrings")))
+            progress=counted(progress, "chunking the standard library's docstrings", "documents")))
         counts = workspace.split_counts(pair_set_id)
         st.session_state[CURRENT_CORPUS] = DEMO_CORPUS
         st.session_state["flash"] = (f"Loaded the demo corpus: {counts.get('train', 0)} "
