@@ -792,6 +792,8 @@ def run_label_start(args) -> None:
     store = Store()
     corpus_id = label.corpus_ref(store, args.corpus)
     fine_tuned = label.fine_tuned_model(store, corpus_id)
+    if label.current(store, corpus_id) is not None:  # the slow part, once, with a count
+        label.prepare(store, corpus_id, fine_tuned, lambda stage, f: _progress(stage)(f))
     print(LABEL_KEYS, file=sys.stderr)
     found: list = []
     while (question := label.current(store, corpus_id)) is not None:
