@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from . import corpus as corpus_module
 from . import demo
@@ -313,8 +313,8 @@ def _first(ids: list[str], shown: int = 3) -> str:
 
 
 def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
-                count_tokens: TokenCounter, settings: ChunkSettings | None = None
-                ) -> tuple[BeirImport, list[int]]:
+                count_tokens: TokenCounter, settings: ChunkSettings | None = None,
+                progress: Callable[[int, int], None] | None = None) -> tuple[BeirImport, list[int]]:
     """The corpus plus one pair set per qrels split (named after the split, already assigned).
 
     A label naming a query or passage the files do not hold is dropped and counted in the
@@ -322,9 +322,11 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
 
     Args:
         source: parsed BEIR files, or a folder on the server to read them from.
+        progress: told (passages chunked, passages in all) as ``ingest`` goes.
     """
     data = source if isinstance(source, BeirFolder) else load_beir(source)
-    prepared = prepare_ingest(store, corpus_name, data.documents, count_tokens, settings)
+    prepared = prepare_ingest(store, corpus_name, data.documents, count_tokens, settings,
+                              progress)
     with store.transaction():  # chunked above: the lock is held for the inserts only
         ingested = store_ingest(store, prepared)
         report = BeirImport(**ingested.__dict__, unknown_queries=[], unknown_passages=[],
@@ -356,9 +358,11 @@ def import_beir(store: Store, source: BeirFolder | Path, corpus_name: str,
     return report, pair_sets
 
 
-def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None) -> tuple[int, int]:
+def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None,
+              progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """The standard-library docstring corpus with its summary→body pairs, split 80/20; the
-    one already there if another process loaded it first."""
+    one already there if another process loaded it first. ``progress`` counts the documents
+    chunked (about 3 s for 609 on a busy 2-core CPU)."""
     loaded = _demo_ids(store)
     if loaded:
         return loaded
@@ -369,7 +373,7 @@ def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None
         loaded = _demo_ids(store)
         if loaded:
             return loaded
-        report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings())
+        report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings(), progress)
         pair_set_id = link_pairs(store, report.corpus_id, "docstring summaries", "demo", labels)
         split(store, pair_set_id)
     return report.corpus_id, pair_set_id

@@ -119,7 +119,7 @@ def run_ingest(args) -> None:
                   file=sys.stderr)
     documents = [d for f in files for d in load_file(f.name, f.read_bytes())]
     report = ingest(store, name, documents, models.token_counter(args.model), settings,
-                    _progress("chunking"))
+                    lambda done, total: _progress("chunking")(done / total))
     finish(args, f"corpus {name!r}: {report.summary()}",
            {"corpus_id": report.corpus_id, "documents": report.documents,
             "chunks": report.chunks, "duplicates": report.duplicates})
@@ -306,7 +306,8 @@ def run_pairs_generate(args) -> None:
         pair_set_id = generate_builtin(store, corpus_id, args.name or BUILTIN_PAIR_SET,
                                        PseudoQueryConfig(per_chunk=args.per_chunk, seed=args.seed,
                                                          style=args.style,
-                                                         filter_top_k=args.filter_top_k))
+                                                         filter_top_k=args.filter_top_k),
+                                       lambda stage, f: _progress(stage)(f))
     else:
         key = os.environ.get("RAGTUNE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY", "")
         config = LLMConfig(args.base_url, args.llm_model, args.per_chunk, args.concurrency,
@@ -852,6 +853,8 @@ def run_label_start(args) -> None:
     store = Store()
     corpus_id = store.find_corpus(args.corpus).id
     fine_tuned = label.fine_tuned_model(store, corpus_id)
+    if label.current(store, corpus_id) is not None:  # the slow part, once, with a count
+        label.prepare(store, corpus_id, fine_tuned, lambda stage, f: _progress(stage)(f))
     print(LABEL_KEYS, file=sys.stderr)
     found: list = []
     while (question := label.current(store, corpus_id)) is not None:

@@ -313,6 +313,9 @@ class Recommendation:
     answered: int = 0  # questions with an answer, "don't know yet" included
     total: int = 0
     unknown: int = 0  # of the answered, those answered "don't know yet"
+    # A runner-up that fine-tunes the LLM before its prerequisites are met says so, as the
+    # recommendation would: "not yet: first collect ≥ 50 examples".
+    runner_up_gate: str = ""
 
     @property
     def title(self) -> str:
@@ -321,6 +324,13 @@ class Recommendation:
     @property
     def runner_up_title(self) -> str:
         return NAMES[self.runner_up]
+
+    @property
+    def runner_up_line(self) -> str:
+        """"Runner-up: Fine-tune the LLM (not yet: first collect ≥ 50 examples)", the same in
+        every view."""
+        gate = f" ({self.runner_up_gate})" if self.runner_up_gate else ""
+        return f"Runner-up: {self.runner_up_title}{gate}"
 
     @property
     def measurable(self) -> bool:
@@ -343,6 +353,7 @@ class Recommendation:
     def to_json(self) -> dict:
         out = asdict(self)
         out.update(title=self.title, runner_up_title=self.runner_up_title,
+                   runner_up_line=self.runner_up_line,
                    measurable=self.measurable, measure_hint=self.measure_hint, status=self.status)
         return out
 
@@ -455,10 +466,11 @@ def _needs(facts: _Facts) -> str:
     return " and ".join([missing[0].needs] + [p.needs_after for p in missing[1:]])
 
 
-def _missing(recommendation: str, facts: _Facts) -> list[str]:
-    """Fine-tuning's missing prerequisites while fine-tuning is in reach, then what any raised
-    flag asks for."""
-    in_reach = recommendation in FINE_TUNES_LLM or facts.top == "F" or facts.close_to_top("F")
+def _missing(recommendation: str, runner_up: str, facts: _Facts) -> list[str]:
+    """Fine-tuning's missing prerequisites while fine-tuning is in reach (recommended, runner-up,
+    or scoring near the top), then what any raised flag asks for."""
+    in_reach = (recommendation in FINE_TUNES_LLM or runner_up in FINE_TUNES_LLM
+                or facts.top == "F" or facts.close_to_top("F"))
     todo = [p.todo + ("" if p.question in facts.answered else " (not answered yet)")
             for p in facts.missing] if in_reach else []
     return ([f"Before fine-tuning the LLM, {t}." for t in todo]
@@ -488,10 +500,13 @@ def _evaluate(q: Questionnaire, answers: dict[str, str]) -> Recommendation:
                      f"{BASE[facts.base].replace('rag', 'RAG')} now, fine-tuning later — first "
                      f"{_needs(facts)}.")
     notes += [text for flag, text in FLAG_NOTES.items() if flag in facts.flags]
-    return Recommendation(recommendation, _runner_up(recommendation, facts.base, facts.scores),
-                          facts.scores, _reasons(q, facts, recommendation, decided_by, rule),
-                          _missing(recommendation, facts), notes, answered=len(facts.answered),
-                          total=len(q.questions))
+    runner_up = _runner_up(recommendation, facts.base, facts.scores)
+    gate = f"not yet: first {_needs(facts)}" if runner_up in FINE_TUNES_LLM and facts.missing else ""
+    return Recommendation(recommendation, runner_up, facts.scores,
+                          _reasons(q, facts, recommendation, decided_by, rule),
+                          _missing(recommendation, runner_up, facts), notes,
+                          answered=len(facts.answered), total=len(q.questions),
+                          runner_up_gate=gate)
 
 
 def _open_questions(q: Questionnaire, answers: dict[str, str]) -> list[tuple[Question, list[Option]]]:
@@ -556,7 +571,7 @@ def _answer_rows(answers: dict[str, str], q: Questionnaire) -> list[tuple[str, s
 
 def headline(result: Recommendation) -> list[str]:
     return [f"Recommendation: {result.title} ({result.status})",
-            f"Runner-up: {result.runner_up_title}",
+            result.runner_up_line,
             f"Scores: prompting {result.scores['P']}, RAG {result.scores['R']}, "
             f"fine-tuning {result.scores['F']}"]
 
@@ -572,7 +587,8 @@ def sections(result: Recommendation) -> list[tuple[str, list[str]]]:
 
 
 def summary(result: Recommendation) -> str:
-    return (f"{result.title} ({result.status}; runner-up: {result.runner_up_title}; "
+    gate = f" ({result.runner_up_gate})" if result.runner_up_gate else ""
+    return (f"{result.title} ({result.status}; runner-up: {result.runner_up_title}{gate}; "
             f"scores P {result.scores['P']}, R {result.scores['R']}, F {result.scores['F']})")
 
 
@@ -637,7 +653,7 @@ td{{padding:2px 6px;border-bottom:1px solid #eee;vertical-align:top}}.bar{{heigh
 .scores td:nth-child(2){{width:60%}}@media print{{body{{margin:0}}}}</style></head><body>
 <h1>RAG or fine-tuning? Assessment</h1><div>{today.strftime('%d %B %Y')} · ragtune</div>
 <div class="rec"><b>{e(result.title)}</b>{status}<br>
-Runner-up: {e(result.runner_up_title)}</div>
+{e(result.runner_up_line)}</div>
 <table class="scores">{bars}</table>{''.join(parts)}
 <h2>Answers</h2><table>{rows}</table></body></html>"""
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import models, plan
 from .corpus import TABLE_KINDS, decode_text, normalise, pick_column, read_table
+from .evaluate import Progress as StageProgress
 from .evaluate import RetrievalSet
 from .pairs import QUERY_COLUMNS
 from .store import PairSet, Store, WorkspaceError
@@ -170,9 +171,12 @@ class Progress:
     def done(self) -> int:
         return self.labelled + self.none
 
-    def summary(self) -> str:
+    def summary(self, preparing: bool = False) -> str:
+        """"3 of 40 labelled, about 7 minutes left"; while the page is still ``preparing`` the
+        passages to show, no time left: that counts the person's labelling, not the wait."""
         minutes = self.seconds_left / 60
-        left = (f", about {minutes:.0f} minute{'s' * (round(minutes) != 1)} left" if minutes >= 1
+        left = (", preparing the passages to show first" if preparing and self.open
+                else f", about {minutes:.0f} minute{'s' * (round(minutes) != 1)} left" if minutes >= 1
                 else f", about {self.seconds_left:.0f} seconds left" if self.open else "")
         skipped = f" ({self.skipped} skipped)" if self.skipped else ""
         return f"{self.done} of {self.total} labelled{skipped}{left}"
@@ -370,6 +374,32 @@ def _top(store: Store, corpus_id: int, model_name: str, text: str, k: int) -> li
     return [ids[i] for i in rows[0] if i >= 0]
 
 
+def _pooled_models(fine_tuned: str | None) -> list[tuple[str, str]]:
+    """(model, how a person calls it) of each model whose passages are pooled."""
+    return [(models.DEFAULT_MODEL, f"the base model ({models.DEFAULT_MODEL})")] + (
+        [(fine_tuned, "the fine-tuned model")] if fine_tuned else [])
+
+
+def ready(store: Store, corpus_id: int, fine_tuned: str | None = None) -> bool:
+    """Whether the passages of a question show at once: every pooled model is loaded and has
+    the corpus encoded in this process. Before, ``prepare`` takes a while (encoding 1,600
+    passages: about a minute per model on a busy 2-core CPU), and a page says so."""
+    from .search import index_ready
+    return all(index_ready(store, corpus_id, name) for name, _ in _pooled_models(fine_tuned))
+
+
+def prepare(store: Store, corpus_id: int, fine_tuned: str | None, progress: StageProgress) -> None:
+    """Load each pooled model and build its index of the corpus (passage vectors come from the
+    workspace cache, so only passages no model run encoded yet take time), reporting
+    ``(stage, fraction)``: "encoding passages with the base model (…): 640 of 1,597"."""
+    from .evaluate import counted
+    from .search import corpus_index
+    for name, called in _pooled_models(fine_tuned):
+        progress(f"loading {called}", 0.0)
+        dim = models.load(name).get_embedding_dimension()
+        corpus_index(store, corpus_id, name, dim, counted(progress, f"encoding passages with {called}"))
+
+
 def pool(question_id: int, rankings: list[list[int]], depth: int = POOL_DEPTH) -> list[int]:
     """Interleave rankings without duplicates up to ``depth`` passages, the first turn going to
     a ranking chosen by the question, then shuffle by the question: neither the set nor the
@@ -516,7 +546,8 @@ def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     data = RetrievalSet.from_pair_set(store, pair_set_id, "test")
     new = []
     for model, name in wanted.items():
-        if model not in done:
-            result = evaluate_named(model, data, store=store, progress=progress)
+        if model not in done:  # each stage says which model: "baseline: encoding passages: …"
+            told = (lambda stage, f, name=name: progress(f"{name}: {stage}", f)) if progress else None
+            result = evaluate_named(model, data, store=store, progress=told)
             new.append(save(store, result, pair_set_id, name))
     return new

@@ -332,16 +332,21 @@ def pseudo_queries(text: str, config: PseudoQueryConfig, rng: random.Random,
 
 
 def answerable(store: Store | None, model_name: str | None, queries: list[str],
-               chunk_texts: list[str], source: list[int], top_k: int) -> list[bool]:
+               chunk_texts: list[str], source: list[int], top_k: int,
+               progress: Callable[[str, float], None] | None = None) -> list[bool]:
     """For each generated query, whether the base model ranks the chunk it came from within
     ``top_k`` of the whole corpus: a query nothing can find is noise, not a lesson. Corpus
-    vectors come from (and stay in) the workspace cache the evaluator uses."""
+    vectors come from (and stay in) the workspace cache the evaluator uses. ``progress`` gets
+    (stage, fraction) with counts: encoding 1,600 passages is a minute on a busy CPU."""
     from . import models
-    from .evaluate import cache_key, encode, encode_corpus_cached, unit_rows
+    from .evaluate import cache_key, counted, encode, encode_corpus_cached, unit_rows
     from .evaluate import top_k as best
     model = models.load(model_name)
-    corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, chunk_texts)
-    found, _ = best(unit_rows(encode(model, queries, role="query")), corpus, top_k)
+    corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, chunk_texts,
+                                     progress=counted(progress, "encoding passages"))
+    found, _ = best(unit_rows(encode(model, queries, role="query",
+                                     progress=counted(progress, "encoding queries"))),
+                    corpus, top_k)
     return [src in row for src, row in zip(source, found.tolist())]
 
 
@@ -353,8 +358,10 @@ def keep_answerable(candidates: list, answerable: list[bool]) -> list:
 
 
 def generate_builtin(store: Store, corpus_id: int, name: str,
-                     config: PseudoQueryConfig | None = None) -> int:
-    """Generate, filter and store pseudo-query pairs for every chunk of a corpus."""
+                     config: PseudoQueryConfig | None = None,
+                     progress: Callable[[str, float], None] | None = None) -> int:
+    """Generate, filter and store pseudo-query pairs for every chunk of a corpus; ``progress``
+    gets (stage, fraction) of the filter's encoding, the part that takes time."""
     check_label(name, "pair set name")  # before the work, not when storing it
     config = config or PseudoQueryConfig()
     config.validate()
@@ -386,7 +393,8 @@ def generate_builtin(store: Store, corpus_id: int, name: str,
     kept = candidates
     if config.filter_top_k:
         ok = answerable(store, config.model, [q for _, q, _ in candidates],
-                        [c["text"] for c in chunks], [i for i, _, _ in candidates], config.filter_top_k)
+                        [c["text"] for c in chunks], [i for i, _, _ in candidates], config.filter_top_k,
+                        progress)
         kept = keep_answerable(candidates, ok)
     with store.transaction():
         pair_set_id = store.create_pair_set(corpus_id, name, "builtin", {

@@ -17,8 +17,8 @@ import numpy as np
 
 from . import models
 from .disk import human_bytes
-from .evaluate import (RetrievalSet, cache_key, check_dims, default_dims, encode,
-                       encode_corpus_cached, score_all_dims)
+from .evaluate import (Progress, RetrievalSet, cache_key, check_dims, counted, default_dims,
+                       encode, encode_corpus_cached, score_all_dims)
 from .store import Store
 from .wording import trimmed
 
@@ -124,20 +124,25 @@ class StorageTable:
 
 
 def storage_options(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data: RetrievalSet,
-                    dims: list[int], passages: int | None = None) -> list[StorageOption]:
+                    dims: list[int], passages: int | None = None,
+                    progress: Progress | None = None) -> list[StorageOption]:
     """NDCG@10 and index size for every (dimension × precision).
 
     Args:
         passages: N to size the index for (default: the corpus measured).
+        progress: told "quantising and scoring: 3 of 18 options" after each option.
     """
     n = passages or len(corpus_vectors)
     full = max(dims)
     scores = {}
+    report = counted(progress, "quantising and scoring", "options")
     for dim in dims:
         for precision in PRECISIONS:
             q, c = quantised(query_vectors, corpus_vectors, dim, precision)
             metrics = score_all_dims(q, c, data, [dim])[0]
             scores[dim, precision] = metrics[dim]["ndcg@10"]
+            if report:
+                report(len(scores), len(dims) * len(PRECISIONS))
     reference = scores[full, "float32"] or 1e-12
     full_bytes = n * vector_bytes(full, "float32")
     return [StorageOption(d, p, n * vector_bytes(d, p), s, full_bytes / (n * vector_bytes(d, p)),
@@ -145,15 +150,17 @@ def storage_options(query_vectors: np.ndarray, corpus_vectors: np.ndarray, data:
 
 
 def measure(store: Store, pair_set_id: int, model_name: str, dims: list[int] | None = None,
-            passages: int | None = None) -> StorageTable:
+            passages: int | None = None, progress: Progress | None = None) -> StorageTable:
     """The storage table of a model on a pair set's test queries (passage vectors from the
-    workspace cache; only the queries are encoded)."""
+    workspace cache; only the queries are encoded), ``progress`` told each stage with a count."""
     model = models.load(model_name)
     data = RetrievalSet.from_pair_set(store, pair_set_id)
     full = model.get_embedding_dimension()
     dims = check_dims(dims or default_dims(full), full)
-    corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, data.corpus)
-    queries = encode(model, data.queries, role="query")
+    corpus, _ = encode_corpus_cached(store, cache_key(model_name, model), model, data.corpus,
+                                     progress=counted(progress, "encoding passages"))
+    queries = encode(model, data.queries, role="query",
+                     progress=counted(progress, "encoding queries"))
     return StorageTable(model_name, passages or len(data.corpus),
-                        storage_options(queries, corpus, data, dims, passages),
+                        storage_options(queries, corpus, data, dims, passages, progress),
                         len(data.queries), len(data.corpus))

@@ -33,7 +33,7 @@ from typing import Protocol
 from . import models, ranges
 from .errors import WorkspaceError, explain_out_of_room, is_out_of_room
 from .evaluate import (METRICS, PREFERRED_DIM, EvalResult, RetrievalSet, check_dims, default_dims,
-                       encode, evaluate, evaluate_named)
+                       encode, evaluate, evaluate_named, stage_name)
 from .plan import BUDGET_TOLERANCE, Architecture, Measured, Plan, default_plan, replan
 from .store import Store
 from .wording import duration, plural
@@ -186,6 +186,7 @@ def stage_progress(reporter: Reporter, title: str):
     shown: list[str] = []
 
     def progress(stage: str, fraction: float) -> None:
+        stage = stage_name(stage)  # the count moves the bar, not the status
         if not shown or shown[-1] != stage:
             shown.append(stage)
             reporter.status(f"{title}: {stage}")

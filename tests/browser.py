@@ -48,7 +48,11 @@ def app_server(home: Path):
     finally:
         if process.poll() is None:
             process.terminate()
-            process.wait(10)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:  # a loaded machine (load 15 on 2 cores) took longer
+                process.kill()
+                process.wait(10)
 
 
 @contextmanager

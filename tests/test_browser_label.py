@@ -161,3 +161,30 @@ def test_labels_survive_a_killed_server(trained, home, request):
     assert {q: bool(g) for q, g in kept.items()} == pressed
     fourth = label.current(trained, corpus_id)
     assert list(label.labels_of(trained, fourth.id).values()) == [label.RELEVANT]
+
+
+def test_the_first_question_waits_with_a_counted_bar_and_no_time_left(home, count, request):
+    """Issue 26: after importing questions the page was silent for 97 s (the running icon only)
+    while it said "about 8 minutes left"; it now names the stage with a count, and the time
+    left appears only once labelling can start."""
+    from core.beir import load_demo
+    SHOTS.mkdir(exist_ok=True)
+    store = Store(home)
+    corpus_id, _ = load_demo(store, count, limit=150)  # no passage encoded yet
+    label.add_questions(store, corpus_id, QUESTIONS[:5])
+    with running_app(home) as url, browser_page() as page, screenshot_on_failure(request.node, page):
+        page.goto(url + "/label")
+        page.get_by_text(re.compile(r"Encoding passages with the base model \(.+\): \d+ of "
+                                    rf"{len(store.chunks(corpus_id))}")).wait_for(timeout=180_000)
+        page.screenshot(path=SHOTS / "label-preparing.png")
+        body = page.locator("body").inner_text()
+        assert "0 of 5 labelled, preparing the passages to show first" in body
+        assert not re.search(r"(seconds|minutes?) left", body)
+        page.locator("h3").first.wait_for(timeout=300_000)  # the first question
+        page.get_by_text(re.compile(r"0 of 5 labelled, about \d+ (seconds|minutes?) left")).wait_for(
+            timeout=60_000)
+        wait_idle(page)
+        assert "Encoding passages" not in page.locator("body").inner_text()
+        page.keyboard.press("s")  # skip: the next question shows with nothing to prepare
+        page.get_by_text("(1 skipped)").wait_for(timeout=30_000)
+        assert "preparing" not in page.locator("body").inner_text()

@@ -234,8 +234,35 @@ def test_the_preview_counts_what_ingest_stores_and_estimates_beyond_its_limit(st
     part = preview(docs, ChunkSettings(64, 0), count, max_chars=len(TEXT) + 10)
     assert not part.complete and part.chars_previewed == len(TEXT) + 10
     assert part.chars_total == sum(len(d.text) for d in docs)
-    assert part.estimated_chunks == round(len(part.chunks) * part.chars_total / (len(TEXT) + 10))
     assert not preview(docs, ChunkSettings(64, 0), count, max_documents=2).complete
+
+
+def rows(n: int, words: int, seed: int) -> list[Document]:
+    """Table rows of ``words`` made-up words each, no two alike: one passage per row."""
+    import random
+    rng = random.Random(seed)
+    return [Document(f"rows.csv#{seed}-{i}", "csv", " ".join(
+        f"{rng.choice(['ledger', 'revenue', 'segment', 'margin', 'asset'])}{rng.randrange(10**6)}"
+        + ("." if j % 12 == 11 else "") for j in range(words))) for i in range(n)]
+
+
+def test_a_table_of_1600_rows_is_previewed_whole_and_counts_what_ingest_stores(store, count):
+    docs = rows(1597, 20, 1)  # the issue's upload: ≈ 1,524 shown, 1,598 stored
+    done = []
+    first = preview(docs, ChunkSettings(), count, progress=lambda n, total: done.append((n, total)))
+    assert first.complete and done[-1] == (1597, 1597) and len(done) == 32
+    stored = []
+    report = ingest(store, "rows", docs, count, progress=lambda n, total: stored.append((n, total)))
+    assert first.estimated_chunks == report.chunks == 1597 and stored[-1] == (1597, 1597)
+
+
+def test_the_estimate_beyond_the_preview_counts_each_short_row_as_a_chunk(count):
+    docs = rows(400, 40, 2) + rows(300, 8, 3)  # long rows first, as an export sorted by section
+    exact = len(preview(docs, ChunkSettings(64, 0), count).chunks)
+    part = preview(docs, ChunkSettings(64, 0), count, max_chars=sum(len(d.text) for d in docs[:300]))
+    assert not part.complete and len(part.unread) == 400
+    by_characters = round(len(part.chunks) * part.chars_total / part.chars_previewed)
+    assert abs(part.estimated_chunks - exact) <= 0.02 * exact < abs(by_characters - exact)
 
 
 def test_imported_passages_that_are_new_are_counted_in_the_corpus(store, count):

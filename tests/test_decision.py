@@ -347,3 +347,26 @@ def test_a_dont_know_is_not_counted_as_answered_and_the_open_questions_add_up():
     assert len(result.would_change) == 1
     assert result.checked.startswith("Tried every answer to the 2 open questions (unanswered or "
                                      "not known yet), alone and in pairs: 1 of them could change it")
+
+
+@pytest.mark.parametrize("examples,gated", [("under50", True), ("hundreds", False)])
+def test_a_fine_tuning_runner_up_carries_the_prerequisite_gate_in_every_view(tmp_path, capsys,
+                                                                             examples, gated):
+    answers = team(examples=examples)  # RAG first, fine-tuning the LLM second
+    result = recommend(answers)
+    assert (result.recommendation, result.runner_up) == ("rag", "finetune")
+    line = "Runner-up: Fine-tune the LLM (not yet: first collect ≥ 50 examples)"
+    assert (result.runner_up_line == line) == gated
+    assert (result.runner_up_gate == "not yet: first collect ≥ 50 examples") == gated
+    before = "Before fine-tuning the LLM, collect at least 50 curated input→output examples."
+    assert (before in result.missing) == gated
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps(answers), encoding="utf-8")
+    _, out, _ = run_cli(capsys, str(path))
+    _, as_json, _ = run_cli(capsys, str(path), "--json")
+    md, page = to_markdown(answers, result), html.unescape(to_html(answers, result))
+    for view in (out, md, page, json.loads(as_json.strip().splitlines()[-1])["runner_up_line"]):
+        assert ("not yet: first collect ≥ 50 examples" in view) == gated
+    assert result.runner_up_line in out and result.runner_up_line in md and result.runner_up_line in page
+    summary_line = out.strip().splitlines()[-1]
+    assert ("runner-up: Fine-tune the LLM (not yet: first collect ≥ 50 examples)" in summary_line) == gated

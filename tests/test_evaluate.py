@@ -136,3 +136,27 @@ def test_one_query_on_one_thread_leaves_every_other_thread_its_count():
         stop.set()
         searcher.join()
     assert set(seen) == {default} and torch.get_num_threads() == default
+
+
+def test_a_counted_stage_sets_a_jobs_status_once_and_moves_only_its_bar():
+    from core.evaluate import counted, stage_name
+    from core.train import stage_progress
+
+    class Reporter:
+        statuses, fractions = [], []
+
+        def status(self, text):
+            self.statuses.append(text)
+
+        def progress(self, fraction):
+            self.fractions.append(fraction)
+
+    reporter = Reporter()
+    report = counted(stage_progress(reporter, "Measuring the baseline"), "encoding passages")
+    for done in (0, 64, 128, 130):
+        report(done, 130)
+    assert reporter.statuses == ["Measuring the baseline: encoding passages"]  # not once a batch
+    assert reporter.fractions == [0, 64 / 130, 128 / 130, 1.0]
+    assert stage_name("encoding passages with the base model (x): 1,024 of 1,597") == \
+        "encoding passages with the base model (x)"
+    assert stage_name("quantising and scoring: 7 of 18 options") == "quantising and scoring"

@@ -163,6 +163,29 @@ def test_pooling_takes_as_many_from_each_model_and_hides_which_found_what():
     assert len(orders) > 1 and any(o[0] in tuned for o in orders)
 
 
+def test_the_first_question_waits_with_a_count_and_no_time_left_then_the_next_is_instant(demo_store):
+    store, corpus_id = demo_store
+    label.add_questions(store, corpus_id, SUMMARIES[:3])
+    store.db.execute("DELETE FROM embeddings")  # a corpus no model has encoded yet
+    assert not label.ready(store, corpus_id)
+    waiting = label.progress(store, corpus_id).summary(preparing=True)
+    assert waiting == "0 of 3 labelled, preparing the passages to show first"
+    stages = []
+    label.prepare(store, corpus_id, None, lambda stage, fraction: stages.append((stage, fraction)))
+    passages = len(store.chunks(corpus_id))
+    called = f"the base model ({models.DEFAULT_MODEL})"
+    assert stages[0] == (f"loading {called}", 0.0)
+    assert stages[-1] == (f"encoding passages with {called}: {passages:,} of {passages:,}", 1.0)
+    fractions = [f for _, f in stages[1:]]
+    assert stages[1] == (f"encoding passages with {called}: 0 of {passages:,}", 0.0)
+    assert fractions == sorted(fractions) and len(fractions) == 1 + -(-passages // 64)
+    assert label.ready(store, corpus_id)  # built once: every later question is instant
+    assert label.progress(store, corpus_id).summary().endswith("about 36 seconds left")
+    again = []
+    label.prepare(store, corpus_id, None, lambda stage, fraction: again.append(stage))
+    assert again == [f"loading {called}"]  # nothing encoded twice
+
+
 # -- people's pair set -------------------------------------------------------------------------
 def test_labelled_questions_become_a_graded_people_test_set_from_twenty(demo_store, monkeypatch):
     store, corpus_id = demo_store
@@ -203,7 +226,10 @@ def test_people_questions_judge_models_and_a_model_against_itself_is_not_signifi
     label.add_questions(store, corpus_id, SUMMARIES[:plan.PEOPLE_TEST_MIN])
     label_first(store, corpus_id, plan.PEOPLE_TEST_MIN)
     pair_set = label.people_pair_set(store, corpus_id)
-    assert len(label.judge_models(store, pair_set.id)) == 1  # the base model; nothing fine-tuned
+    stages = []
+    assert len(label.judge_models(store, pair_set.id, lambda stage, f: stages.append(stage))) == 1
+    n = plan.PEOPLE_TEST_MIN  # the base model, each stage named and counted; nothing fine-tuned
+    assert f"baseline: encoding queries: {n} of {n}" in stages
     assert label.judge_models(store, pair_set.id) == []  # measured once
     again = evaluate_named(None, RetrievalSet.from_pair_set(store, pair_set.id), store=store)
     save(store, again, pair_set.id, "baseline again")
@@ -211,6 +237,19 @@ def test_people_questions_judge_models_and_a_model_against_itself_is_not_signifi
     assert first.details["per_query_ndcg"]["384"] == second.details["per_query_ndcg"]["384"]
     for d in compare_evaluations(first, second).values():
         assert d.verdict() == "not significant" and d.ties == plan.PEOPLE_TEST_MIN
+
+
+def test_the_results_page_measures_every_model_on_people_questions_and_counts_in_words(demo_store):
+    from streamlit.testing.v1 import AppTest
+    from tests.conftest import ROOT
+    store, corpus_id = demo_store
+    label.add_questions(store, corpus_id, SUMMARIES[:plan.PEOPLE_TEST_MIN])
+    label_first(store, corpus_id, plan.PEOPLE_TEST_MIN)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("views/results.py").run()
+    next(b for b in at.button if b.label.startswith("Measure the base model and every")).click().run()
+    assert not at.exception
+    assert "Measured 1 model on people's questions." in [s.value for s in at.success]
 
 
 # -- CLI ---------------------------------------------------------------------------------------
@@ -317,7 +356,8 @@ def test_the_label_page_refuses_an_empty_paste_and_labels_with_the_mouse(demo_st
     first = label.current(store, corpus_id)
     next(b for b in at.button if b.label == "Mark").click().run()  # passage 1, with the mouse
     next(b for b in at.button if b.label == "Done, next").click().run()
-    assert not at.exception and "1 of 3 labelled" in at.get("progress")[0].proto.text
+    counts = at.get("progress")[0].proto.text
+    assert not at.exception and "1 of 3 labelled" in counts and "left" in counts
     assert list(label.labels_of(store, first.id).values()) == [label.RELEVANT]
     next(b for b in at.button if b.label == "Undo").click().run()
     assert label.current(store, corpus_id).id == first.id

@@ -52,6 +52,19 @@ def test_corpus_page_previews_and_ingests_uploads(home):
     assert not any(b.label.startswith("Add ") for b in at.button)
 
 
+def test_corpus_page_previews_a_1600_row_table_with_the_count_it_stores(home):
+    from tests.test_corpus import rows
+    table = pd.DataFrame({"text": [d.text for d in rows(1597, 20, 1)]}).to_csv(index=False)
+    at = page("views/corpus.py")
+    at.text_input[0].set_value("annual")
+    at.file_uploader[0].set_value([("excerpts.csv", table.encode(), "text/csv")]).run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Chunks to add"] == "1,597"  # exact, where "≈ 1,524" was estimated for 1,598
+    next(b for b in at.button if b.label.startswith("Add 1597 documents")).click().run()
+    assert not at.exception and Store(home).corpus("annual").stats["chunks"] == 1597
+
+
 def test_corpus_page_explains_a_bad_file_and_adds_nothing(home, demo):
     at = page("views/corpus.py")
     at.file_uploader[0].set_value([("photo.txt", b"\x00\x01\x02", "text/plain"),

@@ -75,13 +75,18 @@ def test_builtin_generation_covers_every_chunk_and_drops_repeated_sentences(stor
     footer = "This page is part of the Plant Handbook published by Example Press."
     docs = [Document(f"d{i}.txt", "text", f"{p}\n\n{footer}") for i, p in enumerate(PARAGRAPHS)]
     corpus_id = ingest(store, "plants", docs, count, ChunkSettings(64, 0)).corpus_id
-    pair_set_id = generate_builtin(store, corpus_id, "pseudo", PseudoQueryConfig(per_chunk=2))
+    stages = []
+    pair_set_id = generate_builtin(store, corpus_id, "pseudo", PseudoQueryConfig(per_chunk=2),
+                                   lambda stage, fraction: stages.append(stage))
     pairs = store.pairs(pair_set_id)
     assert {p["chunk_id"] for p in pairs} == {c["id"] for c in store.chunks(corpus_id)
                                               if c["text"] != footer}
     assert not any("Handbook" in p["query"] for p in pairs)
     settings = store.pair_set(pair_set_id).settings
     assert settings["kept"] == len(pairs) <= settings["candidates"]
+    chunks, queries = len(store.chunks(corpus_id)), settings["candidates"]  # the wait, counted
+    assert stages == [f"encoding passages: 0 of {chunks}", f"encoding passages: {chunks} of {chunks}",
+                      f"encoding queries: 0 of {queries}", f"encoding queries: {queries} of {queries}"]
 
 
 def test_the_filter_keeps_only_queries_the_base_model_can_answer(store, corpus_id):

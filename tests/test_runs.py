@@ -228,6 +228,9 @@ def test_runs_page_lists_compares_measures_storage_and_exports(trained):
     assert not at.exception
     table = at.dataframe[0].value
     assert set(table["kind"]) == {"fine-tune", "evaluation"} and "ndcg@10 64d" in table.columns
+    # The scores lead, after what names the run, so a wide table never hides them off-screen.
+    shown = list(at.dataframe[0].proto.column_order)
+    assert shown[:3] == ["id", "name", "ndcg@10 384d"] and shown.index("ndcg@10 64d") < shown.index("model")
     assert any("ranks the right passage higher than" in m.value for m in at.markdown)
     assert any("95% interval" in m.value and "questions" in m.value for m in at.markdown)
     next(b for b in at.button if b.label == "Measure storage options").click().run()

@@ -80,3 +80,22 @@ def test_search_page_shows_both_models_side_by_side(trained):  # noqa: F811
     at.text_input[0].set_value("How do I parse command-line arguments?").run()
     assert not at.exception
     assert len(cards()) == 20
+
+
+def test_the_first_search_with_a_model_counts_the_passages_it_encodes_then_none(home, count):
+    from core.beir import load_demo
+    from core.store import Store
+    store = Store(home)
+    corpus_id, pair_set_id = load_demo(store, count, limit=40)
+    passages = len(store.chunks(corpus_id))
+    assert not search.index_ready(store, corpus_id, models.DEFAULT_MODEL, 128)
+    counts = []
+    hits = search.search(store, pair_set_id, models.DEFAULT_MODEL, "parse a date", 128,
+                         progress=lambda done, total: counts.append((done, total)))
+    assert hits and counts == [(0, passages), (passages, passages)]
+    assert search.index_ready(store, corpus_id, models.DEFAULT_MODEL, 128)
+    assert not search.index_ready(store, corpus_id, models.DEFAULT_MODEL, 64)
+    counts.clear()
+    search.search(store, pair_set_id, models.DEFAULT_MODEL, "open a file", 64,
+                  progress=lambda done, total: counts.append((done, total)))
+    assert counts == []  # another size: the cached vectors, cut; nothing encoded again

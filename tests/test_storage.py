@@ -21,10 +21,16 @@ def ndcg_at_10(scores: np.ndarray, data: RetrievalSet) -> float:
 
 def test_storage_table_matches_a_direct_computation(trained):  # noqa: F811
     [pair_set] = trained.pair_sets()
-    table = storage.measure(trained, pair_set.id, models.DEFAULT_MODEL, [384, 64])
+    stages = []
+    table = storage.measure(trained, pair_set.id, models.DEFAULT_MODEL, [384, 64],
+                            progress=lambda stage, fraction: stages.append(stage))
     got = {(o.dim, o.precision): o for o in table.options}
     assert len(got) == 6
     data = RetrievalSet.from_pair_set(trained, pair_set.id)
+    # Every stage with its count; the passages' vectors are cached, so not encoded again.
+    assert stages == [f"encoding queries: 0 of {len(data.queries)}",
+                      f"encoding queries: {len(data.queries)} of {len(data.queries)}",
+                      *(f"quantising and scoring: {i} of 6 options" for i in range(1, 7))]
     model = models.load()
     corpus, queries = encode(model, data.corpus), encode(model, data.queries)
     n = len(data.corpus)

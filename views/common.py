@@ -53,6 +53,18 @@ def token_counter(name: str | None = None):
     return models.token_counter(name)
 
 
+def show_progress(work, start: str = "Starting…"):
+    """Run ``work(report)`` under a progress bar that ``report(stage, fraction)`` moves, its
+    caption the stage with its count ("Encoding passages with …: 640 of 1,597"); the bar goes
+    when the work ends, and ``work``'s result is returned."""
+    bar = st.progress(0.0, text=start)
+    try:
+        return work(lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0),
+                                                         text=sentence(stage)))
+    finally:
+        bar.empty()
+
+
 @contextmanager
 def explained():
     """Show a user's mistake as one line instead of a traceback."""
@@ -121,11 +133,20 @@ def pair_set_label(store_: Store, pair_set) -> str:
 SCORE = st.column_config.NumberColumn(format="%.4f")
 
 
-def scores_table(rows, scores) -> None:
+def scores_table(rows, scores, lead: tuple[str, ...] = ()) -> None:
     """A table whose ``scores`` columns all show four decimals: the table widget otherwise drops
     trailing zeros, so accuracy 0.4000 read "0.4" under 0.4333. The numbers stay numbers, so
-    the columns still sort as numbers."""
-    st.dataframe(rows, column_config=dict.fromkeys(scores, SCORE), hide_index=True, width="stretch")
+    the columns still sort as numbers. With ``lead`` (a DataFrame's naming columns), those come
+    first and stay pinned, then the scores, then the rest: on a wide table the scores are in
+    view, not scrolled off to the right behind settings and paths."""
+    config = dict.fromkeys(scores, SCORE)
+    order = None
+    if lead:
+        config |= {c: st.column_config.Column(pinned=True) for c in lead}
+        firsts = [*lead, *scores]
+        order = [c for c in firsts if c in rows.columns] + [c for c in rows.columns
+                                                            if c not in firsts]
+    st.dataframe(rows, column_config=config, column_order=order, hide_index=True, width="stretch")
 
 
 def dims_axis(dims, title: str = "embedding dimensions") -> dict:

@@ -4,11 +4,12 @@ import plotly.express as px
 import streamlit as st
 
 from core.beir import import_beir, parse_beir, upload_files
-from core.corpus import SUPPORTED, ChunkSettings, ingest, load_file, preview
+from core.corpus import SUPPORTED, ChunkSettings, Preview, ingest, load_file, preview
 from core.errors import WorkspaceError
+from core.evaluate import counted
 from core.wording import plural
 from views.common import (CURRENT_CORPUS, confirm_delete, escape, explained, pick_corpus,
-                          show_flash, store, token_counter)
+                          show_flash, show_progress, store, token_counter)
 
 st.title("Corpus")
 workspace = store()
@@ -54,19 +55,33 @@ uploads = st.file_uploader("Documents", type=[s.lstrip(".") for s in SUPPORTED],
                            accept_multiple_files=True,
                            key=f"documents{st.session_state.get('documents_added', 0)}",
                            help="Several at once. Tables need a text column (text, content, body…).")
-documents, errors = [], []
+documents, errors, digests = [], [], []
 for upload in uploads or []:
     data = upload.getvalue()
-    docs, error = read_upload(upload.name, hashlib.sha1(data).hexdigest(), data)
+    digests.append(hashlib.sha1(data).hexdigest())
+    docs, error = read_upload(upload.name, digests[-1], data)
     documents += docs
     if error:
         errors.append(error)
 for error in errors:
     st.error(escape(error), icon=":material/error:")
 
+
+def previewed(count) -> Preview:
+    """The upload's preview, worked out once per upload and chunk settings (seconds for a large
+    one, said with a count) and kept while the page reruns for other widgets."""
+    key = f"{'|'.join(digests)}:{settings.size}:{settings.overlap}"
+    kept = st.session_state.get("corpus_preview")
+    if kept is None or kept[0] != key:
+        kept = key, show_progress(lambda report: preview(
+            documents, settings, count, progress=counted(report, "chunking the upload", "documents")))
+        st.session_state["corpus_preview"] = kept
+    return kept[1]
+
+
 if documents:
     count = token_counter()
-    first = preview(documents, settings, count)
+    first = previewed(count)
     chunks = first.chunks
     st.subheader("Preview")
     m1, m2, m3 = st.columns(3)
@@ -100,8 +115,10 @@ if documents:
         st.warning("Remove or fix the files above first; nothing has been added.")
     if st.button(f"Add {plural(len(documents), 'document')} to '{escape(name)}'", type="primary",
                  disabled=blocked):
-        with explained(), st.spinner("Chunking and removing duplicates…"):
-            report = ingest(workspace, name, documents, count, settings)
+        with explained():
+            report = show_progress(lambda progress: ingest(
+                workspace, name, documents, count, settings,
+                counted(progress, "chunking, removing repeats and storing", "documents")))
             st.session_state[CURRENT_CORPUS] = name
             st.session_state["documents_added"] = st.session_state.get("documents_added", 0) + 1
             st.session_state["flash"] = f"Added to '{escape(name)}': {report.summary()}."
@@ -127,8 +144,10 @@ with st.expander("Import a labelled set in BEIR format: upload a .zip of the fol
                                       value=zips[0].rsplit(".", 1)[0] if zips else "beir").strip()
             if st.button(f"Import {len(beir_data.documents):,} passages as '{escape(beir_name)}'",
                          type="primary", disabled=not beir_name):
-                with explained(), st.spinner("Chunking the passages and linking the labels…"):
-                    report, sets = import_beir(workspace, beir_data, beir_name, token_counter())
+                with explained():
+                    report, sets = show_progress(lambda progress: import_beir(
+                        workspace, beir_data, beir_name, token_counter(),
+                        progress=counted(progress, "chunking", "passages")))
                     st.session_state[CURRENT_CORPUS] = beir_name
                     message = (f"Imported '{escape(beir_name)}': {escape(report.summary())}, "
                                f"{len(sets)} labelled pair sets.")

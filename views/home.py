@@ -3,7 +3,9 @@ import streamlit as st
 from core import workflow
 from core.disk import workspace_size
 from core.beir import DEMO_CORPUS, load_demo
-from views.common import CURRENT_CORPUS, escape, explained, model_info, show_flash, store, token_counter
+from core.evaluate import counted
+from views.common import (CURRENT_CORPUS, escape, explained, model_info, show_flash, show_progress,
+                          store, token_counter)
 
 st.title("ragtune")
 st.markdown("**RAG or fine-tuning?** Answer a few questions about your use case, then measure what "
@@ -23,8 +25,10 @@ for column, step in zip(st.columns(len(status.steps)), status.steps):
 
 
 def load_the_demo() -> None:
-    with explained(), st.spinner("Chunking the standard library's docstrings…"):
-        _, pair_set_id = load_demo(workspace, token_counter())
+    with explained():
+        _, pair_set_id = show_progress(lambda progress: load_demo(
+            workspace, token_counter(),
+            progress=counted(progress, "chunking the standard library's docstrings", "documents")))
         counts = workspace.split_counts(pair_set_id)
         st.session_state[CURRENT_CORPUS] = DEMO_CORPUS
         st.session_state["flash"] = (f"Loaded the demo corpus: {counts.get('train', 0)} "

@@ -3,7 +3,7 @@ import streamlit as st
 from core import label
 from core.store import WorkspaceError
 from core.wording import sentence
-from views.common import escape, explained, pick_corpus, show_flash, store
+from views.common import escape, explained, pick_corpus, show_flash, show_progress, store
 
 st.title("Label people's questions")
 st.caption("Real questions decide whether fine-tuning helped: generated ones flatter it. Add "
@@ -47,7 +47,16 @@ if progress.total == 0:
     st.info("No questions for this corpus yet: add 50 that people really ask (support tickets, "
             "search logs, or a list an expert writes in ten minutes).")
     st.stop()
-st.progress(progress.done / progress.total, text=progress.summary())
+question = label.current(workspace, corpus.id)
+fine_tuned = label.fine_tuned_model(workspace, corpus.id)
+counts = st.empty()
+# The first question of a session waits for each model to encode the corpus (a minute or more
+# for 1,600 passages on a busy CPU): said with a count, and no time left until labelling starts.
+if question is not None and not label.ready(workspace, corpus.id, fine_tuned):
+    counts.progress(progress.done / progress.total, text=progress.summary(preparing=True))
+    with explained():
+        show_progress(lambda bar: label.prepare(workspace, corpus.id, fine_tuned, bar))
+counts.progress(progress.done / progress.total, text=progress.summary())
 
 
 # Each button carries the question it was drawn for: a key pressed twice in quick succession
@@ -119,7 +128,6 @@ def undo(seen: int | None) -> None:
 seen_action = label.last_action(workspace, corpus.id)
 
 
-question = label.current(workspace, corpus.id)
 if question is None:
     pair_set = label.people_pair_set(workspace, corpus.id)
     tested = label.test_questions(workspace, pair_set.id) if pair_set else 0
@@ -139,7 +147,6 @@ if question is None:
     st.session_state[MINE] = {"grades": {}}  # the button now carries what it shows
     st.stop()
 
-fine_tuned = label.fine_tuned_model(workspace, corpus.id)
 with explained():
     shown = label.candidates(workspace, corpus.id, question, fine_tuned)
 marks = label.labels_of(workspace, question.id)

@@ -7,7 +7,7 @@ from core.pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRA
                         guess_columns, import_pairs, llm_pair_set_name, read_pairs_file, split)
 from core.corpus import read_table
 from views.common import (CURRENT_PAIR_SET, confirm_delete, escape, explained, pick_corpus,
-                          pick_pair_set, show_flash, store)
+                          pick_pair_set, show_flash, show_progress, store)
 
 st.title("Question → passage pairs")
 workspace = store()
@@ -65,10 +65,10 @@ with tab_builtin:
     seed = c3.number_input("Seed", 0, ranges.MAX_SEED, PseudoQueryConfig.seed)
     name = st.text_input("Pair set name", value=BUILTIN_PAIR_SET, key="builtin_name")
     if st.button("Generate", type="primary", key="builtin_go"):
-        with explained(), st.spinner("Making and filtering queries…"):
-            pair_set_id = generate_builtin(workspace, corpus.id, name,
-                                           PseudoQueryConfig(per_chunk=int(per_chunk), seed=int(seed),
-                                                             style=style))
+        with explained():
+            config = PseudoQueryConfig(per_chunk=int(per_chunk), seed=int(seed), style=style)
+            pair_set_id = show_progress(lambda progress: generate_builtin(
+                workspace, corpus.id, name, config, progress), "Making queries from the chunks…")
             done(f"Generated {len(workspace.pairs(pair_set_id))} pairs in '{escape(name)}'.",
                  pair_set_id)
 

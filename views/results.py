@@ -9,9 +9,9 @@ from core.compare import (capped_metrics, ceiling_note, compare_evaluations, gai
                           per_query_ndcg, trust_note)
 from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
                            load_evaluations, misses, save)
-from core.wording import sentence
+from core.wording import plural, sentence
 from views.common import (dims_axis, escape, explained, model_info, pick_corpus, pick_pair_set,
-                          scores_table, show_flash, store)
+                          scores_table, show_flash, show_progress, store)
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -38,10 +38,8 @@ if people is not None and pair_set.id == people.id:
     with explained():
         if st.button("Measure the base model and every fine-tuned model of this corpus on "
                      "these questions"):
-            bar = st.progress(0.0, text="Starting…")
-            new = label.judge_models(workspace, people.id, lambda stage, f: bar.progress(
-                min(f, 1.0), text=f"{sentence(stage)}…"))
-            st.session_state["flash"] = (f"Measured {len(new)} models on people's questions."
+            new = show_progress(lambda progress: label.judge_models(workspace, people.id, progress))
+            st.session_state["flash"] = (f"Measured {plural(len(new), 'model')} on people's questions."
                                          if new else "Every model is already measured on them.")
             st.rerun()
 
@@ -57,9 +55,8 @@ with st.expander("Measure a model", expanded=not load_evaluations(workspace, pai
                               default=default_dims(info.dimension))
         if st.button("Measure baseline", type="primary", disabled=not dims):
             data = RetrievalSet.from_pair_set(workspace, pair_set.id)
-            bar = st.progress(0.0, text="Starting…")
-            result = evaluate_named(model_name, data, dims, workspace,
-                                    lambda stage, f: bar.progress(min(f, 1.0), text=f"{sentence(stage)}…"))
+            result = show_progress(lambda progress: evaluate_named(model_name, data, dims, workspace,
+                                                                   progress))
             save(workspace, result, pair_set.id, evaluation_label(model_name))
             note = "; ".join(f"skipped {n} {why}" for why, n in result.skipped.items())
             st.session_state["flash"] = (f"Measured {result.queries} queries over {result.corpus} "

@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -6,9 +7,10 @@ import streamlit as st
 
 from core import export, models, runs, storage
 from core.compare import compare_evaluations
-from core.disk import human_bytes
+from core.disk import folder_bytes, human_bytes
 from core.evaluate import PREFERRED_DIM
-from views.common import dims_axis, escape, explained, scores_table, show_flash, store
+from views.common import (dims_axis, escape, explained, scores_table, show_flash, show_progress,
+                          store)
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
@@ -28,7 +30,7 @@ kinds = f2.multiselect("Kind", all_kinds, default=all_kinds)
 shown = [r for r in all_runs if r.kind in kinds
          and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
 table = pd.DataFrame([r.row() for r in shown])
-scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")])
+scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")], lead=("id", "name"))
 labels = {r.id: f"{r.id} · {r.name} · {r.model} · {r.pair_set}" for r in all_runs}
 by_id = {r.id: r for r in all_runs}
 measured = [r.id for r in shown if r.metrics]
@@ -91,10 +93,11 @@ if with_model:
     n = s2.number_input("Passages to plan for", 1, 10_000_000_000, 1_000_000, step=100_000)
     key = f"storage:{target.id}"
     if st.button("Measure storage options"):
-        with explained(), st.spinner("Quantising and scoring…"):
-            st.session_state[key] = storage.measure(
+        with explained():
+            st.session_state[key] = show_progress(lambda progress: storage.measure(
                 workspace, target.pair_set_id, target.model_path or target.model,
-                sorted(target.metrics, reverse=True), passages=int(n))
+                sorted(target.metrics, reverse=True), passages=int(n), progress=progress),
+                "Loading the model…")
     if key in st.session_state:
         table = st.session_state[key]
         st.success(table.headline())
@@ -115,14 +118,16 @@ else:
     dim = e2.selectbox("Dimensions to use", dims, key="export_dim",
                        index=dims.index(PREFERRED_DIM) if PREFERRED_DIM in dims else 0)
     if st.button("Prepare the model zip"):
-        with explained(), st.spinner("Zipping the model…"):
+        with explained(), st.spinner(f"Zipping the model "
+                                     f"({human_bytes(folder_bytes(Path(run.model_path)))})…"):
             st.session_state["model_zip"] = export.model_zip_bytes(workspace, run.id)
     if st.session_state.get("model_zip", ("",))[0] == f"{export.zip_name(run)}.zip":
         name, data = st.session_state["model_zip"]
         st.download_button(f"Download {name} ({human_bytes(len(data))})", data, name,
                            mime="application/zip")
     st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
-    loaded = models.load(run.model_path)
+    with st.spinner(f"Loading the model of run {escape(run.id)} for its prompts…"):
+        loaded = models.load(run.model_path)  # seconds the first time, then cached
     for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
                                    models.role_prompt(loaded, "document")):
         st.markdown(f"**{snippet.library}** · `{snippet.install}`")

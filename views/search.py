@@ -1,8 +1,8 @@
 import streamlit as st
 
 from core import search
-from core.evaluate import PREFERRED_DIM
-from views.common import escape, explained, pick_corpus, pick_pair_set, store
+from core.evaluate import PREFERRED_DIM, counted
+from views.common import escape, explained, pick_corpus, pick_pair_set, show_progress, store
 
 st.title("Search with two models")
 st.caption("The same question against the same passages, ranked by two models at the embedding "
@@ -56,10 +56,21 @@ def show(column, hits: list[search.Hit], changes: dict[int, str] | None) -> None
                 st.text(h.text)
 
 
+def ranked(choice: search.ModelChoice) -> list[search.Hit]:
+    """The hits of one model; the first search with a model encodes the corpus (a minute for
+    1,600 passages on a busy CPU unless a run cached its vectors), said with a count."""
+    def run(counter=None):
+        return search.search(workspace, pair_set.id, choice.model, query, dim, relevant=relevant,
+                             progress=counter)
+    if search.index_ready(workspace, corpus.id, choice.model, dim):
+        return run()
+    return show_progress(lambda report: run(counted(
+        report, f"encoding passages with {choice.label}")), f"Loading {choice.label}…")
+
+
 if query.strip():
-    with explained(), st.spinner("Searching…"):
-        left_hits = search.search(workspace, pair_set.id, model_a.model, query, dim, relevant=relevant)
-        right_hits = search.search(workspace, pair_set.id, model_b.model, query, dim, relevant=relevant)
+    with explained():
+        left_hits, right_hits = ranked(model_a), ranked(model_b)
         changes = search.rank_changes(left_hits, right_hits)
         if relevant:
             def where(hits: list[search.Hit]) -> str:
