@@ -49,8 +49,8 @@ def test_an_ingest_chunking_holds_no_write_lock(store, count):
     """Another writer, told to wait at most a second, writes while an ingest is half done."""
     wrote: list[str] = []
 
-    def halfway(fraction: float) -> None:
-        if 0.2 < fraction < 1 and not wrote:
+    def halfway(done: int, total: int) -> None:
+        if 0.2 < done / total < 1 and not wrote:
             other = Store(store.home, busy_timeout=1.0)
             try:
                 other.create_corpus("written meanwhile", {})
