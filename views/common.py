@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from contextlib import contextmanager
 
 import streamlit as st
 
 from core import jobs, models, runs, workflow
-from core.errors import WorkspaceError
+from core.errors import WorkspaceError, explain_db_error
 from core.store import Store, default_home
 from core.wording import sentence
 
@@ -53,13 +54,25 @@ def token_counter(name: str | None = None):
     return models.token_counter(name)
 
 
+# What a page shows as one line rather than a traceback: a user's mistake, and a database the
+# user must fix (corrupt, locked, read-only, a full disk), which sqlite3 raises as its own errors.
+FAULTS = (WorkspaceError, sqlite3.Error)
+
+
+def show_fault(error: Exception) -> None:
+    """``error`` (one of ``FAULTS``) as one line that says what is wrong and how to fix it."""
+    line = (explain_db_error(error, default_home() / "ragtune.db")
+            if isinstance(error, sqlite3.Error) else str(error))
+    st.error(escape(line), icon=":material/error:")
+
+
 @contextmanager
 def explained():
     """Show a user's mistake as one line instead of a traceback."""
     try:
         yield
-    except WorkspaceError as e:
-        st.error(escape(str(e)), icon=":material/error:")
+    except FAULTS as e:
+        show_fault(e)
 
 
 # The session's current corpus (by name) and pair set (by id): one value each, shown and set by
