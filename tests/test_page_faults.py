@@ -1,13 +1,19 @@
 """Every page, on every workspace a user can point RAGTUNE_HOME at: never a traceback, and where
 the workspace cannot be used, one line that says what is wrong and how to fix it."""
+import json
 import re
+import shutil
 from contextlib import nullcontext
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import jobs, label, models
+from core.beir import load_demo
+from core.corpus import Document, ingest
+from core.pairs import import_pairs
 from core.store import Store
-from tests.conftest import ROOT
+from tests.conftest import PARAGRAPHS, ROOT
 from tests.test_job_rules import read_only
 
 APP = str(ROOT / "app.py")
@@ -45,3 +51,55 @@ def test_every_page_on_a_bad_workspace_shows_one_line_not_a_traceback(home, work
     [line] = errors
     assert "\n" not in line and all(words in line for words in WORKSPACES[workspace]), line
 
+
+
+# -- a page's own faults: each one line, the rest of the page still there where it can be ---------
+def shown(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page(path)
+    return at.run()
+
+
+def one_line(at: AppTest, words: str) -> str:
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0] and words in errors[0], errors
+    return errors[0]
+
+
+def test_finetune_page_on_a_pair_set_that_cannot_spare_validation(store, count):
+    corpus_id = ingest(store, "plants", [Document("plants", "text", "\n\n".join(PARAGRAPHS))],
+                       count).corpus_id
+    pair_set_id = import_pairs(store, corpus_id, "one passage", [
+        ("What makes leaves green?", PARAGRAPHS[0]), ("Why are leaves green?", PARAGRAPHS[0]),
+        ("What else?", PARAGRAPHS[1])]).pair_set_id
+    ids = [p["id"] for p in store.pairs(pair_set_id)]
+    store.set_splits(pair_set_id, {ids[0]: "train", ids[1]: "train", ids[2]: "test"})
+    at = shown("views/finetune.py")
+    one_line(at, "cannot spare a validation query")
+    assert not any(b.label == "Start fine-tuning" for b in at.button)  # nothing to start
+
+
+@pytest.fixture
+def lost_weights(store, count):
+    """The demo corpus with one fine-tuning run whose model folder lost its weights."""
+    corpus_id, pair_set_id = load_demo(store, count, limit=40)
+    job_id = store.db.execute(
+        "INSERT INTO jobs (kind, state, config, created, started, finished, result) VALUES "
+        "('train', 'succeeded', ?, 1, 1, 2, '{}')",
+        (json.dumps({"pair_set_id": pair_set_id, "model": models.DEFAULT_MODEL}),)).lastrowid
+    folder = jobs.job_dir(store, job_id) / "model"
+    shutil.copytree(models.resolve(None), folder,
+                    ignore=shutil.ignore_patterns(*(f"*{s}" for s in models.WEIGHT_SUFFIXES)))
+    store.db.execute("UPDATE jobs SET result = ? WHERE id = ?",
+                     (json.dumps({"model_path": str(folder)}), job_id))
+    label.add_questions(store, corpus_id, ["How do I count the items of a deque?"])
+    return store
+
+
+@pytest.mark.parametrize("path", ["views/label.py", "views/runs.py"])
+def test_pages_on_a_fine_tuned_model_that_lost_its_weights(lost_weights, path):
+    at = shown(path)
+    one_line(at, "has no weights")
+    if path == "views/runs.py":  # the rest of the page is still there
+        assert any(s.value == "Rename or delete" for s in at.subheader)

@@ -67,12 +67,15 @@ def show_fault(error: Exception) -> None:
 
 
 @contextmanager
-def explained():
-    """Show a user's mistake as one line instead of a traceback."""
+def explained(stop: bool = False):
+    """Show a user's mistake as one line instead of a traceback; with ``stop``, the page ends
+    there, for a block whose results the rest of the page needs."""
     try:
         yield
     except FAULTS as e:
         show_fault(e)
+        if stop:
+            st.stop()
 
 
 # The session's current corpus (by name) and pair set (by id): one value each, shown and set by

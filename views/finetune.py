@@ -59,11 +59,6 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         st.info("Split a pair set of this corpus into train and test first (Pairs page).")
     else:
         pair_set = pick_pair_set(pair_sets)
-        with explained():
-            held = for_pair_set(workspace, pair_set.id, is_generated(pair_set), TrainConfig().seed)
-        pairs, n_train = held.train, len(held.train)
-        st.caption(f"Validation: {len(held.validation):,} of the pair set's training pairs are "
-                   "held out to pick the best epoch; the test queries are kept for Results.")
         m1, m2 = st.columns([3, 1])
         typed_model = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model",
                                     help="The bundled model, a hub ID (org/name), the folder of "
@@ -72,7 +67,11 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         budget = m2.number_input("Time budget (minutes)", 1.0, ranges.MAX_MINUTES, None, 1.0,
                                  placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
                                  f"pairs into this much training time ({budget_defaults()}).")
-        with explained():
+        with explained():  # a pair set that cannot spare validation pairs stops here, in one line
+            held = for_pair_set(workspace, pair_set.id, is_generated(pair_set), TrainConfig().seed)
+            pairs, n_train = held.train, len(held.train)
+            st.caption(f"Validation: {len(held.validation):,} of the pair set's training pairs are "
+                       "held out to pick the best epoch; the test queries are kept for Results.")
             model_name = models.browser_model(typed_model, workspace.home)
             info = model_info(model_name)
             default, plan = plan_run(TrainConfig(model=model_name, pair_set_id=pair_set.id,

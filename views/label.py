@@ -103,7 +103,7 @@ if question is None:
     st.stop()
 
 fine_tuned = label.fine_tuned_model(workspace, corpus.id)
-with explained():
+with explained(stop=True):  # e.g. the fine-tuned model lost its weights: nothing to label with
     shown = label.candidates(workspace, corpus.id, question, fine_tuned)
 marks = label.labels_of(workspace, question.id)
 

@@ -122,11 +122,12 @@ else:
         st.download_button(f"Download {name} ({human_bytes(len(data))})", data, name,
                            mime="application/zip")
     st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
-    loaded = models.load(run.model_path)
-    for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
-                                   models.role_prompt(loaded, "document")):
-        st.markdown(f"**{snippet.library}** · `{snippet.install}`")
-        st.code(snippet.code, language="python")
+    with explained():  # a model folder that lost its weights: one line instead of the code
+        loaded = models.load(run.model_path)
+        for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
+                                       models.role_prompt(loaded, "document")):
+            st.markdown(f"**{snippet.library}** · `{snippet.install}`")
+            st.code(snippet.code, language="python")
     with st.expander("Push to the Hugging Face Hub"):
         repo = st.text_input("Repository", placeholder="your-name/my-finetuned-embeddings")
         token = st.text_input("Write token (used for this upload only, never stored)", type="password")
