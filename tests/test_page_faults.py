@@ -5,12 +5,15 @@ import re
 import shutil
 from contextlib import nullcontext
 
+import pandas as pd
+import pyarrow
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs, label, models
 from core.beir import load_demo
 from core.corpus import Document, ingest
+from core.evaluate import MISSED_RANK, StoredEvaluation, misses
 from core.pairs import import_pairs
 from core.store import Store
 from tests.conftest import PARAGRAPHS, ROOT
@@ -103,3 +106,13 @@ def test_pages_on_a_fine_tuned_model_that_lost_its_weights(lost_weights, path):
     one_line(at, "has no weights")
     if path == "views/runs.py":  # the rest of the page is still there
         assert any(s.value == "Rename or delete" for s in at.subheader)
+
+
+def test_the_results_pages_table_of_misses_is_one_type_per_column(store):
+    """A column of ranks and ">100" texts made Streamlit log a pyarrow traceback on every view
+    of the Results page before fixing the table up; every column must convert as it is."""
+    evaluation = StoredEvaluation(1, None, "m", "baseline", None, 0.0, 1.0, {32: {}}, {"per_query": {
+        "32": {"q1": [0, "x"], "q2": [7, "y"], "q3": [1, "z"]}}})
+    rows = misses(store, evaluation, 32).rows
+    assert [r[MISSED_RANK] for r in rows] == [0, 7]  # not found at all first, then the worst rank
+    pyarrow.Table.from_pandas(pd.DataFrame(rows))  # raised ArrowTypeError/ArrowInvalid before
