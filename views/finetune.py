@@ -12,7 +12,8 @@ from core.plan import budget_defaults, planned_vs_actual
 from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run
 from core.validation import for_pair_set
 from core.wording import sentence
-from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
+from views.common import (escape, explained, model_info, pick_corpus, pick_pair_set, plot, runner,
+                          store)
 
 st.title("Fine-tune the embedding model")
 workspace = store()
@@ -224,9 +225,9 @@ def live(job_id: int, state_at_render: str) -> None:
     points = jobs.events(workspace, job_id, "point")
     left, right = st.columns(2)
     if steps:
-        left.plotly_chart(loss_chart(points), width="stretch", key=f"loss{job_id}")
+        plot(loss_chart(points), left, width="stretch", key=f"loss{job_id}")
     if any(p["series"].startswith("ndcg") for p in points):
-        right.plotly_chart(ndcg_chart(points), width="stretch", key=f"ndcg{job_id}")
+        plot(ndcg_chart(points), right, width="stretch", key=f"ndcg{job_id}")
     if job.state == "succeeded" and job.kind == "tune":
         result = job.result
         st.success(f"Done: kept **{escape(result['kept'])}** (judged by "

@@ -8,7 +8,7 @@ from core import export, models, runs, storage
 from core.compare import compare_evaluations
 from core.disk import human_bytes
 from core.evaluate import PREFERRED_DIM
-from views.common import dims_axis, escape, explained, scores_table, show_flash, store
+from views.common import dims_axis, escape, explained, plot, scores_table, show_flash, store
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
@@ -44,7 +44,7 @@ for run_id in chosen:
 figure.update_layout(xaxis=dims_axis([d for r in chosen for d in by_id[r].metrics]),
                      yaxis=dict(title="NDCG@10", range=[0, 1.02]), height=380,
                      legend=dict(orientation="h", y=-0.3))
-st.plotly_chart(figure, width="stretch")
+plot(figure, width="stretch")
 selected = [by_id[r] for r in chosen] or [r for r in shown if r.metrics]
 d1, d2 = st.columns(2)
 d1.download_button("Results as CSV", export.results_csv(selected), "ragtune-results.csv")
