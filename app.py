@@ -8,8 +8,7 @@ import streamlit as st
 
 from core import jobs
 from core.workflow import active_jobs
-from core.store import WorkspaceError
-from views.common import escape, runner, store
+from views.common import FAULTS, runner, show_fault, store
 
 st.set_page_config(page_title="ragtune", page_icon=":material/target:", layout="wide")
 
@@ -42,11 +41,14 @@ NEEDS_NO_WORKSPACE = {"decide"}
 page = st.navigation(PAGES)  # first, so the sidebar leads everywhere even when the rest fails
 try:
     runner()  # started once per server process; jobs go on while pages come and go
-except WorkspaceError as error:  # e.g. a read-only RAGTUNE_HOME: one line on every page
-    st.error(escape(str(error)), icon=":material/error:")
+except FAULTS as error:  # a read-only RAGTUNE_HOME, a corrupt database: one line on every page
+    show_fault(error)
     if page.url_path not in NEEDS_NO_WORKSPACE:
         st.stop()
 else:
     with st.sidebar:
         job_status()
-page.run()
+try:
+    page.run()
+except FAULTS as error:  # what a page did not explain itself is still one line, never a traceback
+    show_fault(error)

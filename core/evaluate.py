@@ -485,6 +485,9 @@ class Misses:
                 f"({shown})")
 
 
+MISSED_RANK = f"rank of the right passage (0: not in the top {TOP_K})"
+
+
 def misses(store: Store, evaluation: StoredEvaluation, dim: int, limit: int = 50) -> Misses:
     """Test queries whose first retrieved passage is not a relevant one, worst first."""
     per_query = evaluation.details["per_query"].get(str(dim), {})
@@ -498,7 +501,9 @@ def misses(store: Store, evaluation: StoredEvaluation, dim: int, limit: int = 50
     if chunk_ids:
         texts = {str(r["id"]): r["text"] for r in store.query(
             f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(chunk_ids))})", chunk_ids)}
-    rows = [{"query": query_text.get(qid, qid), "rank of the right passage": rank or f">{TOP_K}",
+    # One type per column: a column of ranks and ">100" texts is not a table pyarrow can hold,
+    # and the page's table then logged a traceback on every view while Streamlit fixed it up.
+    rows = [{"query": query_text.get(qid, qid), MISSED_RANK: rank,
              "ranked first": texts.get(top, top)[:300],
              "should have been": expected.get(qid, "")[:300]} for qid, rank, top in wrong[:limit]]
     return Misses(rows, len(wrong), len(per_query))

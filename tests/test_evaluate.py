@@ -5,7 +5,7 @@ import pytest
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
 from core import demo, models
-from core.evaluate import (METRICS, RetrievalSet, default_dims, encode, encode_one, evaluate,
+from core.evaluate import (METRICS, MISSED_RANK, RetrievalSet, default_dims, encode, encode_one, evaluate,
                            evaluate_named, load_evaluations, misses, save, top_k)
 from core.store import WorkspaceError
 
@@ -75,7 +75,7 @@ def test_results_are_stored_and_misses_explained(store, count):
     [stored] = load_evaluations(store, pair_set_id)
     assert stored.metrics[32]["ndcg@10"] == pytest.approx(result.metrics[32]["ndcg@10"])
     wrong = misses(store, stored, 32)
-    assert all(w["rank of the right passage"] != 1 for w in wrong.rows)
+    assert all(w[MISSED_RANK] != 1 for w in wrong.rows)
     assert len(wrong.rows) == wrong.total == sum(1 for r, _ in result.per_query[32].values() if r != 1)
     assert wrong.summary() == f"{wrong.total} of {result.queries} test queries rank a wrong passage first (all shown)"
     capped = misses(store, stored, 32, limit=2)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from core.compare import differences, headlines
-from core.significance import paired_bootstrap
+from core.significance import MIN_QUESTIONS, TOO_FEW, paired_bootstrap
 from core.store import WorkspaceError
 
 
@@ -64,3 +64,17 @@ def test_headlines_do_not_claim_a_gain_that_is_not_significant():
     assert "not significant" in lines[0]
     assert any(line.startswith("At no size do these 25 questions tell") for line in lines)
     assert not any("beats the baseline" in line for line in lines)
+
+
+def test_too_few_questions_get_no_verdict_however_clear_the_gain_looks():
+    """2-3 questions all better read "significantly better" before: every resample's mean was
+    above zero. Below MIN_QUESTIONS there is no verdict; from it, a clear gain is still one."""
+    for n in (2, 3, MIN_QUESTIONS - 1):
+        few = paired_bootstrap([0.2] * n, np.linspace(0.6, 0.9, n))
+        assert few.ci95[0] > 0  # the interval alone would call it a gain
+        assert not few.significant and few.verdict() == TOO_FEW == "too few questions to tell"
+        assert TOO_FEW in few.summary() and few.to_json()["verdict"] == TOO_FEW
+    enough = paired_bootstrap([0.2] * MIN_QUESTIONS, np.linspace(0.6, 0.9, MIN_QUESTIONS))
+    assert enough.significant and enough.verdict() == "significantly better"
+    assert MIN_QUESTIONS >= 6  # a sign test needs 6 paired questions to reach p < 0.05 at all
+    assert 2 * 0.5 ** 5 > 0.05 > 2 * 0.5 ** 6

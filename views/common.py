@@ -1,13 +1,16 @@
 """What every page shares: the workspace handle, model facts, and the one-line error display."""
 from __future__ import annotations
 
+import html
 import re
+import sqlite3
 from contextlib import contextmanager
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from core import jobs, models, runs, workflow
-from core.errors import WorkspaceError
+from core.errors import WorkspaceError, explain_db_error
 from core.store import Store, default_home
 from core.wording import sentence
 
@@ -65,13 +68,28 @@ def show_progress(work, start: str = "Starting…"):
         bar.empty()
 
 
+# What a page shows as one line rather than a traceback: a user's mistake, and a database the
+# user must fix (corrupt, locked, read-only, a full disk), which sqlite3 raises as its own errors.
+FAULTS = (WorkspaceError, sqlite3.Error)
+
+
+def show_fault(error: Exception) -> None:
+    """``error`` (one of ``FAULTS``) as one line that says what is wrong and how to fix it."""
+    line = (explain_db_error(error, default_home() / "ragtune.db")
+            if isinstance(error, sqlite3.Error) else str(error))
+    st.error(escape(line), icon=":material/error:")
+
+
 @contextmanager
-def explained():
-    """Show a user's mistake as one line instead of a traceback."""
+def explained(stop: bool = False):
+    """Show a user's mistake as one line instead of a traceback; with ``stop``, the page ends
+    there, for a block whose results the rest of the page needs."""
     try:
         yield
-    except WorkspaceError as e:
-        st.error(escape(str(e)), icon=":material/error:")
+    except FAULTS as e:
+        show_fault(e)
+        if stop:
+            st.stop()
 
 
 # The session's current corpus (by name) and pair set (by id): one value each, shown and set by
@@ -154,6 +172,33 @@ def dims_axis(dims, title: str = "embedding dimensions") -> dict:
     numeric axis 32, 64 and 128 bunch up at the left of 384."""
     return dict(title=title, type="category", categoryorder="array",
                 categoryarray=[str(d) for d in sorted(set(dims))])
+
+
+# Keys whose strings are written by code, not data: plotly's %{x} templates (their markup, such
+# as <br>, is meant) and the theme. Data they substitute is escaped where it is stored.
+_CODE_KEYS = ("hovertemplate", "texttemplate", "template")
+
+
+def plain_text(value, key: str = ""):
+    """A plotly figure's JSON with every string shown as itself: plotly renders a subset of HTML
+    in titles, legends, tick labels and hover text, so a model folder named
+    ``<span style="font-size:60px">`` drew its legend 60 px high. ``&``, ``<`` and ``>`` become
+    entities, which plotly turns back into the characters."""
+    if key.endswith(_CODE_KEYS):
+        return value
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    if isinstance(value, dict):
+        return {k: plain_text(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_text(v) for v in value]
+    return value
+
+
+def plot(figure: go.Figure, where=st, **kwargs) -> None:
+    """The one way a page draws a chart (``where``: ``st`` or a column), its text escaped by
+    ``plain_text``; ``kwargs`` go to ``st.plotly_chart``."""
+    where.plotly_chart(go.Figure(plain_text(figure.to_plotly_json())), **kwargs)
 
 
 DELETES = {"corpus": (runs.plan_delete_corpus, runs.delete_corpus),

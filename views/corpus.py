@@ -8,7 +8,7 @@ from core.corpus import SUPPORTED, ChunkSettings, Preview, ingest, load_file, pr
 from core.errors import WorkspaceError
 from core.evaluate import counted
 from core.wording import plural
-from views.common import (CURRENT_CORPUS, confirm_delete, escape, explained, pick_corpus,
+from views.common import (CURRENT_CORPUS, confirm_delete, escape, explained, pick_corpus, plot,
                           show_flash, show_progress, store, token_counter)
 
 st.title("Corpus")
@@ -104,9 +104,8 @@ if documents:
     if notes:
         st.caption(" ".join(notes))
     if chunks:
-        st.plotly_chart(px.histogram(x=[n for _, n in chunks], nbins=30,
-                                     labels={"x": "tokens per chunk"}, height=250),
-                        width="stretch")
+        plot(px.histogram(x=[n for _, n in chunks], nbins=30, labels={"x": "tokens per chunk"},
+                          height=250), width="stretch")
         for text, n in chunks[:3]:
             with st.expander(f"{n} tokens: {escape(text[:80])}…"):
                 st.text(text)

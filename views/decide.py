@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.decision import headline, load, reasons_markdown, recommend, sections, to_html, to_markdown, too_few
-from views.common import explained
+from views.common import explained, plot
 
 st.title("RAG or fine-tuning?")
 st.caption("Answer what you know; the recommendation updates as you go. Each option's weight and "
@@ -69,7 +69,7 @@ with explained():
                                       marker_color=["#90a4ae", "#1976d2", "#7b1fa2"],
                                       text=[result.scores[a] for a in "PRF"], textposition="outside"))
             figure.update_layout(height=260, margin=dict(t=10, b=10), yaxis_title="score")
-            st.plotly_chart(figure, width="stretch")
+            plot(figure, width="stretch")
         if result.measurable:
             st.page_link("views/corpus.py", label="Measure it on your documents",
                          icon=":material/science:")

@@ -12,7 +12,8 @@ from core.plan import budget_defaults, planned_vs_actual
 from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run, precision
 from core.validation import for_pair_set
 from core.wording import duration, sentence
-from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, runner, store
+from views.common import (escape, explained, model_info, pick_corpus, pick_pair_set, plot, runner,
+                          store)
 
 st.title("Fine-tune the embedding model")
 workspace = store()
@@ -53,11 +54,6 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         st.info("Split a pair set of this corpus into train and test first (Pairs page).")
     else:
         pair_set = pick_pair_set(pair_sets)
-        with explained():
-            held = for_pair_set(workspace, pair_set.id, is_generated(pair_set), TrainConfig().seed)
-        pairs, n_train = held.train, len(held.train)
-        st.caption(f"Validation: {len(held.validation):,} of the pair set's training pairs are "
-                   "held out to pick the best epoch; the test queries are kept for Results.")
         m1, m2 = st.columns([3, 1])
         typed_model = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model",
                                     help="The bundled model, a hub ID (org/name), the folder of "
@@ -66,7 +62,11 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         budget = m2.number_input("Time budget (minutes)", 1.0, ranges.MAX_MINUTES, None, 1.0,
                                  placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
                                  f"pairs into this much training time ({budget_defaults()}).")
-        with explained():
+        with explained():  # a pair set that cannot spare validation pairs stops here, in one line
+            held = for_pair_set(workspace, pair_set.id, is_generated(pair_set), TrainConfig().seed)
+            pairs, n_train = held.train, len(held.train)
+            st.caption(f"Validation: {len(held.validation):,} of the pair set's training pairs are "
+                       "held out to pick the best epoch; the test queries are kept for Results.")
             model_name = models.browser_model(typed_model, workspace.home)
             info = model_info(model_name)
             default, plan = plan_run(TrainConfig(model=model_name, pair_set_id=pair_set.id,
@@ -227,9 +227,9 @@ def live(job_id: int, state_at_render: str) -> None:
             st.rerun(scope="fragment")
     left, right = st.columns(2)
     if steps:
-        left.plotly_chart(loss_chart(points), width="stretch", key=f"loss{job_id}")
+        plot(loss_chart(points), left, width="stretch", key=f"loss{job_id}")
     if any(p["series"].startswith("ndcg") for p in points):
-        right.plotly_chart(ndcg_chart(points), width="stretch", key=f"ndcg{job_id}")
+        plot(ndcg_chart(points), right, width="stretch", key=f"ndcg{job_id}")
     if job.state == "succeeded" and job.kind == "tune":
         result = job.result
         st.success(f"Done: kept **{escape(result['kept'])}** (judged by "

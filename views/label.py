@@ -54,7 +54,7 @@ counts = st.empty()
 # for 1,600 passages on a busy CPU): said with a count, and no time left until labelling starts.
 if question is not None and not label.ready(workspace, corpus.id, fine_tuned):
     counts.progress(progress.done / progress.total, text=progress.summary(preparing=True))
-    with explained():
+    with explained(stop=True):
         show_progress(lambda bar: label.prepare(workspace, corpus.id, fine_tuned, bar))
 counts.progress(progress.done / progress.total, text=progress.summary())
 
@@ -147,7 +147,7 @@ if question is None:
     st.session_state[MINE] = {"grades": {}}  # the button now carries what it shows
     st.stop()
 
-with explained():
+with explained(stop=True):  # e.g. the fine-tuned model lost its weights: nothing to label with
     shown = label.candidates(workspace, corpus.id, question, fine_tuned)
 marks = label.labels_of(workspace, question.id)
 

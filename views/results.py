@@ -11,7 +11,7 @@ from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, 
                            load_evaluations, misses, save)
 from core.wording import plural, sentence
 from views.common import (dims_axis, escape, explained, model_info, pick_corpus, pick_pair_set,
-                          scores_table, show_flash, show_progress, store)
+                          plot, scores_table, show_flash, show_progress, store)
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -84,7 +84,7 @@ for e in chosen:
                                 mode="lines+markers", name=names[e.id]))
 figure.update_layout(xaxis=dims_axis([d for e in chosen for d in e.metrics]),
                      yaxis=dict(title=metric.upper(), range=[0, 1.02]), height=420, legend=dict(orientation="h", y=-0.25))
-st.plotly_chart(figure, width="stretch")
+plot(figure, width="stretch")
 
 GAIN, LOSS, NOISE = "#2e7d32", "#c62828", "#757575"
 
@@ -123,7 +123,7 @@ if len(chosen) >= 2:
         spread.update_layout(height=80 + 45 * len(tests), margin=dict(t=10, b=40),
                              xaxis_title=f"NDCG@10 of {other.label} minus {reference.label}",
                              yaxis=dict(autorange="reversed"))
-        st.plotly_chart(spread, width="stretch")
+        plot(spread, width="stretch")
         st.dataframe(pd.DataFrame([{
             "dims": dim, "difference": d.change(), "95% interval": d.interval(),
             "verdict": d.verdict(),
@@ -136,7 +136,7 @@ if len(chosen) >= 2:
                                                  else None) for r in rows]))
     bars.update_layout(height=300, xaxis=dims_axis([r["dim"] for r in rows]),
                        yaxis_title="relative change (%)", margin=dict(t=20))
-    st.plotly_chart(bars, width="stretch")
+    plot(bars, width="stretch")
 
 for e in chosen:
     st.markdown(f"**{escape(names[e.id])}** — {e.details.get('queries')} queries, {e.details.get('corpus')} "

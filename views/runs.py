@@ -9,8 +9,8 @@ from core import export, models, runs, storage
 from core.compare import compare_evaluations
 from core.disk import folder_bytes, human_bytes
 from core.evaluate import PREFERRED_DIM
-from views.common import (dims_axis, escape, explained, scores_table, show_flash, show_progress,
-                          store)
+from views.common import (dims_axis, escape, explained, plot, scores_table, show_flash,
+                          show_progress, store)
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
@@ -46,7 +46,7 @@ for run_id in chosen:
 figure.update_layout(xaxis=dims_axis([d for r in chosen for d in by_id[r].metrics]),
                      yaxis=dict(title="NDCG@10", range=[0, 1.02]), height=380,
                      legend=dict(orientation="h", y=-0.3))
-st.plotly_chart(figure, width="stretch")
+plot(figure, width="stretch")
 selected = [by_id[r] for r in chosen] or [r for r in shown if r.metrics]
 d1, d2 = st.columns(2)
 d1.download_button("Results as CSV", export.results_csv(selected), "ragtune-results.csv")
@@ -126,12 +126,13 @@ else:
         st.download_button(f"Download {name} ({human_bytes(len(data))})", data, name,
                            mime="application/zip")
     st.caption("Unzip it and point the code below at the folder (here: where it lives now).")
-    with st.spinner(f"Loading the model of run {escape(run.id)} for its prompts…"):
-        loaded = models.load(run.model_path)  # seconds the first time, then cached
-    for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
-                                   models.role_prompt(loaded, "document")):
-        st.markdown(f"**{snippet.library}** · `{snippet.install}`")
-        st.code(snippet.code, language="python")
+    with explained():  # a model folder that lost its weights: one line instead of the code
+        with st.spinner(f"Loading the model of run {escape(run.id)} for its prompts…"):
+            loaded = models.load(run.model_path)  # seconds the first time, then cached
+        for snippet in export.snippets(run.model_path, dim, models.role_prompt(loaded, "query"),
+                                       models.role_prompt(loaded, "document")):
+            st.markdown(f"**{snippet.library}** · `{snippet.install}`")
+            st.code(snippet.code, language="python")
     with st.expander("Push to the Hugging Face Hub"):
         repo = st.text_input("Repository", placeholder="your-name/my-finetuned-embeddings")
         token = st.text_input("Write token (used for this upload only, never stored)", type="password")
