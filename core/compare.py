@@ -185,7 +185,8 @@ class Comparison:
         base: the base model's newest evaluation on the set, if any.
         best: the other run with the highest mean NDCG@10 on the set, if any; never a run
             that kept the base model unchanged.
-        same_as_base: runs on the set that handed back the base model ("= base").
+        same_as_base: runs of the corpus, on any of its sets, that handed back the base model
+            ("= base"), one per model.
     """
     pair_set_id: int | None
     test_set: str = ""
@@ -286,7 +287,11 @@ def comparison(store: Store, corpus_id: int | None = None, pair_set_id: int | No
     pair_set = sets.get(pair_set_id) or store.pair_set(pair_set_id)
     on_set = [r for r in measured if r.pair_set_id == pair_set_id]
     base = next((r for r in on_set if is_base(r)), None)
-    same = [r for r in on_set if r.kept_base]
+    corpus_id = pair_set.corpus_id
+    # Every run of the corpus that kept the base, once per model folder: a page on any of its
+    # sets says where such a fine-tune went, rather than leaving it out unexplained.
+    same = list({(r.model_path or r.model): r for r in reversed(measured) if r.kept_base
+                 and r.pair_set_id in sets and sets[r.pair_set_id].corpus_id == corpus_id}.values())
     others = [r for r in on_set if not r.kept_base and not is_base(r)
               and not (base and r.kind == "evaluation" and r.model == base.model)]
     shared = set(base.ndcg()) if base else set()

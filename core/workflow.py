@@ -73,7 +73,10 @@ def status(store: Store, corpus_id: int | None = None) -> Status:
         Step("baseline", "Baseline", "views/results.py", plural(len(measured), "evaluation"),
              bool(measured)),
         Step("finetune", "Fine-tune", "views/finetune.py",
-             f"{plural(len(tuned), 'fine-tuned model')}"
+             # A fine-tune that kept the base handed back no model of its own.
+             f"{plural(sum(not r.kept_base for r in tuned), 'fine-tuned model')}"
+             + (f", {sum(r.kept_base for r in tuned)} kept the base" if any(
+                 r.kept_base for r in tuned) else "")
              + (f", {running} running" if running else "") + (f", {queued} queued" if queued else ""),
              bool(tuned)),
         Step("label", "Label", "views/label.py",

@@ -76,7 +76,7 @@ evaluations = load_evaluations(workspace, pair_set.id)
 if not evaluations:
     st.stop()
 
-same_as_base = {r.evaluation_id for r in matters.same_as_base}
+same_as_base = {r.evaluation_id for r in all_runs if r.kept_base}
 names = {e.id: f"#{e.id} {e.label}{' ' + runs.SAME_AS_BASE if e.id in same_as_base else ''} · "
                f"{e.model} · {time.strftime('%b %d %H:%M', time.localtime(e.created))}"
          for e in evaluations}
@@ -84,13 +84,12 @@ by_id = {e.id: e for e in evaluations}
 # The comparison that matters (core.compare.comparison): the base against the best other model
 # measured on this very set, base first; a fine-tune that kept the base is never the default.
 chosen_ids = st.multiselect("Evaluations to show", list(names), format_func=names.get,
-                            default=[r.evaluation_id for r in matters.runs()],
-                            key=f"shown_evaluations_{pair_set.id}")
+                            default=[r.evaluation_id for r in matters.runs()])
 chosen = [by_id[i] for i in chosen_ids]
 if matters.same_as_base:
     st.caption(escape(", ".join(r.name for r in matters.same_as_base)) + " kept the base model "
-               f"unchanged ({runs.SAME_AS_BASE}): fine-tuning did not help there, so it is not "
-               "compared as a model of its own.")
+               f"unchanged {escape(runs.SAME_AS_BASE)}: fine-tuning did not help there, so it is "
+               "not compared as a model of its own.")
 metric = st.selectbox("Metric", METRICS, index=0)
 
 figure = go.Figure()
