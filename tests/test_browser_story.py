@@ -116,8 +116,17 @@ def selected(page, label_text: str) -> str:
 
 def options(page, label_text: str) -> list[str]:
     """Every option a selectbox offers (its list opened, read, closed)."""
-    widget(page, "stSelectbox", label_text).get_by_role("button", name="Open").click()
-    page.get_by_role("option").first.wait_for()
+    box = widget(page, "stSelectbox", label_text)
+    for attempt in range(3):  # a rerun of the page may close a list that just opened
+        wait_idle(page)
+        box.get_by_role("button", name="Open").click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=10_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     found = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     return found
