@@ -292,8 +292,9 @@ def comparison(store: Store, corpus_id: int | None = None, pair_set_id: int | No
     # sets says where such a fine-tune went, rather than leaving it out unexplained.
     same = list({(r.model_path or r.model): r for r in reversed(measured) if r.kept_base
                  and r.pair_set_id in sets and sets[r.pair_set_id].corpus_id == corpus_id}.values())
-    others = [r for r in on_set if not r.kept_base and not is_base(r)
-              and not (base and r.kind == "evaluation" and r.model == base.model)]
+    # Another measurement of the base's weights under a name a person gave it (e.g. shorter
+    # passages) is a candidate; only the base's own "baseline" entries are not.
+    others = [r for r in on_set if not r.kept_base and not is_base(r)]
     shared = set(base.ndcg()) if base else set()
     best = max(others, key=lambda r: _mean_ndcg(r, shared), default=None)
     return Comparison(pair_set_id, describe_test_set(store, pair_set), pair_set.source == PEOPLE,
