@@ -33,7 +33,7 @@ from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_ou
 from .outputs import write_text
 from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
                     PseudoQueryConfig, llm_pair_set_name)
-from .plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, budget_defaults
+from .plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, PEOPLE_TEST_MIN, budget_defaults
 from .store import Store, default_home
 from .train import LOSSES
 
@@ -572,13 +572,20 @@ def run_decide(args) -> None:
 
 # -- runs, export and foreground fine-tuning --------------------------------------------------
 def run_runs(args) -> None:
+    from .compare import comparison
     from .runs import list_runs
-    runs = list_runs(_jobs_store())
+    store = _jobs_store()
+    runs = list_runs(store)
+    matters = comparison(store, runs=runs)
     if not args.json:
         for r in runs:
             scores = ", ".join(f"{d}d {v:.4f}" for d, v in r.ndcg().items()) or "no metrics yet"
-            print(f"{r.id}\t{r.kind}\t{r.state}\t{r.name}\t{r.model}\t{r.pair_set}\tNDCG@10 {scores}")
-    finish(args, f"{len(runs)} runs", {"runs": [r.to_json() for r in runs]})
+            print(f"{r.id}\t{r.kind}\t{r.state}\t{r.shown_name}\t{r.model}\t{r.pair_set}\t"
+                  f"NDCG@10 {scores}")
+        if matters.pair_set_id is not None:
+            print(matters.headline())
+    finish(args, f"{len(runs)} runs", {"runs": [r.to_json() for r in runs],
+                                       "comparison": matters.to_json()})
 
 
 def run_export_model(args) -> None:
@@ -748,16 +755,24 @@ def _tune_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-minutes", type=ranges.arg(ranges.minutes), help="training time for the fine-tuned "
                    "candidate, tried only with --questions (default: the plan's)")
     p.add_argument("--questions", type=ranges.arg(ranges.row_id), metavar="PAIR_SET_ID", help="a pair set of people's "
-                   "questions on the corpus (20 or more) to judge every candidate on")
+                   f"questions on the corpus ({PEOPLE_TEST_MIN} or more) to judge every candidate "
+                   "on (default: the corpus's people's questions once they make a test set)")
+    p.add_argument("--no-questions", action="store_true", help="documents only, even where "
+                   "people's questions could judge")
     p.set_defaults(run=run_tune)
 
 
 def run_tune(args) -> None:
     from .tune import DOCUMENTS_ONLY_NOTE, hubness_line, score_note
+    from .label import ready_people_set
     store = _jobs_store()
     corpus = store.find_corpus(args.corpus)
+    if args.questions is not None and args.no_questions:
+        raise WorkspaceError("give --questions or --no-questions, not both")
+    people = None if args.no_questions else ready_people_set(store, corpus.id)
+    questions = args.questions if args.questions is not None else people.id if people else None
     config = {"corpus_id": corpus.id, "model": args.model, "budget_minutes": args.budget_minutes,
-              "questions": args.questions}
+              "questions": questions}
     job_id, result = _run_here(store, "tune", {k: v for k, v in config.items() if v is not None})
     if not args.json:
         for line in (DOCUMENTS_ONLY_NOTE, score_note(result["judged_by"]),
@@ -899,16 +914,35 @@ def run_label_start(args) -> None:
 @command("compare", "compare two runs question by question: NDCG@10 difference, its "
                     "bootstrap interval, wins and losses at every dimension")
 def _compare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_a", metavar="RUN_A", help="a run id from python -m core list runs (e3, j2)")
-    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("run_a", metavar="RUN_A", nargs="?", help="a run id from python -m core list "
+                   "runs (e3, j2); without both: the base model against the best other model on "
+                   "the best test set")
+    p.add_argument("run_b", metavar="RUN_B", nargs="?")
+    p.add_argument("--corpus", metavar="NAME_OR_ID", help="without runs: this corpus's "
+                   "comparison (default: the corpus of the newest measured run)")
     p.set_defaults(run=run_compare)
 
 
 def run_compare(args) -> None:
-    from .compare import compare_evaluations
+    from .compare import compare_evaluations, comparison
+    from .label import corpus_ref
     from .runs import evaluation_of, get_run
     store = Store()
-    a, b = get_run(store, args.run_a), get_run(store, args.run_b)
+    matters = None
+    if args.run_a and args.run_b:
+        a, b = get_run(store, args.run_a), get_run(store, args.run_b)
+    elif args.run_a or args.run_b:
+        raise WorkspaceError("name two runs to compare (python -m core compare e1 j2), or none "
+                             "for the base model against the best other model")
+    else:
+        corpus = corpus_ref(store, args.corpus) if args.corpus else None
+        matters = comparison(store, corpus)
+        if matters.base is None or matters.best is None:
+            raise WorkspaceError(f"{matters.headline()} Measure the base model and another model "
+                                 "on one test set first (python -m core evaluate --pairs ID)")
+        a, b = matters.base, matters.best
+        if not args.json:
+            print(matters.headline())
     found = compare_evaluations(evaluation_of(store, a), evaluation_of(store, b))
     if not args.json:
         for dim, d in found.items():
@@ -916,7 +950,8 @@ def run_compare(args) -> None:
     full, d = next(iter(found.items()))
     finish(args, f"{b.id} vs {a.id} at {full}d: NDCG@10 {d.summary()}",
            {"a": a.id, "b": b.id, "metric": "ndcg@10",
-            "dims": {str(dim): d.to_json() for dim, d in found.items()}})
+            "dims": {str(dim): d.to_json() for dim, d in found.items()},
+            **({"comparison": matters.to_json()} if matters else {})})
 
 
 # -- the parser ------------------------------------------------------------------------------

@@ -10,17 +10,21 @@ a gain.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
+from . import plan
 from .evaluate import BASELINE, METRICS, StoredEvaluation
+from .label import SOURCE as PEOPLE, test_questions
 from .pairs import is_generated
+from .runs import Run, list_runs
 from .significance import Difference, paired_bootstrap
-from .store import WorkspaceError
+from .store import Store, WorkspaceError
 from .wording import sentence
 
 Metrics = dict[int, dict[str, float]]
 PerQuery = dict[int, dict[str, float]]  # dimension -> question id -> NDCG@10
-GENERATED_TEST = ("Measured on generated questions, which flatter fine-tuning: add 50 real "
-                  "questions to trust this.")
+GENERATED_TEST = ("Measured on generated questions, which flatter fine-tuning: label "
+                  f"{plan.PEOPLE_TEST_MIN} or more people's questions to trust this.")
 
 
 def trust_note(pair_set) -> str | None:
@@ -135,8 +139,12 @@ def headlines(reference: Metrics, other: Metrics, metric: str, names=(BASELINE, 
 
     lines = [f"{sentence(other_name)} {label}: {change(full)}"
              + (f" and {change(smallest)}." if len(rows) > 1 else ".")]
-    if found and not any(d.significant for d in found.values()):
-        n = max(d.questions for d in found.values())
+    n = max((d.questions for d in found.values()), default=0)
+    if found and all(d.wins == d.losses == 0 for d in found.values()):
+        # More questions cannot separate two models that score every question alike.
+        lines.append(f"{sentence(other_name)} and {ref_name} score each of these {n} questions "
+                     "the same at every size: here they are the same model.")
+    elif found and not any(d.significant for d in found.values()):
         lines.append(f"At no size do these {n} questions tell {other_name} from {ref_name}: "
                      "label more questions before choosing one on this difference.")
 
@@ -163,3 +171,131 @@ def headlines(reference: Metrics, other: Metrics, metric: str, names=(BASELINE, 
         lines.append(f"{label} fell at {', '.join(map(str, worse))} dims: with few or noisy "
                      "pairs, fine-tuning can hurt; add pairs or train fewer epochs.")
     return lines
+
+
+# -- the comparison that matters -----------------------------------------------------------------
+@dataclass
+class Comparison:
+    """The one comparison every page and the CLI show first: on the corpus's best test set, the
+    base model against the best other candidate measured on that same set.
+
+    Attributes:
+        pair_set_id: the test set both runs were measured on (None: nothing is measured yet).
+        test_set: that set in words, e.g. "people's questions (40 test questions)".
+        base: the base model's newest evaluation on the set, if any.
+        best: the other run with the highest mean NDCG@10 on the set, if any; never a run
+            that kept the base model unchanged.
+        same_as_base: runs of the corpus, on any of its sets, that handed back the base model
+            ("= base"), one per model.
+    """
+    pair_set_id: int | None
+    test_set: str = ""
+    people: bool = False
+    base: Run | None = None
+    best: Run | None = None
+    same_as_base: list[Run] = field(default_factory=list)
+
+    def runs(self) -> list[Run]:
+        """Base first, then the best other: the order charts and tables use."""
+        return [r for r in (self.base, self.best) if r is not None]
+
+    def headline(self) -> str:
+        """One line with both numbers, always from the one test set."""
+        if self.base is None and self.best is None:
+            return "Nothing measured yet."
+        if self.base is None or self.best is None:
+            only = self.base or self.best
+            full = max(only.ndcg())
+            return (f"On {self.test_set}: {only.shown_name} NDCG@10 {only.ndcg()[full]:.3f} at "
+                    f"{full} dims; no other model is measured on this set yet.")
+        dims = [d for d in self.best.ndcg() if d in self.base.ndcg()]
+        if not dims:
+            return f"On {self.test_set}: {self.base.name} and {self.best.name} share no dimension."
+        a, b = self.base.ndcg(), self.best.ndcg()
+        parts = [f"{a[d]:.3f} → {b[d]:.3f} at {d} dims" for d in dict.fromkeys((dims[0], dims[-1]))]
+        return (f"On {self.test_set}: {self.best.shown_name} against {self.base.name}, NDCG@10 "
+                f"{' and '.join(parts)}.")
+
+    def best_model_run(self, runs: list[Run]) -> Run | None:
+        """The run whose saved model is the best one: Export's default. A model measured on
+        people's questions after its job is a separate evaluation; its job holds the folder."""
+        if self.best is None:
+            return None
+        if self.best.model_path:
+            return self.best
+        return next((r for r in runs if r.model_path and not r.kept_base
+                     and r.model_path == self.best.model), None)
+
+    def to_json(self) -> dict:
+        return {"pair_set_id": self.pair_set_id, "test_set": self.test_set, "people": self.people,
+                "base": self.base.id if self.base else None,
+                "best": self.best.id if self.best else None,
+                "same_as_base": [r.id for r in self.same_as_base], "headline": self.headline()}
+
+
+def test_set_rank(store: Store, pair_set) -> tuple:
+    """How much a test set can be trusted, for max(): people's questions once there are
+    ``plan.PEOPLE_TEST_MIN`` of them, then other questions people wrote (an imported set), then
+    generated ones (they flatter fine-tuning), then too few people's questions; more test
+    questions first within a kind, then the newer set."""
+    n = test_questions(store, pair_set.id)
+    people = pair_set.source == PEOPLE
+    ready = people and n >= plan.PEOPLE_TEST_MIN
+    kind = 3 if ready else 0 if people else 1 if is_generated(pair_set) else 2
+    return kind, n, pair_set.id
+
+
+def describe_test_set(store: Store, pair_set) -> str:
+    n = test_questions(store, pair_set.id)
+    return f"'{pair_set.name}' ({n} test question{'s' * (n != 1)})"
+
+
+def is_base(run: Run) -> bool:
+    """An evaluation of the base model: what every page and job labels BASELINE."""
+    return run.kind == "evaluation" and run.name == BASELINE
+
+
+def _mean_ndcg(run: Run, dims: set[int]) -> float:
+    scores = [v for d, v in run.ndcg().items() if not dims or d in dims]
+    return sum(scores) / len(scores) if scores else float("-inf")
+
+
+def comparison(store: Store, corpus_id: int | None = None, pair_set_id: int | None = None,
+               runs: list[Run] | None = None) -> Comparison:
+    """The comparison that matters, computed one way for every page and the CLI.
+
+    Args:
+        corpus_id: the corpus whose test sets count; None: the corpus of the newest measured run.
+        pair_set_id: a test set the person chose; None: the corpus's best test set that has a
+            measured run (``test_set_rank``), so two sets never meet in one headline.
+        runs: ``list_runs(store)``, when the caller has it already.
+    """
+    runs = list_runs(store) if runs is None else runs
+    measured = [r for r in runs if r.metrics and r.pair_set_id is not None]
+    sets = {p.id: p for p in store.pair_sets()}
+    if corpus_id is None and pair_set_id is None:
+        newest = next((r for r in measured if r.pair_set_id in sets), None)
+        if newest is None:
+            return Comparison(None)
+        corpus_id = sets[newest.pair_set_id].corpus_id
+    if pair_set_id is None:
+        ranked = [p for p in sets.values() if p.corpus_id == corpus_id
+                  and any(r.pair_set_id == p.id for r in measured)]
+        if not ranked:
+            return Comparison(None)
+        pair_set_id = max(ranked, key=lambda p: test_set_rank(store, p)).id
+    pair_set = sets.get(pair_set_id) or store.pair_set(pair_set_id)
+    on_set = [r for r in measured if r.pair_set_id == pair_set_id]
+    base = next((r for r in on_set if is_base(r)), None)
+    corpus_id = pair_set.corpus_id
+    # Every run of the corpus that kept the base, once per model folder: a page on any of its
+    # sets says where such a fine-tune went, rather than leaving it out unexplained.
+    same = list({(r.model_path or r.model): r for r in reversed(measured) if r.kept_base
+                 and r.pair_set_id in sets and sets[r.pair_set_id].corpus_id == corpus_id}.values())
+    # Another measurement of the base's weights under a name a person gave it (e.g. shorter
+    # passages) is a candidate; only the base's own "baseline" entries are not.
+    others = [r for r in on_set if not r.kept_base and not is_base(r)]
+    shared = set(base.ndcg()) if base else set()
+    best = max(others, key=lambda r: _mean_ndcg(r, shared), default=None)
+    return Comparison(pair_set_id, describe_test_set(store, pair_set), pair_set.source == PEOPLE,
+                      base, best, same)

@@ -103,6 +103,16 @@ class RetrievalSet:
                 grades.setdefault(p["query_id"], {})[str(p["chunk_id"])] = p["relevance"]
         return cls.build(corpus, queries, relevant, grades)
 
+    def fingerprint(self) -> str:
+        """Identifies the questions, their graded answers and the passages: two evaluations of
+        one model with the same fingerprint are the same measurement."""
+        parts = [json.dumps([self.query_ids, self.queries,
+                             {q: sorted(self.relevant[q]) for q in self.query_ids},
+                             {q: dict(sorted(g.items())) for q, g in sorted(self.grades.items())},
+                             self.corpus_ids], ensure_ascii=False)]
+        parts += [text_hash(t) for t in self.corpus]
+        return text_hash("\n".join(parts))
+
     def subset(self, max_passages: int, seed: int = 0) -> RetrievalSet:
         """Every relevant passage plus a seeded sample of the others, up to ``max_passages``:
         enough distractors to rank epochs against each other at a fraction of the encoding."""
@@ -130,6 +140,7 @@ class EvalResult:
     per_query_ndcg: dict[int, dict[str, float]] = field(repr=False, default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    test_set: str = ""  # RetrievalSet.fingerprint of what was measured
 
     def metrics_json(self) -> dict[str, dict[str, float]]:
         """Metrics keyed by the dimension as text, as JSON objects need."""
@@ -389,7 +400,8 @@ def evaluate(model, data: RetrievalSet, dims: list[int] | None = None, *, model_
                       metrics, per_query, per_query_ndcg, data.skipped,
                       {"corpus_encoding": after_corpus - started,
                        "query_encoding": after_queries - after_corpus,
-                       "scoring": done - after_queries, "passages_encoded": encoded})
+                       "scoring": done - after_queries, "passages_encoded": encoded},
+                      data.fingerprint())
 
 
 def evaluate_named(name: str | None, data: RetrievalSet, dims: list[int] | None = None,
@@ -425,10 +437,22 @@ def evaluation_label(model_name: str | None) -> str:
     return BASELINE if model_name in (None, "", models.DEFAULT_MODEL) else model_name
 
 
+def same_measurement(store: Store, pair_set_id: int, model: str, data: RetrievalSet,
+                     dims: list[int]) -> int | None:
+    """The newest stored baseline evaluation of ``model`` on exactly these questions, answers and
+    passages at every one of ``dims``: measuring it again would give the same numbers."""
+    wanted = data.fingerprint()
+    for e in reversed(load_evaluations(store, pair_set_id)):
+        if e.label == BASELINE and e.model == model and e.details.get("test_set") == wanted \
+                and set(dims) <= set(e.metrics):
+            return e.id
+    return None
+
+
 def save(store: Store, result: EvalResult, pair_set_id: int | None, label: str,
          job_id: int | None = None) -> int:
     details = {"dims": result.dims, "corpus": result.corpus, "queries": result.queries,
-               "skipped": result.skipped, "timings": result.timings,
+               "skipped": result.skipped, "timings": result.timings, "test_set": result.test_set,
                "per_query": {str(d): v for d, v in result.per_query.items()},
                "per_query_ndcg": {str(d): v for d, v in result.per_query_ndcg.items()}}
     with store.transaction() as db:

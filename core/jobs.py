@@ -480,7 +480,7 @@ def check_train_config(store: Store, config: dict) -> dict:
 
 
 def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
-    from .evaluate import BASELINE, RetrievalSet, finetuned_label, save
+    from .evaluate import BASELINE, RetrievalSet, finetuned_label, same_measurement, save
     from .finetune import run_experiment
     from .train import TrainConfig
     config = TrainConfig.from_dict(job.config)
@@ -498,7 +498,11 @@ def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
     corpus = [c["text"] for c in store.chunks(pair_set.corpus_id)]
     result = run_experiment(config, pairs, data, job_dir(store, job.id), reporter, store, corpus,
                             resume=job.resume)
-    baseline_id = save(store, result.baseline, pair_set.id, BASELINE, job.id)
+    # One "baseline" entry per test set: a job measuring the same base on the same questions
+    # again points at the evaluation already stored.
+    baseline_id = same_measurement(store, pair_set.id, result.baseline.model, data,
+                                   result.baseline.dims) \
+        or save(store, result.baseline, pair_set.id, BASELINE, job.id)
     out = {**result.to_json(), "baseline_evaluation": baseline_id}
     if result.finetuned:
         out["finetuned_evaluation"] = save(store, result.finetuned, pair_set.id,

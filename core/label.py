@@ -505,15 +505,21 @@ def _sync(store: Store, corpus_id: int) -> None:
 def people_test_set(store: Store, corpus_id: int) -> RetrievalSet | None:
     """People's labelled test questions against the corpus, once there are
     ``plan.PEOPLE_TEST_MIN`` of them; None before (generated questions must then do)."""
-    pair_set = people_pair_set(store, corpus_id)
-    if pair_set is None or test_questions(store, pair_set.id) < plan.PEOPLE_TEST_MIN:
-        return None
-    return RetrievalSet.from_pair_set(store, pair_set.id, "test")
+    pair_set = ready_people_set(store, corpus_id)
+    return None if pair_set is None else RetrievalSet.from_pair_set(store, pair_set.id, "test")
 
 
 def test_questions(store: Store, pair_set_id: int) -> int:
-    return store.query("SELECT COUNT(DISTINCT query_id) AS n FROM pairs WHERE pair_set_id = ? "
-                       "AND split = 'test'", [pair_set_id])[0]["n"]
+    return store.test_question_count(pair_set_id)
+
+
+def ready_people_set(store: Store, corpus_id: int) -> PairSet | None:
+    """The people's pair set once its test split can judge a model (``plan.PEOPLE_TEST_MIN``
+    questions): what documents-only runs and Results judge on by default."""
+    pair_set = people_pair_set(store, corpus_id)
+    if pair_set is None or test_questions(store, pair_set.id) < plan.PEOPLE_TEST_MIN:
+        return None
+    return pair_set
 
 
 def export_labels(store: Store, corpus_id: int) -> list[dict]:
@@ -527,7 +533,8 @@ def export_labels(store: Store, corpus_id: int) -> list[dict]:
 
 def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     """Measure the base model and every model fine-tuned on the corpus on a pair set's test
-    questions, each once: people's questions judge every run. Returns the new evaluation ids.
+    questions, each once: people's questions judge every run. A fine-tune that kept the base
+    model is the base model and is not measured again. Returns the new evaluation ids.
 
     Args:
         progress: called with (stage, fraction) while a model is measured.
@@ -539,7 +546,10 @@ def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
     wanted = {models.DEFAULT_MODEL: BASELINE}
     done = {e.model for e in load_evaluations(store, pair_set_id)}
     for run in reversed(list_runs(store)):  # oldest first, so labels follow the runs' order
-        if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine:
+        # A fine-tune that kept the base saved the base model unchanged: measuring its folder
+        # would only re-encode every passage to find the base model's numbers again.
+        if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine \
+                and not run.kept_base:
             wanted.setdefault(run.model_path, finetuned_label(run.job_id))
             if run.pair_set_id == pair_set_id and run.evaluation_id is not None:
                 done.add(run.model_path)  # its job measured it on these very questions

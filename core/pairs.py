@@ -42,6 +42,12 @@ PASSAGE_COLUMNS = ("positive", "context", "passage", "answer", "document", "text
 GENERATED_SOURCES = ("builtin", "llm")
 
 
+def chosen_by_a_person(pair_set) -> bool:
+    """Whether a person made this pair set (imported, generated or labelled it), rather than a
+    run making it for its own use: only those are the newest set a page shows first."""
+    return not pair_set.settings.get("made_by")
+
+
 def is_generated(pair_set) -> bool:
     """Whether a pair set's queries were generated rather than written by people."""
     return pair_set.source in GENERATED_SOURCES
@@ -359,9 +365,15 @@ def keep_answerable(candidates: list, answerable: list[bool]) -> list:
 
 def generate_builtin(store: Store, corpus_id: int, name: str,
                      config: PseudoQueryConfig | None = None,
-                     progress: Callable[[str, float], None] | None = None) -> int:
-    """Generate, filter and store pseudo-query pairs for every chunk of a corpus; ``progress``
-    gets (stage, fraction) of the filter's encoding, the part that takes time."""
+                     progress: Callable[[str, float], None] | None = None,
+                     made_by: str | None = None) -> int:
+    """Generate, filter and store pseudo-query pairs for every chunk of a corpus.
+
+    Args:
+        progress: gets (stage, fraction) of the filter's encoding, the part that takes time.
+        made_by: the run that asked for them (e.g. "documents-only run"), when no person did:
+            such a set never becomes the set a page shows first (``chosen_by_a_person``).
+    """
     check_label(name, "pair set name")  # before the work, not when storing it
     config = config or PseudoQueryConfig()
     config.validate()
@@ -398,7 +410,8 @@ def generate_builtin(store: Store, corpus_id: int, name: str,
         kept = keep_answerable(candidates, ok)
     with store.transaction():
         pair_set_id = store.create_pair_set(corpus_id, name, "builtin", {
-            "config": asdict(config), "candidates": len(candidates), "kept": len(kept)})
+            "config": asdict(config), "candidates": len(candidates), "kept": len(kept),
+            **({"made_by": made_by} if made_by else {})})
         store.add_pairs(pair_set_id, [(f"c{chunks[i]['id']}-{n}", q, chunks[i]["id"], p)
                                       for n, (i, q, p) in enumerate(kept)])
     return pair_set_id

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 ACTIVE = jobs.ACTIVE
 MODEL_RUNS = ("fine-tune", "documents-only")  # runs that hand back a model folder
 JOB_RUN_KINDS = {"train": "fine-tune", "tune": "documents-only"}
+SAME_AS_BASE = "(= base)"
 
 
 @dataclass
@@ -60,7 +61,14 @@ class Run:
     evaluation_id: int | None = None
     job_id: int | None = None
     model_path: str | None = None
+    kept_base: bool = False  # a run that handed back the base model unchanged ("= base")
     metrics: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def shown_name(self) -> str:
+        """The name every list shows: a run that kept the base model says so, so it is never
+        read as a model of its own."""
+        return f"{self.name} {SAME_AS_BASE}" if self.kept_base else self.name
 
     def ndcg(self) -> dict[int, float]:
         return {d: m["ndcg@10"] for d, m in sorted(self.metrics.items(), reverse=True)
@@ -68,7 +76,7 @@ class Run:
 
     def row(self) -> dict:
         """A flat record for tables and CSV: one NDCG@10 column per dimension."""
-        return {"id": self.id, "kind": self.kind, "name": self.name, "model": self.model,
+        return {"id": self.id, "kind": self.kind, "name": self.shown_name, "model": self.model,
                 "pair set": self.pair_set, "corpus": self.corpus, "config": self.config,
                 "device": self.device, "seconds": round(self.seconds, 1), "state": self.state,
                 **{f"ndcg@10 {d}d": round(v, 4) for d, v in self.ndcg().items()}}
@@ -79,7 +87,7 @@ class Run:
                 "pair_set": self.pair_set, "corpus": self.corpus, "config": self.config,
                 "device": self.device, "seconds": round(self.seconds, 3), "state": self.state,
                 "created": self.created, "evaluation_id": self.evaluation_id,
-                "job_id": self.job_id,
+                "job_id": self.job_id, "kept_base": self.kept_base,
                 "metrics": {str(d): m for d, m in sorted(self.metrics.items(), reverse=True)}}
 
 
@@ -117,6 +125,7 @@ def list_runs(store: Store) -> list[Run]:
     evaluations = {e.id: e for e in load_evaluations(store)}
     runs: list[Run] = []
     claimed: set[int] = set()
+    kept_paths: set[str] = set()  # model folders holding the unchanged base model
     for job in jobs.all_jobs(store):
         if job.kind not in JOB_RUN_KINDS or (job.state == "canceled" and not job.ran):
             continue  # a job canceled while it waited in the queue never ran
@@ -140,7 +149,10 @@ def list_runs(store: Store) -> list[Run]:
             device=plan.get("device", ""), seconds=job.elapsed, state=job.state,
             created=job.created, evaluation_id=evaluation.id if evaluation else None,
             job_id=job.id, model_path=model_path if model_path and Path(model_path).is_dir() else None,
+            kept_base=job.result.get("kept") == "base",
             metrics=evaluation.metrics if evaluation else {}))
+        if runs[-1].kept_base and job.kind == "train" and model_path:
+            kept_paths.add(model_path)
     for evaluation in evaluations.values():
         if evaluation.id in claimed:
             continue
@@ -151,7 +163,8 @@ def list_runs(store: Store) -> list[Run]:
             corpus=corpus, config=f"{evaluation.details.get('queries', '?')} queries · "
                                   f"{evaluation.details.get('corpus', '?')} passages",
             device="", seconds=evaluation.seconds, state="succeeded", created=evaluation.created,
-            evaluation_id=evaluation.id, job_id=evaluation.job_id, metrics=evaluation.metrics))
+            evaluation_id=evaluation.id, job_id=evaluation.job_id,
+            kept_base=evaluation.model in kept_paths, metrics=evaluation.metrics))
     return sorted(runs, key=lambda r: r.created, reverse=True)
 
 
@@ -188,18 +201,6 @@ class QueryChange:
     def outcome(self) -> str:
         a, b = self.rank_a or 10**9, self.rank_b or 10**9
         return "win" if b < a else "loss" if b > a else "tie"
-
-
-def default_comparison(runs: list[Run]) -> tuple[Run, Run]:
-    """(reference, challenger) to compare first: the newest fine-tune against an evaluation of
-    its pair set (the baseline it started from), else the newest run against the one before."""
-    tuned = next((r for r in runs if r.kind == "fine-tune" and r.metrics), None)
-    if tuned:
-        base = next((r for r in runs if r.kind == "evaluation" and r.metrics
-                     and r.pair_set_id == tuned.pair_set_id), None)
-        if base:
-            return base, tuned
-    return runs[1], runs[0]
 
 
 def outcome_sentence(changes: list[QueryChange], reference: str, challenger: str) -> str:

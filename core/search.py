@@ -21,7 +21,7 @@ import numpy as np
 from . import models
 from .errors import WorkspaceError
 from .evaluate import Counter, cache_key, encode_corpus_cached, encode_one
-from .runs import MODEL_RUNS, list_runs
+from .runs import MODEL_RUNS, Run, list_runs
 from .store import Store
 
 EXACT_LIMIT = 1_000_000
@@ -98,11 +98,13 @@ class ModelChoice:
     dims: list[int]
 
 
-def searchable_models(store: Store, pair_set_id: int) -> list[ModelChoice]:
-    """Every model measured on the pair set, newest run first, each model once."""
+def searchable_models(store: Store, pair_set_id: int, runs: list[Run] | None = None
+                      ) -> list[ModelChoice]:
+    """Every model measured on the pair set, newest run first, each model once; a run that
+    kept the base model unchanged is the base model, not a model of its own."""
     choices: dict[str, ModelChoice] = {}
-    for run in list_runs(store):
-        if run.pair_set_id != pair_set_id or not run.metrics:
+    for run in list_runs(store) if runs is None else runs:
+        if run.pair_set_id != pair_set_id or not run.metrics or run.kept_base:
             continue
         model = run.model_path if run.kind in MODEL_RUNS else run.model
         if model and model not in choices:
@@ -111,14 +113,20 @@ def searchable_models(store: Store, pair_set_id: int) -> list[ModelChoice]:
     return list(choices.values())
 
 
-def default_pair(choices: list[ModelChoice]) -> tuple[int, int]:
-    """Indices of the two models to compare first: the newest baseline evaluation and the
-    newest fine-tuned model; otherwise the two newest runs."""
-    fine = next((i for i, c in enumerate(choices) if c.kind in MODEL_RUNS), None)
-    base = next((i for i, c in enumerate(choices) if c.kind == "evaluation"), None)
-    if fine is not None and base is not None:
-        return base, fine
-    return (1, 0) if len(choices) > 1 else (0, 0)
+def default_pair(choices: list[ModelChoice], base: Run | None, best: Run | None
+                 ) -> tuple[int, int]:
+    """Indices of the two models to compare first: the comparison that matters on this set
+    (``base`` and ``best`` of core.compare.comparison), the best on the right;
+    otherwise the two newest runs."""
+    ids = [c.run_id for c in choices]
+    base, best = (ids.index(r.id) if r is not None and r.id in ids else None
+                  for r in (base, best))
+    if base is None and best is None:
+        return (1, 0) if len(choices) > 1 else (0, 0)
+
+    def other(than: int) -> int:
+        return next((i for i in range(len(choices)) if i != than), than)
+    return (other(best), best) if base is None else (base, other(base) if best is None else best)
 
 
 def common_dims(a: ModelChoice, b: ModelChoice) -> list[int]:

@@ -452,6 +452,11 @@ class Store:
                          "FROM questions WHERE corpus_id = ?", [corpus_id, corpus_id])[0]
         return row["questions"], row["labels"]
 
+    def test_question_count(self, pair_set_id: int) -> int:
+        """Distinct test questions of a pair set (a question with two answers counts once)."""
+        return self.query("SELECT COUNT(DISTINCT query_id) AS n FROM pairs WHERE pair_set_id = ? "
+                          "AND split = 'test'", [pair_set_id])[0]["n"]
+
     def split_counts(self, pair_set_id: int) -> dict[str, int]:
         rows = self.query("SELECT COALESCE(split, 'unsplit') AS s, COUNT(*) AS n FROM pairs "
                           "WHERE pair_set_id = ? GROUP BY s", [pair_set_id])

@@ -55,14 +55,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import models
+from . import models, plan
 from .evaluate import RetrievalSet, default_dims, encode, ndcg_by_dim
 from .rotate import Rotation, fit, passage_vectors, prime_cache, save_rotated
 from .errors import Canceled
 from .store import Store, WorkspaceError
 
 log = logging.getLogger(__name__)
-MIN_QUESTIONS = 20  # fewer people's questions than this cannot judge a model
+MIN_QUESTIONS = plan.PEOPLE_TEST_MIN  # fewer people's questions than this cannot judge a model
 NEIGHBOURS = 10
 AGREEMENT_QUERIES = 500  # passages sampled as queries for neighbour agreement
 HUB_CUT = 0.25  # the share of hubness centring must remove before it may change full size
@@ -71,7 +71,7 @@ DOCUMENTS_ONLY_NOTE = (
     "Documents alone show how well each size keeps the full-size model's rankings, never "
     "whether a model ranks better: the run keeps the base model's full-size rankings exactly, "
     "unless centring the vectors removes hubs (passages that crowd into every top 10). Real "
-    "gains at full size need 50 real questions.")
+    f"gains at full size need {MIN_QUESTIONS} or more people's questions.")
 
 
 @dataclass
@@ -177,22 +177,34 @@ def centring_hubness(base: np.ndarray, generated: np.ndarray, centred: Rotation
 
 
 def centring_removes_hubs(measured: dict[str, tuple[float, float]]) -> bool:
-    """Whether centring cut hubness by ``HUB_CUT`` or more for every kind of query."""
-    return bool(measured) and all(after <= before * (1 - HUB_CUT) for before, after in
-                                  measured.values())
+    """Whether centring cut hubness by ``HUB_CUT`` or more for every kind of query. Where there
+    are no hubs to remove (hubness at or below 0 before), centring removes none."""
+    return bool(measured) and all(before > 0 and after <= before * (1 - HUB_CUT)
+                                  for before, after in measured.values())
 
 
 def hubness_line(measured: dict[str, tuple[float, float]]) -> str:
-    """One sentence on what centring does to the hubs, for the page and the CLI."""
+    """One sentence on what centring does to the hubs, for the page and the CLI: the rule
+    reads every kind of query, so the sentence names the one that fell short."""
     if not measured:
         return ""
     parts = ", ".join(f"{name} {before:.2f} → {after:.2f}" for name, (before, after)
                       in measured.items())
-    verdict = ("removes hubs here, so the centred rotation may change full size"
-               if centring_removes_hubs(measured) else
-               f"removes less than {HUB_CUT:.0%} of them here, so full size is kept as it is")
+    kinds = " and ".join(measured)
+    short = [name for name, (before, after) in measured.items()
+             if not (before > 0 and after <= before * (1 - HUB_CUT))]
+    if all(before <= 0 for before, _ in measured.values()):
+        verdict = ("there are no hubs here to remove (no skew before centring), so full size is "
+                   "kept as it is")
+    elif not short:
+        verdict = (f"centring cuts hubness by {HUB_CUT:.0%} or more for both {kinds}, so the "
+                   "centred rotation may change full size")
+    else:
+        verdict = (f"the centred rotation may change full size only where centring cuts hubness "
+                   f"by {HUB_CUT:.0%} or more for both {kinds}; it does not for "
+                   f"{' and '.join(short)}, so full size is kept as it is")
     return (f"Hubness (skew of how often each passage is in a top {NEIGHBOURS}) with centring: "
-            f"{parts}; centring {verdict}.")
+            f"{parts}; {verdict}.")
 
 
 def score_note(judged_by: str) -> str:
@@ -276,12 +288,11 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
             c.scores = neighbour_agreement(vectors, vectors, dims)
             c.eligible = c.name != "pca" or centring_removes_hubs(hubs)
         if not candidates[2].eligible:
-            candidates[2].reason = (f"changes full-size rankings, and centring removes less than "
-                                    f"{HUB_CUT:.0%} of the hubs here; only people's questions "
-                                    "can show it does not lose at full size")
-        candidates.append(Candidate("fine-tuned", reason=(
-            f"not tried: generated questions cannot judge it; give {MIN_QUESTIONS}+ people's "
-            "questions")))
+            candidates[2].reason = (f"changes full-size rankings, and centring does not cut "
+                                    f"hubness by {HUB_CUT:.0%} or more for both passages and "
+                                    "generated questions here; only people's questions can show "
+                                    "it does not lose at full size")
+        candidates.append(Candidate("fine-tuned", reason=not_tried(store, corpus_id)))
         judged_by = "neighbour agreement"
     kept = _choose(candidates)
     stop_if_asked(reporter)
@@ -296,6 +307,21 @@ def stop_if_asked(reporter) -> None:
     once rather than finish and then say it was canceled."""
     if reporter is not None and reporter.should_stop():
         raise Canceled("canceled before the run kept a model")
+
+
+def not_tried(store: Store, corpus_id: int) -> str:
+    """Why the fine-tuned candidate was not tried, from the corpus's own counts: the advice
+    never asks for questions the workspace already has."""
+    from .pairs import is_generated
+    counts = [(store.test_question_count(p.id), p.name) for p in store.pair_sets(corpus_id)
+              if not is_generated(p)]
+    n, name = max(counts, default=(0, ""))
+    if n >= MIN_QUESTIONS:
+        return (f"not tried: this run was asked for documents only; judge on the people's "
+                f"questions of '{name}' ({n} test questions) to try it")
+    return (f"not tried: generated questions cannot judge it; label {MIN_QUESTIONS - n} more "
+            f"people's questions to make a test set of {MIN_QUESTIONS}"
+            + (f" ('{name}' has {n})" if n else ""))
 
 
 def _save_kept(store: Store, kept: str, maps: dict[str, Rotation], base: np.ndarray,
@@ -345,7 +371,7 @@ def _generated_pair_set(store: Store, corpus_id: int) -> int:
     from .pairs import generate_builtin, is_generated
     generated = [p for p in store.pair_sets(corpus_id) if is_generated(p)]
     return generated[0].id if generated else generate_builtin(
-        store, corpus_id, "generated for the documents-only run")
+        store, corpus_id, "generated for the documents-only run", made_by="documents-only run")
 
 
 def _generated_queries(store: Store, corpus_id: int) -> list[str]:
@@ -403,7 +429,7 @@ def display_pair_set(store: Store, corpus_id: int, preferred: int | None = None)
 def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> dict:
     """The documents-only run as a job: tune, then measure the kept model and the base on the
     corpus's test questions, so it shows in Results, Runs and Search as its own run."""
-    from .evaluate import BASELINE, evaluate_named, save
+    from .evaluate import BASELINE, evaluate_named, same_measurement, save
     corpus = store.corpus(config["corpus_id"])
     questions = config.get("questions")
     people = people_questions(store, corpus.id, questions) if questions is not None else None
@@ -414,8 +440,12 @@ def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> 
     if shown is not None:
         data = RetrievalSet.from_pair_set(store, shown)
         reporter.status("Measuring the base and the kept model on the test questions")
-        base = evaluate_named(config.get("model"), data, result.dims, store)
-        out["baseline_evaluation"] = save(store, base, shown, BASELINE, job_id)
+        base_model = config.get("model") or models.DEFAULT_MODEL
+        # The base measured on these very questions already is not measured (and listed) twice.
+        out["baseline_evaluation"] = same_measurement(store, shown, base_model, data, result.dims)
+        if out["baseline_evaluation"] is None:
+            base = evaluate_named(base_model, data, result.dims, store)
+            out["baseline_evaluation"] = save(store, base, shown, BASELINE, job_id)
         kept = evaluate_named(result.model_path, data, result.dims, store)
         kept.model = f"{config.get('model') or models.DEFAULT_MODEL} ({result.kept})"
         out["evaluation"] = save(store, kept, shown, run_name(result.kept, corpus.name), job_id)

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from . import jobs, plan
+from .compare import comparison
 from .label import people_pair_set, test_questions
+from .pairs import chosen_by_a_person
 from .runs import list_runs
 from .store import Store
 from .wording import plural
@@ -34,6 +36,7 @@ class Status:
     action: str  # the label of the next-action button
     running: int
     queued: int
+    comparison: str = ""  # the comparison that matters, in one line (core.compare.comparison)
 
     def summary(self) -> str:
         corpora, pair_sets = self.steps[1].state, self.steps[2].state
@@ -45,7 +48,9 @@ def active_jobs(store: Store) -> list[jobs.Job]:
     return [j for j in jobs.all_jobs(store) if j.state in ("queued", "running")]
 
 
-def status(store: Store) -> Status:
+def status(store: Store, corpus_id: int | None = None) -> Status:
+    """The steps and the next action; ``corpus_id`` (default: that of the newest measured run)
+    is the corpus whose comparison that matters is told."""
     corpora = store.corpora()
     pair_sets = store.pair_sets()
     split = [p for p in pair_sets if {"train", "test"} <= set(store.split_counts(p.id))]
@@ -68,7 +73,10 @@ def status(store: Store) -> Status:
         Step("baseline", "Baseline", "views/results.py", plural(len(measured), "evaluation"),
              bool(measured)),
         Step("finetune", "Fine-tune", "views/finetune.py",
-             f"{plural(len(tuned), 'fine-tuned model')}"
+             # A fine-tune that kept the base handed back no model of its own.
+             f"{plural(sum(not r.kept_base for r in tuned), 'fine-tuned model')}"
+             + (f", {sum(r.kept_base for r in tuned)} kept the base" if any(
+                 r.kept_base for r in tuned) else "")
              + (f", {running} running" if running else "") + (f", {queued} queued" if queued else ""),
              bool(tuned)),
         Step("label", "Label", "views/label.py",
@@ -93,7 +101,9 @@ def status(store: Store) -> Status:
         step, action = steps[5], "Label real questions to check the gain"
     else:
         step, action = steps[7], "Search with both models"
-    return Status(steps, step, action, running, queued)
+    matters = comparison(store, corpus_id, runs=runs)
+    return Status(steps, step, action, running, queued,
+                  matters.headline() if matters.pair_set_id is not None else "")
 
 
 def current_choice(options: list[T], remembered: T | None, preferred: T | None = None) -> T:
@@ -117,3 +127,12 @@ def current_choice(options: list[T], remembered: T | None, preferred: T | None =
         if choice is not None and choice in options:
             return choice
     return options[-1]
+
+
+def preferred_pair_set(pair_sets: list, preferred: int | None = None) -> int | None:
+    """The pair set a page shows first when the person has chosen none: ``preferred`` (e.g. the
+    test set of the comparison that matters), else the newest one a person made; a set a run
+    made for its own use (the documents-only run's generated questions) is never the default."""
+    if preferred is not None:
+        return preferred
+    return next((p.id for p in reversed(pair_sets) if chosen_by_a_person(p)), None)

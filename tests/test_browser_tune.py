@@ -17,7 +17,7 @@ def test_documents_only_run_from_the_page(home, count, request):
             screenshot_on_failure(request.node, page):
         page.goto(url + "/finetune")
         page.get_by_text("Documents only: no questions needed").click(timeout=240_000)
-        page.get_by_text("50 real questions").first.wait_for(timeout=60_000)
+        page.get_by_text("or more people's questions").first.wait_for(timeout=60_000)
         page.get_by_role("button", name="Run documents only").click()
         page.get_by_text("succeeded ·").first.wait_for(timeout=600_000)
         wait_idle(page)

@@ -21,7 +21,7 @@ def claims() -> list[tuple[str, str]]:
     generator = PseudoQueryConfig()
     example = plan.default_plan(n_pairs=480, passage_tokens=[120] * 480, device="cpu",
                                 model_max_seq=256, parameters=22_700_000)
-    real_questions = re.search(r"add (\d+) real", GENERATED_TEST).group(1)
+    real_questions = re.search(r"label (\d+) or more people's", GENERATED_TEST).group(1)
     return [
         ("questions in Decide", f"{len(decision.load().questions)} questions about the use case"),
         ("answers needed", f"Give at least {decision.MIN_ANSWERS} answers"),
@@ -30,7 +30,8 @@ def claims() -> list[tuple[str, str]]:
         ("generated pairs filter", f"ranks its passage in the top {generator.filter_top_k} of the corpus"),
         ("generator sample", f"Beyond {generator.max_chunks:,} chunks both the queries and that ranking "
                              f"come from a seeded sample of {generator.max_chunks:,} chunks"),
-        ("real questions to add", f"point at importing {real_questions} real questions"),
+        ("real questions to add", f"point at labelling {real_questions} or more people's questions"),
+        ("people's test set", f"labelled people's questions once there are {plan.PEOPLE_TEST_MIN},"),
         ("default dimensions", f"({', '.join(map(str, default_dims(384)))} by default)"),
         ("validation passages", f"against at most {VALIDATION_PASSAGES:,} passages"),
         ("time budget", f"({plan.BUDGET_MINUTES['cpu']:g} minutes on CPU, {plan.BUDGET_MINUTES['cuda']:g} "

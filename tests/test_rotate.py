@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from core import models
+from core import models, plan
 from core.beir import load_demo
 from core.evaluate import encode
 from core.rotate import fit, passage_vectors
@@ -176,7 +176,7 @@ def test_tune_cli_contract_and_its_run_in_the_runs_list(demo):
     assert set(names["rotation"]["scores"]) == {"384", "256", "128", "64", "32"}
     assert names["rotation"]["scores"]["384"] == pytest.approx(1.0, abs=1e-3)
     assert not names["fine-tuned"]["eligible"] and "people" in names["fine-tuned"]["reason"]
-    assert "50 real questions" in out["note"]
+    assert f"{plan.PEOPLE_TEST_MIN} or more people's questions" in out["note"]
     run = next(r for r in list_runs(store) if r.id == out["run"])
     assert run.kind == "documents-only" and run.name == f"rotated for {store.corpus(corpus_id).name}"
     assert run.pair_set_id == pair_set_id and run.metrics and run.model_path == out["model_path"]

@@ -5,6 +5,7 @@ import re
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from core.compare import comparison
 from core import models, search
 from core.evaluate import encode
 from core.store import WorkspaceError
@@ -34,7 +35,8 @@ def test_search_ranks_match_a_direct_numpy_computation(trained):  # noqa: F811
 def test_default_pair_is_the_baseline_and_the_fine_tuned_model(trained):  # noqa: F811
     [pair_set] = trained.pair_sets()
     choices = search.searchable_models(trained, pair_set.id)
-    left, right = search.default_pair(choices)
+    matters = comparison(trained, pair_set.corpus_id, pair_set.id)
+    left, right = search.default_pair(choices, matters.base, matters.best)
     assert choices[left].kind == "evaluation" and choices[left].model == models.DEFAULT_MODEL
     assert choices[right].kind == "fine-tune" and choices[right].model.endswith("/model")
     with pytest.raises(WorkspaceError, match="type a question"):

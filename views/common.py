@@ -127,6 +127,13 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus"):
     return next(c for c in corpora if c.name == name)
 
 
+def current_corpus_id() -> int | None:
+    """The session's current corpus, for pages without a corpus selector (Runs, Home); None
+    when none was chosen, and core then takes the corpus of the newest measured run."""
+    name = st.session_state.get(CURRENT_CORPUS)
+    return next((c.id for c in store().corpora() if c.name == name), None)
+
+
 def show_flash() -> None:
     """The success message a page left for itself before its last ``st.rerun()``."""
     if "flash" in st.session_state:
@@ -135,9 +142,10 @@ def show_flash() -> None:
 
 def pick_pair_set(pair_sets: list, preferred: int | None = None):
     """The session's current pair set among ``pair_sets``, as a selector; first shown on
-    ``preferred`` when nothing was chosen yet, else on the newest."""
+    ``preferred`` when nothing was chosen yet, else on the newest a person made."""
     by_id = {p.id: p for p in pair_sets}
-    chosen = _current_selectbox("Pair set", list(by_id), CURRENT_PAIR_SET, "pair_set", preferred,
+    chosen = _current_selectbox("Pair set", list(by_id), CURRENT_PAIR_SET, "pair_set",
+                                workflow.preferred_pair_set(pair_sets, preferred),
                                 lambda i: pair_set_label(store(), by_id[i]))
     return by_id[chosen]
 

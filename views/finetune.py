@@ -4,7 +4,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, models, ranges, runs, tune
+from core import jobs, label, models, ranges, runs, tune
 from core.cli import distributed_commands, job_config_file
 from core.evaluate import METRICS
 from core.pairs import is_generated
@@ -37,8 +37,14 @@ with st.expander("Documents only: no questions needed"):
     tune_corpus = pick_corpus(key="tune_corpus")
     people = [p for p in workspace.pair_sets(tune_corpus.id) if not is_generated(p)
               and workspace.split_counts(p.id).get("test", 0) >= tune.MIN_QUESTIONS]
-    judge = st.selectbox("Judge on people's questions", [None, *people], key="tune_people",
-                         format_func=lambda p: "none: documents only" if p is None else p.name)
+    # Where people's questions can judge, they do by default (label.ready_people_set).
+    ready = label.ready_people_set(workspace, tune_corpus.id)
+    options = [None, *people]
+    judge = st.selectbox("Judge on people's questions", options, key=f"tune_people_{tune_corpus.id}",
+                         index=next((i for i, p in enumerate(options) if p and ready
+                                     and p.id == ready.id), 0),
+                         format_func=lambda p: "none: documents only" if p is None else
+                         f"{p.name} ({workspace.test_question_count(p.id)} test questions)")
     if st.button("Run documents only", type="primary", key="tune_start"):
         with explained():
             config = {"corpus_id": tune_corpus.id, **({"questions": judge.id} if judge else {})}

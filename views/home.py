@@ -4,8 +4,8 @@ from core import workflow
 from core.disk import workspace_size
 from core.beir import DEMO_CORPUS, load_demo
 from core.evaluate import counted
-from views.common import (CURRENT_CORPUS, escape, explained, model_info, show_flash, show_progress,
-                          store, token_counter)
+from views.common import (CURRENT_CORPUS, current_corpus_id, escape, explained, model_info,
+                          show_flash, show_progress, store, token_counter)
 
 st.title("ragtune")
 st.markdown("**RAG or fine-tuning?** Answer a few questions about your use case, then measure what "
@@ -13,8 +13,10 @@ st.markdown("**RAG or fine-tuning?** Answer a few questions about your use case,
 
 workspace = store()
 show_flash()
-status = workflow.status(workspace)
+status = workflow.status(workspace, current_corpus_id())
 st.caption(status.summary())
+if status.comparison:
+    st.markdown(f"**What the numbers say:** {escape(status.comparison)}")
 for column, step in zip(st.columns(len(status.steps)), status.steps):
     mark = ":material/check_circle:" if step.done else (
         ":material/arrow_forward:" if step is status.next else ":material/radio_button_unchecked:")

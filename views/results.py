@@ -4,9 +4,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import label, models, plan
-from core.compare import (capped_metrics, ceiling_note, compare_evaluations, gains, headlines,
-                          per_query_ndcg, trust_note)
+from core import label, models, plan, runs
+from core.compare import (capped_metrics, ceiling_note, compare_evaluations, comparison, gains,
+                          headlines, per_query_ndcg, trust_note)
 from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
                            load_evaluations, misses, save)
 from core.wording import plural, sentence
@@ -25,14 +25,18 @@ if not pair_sets:
     st.stop()
 people = label.people_pair_set(workspace, corpus.id)
 people_ready = people is not None and label.test_questions(workspace, people.id) >= plan.PEOPLE_TEST_MIN
-pair_set = pick_pair_set(pair_sets, people.id if people_ready else None)
+all_runs = runs.list_runs(workspace)
+best_set = comparison(workspace, corpus.id, runs=all_runs).pair_set_id
+pair_set = pick_pair_set(pair_sets, best_set or (people.id if people_ready else None))
+matters = comparison(workspace, corpus.id, pair_set.id, all_runs)
 if trust_note(pair_set):
     st.warning(escape(trust_note(pair_set)), icon=":material/warning:")
     if people_ready:
         st.info(f"This corpus has {label.test_questions(workspace, people.id)} labelled people's "
                 f"questions: choose the pair set '{escape(people.name)}' to judge on them.")
     else:
-        st.page_link("views/label.py", label="Label 50 real questions (Label page)",
+        st.page_link("views/label.py", label=f"Label {plan.PEOPLE_TEST_MIN} or more people's "
+                     "questions (Label page)",
                      icon=":material/checklist:")
 if people is not None and pair_set.id == people.id:
     with explained():
@@ -69,11 +73,20 @@ evaluations = load_evaluations(workspace, pair_set.id)
 if not evaluations:
     st.stop()
 
-names = {e.id: f"#{e.id} {e.label} · {e.model} · {time.strftime('%b %d %H:%M', time.localtime(e.created))}"
+same_as_base = {r.evaluation_id for r in all_runs if r.kept_base}
+names = {e.id: f"#{e.id} {e.label}{' ' + runs.SAME_AS_BASE if e.id in same_as_base else ''} · "
+               f"{e.model} · {time.strftime('%b %d %H:%M', time.localtime(e.created))}"
          for e in evaluations}
+by_id = {e.id: e for e in evaluations}
+# The comparison that matters (core.compare.comparison): the base against the best other model
+# measured on this very set, base first; a fine-tune that kept the base is never the default.
 chosen_ids = st.multiselect("Evaluations to show", list(names), format_func=names.get,
-                            default=[e.id for e in evaluations][-2:])
-chosen = [e for e in evaluations if e.id in chosen_ids]
+                            default=[r.evaluation_id for r in matters.runs()])
+chosen = [by_id[i] for i in chosen_ids]
+if matters.same_as_base:
+    st.caption(escape(", ".join(r.name for r in matters.same_as_base)) + " kept the base model "
+               f"unchanged {escape(runs.SAME_AS_BASE)}: fine-tuning did not help there, so it is "
+               "not compared as a model of its own.")
 metric = st.selectbox("Metric", METRICS, index=0)
 
 figure = go.Figure()

@@ -6,11 +6,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import export, models, runs, storage
-from core.compare import compare_evaluations
+from core.compare import compare_evaluations, comparison
 from core.disk import folder_bytes, human_bytes
 from core.evaluate import PREFERRED_DIM
-from views.common import (dims_axis, escape, explained, plot, scores_table, show_flash,
-                          show_progress, store)
+from views.common import (current_corpus_id, dims_axis, escape, explained, plot, scores_table,
+                          show_flash, show_progress, store)
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "
@@ -31,13 +31,20 @@ shown = [r for r in all_runs if r.kind in kinds
          and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
 table = pd.DataFrame([r.row() for r in shown])
 scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")], lead=("id", "name"))
-labels = {r.id: f"{r.id} · {r.name} · {r.model} · {r.pair_set}" for r in all_runs}
+labels = {r.id: f"{r.id} · {r.shown_name} · {r.model} · on {r.pair_set}" for r in all_runs}
 by_id = {r.id: r for r in all_runs}
 measured = [r.id for r in shown if r.metrics]
+matters = comparison(workspace, current_corpus_id(), runs=all_runs)
+default_ids = [r.id for r in matters.runs() if r.id in measured]
 
 # -- overlay ---------------------------------------------------------------------------------
 st.subheader("NDCG@10 by embedding size")
-chosen = st.multiselect("Runs on the chart", measured, default=measured[:2], format_func=labels.get)
+st.markdown(escape(matters.headline()))
+chosen = st.multiselect("Runs on the chart", measured, default=default_ids, format_func=labels.get)
+if len({by_id[r].pair_set_id for r in chosen}) > 1:
+    st.warning("These runs were measured on different test sets, so their lines are not "
+               "comparable: the same model scores differently on other questions. Compare runs "
+               "of one set.", icon=":material/warning:")
 figure = go.Figure()
 for run_id in chosen:
     scores = dict(sorted(by_id[run_id].ndcg().items()))
@@ -56,10 +63,10 @@ d2.download_button("Results as JSON", export.results_json(selected), "ragtune-re
 if len(measured) >= 2:
     st.subheader("Per-question wins and losses")
     w1, w2, w3 = st.columns([2, 2, 1])
-    reference, challenger = runs.default_comparison([by_id[r] for r in measured])
-    b = by_id[w1.selectbox("Run", measured, index=measured.index(challenger.id),
+    pair = default_ids if len(default_ids) == 2 else measured[1::-1]
+    b = by_id[w1.selectbox("Run", measured, index=measured.index(pair[1]),
                            format_func=labels.get, key="wl_b")]
-    a = by_id[w2.selectbox("compared with", measured, index=measured.index(reference.id),
+    a = by_id[w2.selectbox("compared with", measured, index=measured.index(pair[0]),
                            format_func=labels.get, key="wl_a")]
     common = [d for d in sorted(a.metrics, reverse=True) if d in b.metrics]
     if common:
@@ -113,7 +120,10 @@ if not finished:
     st.info("Export needs a finished fine-tuning run.")
 else:
     e1, e2 = st.columns([3, 1])
-    run = by_id[e1.selectbox("Fine-tuned model", finished, format_func=labels.get, key="export_run")]
+    best = matters.best_model_run(all_runs)
+    finished.sort(key=lambda r: by_id[r].kept_base)  # "= base" last: it is the base model
+    run = by_id[e1.selectbox("Fine-tuned model", finished, format_func=labels.get, key="export_run",
+                             index=finished.index(best.id) if best and best.id in finished else 0)]
     dims = sorted(run.metrics, reverse=True) or [384]
     dim = e2.selectbox("Dimensions to use", dims, key="export_dim",
                        index=dims.index(PREFERRED_DIM) if PREFERRED_DIM in dims else 0)

@@ -1,6 +1,7 @@
 import streamlit as st
 
-from core import search
+from core import runs, search
+from core.compare import comparison
 from core.evaluate import PREFERRED_DIM, counted
 from views.common import escape, explained, pick_corpus, pick_pair_set, show_progress, store
 
@@ -9,16 +10,19 @@ st.caption("The same question against the same passages, ranked by two models at
            "size you would store. ✓ marks the passage labelled as the answer of a test question.")
 workspace = store()
 corpus = pick_corpus()
-pair_sets = [p for p in workspace.pair_sets(corpus.id) if search.searchable_models(workspace, p.id)]
+all_runs = runs.list_runs(workspace)
+pair_sets = [p for p in workspace.pair_sets(corpus.id)
+             if search.searchable_models(workspace, p.id, all_runs)]
 if not pair_sets:
     st.info("No model has been measured on a pair set of this corpus yet: measure the baseline "
             "on the Results page, or fine-tune one.")
     st.page_link("views/results.py", label="Go to Results", icon=":material/monitoring:")
     st.stop()
-pair_set = pick_pair_set(pair_sets)
+pair_set = pick_pair_set(pair_sets, comparison(workspace, corpus.id, runs=all_runs).pair_set_id)
 
-choices = search.searchable_models(workspace, pair_set.id)
-first, second = search.default_pair(choices)
+choices = search.searchable_models(workspace, pair_set.id, all_runs)
+matters = comparison(workspace, corpus.id, pair_set.id, all_runs)
+first, second = search.default_pair(choices, matters.base, matters.best)
 c1, c2, c3 = st.columns([2, 2, 1])
 model_a = c1.selectbox("Left model", choices, index=first, format_func=lambda c: c.label)
 model_b = c2.selectbox("Right model", choices, index=second, format_func=lambda c: c.label)
