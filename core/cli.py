@@ -925,7 +925,6 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
 
 def run_compare(args) -> None:
     from .compare import compare_evaluations, comparison
-    from .label import corpus_ref
     from .runs import evaluation_of, get_run
     store = Store()
     matters = None
@@ -935,8 +934,8 @@ def run_compare(args) -> None:
         raise WorkspaceError("name two runs to compare (python -m core compare e1 j2), or none "
                              "for the base model against the best other model")
     else:
-        corpus = corpus_ref(store, args.corpus) if args.corpus else None
-        matters = comparison(store, corpus)
+        corpus_id = store.find_corpus(args.corpus).id if args.corpus else None
+        matters = comparison(store, corpus_id)
         if matters.base is None or matters.best is None:
             raise WorkspaceError(f"{matters.headline()} Measure the base model and another model "
                                  "on one test set first (python -m core evaluate --pairs ID)")
