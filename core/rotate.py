@@ -169,9 +169,9 @@ def save_rotated(model_name: str | None, rotation: Rotation, path: Path, details
 
 # -- corpus vectors, through the workspace cache -------------------------------------------------
 def passage_vectors(store: Store | None, model_name: str | None, texts: list[str],
-                    progress: Callable[[float], None] | None = None) -> np.ndarray:
+                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The model's vectors for ``texts`` as passages, from the cache the evaluator fills;
-    ``progress`` is told the share encoded (and may raise to stop)."""
+    ``progress`` is told (passages encoded, passages to encode), and may raise to stop."""
     from . import models
     from .evaluate import cache_key, encode_corpus_cached
     model = models.load(model_name)

@@ -262,7 +262,7 @@ def tune(store: Store, corpus_id: int, output_dir: Path, model: str | None = Non
     base_model = models.load(model)
     dims = default_dims(base_model.get_embedding_dimension())
     say(f"Encoding {len(texts):,} passages of '{corpus.name}'")
-    base = passage_vectors(store, model, texts, lambda share: stop_if_asked(reporter))
+    base = passage_vectors(store, model, texts, lambda done, total: stop_if_asked(reporter))
     say("Fitting the rotations")
     maps: dict[str, Rotation] = {"rotation": fit(base, "rotation"), "pca": fit(base, "pca")}
     candidates = [Candidate("base")] + [Candidate(name) for name in maps]

@@ -27,7 +27,8 @@ people = label.people_pair_set(workspace, corpus.id)
 people_ready = people is not None and label.test_questions(workspace, people.id) >= plan.PEOPLE_TEST_MIN
 all_runs = runs.list_runs(workspace)
 best_set = comparison(workspace, corpus.id, runs=all_runs).pair_set_id
-pair_set = pick_pair_set(pair_sets, best_set or (people.id if people_ready else None))
+# People's questions judge first, measured or not: unmeasured, the page offers to measure on them.
+pair_set = pick_pair_set(pair_sets, people.id if people_ready else best_set)
 matters = comparison(workspace, corpus.id, pair_set.id, all_runs)
 if trust_note(pair_set):
     st.warning(escape(trust_note(pair_set)), icon=":material/warning:")
