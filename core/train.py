@@ -617,7 +617,9 @@ def checkpoint_seconds(model, folder: Path) -> float:
     started = time.perf_counter()
     try:
         torch.save(model.state_dict(), probe)
-    except OSError:  # a full disk is reported where a checkpoint is written, in words
+    # No room (torch says so for a file-size limit with a RuntimeError) is reported in words
+    # where a checkpoint is written, not by this probe.
+    except (OSError, RuntimeError):
         return 0.0
     finally:
         seconds = time.perf_counter() - started
