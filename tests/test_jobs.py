@@ -136,7 +136,7 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     assert jobs.recover(restarted.store) == 1
     interrupted = jobs.get(store, job_id)
     assert interrupted.state == "interrupted"
-    last_event = max(e["ts"] for e in jobs.events(store, job_id, "log"))
+    last_event = max(e["ts"] for kind in ("log", "point") for e in jobs.events(store, job_id, kind))
     assert interrupted.finished == last_event  # the downtime is not counted as run time
     jobs.resume(store, job_id)
     resumed = jobs.get(store, job_id)
