@@ -19,7 +19,7 @@ from .pairs import is_generated
 from .runs import Run, list_runs
 from .significance import Difference, paired_bootstrap
 from .store import Store, WorkspaceError
-from .wording import sentence
+from .wording import plural, sentence
 
 Metrics = dict[int, dict[str, float]]
 PerQuery = dict[int, dict[str, float]]  # dimension -> question id -> NDCG@10
@@ -247,7 +247,7 @@ def test_set_rank(store: Store, pair_set) -> tuple:
 
 def describe_test_set(store: Store, pair_set) -> str:
     n = test_questions(store, pair_set.id)
-    return f"'{pair_set.name}' ({n} test question{'s' * (n != 1)})"
+    return f"'{pair_set.name}' ({plural(n, 'test question')})"
 
 
 def is_base(run: Run) -> bool:

@@ -24,7 +24,7 @@ if not pair_sets:
     st.page_link("views/pairs.py", label="Go to Pairs", icon=":material/quiz:")
     st.stop()
 people = label.people_pair_set(workspace, corpus.id)
-people_ready = people is not None and label.test_questions(workspace, people.id) >= plan.PEOPLE_TEST_MIN
+people_ready = label.ready_people_set(workspace, corpus.id) is not None
 all_runs = runs.list_runs(workspace)
 best_set = comparison(workspace, corpus.id, runs=all_runs).pair_set_id
 # People's questions judge first, measured or not: unmeasured, the page offers to measure on them.
