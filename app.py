@@ -6,8 +6,8 @@ multipage app, and a first visit straight to a deep link would then skip this fi
 """
 import streamlit as st
 
-from core import jobs
-from core.workflow import active_jobs
+from core.deciding.workflow import active_jobs
+from core.training import jobs
 from views.common import FAULTS, runner, show_fault, store
 
 st.set_page_config(page_title="ragtune", page_icon=":material/target:", layout="wide")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import models
-from core.corpus import ChunkSettings, chunk_text
 import itertools
+
+from core.documents.corpus import ChunkSettings, chunk_text
+from core.workspace import models
 
 
 def main() -> None:

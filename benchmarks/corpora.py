@@ -1,5 +1,5 @@
 """Benchmark corpora built from material every Debian machine has offline, each with queries
-written by people, in the same (id, query, passage) shape as ``core.demo.stdlib_pairs``:
+written by people, in the same (id, query, passage) shape as ``core.documents.demo.stdlib_pairs``:
 
 * ``stdlib``: Python docstrings, summary → body (the demo corpus; code documentation).
 * ``manpages``: man pages, the NAME one-liner ("list directory contents") → the DESCRIPTION
@@ -17,11 +17,11 @@ import gzip
 import re
 from pathlib import Path
 
-from core.beir import link_pairs
-from core.corpus import ChunkSettings, Document, ingest
-from core.demo import stdlib_pairs
-from core.pairs import split
-from core.store import Store
+from core.documents.beir import link_pairs
+from core.documents.corpus import ChunkSettings, Document, ingest
+from core.documents.demo import stdlib_pairs
+from core.documents.pairs import split
+from core.workspace.store import Store
 
 MAN_DIR = Path("/usr/share/man/man1")
 LIBRARY_MAN_DIR = Path("/usr/share/man/man3")

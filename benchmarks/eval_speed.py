@@ -19,11 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import demo, models
-from sentence_transformers.sentence_transformer.evaluation import (
-    InformationRetrievalEvaluator, SequentialEvaluator)
-from core.evaluate import RetrievalSet, evaluate, evaluate_named, score_all_dims
-from core.store import Store
+from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator, SequentialEvaluator
+
+from core.documents import demo
+from core.measuring.evaluate import RetrievalSet, evaluate, evaluate_named, score_all_dims
+from core.workspace import models
+from core.workspace.store import Store
 
 DIMS = [384, 256, 128, 64, 32]
 
@@ -31,6 +32,7 @@ DIMS = [384, 256, 128, 64, 32]
 def torch_peak_probe():
     """tracemalloc sees numpy's allocations but not torch's; sample RSS growth for those."""
     import threading
+
     import psutil
     process = psutil.Process()
     base = process.memory_info().rss

@@ -4,7 +4,7 @@ same epochs.
 
   reference  the sentence-transformers trainer: MatryoshkaLoss over MultipleNegativesRankingLoss,
              NO_DUPLICATES batches of 32, bf16 on CUDA, no evaluation while training
-  ragtune    ``core.train.train`` with the same pairs, epochs and dimensions, every other setting
+  ragtune    ``core.training.train.train`` with the same pairs, epochs and dimensions, every other setting
              left to the default plan (batch from free device memory on CUDA, fitted sequence
              length, bf16/tf32, fused AdamW), its per-epoch evaluations and saving included
 Pairs per second = pairs × epochs / seconds of training (ragtune's include loading, its
@@ -45,7 +45,7 @@ def build_random_bert(folder: Path) -> str:
     from sentence_transformers.sentence_transformer.modules import Pooling
     from transformers import BertConfig, BertModel
 
-    from core import models
+    from core.workspace import models
     tokenizer = models.load_fresh(None, "cpu").tokenizer
     torch.manual_seed(0)
     weights = folder / "weights"
@@ -62,11 +62,11 @@ def data(home: str, n_pairs: int, names: tuple[str, ...] = ("stdlib",)):
     """The people's train pairs of the named benchmark corpora, pooled (the demo alone has ~570);
     judged on the first corpus's pairs."""
     from benchmarks import corpora
-    from core import models
-    from core.beir import load_demo
-    from core.errors import WorkspaceError
-    from core.evaluate import RetrievalSet
-    from core.store import Store
+    from core.documents.beir import load_demo
+    from core.measuring.evaluate import RetrievalSet
+    from core.workspace import models
+    from core.workspace.errors import WorkspaceError
+    from core.workspace.store import Store
     store, count = Store(home), models.token_counter()
     pairs, test = [], None
     for name in names:
@@ -84,8 +84,8 @@ def child(side: str, model_path: str, n_pairs: int, epochs: int, max_seq: int | 
           names: tuple[str, ...] = ("stdlib",)) -> dict:
     import torch
 
-    from core import models
-    from core.evaluate import default_dims, evaluate
+    from core.measuring.evaluate import default_dims, evaluate
+    from core.workspace import models
     with tempfile.TemporaryDirectory() as home:
         pairs, test = data(home, n_pairs, names)
         dims = default_dims(models.load_fresh(model_path, "cpu").get_embedding_dimension())
@@ -93,7 +93,8 @@ def child(side: str, model_path: str, n_pairs: int, epochs: int, max_seq: int | 
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         if side == "ragtune":
-            from core.train import TrainConfig, train
+            from core.training.config import TrainConfig
+            from core.training.train import train
 
             class Quiet:
                 def status(self, text): pass
@@ -126,10 +127,12 @@ def reference(model_path: str, pairs, epochs: int, max_seq: int | None, dims: li
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments)
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
     from transformers.trainer_callback import PrinterCallback
 
-    from core import models
+    from core.workspace import models
     cuda = torch.cuda.is_available()
     model = models.load_fresh(model_path, "cuda" if cuda else "cpu")
     if max_seq:
@@ -177,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from core import models
+    from core.workspace import models
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     names = tuple(args.corpora.split(","))
     print(f"{device}; {args.epochs} epoch(s), at most {args.pairs} pairs of {args.corpora}"

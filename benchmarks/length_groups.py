@@ -16,7 +16,7 @@ Measured and not adopted (yet): steps alone ran 0.59× the time on CPU, but end 
 shared 2-core machine the gain was within noise and one corpus lost 0.010 NDCG@10 at 128 dims
 (issue 20). It lives beside the benchmark that compares it (``step_speed.py``'s ``+groups``
 variant) until a quiet machine or a GPU shows it pays; adopting it is one ``batch_sampler=``
-line in ``core.train.training_arguments``.
+line in ``core.training.train.training_arguments``.
 
 Example::
 

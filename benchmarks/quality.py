@@ -3,10 +3,10 @@ kinds, scored on people's test queries: NDCG@10 at every dimension, side by side
 
 Rows per corpus (all measured on the same people's test queries):
   * base       — the bundled model, truncated;
-  * rotation   — core.rotate's orthogonal rotation fitted on the corpus, its mean direction last
+  * rotation   — core.training.rotate's orthogonal rotation fitted on the corpus, its mean direction last
                  (full size kept exactly);
   * pca        — the centred PCA rotation (the free baseline of issue 16);
-  * adapted    — core.adaptor's learned rotation;
+  * adapted    — benchmarks.adaptor's learned rotation;
   * doc-only   — ``python -m core tune`` with documents alone (what it kept);
   * generated  — fine-tuned on generated pairs, epoch picked on generated questions;
   * judged     — ``tune`` with people's *train* questions as the judge (fine-tunes too);
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpora  # noqa: E402
-from core.plan import planned_vs_actual  # noqa: E402
+from core.training.plan import planned_vs_actual  # noqa: E402
 
 ROWS = ("base", "rotation", "pca", "adapted", "doc-only", "generated", "judged", "labelled")
 
@@ -48,11 +48,11 @@ class Quiet:
 
 def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None) -> dict:
     """NDCG@10 per size of a fine-tune on people's train pairs or on generated pairs."""
-    from core.finetune import run_experiment
-    from core.pairs import generate_builtin
-    from core.train import TrainConfig
+    from core.documents.pairs import generate_builtin
+    from core.training.config import TrainConfig
+    from core.training.finetune import run_experiment
     # Every run holds out its own validation share of these pairs to pick the epoch
-    # (core.validation), as the page and the CLI do; the people's test queries stay unseen.
+    # (core.training.validation), as the page and the CLI do; the people's test queries stay unseen.
     source = people if mode == "labelled" else generate_builtin(store, corpus_id, "generated")
     pairs = [(p["query"], p["positive"])
              for p in store.pairs(source, "train" if mode == "labelled" else None)]
@@ -74,8 +74,8 @@ def unrotated(model_path: str, test) -> dict[int, float]:
     two modules, Dense and Normalize): what the rotation step added on people's questions."""
     from sentence_transformers import SentenceTransformer
 
-    from core import models
-    from core.evaluate import evaluate
+    from core.measuring.evaluate import evaluate
+    from core.workspace import models
     folded = models.load_fresh(model_path, "cpu")
     model = SentenceTransformer(modules=list(folded)[:-2], device="cpu")
     return {d: m["ndcg@10"] for d, m in evaluate(model, test, [384, 256, 128, 64, 32]).metrics.items()}
@@ -83,13 +83,13 @@ def unrotated(model_path: str, test) -> dict[int, float]:
 
 def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
             epochs: int | None = None) -> dict:
-    from core import models
-    from core.adaptor import adapt
-    from core.beir import load_demo
-    from core.evaluate import RetrievalSet, encode, evaluate_named, ndcg_by_dim
-    from core.rotate import fit, passage_vectors
-    from core.store import Store
-    from core.tune import tune
+    from benchmarks.adaptor import adapt
+    from core.documents.beir import load_demo
+    from core.measuring.evaluate import RetrievalSet, encode, evaluate_named, ndcg_by_dim
+    from core.training.rotate import fit, passage_vectors
+    from core.training.tune import tune
+    from core.workspace import models
+    from core.workspace.store import Store
     store = Store(home)
     count = models.token_counter()
     corpus_id, people = (load_demo(store, count) if corpus == "stdlib"

@@ -6,7 +6,7 @@ prints the median and 95th-percentile latency of one query, the index build time
 recall@10 against exact search. 1M vectors take ~1.5 GB and a long HNSW build on two cores, so
 that size runs only with ``--million``. ``--encode`` instead times what comes before the search:
 encoding one typed question with the bundled model, on torch's threads against one thread
-(``core.evaluate.encode_one``), interleaved so both meet the same machine load.
+(``core.measuring.evaluate.encode_one``), interleaved so both meet the same machine load.
 
     python benchmarks/search_latency.py [--million] [--queries 200] [--encode]
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.search import EXACT_LIMIT, HNSW_EF_SEARCH, ExactIndex, HNSWIndex
+from core.using.search import EXACT_LIMIT, HNSW_EF_SEARCH, ExactIndex, HNSWIndex
 
 DIM = 384
 
@@ -46,8 +46,8 @@ def latencies(index, queries: np.ndarray) -> np.ndarray:
 
 def query_encoding(rounds: int) -> None:
     """Median milliseconds to encode one short question, both ways, and their ratio."""
-    from core import models
-    from core.evaluate import encode, encode_one
+    from core.measuring.evaluate import encode, encode_one
+    from core.workspace import models
     model = models.load(None)
     questions = ["How do I parse command-line options?", "Return the number of items in the deque.",
                  "close the socket", "What does shutil.copytree do with symlinks?"]
@@ -81,7 +81,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((1000, DIM), dtype=np.float32)
     sizes = [10_000, 100_000] + ([1_000_000] if args.million else [])
-    print(f"exact search up to {EXACT_LIMIT:,} passages (core.search.EXACT_LIMIT), HNSW above\n")
+    print(f"exact search up to {EXACT_LIMIT:,} passages (core.using.search.EXACT_LIMIT), HNSW above\n")
     print(f"{'vectors':>10} {'path':>12} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>9}")
     for n in sizes:
         corpus = synthetic(n, rng, centres)

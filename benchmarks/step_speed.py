@@ -36,15 +36,19 @@ def child(corpus: str, n_pairs: int, fit_seq: bool, bf16: bool, grouped: bool = 
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments)
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
     from transformers.trainer_callback import PrinterCallback
 
     from benchmarks import corpora
-    from core import models
     from benchmarks.length_groups import LengthGroupedBatchSampler
-    from core.beir import load_demo
-    from core.store import Store
-    from core.train import DeviceSetup, TrainConfig, plan_run
+    from core.documents.beir import load_demo
+    from core.training.config import TrainConfig
+    from core.training.device import DeviceSetup
+    from core.training.train import plan_run
+    from core.workspace import models
+    from core.workspace.store import Store
     with tempfile.TemporaryDirectory() as home:
         store = Store(home)
         load = load_demo if corpus == "stdlib" else lambda s, c: corpora.load(s, corpus, c)

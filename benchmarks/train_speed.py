@@ -28,11 +28,11 @@ EPOCHS, BATCH, SEQ, DIMS = 1, 32, 128, [384, 256, 128, 64, 32]
 
 
 def demo_data(home: str, builtin: bool = False):
-    from core import models
-    from core.beir import load_demo
-    from core.evaluate import RetrievalSet
-    from core.pairs import generate_builtin
-    from core.store import Store
+    from core.documents.beir import load_demo
+    from core.documents.pairs import generate_builtin
+    from core.measuring.evaluate import RetrievalSet
+    from core.workspace import models
+    from core.workspace.store import Store
     store = Store(home)
     corpus_id, pair_set_id = load_demo(store, models.token_counter())
     if builtin:
@@ -52,8 +52,8 @@ class Quiet:
 
 
 def run_ours(home: str, builtin: bool) -> dict:
-    from core.finetune import run_experiment
-    from core.train import TrainConfig
+    from core.training.config import TrainConfig
+    from core.training.finetune import run_experiment
     store, pairs, data = demo_data(home, builtin)
     config = TrainConfig(epochs=EPOCHS, batch_size=BATCH, max_seq_length=SEQ, dims=DIMS)
     start = time.perf_counter()
@@ -67,13 +67,14 @@ def run_reference(home: str) -> dict:
     """The public recipe's structure, on the same data and settings."""
     import datasets
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.evaluation import (
-        InformationRetrievalEvaluator, SequentialEvaluator)
-    from sentence_transformers.sentence_transformer.losses import (
-        MatryoshkaLoss, MultipleNegativesRankingLoss)
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator, SequentialEvaluator
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments)
-    from core import models
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    from core.workspace import models
     _, pairs, data = demo_data(home)
     start = time.perf_counter()
     model = SentenceTransformer(str(models.resolve(None)), device="cpu")
@@ -106,7 +107,8 @@ def run_reference(home: str) -> dict:
 def page_times_while_training(home: str) -> dict:
     """Time each page's script run (AppTest, warm) while the runner trains in this process."""
     from streamlit.testing.v1 import AppTest
-    from core import jobs
+
+    from core.training import jobs
     store, _, _ = demo_data(home)
     os.environ["RAGTUNE_HOME"] = home
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()  # starts the runner

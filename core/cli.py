@@ -20,22 +20,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from . import ranges
-from .corpus import ChunkSettings
-from .errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
-from .outputs import write_text
-from .pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
-                    PseudoQueryConfig, llm_pair_set_name)
-from .plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, PEOPLE_TEST_MIN, budget_defaults
-from .store import Store, default_home
-from .train import LOSSES
+from core.documents.corpus import ChunkSettings
+from core.documents.pairs import (
+    BUILTIN_PAIR_SET,
+    GENERATOR_STYLES,
+    SPLIT_SEED,
+    TEST_FRACTION,
+    LLMConfig,
+    PseudoQueryConfig,
+    llm_pair_set_name,
+)
+from core.training import running
+from core.training.config import LOSSES
+from core.training.plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, PEOPLE_TEST_MIN, budget_defaults
+from core.workspace import ranges
+from core.workspace.errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from core.workspace.outputs import write_text
+from core.workspace.store import Store, default_home
 
 # Command words ("export beir") -> help and the function that adds its arguments; None for a
 # group, which only holds commands. In registration order, which is the order of --help.
@@ -59,6 +66,11 @@ def command(words: str, help: str):
 def group(words: str, help: str) -> None:
     """Register a group of commands: ``pairs`` for ``pairs import``, ``pairs split``…"""
     COMMANDS[words] = (help, None)
+
+
+def say(line: str) -> None:
+    """A line for the person at the terminal, on stderr so a --json reader gets only JSON."""
+    print(line, file=sys.stderr)
 
 
 def finish(args, summary: str, payload: dict) -> None:
@@ -86,9 +98,9 @@ def _ingest_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_ingest(args) -> None:
-    from . import models
-    from .beir import import_beir, parse_beir, zip_files
-    from .corpus import ChunkSettings, folder_files, ingest, load_file
+    from core.documents.beir import import_beir, parse_beir, zip_files
+    from core.documents.corpus import ChunkSettings, folder_files, ingest, load_file
+    from core.workspace import models
     store = Store()
     settings = ChunkSettings(args.chunk_size, args.overlap)
     settings.validate()
@@ -132,8 +144,8 @@ def _demo_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args) -> None:
-    from . import models
-    from .beir import load_demo
+    from core.documents.beir import load_demo
+    from core.workspace import models
     if args.limit is not None and args.limit < 1:
         raise WorkspaceError(f"--limit {args.limit} would load no docstrings; use 1 or more, "
                              "or leave it out for all of them")
@@ -166,10 +178,10 @@ def _runs_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_list(args) -> None:
-    from .disk import workspace_size
-    from .jobs import all_jobs
-    from .wording import plural
-    store = _jobs_store()
+    from core.training.jobs import all_jobs
+    from core.workspace.disk import workspace_size
+    from core.workspace.wording import plural
+    store = running.open_workspace()
     corpora = store.corpora()
     pair_sets = store.pair_set_summaries()
     jobs = all_jobs(store)
@@ -288,7 +300,7 @@ PAIRS_FILE = "a CSV/JSONL/Parquet file of query/passage pairs"
 
 
 def run_pairs_import(args) -> None:
-    from .pairs import import_pairs, read_pairs_file
+    from core.documents.pairs import import_pairs, read_pairs_file
     path = input_file(args.file, PAIRS_FILE)
     rows = read_pairs_file(path.name, path.read_bytes(), args.query_column, args.passage_column)
     store = Store()
@@ -299,7 +311,7 @@ def run_pairs_import(args) -> None:
 
 
 def run_pairs_generate(args) -> None:
-    from .pairs import estimate, generate_builtin, generate_llm
+    from core.documents.pairs import estimate, generate_builtin, generate_llm
     store = Store()
     corpus_id = _corpus_id(store, args.corpus)
     if args.method == "builtin":
@@ -337,14 +349,14 @@ def run_pairs_list(args) -> None:
 
 
 def run_pairs_split(args) -> None:
-    from .pairs import split
+    from core.documents.pairs import split
     report = split(Store(), args.pair_set, args.test_fraction, args.seed)
     finish(args, f"train {report.train} pairs ({report.train_queries} queries), "
                  f"test {report.test} pairs ({report.test_queries} queries)", report.__dict__)
 
 
 def run_pairs_export(args) -> None:
-    from .pairs import export_jsonl
+    from core.documents.pairs import export_jsonl
     text = export_jsonl(Store(), args.pair_set, args.split)
     if not text:
         which = f"{args.split} " if args.split else ""
@@ -367,7 +379,7 @@ def _export_beir_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_export_beir(args) -> None:
-    from .beir import export_beir
+    from core.documents.beir import export_beir
     counts = export_beir(Store(), args.pairs, Path(args.folder))
     finish(args, f"BEIR folder {args.folder}: {counts}", counts)
 
@@ -408,9 +420,9 @@ def parse_dims(text: str | None) -> list[int] | None:
 
 
 def run_evaluate(args) -> None:
-    from .beir import retrieval_set
-    from .compare import ceiling_note, trust_note
-    from .evaluate import RetrievalSet, evaluate_named, evaluation_label, save
+    from core.deciding.compare import ceiling_note, trust_note
+    from core.documents.beir import retrieval_set
+    from core.measuring.evaluate import RetrievalSet, evaluate_named, evaluation_label, save
     if (args.data_dir is None) == (args.pairs is None):
         raise WorkspaceError("give either a BEIR folder or --pairs PAIR_SET_ID")
     store = Store()
@@ -488,7 +500,7 @@ class TerminalReporter:
 
 
 def run_train(args) -> None:
-    from .train import end_distributed
+    from core.training.device import end_distributed
     try:
         train_from_files(args)
     finally:
@@ -496,10 +508,11 @@ def run_train(args) -> None:
 
 
 def train_from_files(args) -> None:
-    from .beir import retrieval_set
-    from .finetune import held_out, run_experiment
-    from .pairs import file_is_generated, read_pairs_file
-    from .train import NO_GAIN, TrainConfig, train
+    from core.documents.beir import retrieval_set
+    from core.documents.pairs import file_is_generated, read_pairs_file
+    from core.training.config import TrainConfig
+    from core.training.finetune import held_out, run_experiment
+    from core.training.train import NO_GAIN, train
     settings = {}
     if args.config:
         try:
@@ -549,7 +562,7 @@ def _decide_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_decide(args) -> None:
-    from .decision import UnreadableAnswers, load, read_answers, recommend, summary, to_markdown, to_text
+    from core.deciding.decision import UnreadableAnswers, load, read_answers, recommend, summary, to_markdown, to_text
     questionnaire = load()
     if args.questions and args.answers:
         raise UnreadableAnswers("--questions prints the questionnaire and scores nothing; "
@@ -572,9 +585,9 @@ def run_decide(args) -> None:
 
 # -- runs, export and foreground fine-tuning --------------------------------------------------
 def run_runs(args) -> None:
-    from .compare import comparison
-    from .runs import list_runs
-    store = _jobs_store()
+    from core.deciding.compare import comparison
+    from core.using.runs import list_runs
+    store = running.open_workspace()
     runs = list_runs(store)
     matters = comparison(store, runs=runs)
     if not args.json:
@@ -589,7 +602,7 @@ def run_runs(args) -> None:
 
 
 def run_export_model(args) -> None:
-    from .export import export_model
+    from core.using.export import export_model
     output = Path(args.zip)
     files = export_model(Store(), args.run_id, output)
     finish(args, f"{files} files written to {output}", {"zip": str(output), "files": files})
@@ -606,8 +619,8 @@ def _delete_parser(p: argparse.ArgumentParser) -> None:
 def run_delete(args) -> None:
     """The pages' delete: refused, with the same reason, while a queued or running job uses
     what it would remove."""
-    from . import runs
-    store = _jobs_store()
+    from core.using import runs
+    store = running.open_workspace()
     if args.what == "run":
         report = runs.delete_run(store, args.ref)
     else:
@@ -633,93 +646,20 @@ def _finetune_parser(p: argparse.ArgumentParser) -> None:
 def run_finetune(args) -> None:
     """Submit the same job the Fine-tune page submits, then run it here; Ctrl-C asks it to
     stop at its next step, like the page's Cancel button."""
-    from .pairs import is_generated
-    from .train import TrainConfig
-    store = _jobs_store()
+    from core.documents.pairs import is_generated
+    from core.training.config import TrainConfig
+    store = running.open_workspace()
     settings = {"model": args.model, "pair_set_id": args.pairs, "epochs": args.epochs,
                 "max_pairs": args.max_pairs, "batch_size": args.batch_size,
                 "max_seq_length": args.max_seq_length,
                 # as the page does: generated pairs get the gentler plan
                 "generated_pairs": is_generated(store.pair_set(args.pairs))}
     config = TrainConfig.from_dict({k: v for k, v in settings.items() if v is not None})
-    job_id, result = _run_here(store, "train", json.loads(config.to_json()))
+    job_id, result = running.run_here(store, "train", json.loads(config.to_json()), say, sys.stderr.isatty())
     gains = ", ".join(f"{d}d {result['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
                       for d, m in (result.get("finetuned") or {}).items())
     finish(args, f"run j{job_id}: NDCG@10 {gains}; model in {result.get('model_path')}",
            {"run": f"j{job_id}", "job_id": job_id, "state": "succeeded", **result})
-
-
-def _run_here(store: Store, kind: str, config: dict) -> tuple[int, dict]:
-    """Submit a job as the page would and run it in this process; returns its id and result.
-    Ctrl-C asks it to stop at its next step, like the page's Cancel button."""
-    from . import jobs
-    job_id, _ = jobs.request(store, kind, config)
-    # Claim it before a server's runner on the same workspace can; a twin already running
-    # elsewhere is followed there, not trained twice.
-    if jobs.claim(store, job_id) is None:
-        raise WorkspaceError(f"job {job_id} with the same settings is already running in "
-                             "another process; follow it on the Fine-tune page")
-    return job_id, _run_claimed(store, job_id)
-
-
-def _run_claimed(store: Store, job_id: int) -> dict:
-    """Run a job this process has claimed to its end, here; returns its result. Ctrl-C asks it
-    to stop at its next step; a failure or a cancel is an error with the job's own words."""
-    import threading
-    import time
-    from . import jobs
-    done = threading.Event()
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            jobs.Runner(store, give_up_seconds=10).run_one(jobs.get(store, job_id))
-        except BaseException as error:  # its end could not be recorded (a full disk): say why
-            failure.append(error)
-        finally:
-            done.set()
-
-    # Wait by sleeping, not Thread.join: a join interrupted by Ctrl-C can report a live thread
-    # as finished (CPython gh-90882), and the process would then exit under the running job.
-    threading.Thread(target=work, name=f"job-{job_id}").start()
-    print(f"job {job_id} started; Ctrl-C cancels it", file=sys.stderr)
-    shown = ""
-    while not done.is_set():
-        try:
-            time.sleep(0.5)
-        except KeyboardInterrupt:
-            if jobs.get(store, job_id).state == "running":
-                print(f"\ncanceling job {job_id} at its next step…", file=sys.stderr)
-                jobs.cancel(store, job_id)
-            continue
-        status = jobs.get(store, job_id).status
-        if status != shown and sys.stderr.isatty():
-            print(status, file=sys.stderr)
-            shown = status
-    if failure:
-        raise failure[0]
-    job = jobs.get(store, job_id)
-    if job.state == "failed":
-        raise WorkspaceError(f"job {job_id} failed: {job.error}; resume it with "
-                             f"python -m core resume j{job_id}")
-    if job.state == "canceled":
-        kept = ("what was saved is kept (python -m core list runs shows it as "
-                f"j{job_id})" if job.result.get("model_path") else
-                f"it kept nothing; python -m core resume j{job_id} starts it again")
-        error = WorkspaceError(f"job {job_id} canceled; {kept}")
-        error.exit_code = 130
-        raise error
-    return job.result
-
-
-def _jobs_store() -> Store:
-    """The workspace, its jobs whose process has ended marked interrupted first: the check a
-    server's runner makes, so the CLI needs no server to notice a dead owner (a SIGKILLed
-    ``finetune`` stayed "running", and ``delete run`` refused it for good)."""
-    from .jobs import recover
-    store = Store()
-    recover(store)
-    return store
 
 
 @command("resume", "continue an interrupted, failed or canceled fine-tune or documents-only run "
@@ -731,9 +671,9 @@ def _resume_parser(p: argparse.ArgumentParser) -> None:
 
 def run_resume(args) -> None:
     """The Fine-tune page's Resume, run in the foreground like ``finetune``."""
-    from . import jobs
-    from .runs import MODEL_RUNS, get_run
-    store = _jobs_store()
+    from core.training import jobs
+    from core.using.runs import MODEL_RUNS, get_run
+    store = running.open_workspace()
     run = get_run(store, args.run_id)
     if run.kind not in MODEL_RUNS or run.job_id is None:
         raise WorkspaceError(f"run {run.id} is an evaluation, not a job; only fine-tune and "
@@ -743,7 +683,7 @@ def run_resume(args) -> None:
         if jobs.claim(store, run.job_id) is None:
             raise WorkspaceError(f"job {run.job_id} is held by another process; follow it on "
                                  "the Fine-tune page")
-    result = _run_claimed(store, run.job_id)
+    result = running.run_claimed(store, run.job_id, say, sys.stderr.isatty())
     finish(args, f"run {run.id}: succeeded; model in {result.get('model_path')}",
            {"run": run.id, "job_id": run.job_id, "state": "succeeded", **result})
 
@@ -763,9 +703,9 @@ def _tune_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_tune(args) -> None:
-    from .tune import DOCUMENTS_ONLY_NOTE, hubness_line, score_note
-    from .label import ready_people_set
-    store = _jobs_store()
+    from core.training.tune import DOCUMENTS_ONLY_NOTE, hubness_line, score_note
+    from core.using.label import ready_people_set
+    store = running.open_workspace()
     corpus = store.find_corpus(args.corpus)
     if args.questions is not None and args.no_questions:
         raise WorkspaceError("give --questions or --no-questions, not both")
@@ -773,7 +713,8 @@ def run_tune(args) -> None:
     questions = args.questions if args.questions is not None else people.id if people else None
     config = {"corpus_id": corpus.id, "model": args.model, "budget_minutes": args.budget_minutes,
               "questions": questions}
-    job_id, result = _run_here(store, "tune", {k: v for k, v in config.items() if v is not None})
+    job_id, result = running.run_here(store, "tune", {k: v for k, v in config.items() if v is not None}, say,
+                                        sys.stderr.isatty())
     if not args.json:
         for line in (DOCUMENTS_ONLY_NOTE, score_note(result["judged_by"]),
                      hubness_line(result.get("hubness", {}))):
@@ -789,7 +730,7 @@ def run_tune(args) -> None:
 
 @command("rotate", "save the model rotated by a corpus's principal axes (no training)")
 def _rotate_parser(p: argparse.ArgumentParser) -> None:
-    from .rotate import DEFAULT_KIND, KINDS
+    from core.training.rotate import DEFAULT_KIND, KINDS
     p.add_argument("--corpus", required=True, metavar="NAME_OR_ID")
     p.add_argument("--model", help="base model (default: the bundled one)")
     p.add_argument("--kind", choices=KINDS, default=DEFAULT_KIND,
@@ -799,7 +740,7 @@ def _rotate_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_rotate(args) -> None:
-    from .rotate import rotate_corpus
+    from core.training.rotate import rotate_corpus
     store = Store()
     path, rotation = rotate_corpus(store, store.find_corpus(args.corpus).id,
                                    args.model, args.kind, Path(args.output) if args.output else None)
@@ -835,7 +776,7 @@ def _label_start_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_label_import(args) -> None:
-    from .label import add_questions, read_questions
+    from core.using.label import add_questions, read_questions
     path = input_file(args.file, "a .txt of questions, one per line, or a CSV/JSONL/Parquet "
                                  "file with a question column")
     store = Store()
@@ -845,7 +786,7 @@ def run_label_import(args) -> None:
 
 
 def run_label_export(args) -> None:
-    from .label import export_labels
+    from core.using.label import export_labels
     store = Store()
     rows = export_labels(store, store.find_corpus(args.corpus).id)
     if not rows:
@@ -864,7 +805,7 @@ LABEL_KEYS = ("numbers mark a passage (again: partly relevant, a third time: cle
 
 def run_label_start(args) -> None:
     """The terminal twin of the Label page: the same questions, pool, keys and saved state."""
-    from . import label
+    from core.using import label
     store = Store()
     corpus_id = store.find_corpus(args.corpus).id
     fine_tuned = label.fine_tuned_model(store, corpus_id)
@@ -924,8 +865,8 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args) -> None:
-    from .compare import compare_evaluations, comparison
-    from .runs import evaluation_of, get_run
+    from core.deciding.compare import compare_evaluations, comparison
+    from core.using.runs import evaluation_of, get_run
     store = Store()
     matters = None
     if args.run_a and args.run_b:
@@ -1007,55 +948,6 @@ def with_current_words(argv: list[str]) -> list[str]:
 def _renamed(old: str, new: str, argv: list[str]) -> list[str]:
     print(f"note: '{old}' is now '{new}'; the old spelling goes in the next release", file=sys.stderr)
     return argv
-
-
-def argv_for(words: str, *positionals, **options) -> list[str]:
-    """The arguments of a command with these values, spelled with the parser's own flags (by
-    their ``dest``), and parsed back to check them: text built here cannot name a flag that the
-    CLI no longer has.
-
-    Example::
-
-        >>> argv_for("export pairs", 3, split="train", output="train.jsonl")
-        ['export', 'pairs', '3', '--split', 'train', '--output', 'train.jsonl']
-    """
-    parser = build_parser()
-    flags = {a.dest: a.option_strings[-1] for a in parser.commands[tuple(words.split())]._actions
-             if a.option_strings}
-    unknown = sorted(set(options) - set(flags))
-    if unknown:
-        raise ValueError(f"{words} has no option for {unknown[0]!r}")
-    argv = [*words.split(), *map(str, positionals)]
-    for dest, value in options.items():
-        argv += [flags[dest]] if value is True else [flags[dest], str(value)]
-    try:
-        parsed = vars(parser.parse_args(argv))
-    except SystemExit:  # argparse has said why on stderr
-        raise ValueError(f"{words}: {shlex.join(argv)} does not parse") from None
-    wrong = [dest for dest, value in options.items() if str(parsed[dest]) != str(value)]
-    if wrong:
-        raise ValueError(f"{words}: --{wrong[0]} did not parse back as given")
-    return argv
-
-
-def job_config_file(job_id: int) -> str:
-    """The name the Fine-tune page downloads a job's config as, and the commands below read."""
-    return f"job-{job_id}.json"
-
-
-def distributed_commands(job_id: int, pair_set_id: int, processes: int = 2,
-                         prog: str = "python -m core") -> str:
-    """The shell lines that rerun a stored fine-tuning job on several GPUs or machines: export
-    its test set and training pairs, then ``train`` under torchrun (or accelerate launch) with the
-    job's downloaded config file."""
-    model = f"job-{job_id}-model"
-    train = shlex.join(argv_for("train", config=job_config_file(job_id), pairs="train.jsonl",
-                                eval="eval/", output=model))
-    return "\n".join((
-        f"{prog} {shlex.join(argv_for('export beir', 'eval/', pairs=pair_set_id))}",
-        f"{prog} {shlex.join(argv_for('export pairs', pair_set_id, split='train', output='train.jsonl'))}",
-        f"torchrun --nproc_per_node {processes} -m core {train}",
-        f"# or: accelerate launch --num_processes {processes} -m core {train}"))
 
 
 def reference(prog: str = "python -m core", width: int = 100) -> str:

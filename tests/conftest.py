@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from core import models
-from core.store import Store
+from core.workspace import models
+from core.workspace.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.store import Store
-from tests.test_bad_input import (GOOD_CORPUS, GOOD_QRELS, GOOD_QUERIES, demo_set, unchanged,  # noqa: F401
-                                  workspace, write)
+from core.workspace.store import Store
+from tests.test_bad_input import GOOD_CORPUS, GOOD_QRELS, GOOD_QUERIES, demo_set, unchanged, workspace, write  # noqa: F401
 
 
 def unsplit(store: Store) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import corpus as corpus_module
-from core import jobs
-from core.beir import import_beir, load_demo, parse_beir, upload_files
-from core.corpus import ChunkSettings, Document, ingest, load_file
-from core.pairs import import_pairs, read_pairs_file
-from core.store import Store, WorkspaceError
+from core.documents import corpus as corpus_module
+from core.documents.beir import import_beir, load_demo, parse_beir, upload_files
+from core.documents.corpus import ChunkSettings, Document, ingest, load_file
+from core.documents.pairs import import_pairs, read_pairs_file
+from core.training import jobs
+from core.workspace.store import Store, WorkspaceError
 from tests.conftest import PARAGRAPHS, ROOT, docx_bytes, pdf_bytes
 
 TEXT = "\n\n".join(PARAGRAPHS)
@@ -76,7 +76,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-# -- uploads: core.corpus.load_file, then ingest as the page does --------------------------
+# -- uploads: core.documents.corpus.load_file, then ingest as the page does --------------------------
 UPLOADS = [
     ("empty", "notes.txt", b""),
     ("only whitespace", "notes.md", b" \n\t\n "),
@@ -117,7 +117,7 @@ def test_utf16_text_with_a_byte_order_mark_is_read_as_text():
         assert doc.text == TEXT
 
 
-# -- pair files: core.pairs.read_pairs_file, then import ----------------------------------
+# -- pair files: core.documents.pairs.read_pairs_file, then import ----------------------------------
 PAIR_FILES = [
     ("empty", "qa.csv", b""),
     ("binary", "qa.csv", b"\x00\x01\x02\xff" * 50),
@@ -321,7 +321,7 @@ def test_a_beir_upload_is_imported_like_the_folder(store, count, uploads):
     assert pair["query"] == "What do stomata do?" and pair["positive"].startswith("Stomata")
 
 
-# -- job configs: core.jobs.submit ----------------------------------------------------------
+# -- job configs: core.training.jobs.submit ----------------------------------------------------------
 def demo_set(store: Store) -> int:
     return store.pair_sets(store.corpus("python-stdlib-docs").id)[0].id
 
@@ -476,7 +476,7 @@ def test_two_ingests_of_the_same_new_corpus_one_wins_one_is_told(home, count):
 def copy_model(tmp_path: Path) -> Path:
     import shutil
 
-    from core import models
+    from core.workspace import models
     folder = tmp_path / "model"
     shutil.copytree(models.resolve(None), folder)
     return folder
@@ -494,7 +494,7 @@ MODEL_DAMAGE = [
 
 @pytest.mark.parametrize("what,damage,message", MODEL_DAMAGE, ids=[m[0] for m in MODEL_DAMAGE])
 def test_a_damaged_model_folder_is_one_line(tmp_path, what, damage, message):
-    from core import models
+    from core.workspace import models
     folder = copy_model(tmp_path)
     damage(folder)
     with pytest.raises(WorkspaceError, match=message) as error:
@@ -506,7 +506,7 @@ def test_pickled_weights_load_only_when_the_server_allows_them(tmp_path, monkeyp
     import torch
     from safetensors.torch import load_file
 
-    from core import models
+    from core.workspace import models
     folder = copy_model(tmp_path)
     weights = folder / "model.safetensors"
     torch.save(load_file(weights), folder / "pytorch_model.bin")
@@ -522,7 +522,7 @@ def test_pickled_weights_load_only_when_the_server_allows_them(tmp_path, monkeyp
 
 
 def test_a_model_saved_again_into_the_same_folder_is_reloaded(tmp_path):
-    from core import models
+    from core.workspace import models
     folder = copy_model(tmp_path)
     first = models.load(str(folder))
     assert models.load(str(folder)) is first  # cached while the folder is unchanged
@@ -539,7 +539,7 @@ def llm_corpus(home, count):
 
 
 def test_an_llm_failing_every_request_stores_nothing(llm_corpus):
-    from core.pairs import LLMConfig, generate_llm
+    from core.documents.pairs import LLMConfig, generate_llm
     from tests.llm_server import FakeLLM
     store, corpus_id = llm_corpus
     before = snapshot(store)
@@ -555,7 +555,7 @@ def test_an_llm_failing_every_request_stores_nothing(llm_corpus):
 
 
 def test_an_llm_failing_some_requests_reports_them(llm_corpus):
-    from core.pairs import LLMConfig, generate_llm
+    from core.documents.pairs import LLMConfig, generate_llm
     from tests.llm_server import FakeLLM
     store, corpus_id = llm_corpus
     server = FakeLLM(fail_first=1, status=503)

@@ -1,14 +1,14 @@
 """Ten bad uploads for every supported file type: each is refused in one line and the workspace
 is left exactly as it was. The cases are built from one good file per type, so a new type in
-``core.corpus.SUPPORTED`` without a good example here fails the first test."""
+``core.documents.corpus.SUPPORTED`` without a good example here fails the first test."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from core import corpus as corpus_module
-from core.corpus import SUPPORTED, ingest, load_file
-from core.store import WorkspaceError
+from core.documents import corpus as corpus_module
+from core.documents.corpus import SUPPORTED, ingest, load_file
+from core.workspace.store import WorkspaceError
 from tests.conftest import PARAGRAPHS, docx_bytes, pdf_bytes
 from tests.test_bad_input import one_line, parquet_bytes, unchanged, workspace  # noqa: F401 (fixtures)
 

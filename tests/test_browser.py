@@ -1,8 +1,7 @@
 """The user flow of a first visit, in a real browser: demo corpus, upload, pairs, split."""
 import pytest
 
-from tests.browser import (ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure,
-                           wait_idle)
+from tests.browser import ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure, wait_idle
 from tests.conftest import PARAGRAPHS, pdf_bytes
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
@@ -67,8 +66,8 @@ def set_number(page, label: str, value) -> None:
 
 
 def test_finetune_refresh_cancel_finish_and_compare(home, count, request):
-    from core.beir import load_demo
-    from core.store import Store
+    from core.documents.beir import load_demo
+    from core.workspace.store import Store
     SHOTS.mkdir(exist_ok=True)
     load_demo(Store(home), count)
     with running_app(home) as url, browser_page() as page, \

@@ -2,10 +2,10 @@
 is, at the legend's own size, never as a 60-px span."""
 import pytest
 
-from core import models
-from core.beir import load_demo
-from core.evaluate import RetrievalSet, evaluate_named, save
-from core.store import Store
+from core.documents.beir import load_demo
+from core.measuring.evaluate import RetrievalSet, evaluate_named, save
+from core.workspace import models
+from core.workspace.store import Store
 from tests.browser import ROOT, browser_page, chromium_missing, running_app, wait_idle
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
@@ -24,7 +24,7 @@ def test_a_run_named_with_html_is_drawn_as_text_in_the_legend(home):
     _, pair_set_id = load_demo(store, models.token_counter(), limit=40)
     data = RetrievalSet.from_pair_set(store, pair_set_id)
     # Two lines, as plotly draws no legend for one: the Runs chart starts on the base model
-    # against the best other run (core.compare.comparison).
+    # against the best other run (core.deciding.compare.comparison).
     for name in (EVIL, "baseline"):
         save(store, evaluate_named(None, data, [384, 32], store=store), pair_set_id, name)
     with running_app(home) as url, browser_page() as page:

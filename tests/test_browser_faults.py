@@ -8,13 +8,20 @@ import sys
 
 import pytest
 
-from core import jobs
-from core.beir import load_demo
-from core.store import Store
-from tests.browser import (ROOT, app_server, browser_page, chromium_missing, running_app,
-                           screenshot_on_failure, wait_idle)
-from tests.test_browser import set_number
+from core.documents.beir import load_demo
+from core.training import jobs
+from core.workspace.store import Store
+from tests.browser import (
+    ROOT,
+    app_server,
+    browser_page,
+    chromium_missing,
+    running_app,
+    screenshot_on_failure,
+    wait_idle,
+)
 from tests.conftest import wait_until
+from tests.test_browser import set_number
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
 

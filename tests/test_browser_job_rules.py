@@ -3,9 +3,9 @@ it would remove, and a read-only workspace; both one readable message, screensho
 screenshots/job-rules/ to be looked at."""
 import pytest
 
-from core import jobs
-from core.beir import load_demo
-from core.store import Store
+from core.documents.beir import load_demo
+from core.training import jobs
+from core.workspace.store import Store
 from tests.browser import ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure, wait_idle
 from tests.test_job_rules import read_only
 

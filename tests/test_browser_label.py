@@ -7,10 +7,18 @@ import time
 
 import pytest
 
-from core import demo, label
-from core.store import Store
-from tests.browser import (ROOT, app_server, browser_page, chromium_missing, running_app,
-                           screenshot_on_failure, wait_idle)
+from core.documents import demo
+from core.using import label
+from core.workspace.store import Store
+from tests.browser import (
+    ROOT,
+    app_server,
+    browser_page,
+    chromium_missing,
+    running_app,
+    screenshot_on_failure,
+    wait_idle,
+)
 from tests.test_runs import trained_home
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
@@ -167,7 +175,7 @@ def test_the_first_question_waits_with_a_counted_bar_and_no_time_left(home, coun
     """Issue 26: after importing questions the page was silent for 97 s (the running icon only)
     while it said "about 8 minutes left"; it now names the stage with a count, and the time
     left appears only once labelling can start."""
-    from core.beir import load_demo
+    from core.documents.beir import load_demo
     SHOTS.mkdir(exist_ok=True)
     store = Store(home)
     corpus_id, _ = load_demo(store, count, limit=150)  # no passage encoded yet

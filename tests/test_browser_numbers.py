@@ -5,12 +5,14 @@ import re
 
 import pytest
 
-from core import compare, models, runs, storage
-from core.beir import load_demo
-from core.evaluate import RetrievalSet, evaluate, evaluate_named, load_evaluations, save
-from core.store import Store
-from tests.browser import (ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure,
-                           wait_idle)
+from core.deciding import compare
+from core.documents.beir import load_demo
+from core.measuring import storage
+from core.measuring.evaluate import RetrievalSet, evaluate, evaluate_named, load_evaluations, save
+from core.using import runs
+from core.workspace import models
+from core.workspace.store import Store
+from tests.browser import ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure, wait_idle
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
 SHOTS = ROOT / "screenshots"

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from core import demo, jobs, label
 from core.cli import main
-from core.compare import comparison
-from core.corpus import ChunkSettings, ingest
-from core.evaluate import BASELINE, load_evaluations
-from core.pairs import generate_builtin, split
-from core.runs import SAME_AS_BASE, list_runs
-from core.store import Store
-from tests.browser import (ROOT, browser_page, chromium_missing, running_app,
-                           screenshot_on_failure, wait_idle)
+from core.deciding.compare import comparison
+from core.documents import demo
+from core.documents.corpus import ChunkSettings, ingest
+from core.documents.pairs import generate_builtin, split
+from core.measuring.evaluate import BASELINE, load_evaluations
+from core.training import jobs
+from core.using import label
+from core.using.runs import SAME_AS_BASE, list_runs
+from core.workspace.store import Store
+from tests.browser import ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium_missing(), reason="needs Debian's "
                                                    "chromium (apt-get install chromium)")]
@@ -34,7 +35,7 @@ TINY = {"epochs": 1, "max_pairs": 32, "batch_size": 16, "max_seq_length": 64,
 
 
 def label_people(store: Store, corpus_id: int) -> int:
-    """40 of the docstring summaries, imported and labelled through core.label as a person
+    """40 of the docstring summaries, imported and labelled through core.using.label as a person
     would on the Label page: the passage of its own docstring is the answer."""
     answer = {summary: ident for ident, summary, _ in demo.stdlib_pairs(DOCUMENTS)}
     label.add_questions(store, corpus_id, list(answer)[:PEOPLE])

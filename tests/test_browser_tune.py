@@ -8,8 +8,8 @@ SHOTS = ROOT / "screenshots"
 
 
 def test_documents_only_run_from_the_page(home, count, request):
-    from core.beir import load_demo
-    from core.store import Store
+    from core.documents.beir import load_demo
+    from core.workspace.store import Store
     SHOTS.mkdir(exist_ok=True)
     store = Store(home)
     load_demo(store, count, 80)

@@ -5,14 +5,12 @@ import re
 
 import pytest
 
-from core.corpus import SUPPORTED, TABLE_KINDS
-from core.store import Store
-from core.wording import plural
-from tests.browser import (ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure,
-                           wait_idle)
+from core.documents.corpus import SUPPORTED, TABLE_KINDS
+from core.workspace.store import Store
+from core.workspace.wording import plural
+from tests.browser import ROOT, browser_page, chromium_missing, running_app, screenshot_on_failure, wait_idle
 from tests.test_bad_input import beir, zipped
-from tests.test_bad_upload_types import (PNG, good, other_type, truncated, without_text,
-                                         wrong_encoding)
+from tests.test_bad_upload_types import PNG, good, other_type, truncated, without_text, wrong_encoding
 
 pytestmark = pytest.mark.skipif(chromium_missing(), reason="needs Debian's chromium (apt-get install chromium)")
 SHOTS = ROOT / "screenshots"

@@ -13,12 +13,14 @@ from itertools import pairwise
 
 import pytest
 
-from core.beir import load_demo
-from core.evaluate import RetrievalSet
-from core.finetune import held_out
-from core.plan import BUDGET_TOLERANCE, Measured, default_plan, replan
-from core.train import PlanKeeper, TrainConfig, train
-from core.wording import duration
+from core.documents.beir import load_demo
+from core.measuring.evaluate import RetrievalSet
+from core.training.config import TrainConfig
+from core.training.finetune import held_out
+from core.training.plan import BUDGET_TOLERANCE, Measured, default_plan, replan
+from core.training.replan import PlanKeeper
+from core.training.train import train
+from core.workspace.wording import duration
 
 MINILM = 22_700_000
 

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.beir import load_demo
-from core.evaluate import RetrievalSet, evaluate_named, save
+from core.documents.beir import load_demo
+from core.measuring.evaluate import RetrievalSet, evaluate_named, save
 from tests.conftest import ROOT
 from views.common import _CODE_KEYS, plain_text
 

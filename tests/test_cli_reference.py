@@ -5,7 +5,8 @@ import shlex
 
 import pytest
 
-from core.cli import ALIASES, COMMANDS, argv_for, build_parser, distributed_commands, main, reference
+from core.cli import ALIASES, COMMANDS, build_parser, main, reference
+from core.training.rerun import distributed_commands
 from scripts.cli_reference import BEGIN, END, README, current
 
 
@@ -70,15 +71,6 @@ def test_old_beir_export_keeps_its_folder_and_pair_set(home, capsys):
     assert with_current_words(["export", "--help"]) == ["export", "--help"]
     assert with_current_words(["list", "runs"]) == ["list", "runs"]
     assert capsys.readouterr().err.count("\n") == 1
-
-
-def test_argv_for_spells_flags_as_the_parser_does_and_refuses_unknown_ones():
-    assert argv_for("export pairs", 3, split="train", output="t.jsonl") \
-        == ["export", "pairs", "3", "--split", "train", "--output", "t.jsonl"]
-    with pytest.raises(ValueError, match="no option for 'shards'"):
-        argv_for("train", shards=2)
-    with pytest.raises(ValueError, match="does not parse"):
-        argv_for("export beir", "eval/", pairs=None)
 
 
 def test_the_distributed_commands_are_real_commands():

@@ -1,4 +1,4 @@
-from core.compare import gains, headlines
+from core.deciding.compare import gains, headlines
 
 
 def table(values: dict[int, float]):
@@ -37,8 +37,8 @@ def test_a_size_ratio_that_is_not_whole_is_not_rounded_down():
 
 
 def test_a_perfect_recall_on_filtered_generated_pairs_is_explained_and_only_there():
-    from core.compare import capped_metrics, ceiling_note
-    from core.store import PairSet
+    from core.deciding.compare import capped_metrics, ceiling_note
+    from core.workspace.store import PairSet
     metrics = {384: {"ndcg@10": 0.8, "recall@1": 1.0, "recall@10": 1.0, "accuracy@10": 1.0,
                      "recall@5": 0.9}}
     generated = PairSet(1, 1, "g", "builtin", 0.0, {"config": {"filter_top_k": 10}})

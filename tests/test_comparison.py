@@ -1,4 +1,4 @@
-"""The comparison that matters (core.compare.comparison), decided one way for every page and the
+"""The comparison that matters (core.deciding.compare.comparison), decided one way for every page and the
 CLI: the base model against the best other model measured on the corpus's best test set, never
 two test sets in one headline, and a fine-tune that kept the base model never a model of its own.
 The runs are stored evaluations with chosen numbers, so each rule is checked without training."""
@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs, label, plan, search, workflow
-from core.beir import load_demo
 from core.cli import main
-from core.compare import comparison, headlines
-from core.evaluate import BASELINE, EvalResult, RetrievalSet, same_measurement, save
-from core.pairs import chosen_by_a_person, split
-from core.runs import SAME_AS_BASE, list_runs
-from core.store import Store
-from core.tune import hubness_line, not_tried
+from core.deciding import workflow
+from core.deciding.compare import comparison, headlines
+from core.documents.beir import load_demo
+from core.documents.pairs import chosen_by_a_person, split
+from core.measuring.evaluate import BASELINE, EvalResult, RetrievalSet, same_measurement, save
+from core.training import jobs, plan
+from core.training.tune import hubness_line, not_tried
+from core.using import label, search
+from core.using.runs import SAME_AS_BASE, list_runs
+from core.workspace.store import Store
 
 DIMS = [384, 64]
 
@@ -50,7 +52,7 @@ def measured(store: Store, pair_set_id: int, name: str, score: float, model: str
 
 
 def people_set(store: Store, corpus_id: int, n: int) -> int:
-    """A people's pair set of ``n`` labelled test questions, made through core.label."""
+    """A people's pair set of ``n`` labelled test questions, made through core.using.label."""
     done = len(label.questions(store, corpus_id))
     label.add_questions(store, corpus_id, [f"question number {done + i}?" for i in range(n)])
     chunks = [c["id"] for c in store.chunks(corpus_id)]

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from core import jobs
-from core.beir import DEMO_CORPUS, load_demo
-from core.corpus import Document, ingest, prepare_ingest, store_ingest
-from core.store import Store
+from core.documents.beir import DEMO_CORPUS, load_demo
+from core.documents.corpus import Document, ingest, prepare_ingest, store_ingest
+from core.training import jobs
+from core.workspace.store import Store
 from tests.conftest import ROOT, wait_until
 
 

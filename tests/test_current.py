@@ -3,10 +3,10 @@ picks them on, every other page shows the same, and a default shown is not a cho
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.corpus import Document, ingest
-from core.pairs import import_pairs, split
-from core.store import Store
-from core.workflow import current_choice
+from core.deciding.workflow import current_choice
+from core.documents.corpus import Document, ingest
+from core.documents.pairs import import_pairs, split
+from core.workspace.store import Store
 from tests.conftest import PARAGRAPHS, ROOT
 
 APP = str(ROOT / "app.py")

@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from core.cli import main
-from core.decision import (DATA, MEASURE_HINT, MIN_ANSWERS, NAMES, load, parse, recommend,
-                           to_html, to_markdown)
-from core.store import WorkspaceError
+from core.deciding.decision import DATA, MEASURE_HINT, MIN_ANSWERS, NAMES, load, parse, recommend, to_html, to_markdown
+from core.workspace.store import WorkspaceError
 
 
 def team(**answers: str) -> dict[str, str]:

@@ -8,12 +8,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import build_parser
-from core.corpus import ChunkSettings
-from core.evaluate import PREFERRED_DIM, evaluation_label
-from core.models import DEFAULT_MODEL
-from core.pairs import (BUILTIN_PAIR_SET, SPLIT_SEED, TEST_FRACTION, LLMConfig, PseudoQueryConfig,
-                        llm_pair_set_name)
-from core.train import LOSSES, TrainConfig
+from core.documents.corpus import ChunkSettings
+from core.documents.pairs import (
+    BUILTIN_PAIR_SET,
+    SPLIT_SEED,
+    TEST_FRACTION,
+    LLMConfig,
+    PseudoQueryConfig,
+    llm_pair_set_name,
+)
+from core.measuring.evaluate import PREFERRED_DIM, evaluation_label
+from core.training.config import LOSSES, TrainConfig
+from core.workspace.models import DEFAULT_MODEL
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -54,8 +60,8 @@ def test_corpus_page_chunks_like_ingest(home):
 
 @pytest.fixture
 def demo(home, count):
-    from core.beir import load_demo
-    from core.store import Store
+    from core.documents.beir import load_demo
+    from core.workspace.store import Store
     return load_demo(Store(home), count, limit=40)
 
 
@@ -104,14 +110,14 @@ def test_the_bundled_model_is_the_baseline_however_it_is_named():
 def sources() -> dict[str, ast.Module]:
     """Every core module and page, parsed: where a default's value could be written again."""
     return {str(path.relative_to(ROOT)): ast.parse(path.read_text(encoding="utf-8"))
-            for folder in ("core", "views") for path in sorted((ROOT / folder).glob("*.py"))}
+            for folder in ("core", "views") for path in sorted((ROOT / folder).rglob("*.py"))}
 
 
 def test_the_bundled_models_name_is_written_once():
     assert TrainConfig().model == DEFAULT_MODEL
     written = [f"{path}:{node.lineno}" for path, tree in sources().items() for node in ast.walk(tree)
                if isinstance(node, ast.Constant) and node.value == DEFAULT_MODEL]
-    assert [w.partition(":")[0] for w in written] == ["core/models.py"], \
+    assert [w.partition(":")[0] for w in written] == ["core/workspace/models.py"], \
         "the bundled model's name typed again: " + ", ".join(written)
 
 

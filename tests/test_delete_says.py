@@ -7,8 +7,8 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from core import label, runs
 from core.cli import main
+from core.using import label, runs
 from tests.conftest import ROOT
 from tests.test_references import notes  # noqa: F401
 

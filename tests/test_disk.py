@@ -4,10 +4,10 @@ import os
 import subprocess
 import sys
 
-from core import models
-from core.disk import folder_bytes, human_bytes, workspace_size
-from core.evaluate import encode_corpus_cached
-from core.jobs import job_dir
+from core.measuring.evaluate import encode_corpus_cached
+from core.training.jobs import job_dir
+from core.workspace import models
+from core.workspace.disk import folder_bytes, human_bytes, workspace_size
 from tests.conftest import PARAGRAPHS, ROOT
 
 

@@ -4,10 +4,23 @@ import numpy as np
 import pytest
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-from core import demo, models
-from core.evaluate import (METRICS, MISSED_RANK, RetrievalSet, default_dims, encode, encode_one, evaluate,
-                           evaluate_named, load_evaluations, misses, save, top_k)
-from core.store import WorkspaceError
+from core.documents import demo
+from core.measuring.evaluate import (
+    METRICS,
+    MISSED_RANK,
+    RetrievalSet,
+    default_dims,
+    encode,
+    encode_one,
+    evaluate,
+    evaluate_named,
+    load_evaluations,
+    misses,
+    save,
+    top_k,
+)
+from core.workspace import models
+from core.workspace.store import WorkspaceError
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +80,7 @@ def test_second_run_encodes_only_the_queries(store, docstrings):
 
 @pytest.mark.slow
 def test_results_are_stored_and_misses_explained(store, count):
-    from core.beir import load_demo
+    from core.documents.beir import load_demo
     _, pair_set_id = load_demo(store, count, limit=60)
     data = RetrievalSet.from_pair_set(store, pair_set_id)
     result = evaluate_named(None, data, [384, 32], store=store)
@@ -139,8 +152,8 @@ def test_one_query_on_one_thread_leaves_every_other_thread_its_count():
 
 
 def test_a_counted_stage_sets_a_jobs_status_once_and_moves_only_its_bar():
-    from core.evaluate import counted, stage_name
-    from core.train import stage_progress
+    from core.measuring.evaluate import counted, stage_name
+    from core.training.config import stage_progress
 
     class Reporter:
         statuses, fractions = [], []

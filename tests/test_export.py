@@ -5,9 +5,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from core import export, models, runs
 from core.cli import main
-from core.store import WorkspaceError
+from core.using import export, runs
+from core.workspace import models
+from core.workspace.store import WorkspaceError
 from tests.test_runs import trained  # noqa: F401  (fixture)
 
 
@@ -62,7 +63,7 @@ def test_push_to_hub_explains_a_missing_token_or_network(trained, monkeypatch): 
 
 
 def test_a_model_missing_its_weights_is_not_exported(store, tmp_path, capsys):
-    from core import jobs
+    from core.training import jobs
     from tests.test_export_targets import model_run
     run_id = model_run(store)
     job_id = int(run_id[1:])

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from core import export, jobs, label, models
 from core.cli import main
-from core.errors import WorkspaceError
-from core.pairs import import_pairs
-from core.store import Store
+from core.documents.pairs import import_pairs
+from core.training import jobs
+from core.using import export, label
+from core.workspace import models
+from core.workspace.errors import WorkspaceError
+from core.workspace.store import Store
 from tests.conftest import ROOT
-from tests.test_faults import file_size_limit, fails_in_one_line
+from tests.test_faults import fails_in_one_line, file_size_limit
 from tests.test_references import notes  # noqa: F401
 
 PASSAGES = [f"Passage {i} tells how plant number {i} grows: " + "leaves and roots, " * 20
@@ -132,7 +134,7 @@ def test_a_model_zip_onto_a_pipe_is_refused_and_one_that_does_not_fit_leaves_not
 
 
 def test_a_device_is_refused_before_anything_is_written(plants, capsys):
-    from core.outputs import check_file_target
+    from core.workspace.outputs import check_file_target
     _, pair_set_id = plants
     with pytest.raises(WorkspaceError, match="/dev/full is a device, pipe or socket"):
         check_file_target(Path("/dev/full"), "model.zip")  # what export model checks first
@@ -142,7 +144,7 @@ def test_a_device_is_refused_before_anything_is_written(plants, capsys):
 
 
 def test_an_export_written_whole_replaces_a_regular_file_and_a_failed_one_keeps_it(tmp_path):
-    from core.outputs import output_file
+    from core.workspace.outputs import output_file
     target = tmp_path / "pairs.jsonl"
     target.write_text("old")
     with pytest.raises(RuntimeError), output_file(target, "pairs.jsonl") as partial:

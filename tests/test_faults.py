@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
-from core.beir import export_beir, load_demo
-from core.evaluate import RetrievalSet
-from core.pairs import export_jsonl
-from core.store import Store
-from core.train import TrainConfig, drop_incomplete_checkpoints, train
+from core.documents.beir import export_beir, load_demo
+from core.documents.pairs import export_jsonl
+from core.measuring.evaluate import RetrievalSet
+from core.training import jobs
+from core.training.checkpoints import drop_incomplete_checkpoints
+from core.training.config import TrainConfig
+from core.training.train import train
+from core.workspace.store import Store
 from tests.conftest import ROOT
 from tests.test_bad_input import snapshot
 
@@ -182,9 +184,9 @@ def test_a_model_save_that_fails_keeps_the_model_saved_before(tmp_path):
     script = """
 import sys
 from pathlib import Path
-from core import models
-from core.store import WorkspaceError
-from core.train import save_model
+from core.workspace import models
+from core.workspace.store import WorkspaceError
+from core.training.checkpoints import save_model
 path = Path(sys.argv[1])
 try:
     save_model(models.load_fresh("all-MiniLM-L6-v2", "cpu"), path, {"kept": 2})

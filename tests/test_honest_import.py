@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from core.beir import import_beir
 from core.cli import main
-from core.store import Store, WorkspaceError
+from core.documents.beir import import_beir
+from core.workspace.store import Store, WorkspaceError
 
 
 def beir(folder, labels: list[tuple[str, str]]):

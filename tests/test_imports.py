@@ -1,29 +1,49 @@
-"""The shape of core/'s imports: no cycles, no reaching into another module's private names, and
-no Streamlit. Imports inside functions count too: a lazy import hides a cycle from Python, not
-from a reader."""
+"""The shape of core/'s imports: no cycles, layers that only look down, no reaching into another
+module's private names, no Streamlit in core and no CLI in the pages. Imports inside functions
+count too: a lazy import hides a cycle from Python, not from a reader."""
 import ast
 from pathlib import Path
 
-CORE = Path(__file__).resolve().parent.parent / "core"
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ROOT / "core"
+# core's subpackages, lowest first: a module may import its own layer and the ones before it.
+LAYERS = ("workspace", "measuring", "documents", "training", "using", "deciding")
+
+
+def module_name(path: Path) -> str:
+    """``core/training/train.py`` -> ``core.training.train``."""
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def import_edges(path: Path) -> list[tuple[str, list[str]]]:
+    """(module imported, names taken from it) for every import of core in one file, lazy ones too."""
+    package = module_name(path).rsplit(".", 1)[0]
+    edges = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolved against the file's package
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{module}" if module else base
+            if not module.startswith("core"):
+                continue
+            names = [a.name for a in node.names]
+            submodules = [f"{module}.{n}" for n in names if (CORE.parent / f"{module}.{n}".replace(".", "/")).with_suffix(".py").exists()]
+            edges += [(m, []) for m in submodules] or [(module, names)]
+        elif isinstance(node, ast.Import):
+            edges += [(a.name, []) for a in node.names if a.name.startswith("core")]
+    return edges
 
 
 def imports() -> dict[str, list[tuple[str, list[str]]]]:
     """core module -> (core module it imports, names taken from it), from the source text."""
-    graph: dict[str, list[tuple[str, list[str]]]] = {}
-    for path in sorted(CORE.glob("*.py")):
-        edges = graph.setdefault(path.stem, [])
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                module = node.module or ""
-                if node.level == 1 and module:
-                    edges.append((module.split(".")[0], [a.name for a in node.names]))
-                elif node.level == 1:  # from . import models
-                    edges += [(a.name, []) for a in node.names]
-                elif module.startswith("core."):
-                    edges.append((module.split(".")[1], [a.name for a in node.names]))
-            elif isinstance(node, ast.Import):
-                edges += [(a.name.split(".")[1], []) for a in node.names if a.name.startswith("core.")]
-    return graph
+    return {module_name(path): import_edges(path) for path in sorted(CORE.rglob("*.py"))}
+
+
+def layer(module: str) -> int | None:
+    """A core module's layer (its place in LAYERS), or None for core itself and the CLI on top."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str]:
@@ -57,9 +77,22 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_core_has_no_import_cycles():
     graph = {module: sorted({target for target, _ in edges if target != module})
              for module, edges in imports().items()}
-    assert "evaluate" in graph and "beir" in graph["cli"]  # the walk sees lazy imports too
+    assert "core.documents.beir" in graph["core.cli"]  # the walk sees lazy imports too
     cycle = find_cycle(graph)
     assert not cycle, "import cycle: " + " → ".join(cycle)
+
+
+def test_every_core_module_lives_in_a_layer():
+    loose = [m for m in imports() if layer(m) is None and m not in ("core", "core.__main__", "core.cli")]
+    assert not loose, f"modules outside the layers {LAYERS}: {loose}"
+
+
+def test_a_layer_never_imports_a_higher_one():
+    assert layer("core.workspace.store") == 0 and layer("core.deciding.compare") == len(LAYERS) - 1
+    upward = [f"{module} ({LAYERS[layer(module)]}) imports {target} ({LAYERS[layer(target)]})"
+              for module, edges in imports().items() if layer(module) is not None
+              for target, _ in edges if layer(target) is not None and layer(target) > layer(module)]
+    assert not upward, "; ".join(upward)
 
 
 def test_no_module_imports_another_ones_private_names():
@@ -70,8 +103,15 @@ def test_no_module_imports_another_ones_private_names():
 
 
 def test_core_never_imports_streamlit():
-    offenders = [path.name for path in CORE.glob("*.py")
+    offenders = [path.name for path in CORE.rglob("*.py")
                  if any(isinstance(n, (ast.Import, ast.ImportFrom))
                         and any("streamlit" in (getattr(n, "module", None) or a.name) for a in n.names)
                         for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))]
     assert not offenders
+
+
+def test_pages_never_import_the_cli():
+    """A page submits work through core's functions; building a command line is the CLI's job."""
+    offenders = [f"{path.name}" for path in [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py"))]
+                 if any(target == "core.cli" or target.startswith("core.cli.") for target, _ in import_edges(path))]
+    assert not offenders, f"pages that import core.cli: {offenders}"

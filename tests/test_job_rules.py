@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, runs
-from core.beir import load_demo
-from core.evaluate import RetrievalSet, evaluate_named, save
-from core.store import Store, WorkspaceError
+from core.documents.beir import load_demo
+from core.measuring.evaluate import RetrievalSet, evaluate_named, save
+from core.training import jobs
+from core.using import runs
+from core.workspace.store import Store, WorkspaceError
 from tests.conftest import ROOT, wait_until
 
 APP = str(ROOT / "app.py")
@@ -105,8 +106,8 @@ def test_the_pages_refuse_to_delete_what_a_running_job_uses(store, demo, kind):
 
 CLAIM_AND_HOLD = """
 import sys, time
-from core import jobs
-from core.store import Store
+from core.training import jobs
+from core.workspace.store import Store
 assert jobs.claim(Store(sys.argv[1]), int(sys.argv[2]))
 print("claimed", flush=True)
 time.sleep(600)
@@ -241,7 +242,7 @@ def test_the_cli_resumes_a_killed_job_to_its_end(store, demo):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_documents_only_run_at_once_and_says_it_kept_nothing(store, count):
-    from core.corpus import ChunkSettings, ingest
+    from core.documents.corpus import ChunkSettings, ingest
     from tests.test_concurrent import text_of
     corpus_id = ingest(store, "long", text_of(1.5), count, ChunkSettings(128, 0)).corpus_id
     # Started as a terminal starts it (see tests/test_runs.py's Ctrl-C test of finetune).
@@ -270,8 +271,8 @@ def test_ctrl_c_stops_a_documents_only_run_at_once_and_says_it_kept_nothing(stor
 # -- shutdown -----------------------------------------------------------------------------
 STOPS_AS_THE_JOB_STARTS = """
 import concurrent.futures, sys, time
-from core import jobs
-from core.store import Store
+from core.training import jobs
+from core.workspace.store import Store
 
 def load_model(store, job, reporter):
     # Model loading hands work to thread pools, which refuse it once the interpreter stops.
@@ -333,7 +334,7 @@ def test_the_runner_idles_on_a_workspace_that_became_read_only(store, caplog, mo
     monkeypatch.setitem(jobs.HANDLERS, "probe", lambda store, job, reporter: {})
     monkeypatch.setitem(jobs.VALIDATORS, "probe", lambda store, config: config)
     job_id = jobs.submit(store, "probe", {})  # waiting, so the runner tries to write
-    with read_only(store.home), caplog.at_level(logging.DEBUG, logger="core.jobs"):
+    with read_only(store.home), caplog.at_level(logging.DEBUG, logger="core.training.jobs"):
         runner = jobs.Runner(store, poll_seconds=0.01, recover_seconds=0.05).start()
         time.sleep(1.5)
         assert runner.alive()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
-from core.beir import load_demo
-from core.evaluate import load_evaluations
-from core.store import Store, WorkspaceError
+from core.documents.beir import load_demo
+from core.measuring.evaluate import load_evaluations
+from core.training import jobs
+from core.workspace.store import Store, WorkspaceError
 
 TINY = {"epochs": 1, "batch_size": 8, "max_seq_length": 64, "dims": [384, 64], "max_pairs": 24}
 
@@ -95,7 +95,7 @@ def test_bad_configs_are_refused_before_anything_is_queued(store, pair_set_id):
 
 
 def test_a_pair_set_under_a_queued_job_cannot_be_deleted(store, pair_set_id):
-    from core import runs
+    from core.using import runs
     waiting = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
     with pytest.raises(WorkspaceError, match=f"job {waiting} is queued and it trains on this pair set"):
         runs.delete_pair_set(store, pair_set_id)
@@ -231,7 +231,7 @@ def test_a_progress_write_that_finds_the_workspace_locked_does_not_end_the_job(h
     job = jobs.claim(store, jobs.submit(store, "probe", {}))
     reporter = jobs.StoreReporter(store, job.id)
     other = hold_write_lock(store)
-    with caplog.at_level(logging.WARNING, logger="core.jobs"):
+    with caplog.at_level(logging.WARNING, logger="core.training.jobs"):
         reporter.status("Training")
         reporter.progress(0.5)
         reporter.point("loss", 1, 0.3)

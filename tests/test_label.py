@@ -8,13 +8,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import demo, label, models, plan
-from core.beir import load_demo
 from core.cli import main
-from core.compare import compare_evaluations
-from core.evaluate import RetrievalSet, evaluate_named, load_evaluations, query_metrics, save
-from core.search import corpus_index
-from core.store import Store, WorkspaceError
+from core.deciding.compare import compare_evaluations
+from core.documents import demo
+from core.documents.beir import load_demo
+from core.measuring.evaluate import RetrievalSet, evaluate_named, load_evaluations, query_metrics, save
+from core.training import plan
+from core.using import label
+from core.using.search import corpus_index
+from core.workspace import models
+from core.workspace.store import Store, WorkspaceError
 from tests.test_bad_input import one_line, parquet_bytes, snapshot
 
 SUMMARIES = [q for _, q, _ in demo.stdlib_pairs(40)]
@@ -241,6 +244,7 @@ def test_people_questions_judge_models_and_a_model_against_itself_is_not_signifi
 
 def test_the_results_page_measures_every_model_on_people_questions_and_counts_in_words(demo_store):
     from streamlit.testing.v1 import AppTest
+
     from tests.conftest import ROOT
     store, corpus_id = demo_store
     label.add_questions(store, corpus_id, SUMMARIES[:plan.PEOPLE_TEST_MIN])
@@ -343,6 +347,7 @@ def test_label_and_compare_have_help(argv, capsys):
 
 def test_the_label_page_refuses_an_empty_paste_and_labels_with_the_mouse(demo_store):
     from streamlit.testing.v1 import AppTest
+
     from tests.conftest import ROOT
     store, corpus_id = demo_store
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)

@@ -9,9 +9,9 @@ import io
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import label
 from core.cli import main
-from core.errors import WorkspaceError
+from core.using import label
+from core.workspace.errors import WorkspaceError
 from tests.conftest import ROOT
 from tests.test_references import notes  # noqa: F401
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from core import models
-from core.store import WorkspaceError
+from core.workspace import models
+from core.workspace.store import WorkspaceError
 
 
 def model_folder(path: Path) -> Path:
@@ -62,8 +62,9 @@ def test_without_a_data_root_its_folder_is_outside(home, tmp_path, monkeypatch):
 
 
 def test_hub_ids_go_to_the_hub_never_to_a_local_folder_of_that_name(home, offline):
-    # core/data exists relative to the server's folder; zz/nothing does not: same answer
-    assert refusal("core/data", home).replace("core/data", "X") == \
+    # core/training exists relative to the server's folder; zz/nothing does not: same answer
+    assert Path("core/training").is_dir()
+    assert refusal("core/training", home).replace("core/training", "X") == \
         refusal("zz/nothing", home).replace("zz/nothing", "X")
     assert "not available offline" in refusal("zz/nothing", home)
 

@@ -10,12 +10,14 @@ import pyarrow
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, label, models
-from core.beir import load_demo
-from core.corpus import Document, ingest
-from core.evaluate import MISSED_RANK, StoredEvaluation, misses
-from core.pairs import import_pairs
-from core.store import Store
+from core.documents.beir import load_demo
+from core.documents.corpus import Document, ingest
+from core.documents.pairs import import_pairs
+from core.measuring.evaluate import MISSED_RANK, StoredEvaluation, misses
+from core.training import jobs
+from core.using import label
+from core.workspace import models
+from core.workspace.store import Store
 from tests.conftest import PARAGRAPHS, ROOT
 from tests.test_job_rules import read_only
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.beir import DEMO_CORPUS, load_demo
-from core.store import Store
+from core.documents.beir import DEMO_CORPUS, load_demo
+from core.workspace.store import Store
 from tests.conftest import PARAGRAPHS, ROOT, pdf_bytes
 
 APP = str(ROOT / "app.py")
@@ -108,7 +108,7 @@ def test_results_page_measures_the_baseline_and_shows_it_after_a_reload(home, de
 
 @pytest.mark.slow
 def test_finetune_page_starts_a_job_and_shows_it_live(home, demo):
-    from core import jobs
+    from core.training import jobs
     at = page("views/finetune.py")
     assert not at.exception
     assert "Device: **cpu**" in at.caption[0].value
@@ -171,7 +171,7 @@ def test_decide_page_recommends_keeps_answers_in_the_url_and_exports(home):
 ])
 def test_decide_page_shows_what_the_reports_and_cli_show(home, answers, capsys):
     from core.cli import main
-    from core.decision import recommend, to_markdown
+    from core.deciding.decision import recommend, to_markdown
     from tests.test_decision import _shown_items
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params.update(answers)

@@ -5,11 +5,23 @@ import random
 import pandas as pd
 import pytest
 
-from core.corpus import ChunkSettings, Document, ingest, normalise
-from core.pairs import (LLMConfig, PseudoQueryConfig, answerable, estimate, export_jsonl,
-                        generate_builtin, generate_llm, import_pairs, parse_questions,
-                        pseudo_queries, question_from, read_pairs_file, split)
-from core.store import WorkspaceError
+from core.documents.corpus import ChunkSettings, Document, ingest, normalise
+from core.documents.pairs import (
+    LLMConfig,
+    PseudoQueryConfig,
+    answerable,
+    estimate,
+    export_jsonl,
+    generate_builtin,
+    generate_llm,
+    import_pairs,
+    parse_questions,
+    pseudo_queries,
+    question_from,
+    read_pairs_file,
+    split,
+)
+from core.workspace.store import WorkspaceError
 from tests.conftest import PARAGRAPHS
 from tests.llm_server import FakeLLM
 
@@ -193,7 +205,7 @@ MAN_CHUNK = ("MV(1)                            User Commands                    
 
 @pytest.mark.parametrize("seed", range(6))
 def test_page_furniture_and_junk_never_become_queries_and_broken_words_are_joined(seed):
-    from core.pairs import PseudoQueryConfig, pseudo_queries
+    from core.documents.pairs import PseudoQueryConfig, pseudo_queries
     config = PseudoQueryConfig(per_chunk=10)
     queries = [q for q, _ in pseudo_queries(MAN_CHUNK, config, random.Random(seed))]
     assert queries and not any("coreutils" in q or "MV(1)" in q for q in queries)
@@ -205,7 +217,7 @@ def test_page_furniture_and_junk_never_become_queries_and_broken_words_are_joine
 
 
 def test_tidy_joins_line_break_hyphens_and_keeps_real_compounds():
-    from core.pairs import tidy
+    from core.documents.pairs import tidy
     assert tidy("the sys\u2010 tem\tclock") == "the system clock"
     assert tidy("pre- and post-processing", {"system": 1}) == "pre- and post-processing"
     assert tidy("the sys- tem clock", {"system": 3}) == "the system clock"

@@ -5,13 +5,22 @@ from pathlib import Path
 
 import pytest
 
-from core import models
-from core.beir import load_demo
-from core.evaluate import RetrievalSet, evaluate
-from core.finetune import run_experiment
-from core.plan import MAX_EPOCHS, MAX_EPOCHS_SMALL_SET, default_plan, epoch_cap, planned_vs_actual, seq_length_for
-from core.store import WorkspaceError
-from core.train import NO_GAIN, DeviceSetup, TrainConfig, plan_run
+from core.documents.beir import load_demo
+from core.measuring.evaluate import RetrievalSet, evaluate
+from core.training.config import TrainConfig
+from core.training.device import DeviceSetup
+from core.training.finetune import run_experiment
+from core.training.plan import (
+    MAX_EPOCHS,
+    MAX_EPOCHS_SMALL_SET,
+    default_plan,
+    epoch_cap,
+    planned_vs_actual,
+    seq_length_for,
+)
+from core.training.train import NO_GAIN, plan_run
+from core.workspace import models
+from core.workspace.store import WorkspaceError
 from tests.reporter import Lines
 
 MINILM = 22_700_000
@@ -106,7 +115,7 @@ def test_a_run_that_does_not_help_keeps_the_base_model_and_says_so(store, count,
 
 @pytest.mark.slow
 def test_exported_generated_pairs_plan_the_gentler_rate_without_being_told(store, count):
-    from core.pairs import PseudoQueryConfig, export_jsonl, file_is_generated, generate_builtin
+    from core.documents.pairs import PseudoQueryConfig, export_jsonl, file_is_generated, generate_builtin
     corpus_id, people = load_demo(store, count, limit=40)
     generated = generate_builtin(store, corpus_id, "gen", PseudoQueryConfig(filter_top_k=0))
     assert file_is_generated("g.jsonl", export_jsonl(store, generated).encode())

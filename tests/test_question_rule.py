@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import label
 from core.cli import main
-from core.errors import WorkspaceError
-from core.pairs import read_pairs_file
+from core.documents.pairs import read_pairs_file
+from core.using import label
+from core.workspace.errors import WorkspaceError
 from tests.test_bad_input import snapshot, write
 from tests.test_references import notes  # noqa: F401
 
@@ -18,7 +18,7 @@ WORDED = ["Why?\u200b", "²", "Ⅻ kings", "何故ですか", "🙂 why green", 
 
 
 def test_the_rule_sees_letters_and_digits_only():
-    from core.text import has_words, question_text
+    from core.workspace.text import has_words, question_text
     assert not any(has_words(t) for t in WORDLESS)
     assert all(has_words(t) for t in WORDED)
     assert question_text("  Why   green? ") == "Why green?"

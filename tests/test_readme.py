@@ -5,13 +5,15 @@ import re
 
 import pytest
 
-from core import decision, plan, search
-from core.compare import GENERATED_TEST
-from core.corpus import Deduper
-from core.demo import stdlib_pairs
-from core.evaluate import default_dims
-from core.pairs import TEST_FRACTION, PseudoQueryConfig, keep_answerable
-from core.train import VALIDATION_PASSAGES
+from core.deciding import decision
+from core.deciding.compare import GENERATED_TEST
+from core.documents.corpus import Deduper
+from core.documents.demo import stdlib_pairs
+from core.documents.pairs import TEST_FRACTION, PseudoQueryConfig, keep_answerable
+from core.measuring.evaluate import default_dims
+from core.training import plan
+from core.training.train import VALIDATION_PASSAGES
+from core.using import search
 from tests.conftest import ROOT
 
 README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())  # one line per paragraph

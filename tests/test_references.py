@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core.cli import main
-from core.errors import WorkspaceError
-from core.store import Store
+from core.workspace.errors import WorkspaceError
+from core.workspace.store import Store
 from tests.test_bad_input import snapshot, write
 
 

@@ -7,13 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from core.beir import load_demo
-from core.evaluate import RetrievalSet
-from core.plan import (MAX_BATCH, MIN_BATCH, Architecture, Measured, batch_for_memory, bytes_per_pair,
-                       default_plan, replan, static_bytes)
-from core import models
-from core.evaluate import evaluate_named
-from core.train import CosineSchedule, PlanKeeper, TrainConfig, evaluation_seconds, train
+from core.documents.beir import load_demo
+from core.measuring.evaluate import RetrievalSet, evaluate_named
+from core.training.config import TrainConfig
+from core.training.plan import (
+    MAX_BATCH,
+    MIN_BATCH,
+    Architecture,
+    Measured,
+    batch_for_memory,
+    bytes_per_pair,
+    default_plan,
+    replan,
+    static_bytes,
+)
+from core.training.replan import CosineSchedule, PlanKeeper, evaluation_seconds
+from core.training.train import train
+from core.workspace import models
 
 MINILM = 22_700_000
 BERT_BASE = Architecture(768, 12, 12)
@@ -313,7 +323,7 @@ def test_a_deliberately_slow_step_makes_a_real_run_shrink_its_plan(store, count,
 def test_the_pages_time_left_comes_from_the_rate_the_run_reported(store, count):
     from dataclasses import replace
 
-    from core import jobs
+    from core.training import jobs
     _, pair_set_id = load_demo(store, count, limit=60)
     job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id})
     running = replace(jobs.get(store, job_id), state="running", started=time.time() - 100,

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from core import models, plan
-from core.beir import load_demo
-from core.evaluate import encode
-from core.rotate import fit, passage_vectors
-from core.runs import list_runs
-from core.search import corpus_index
-from core.tune import Candidate, _choose, guard, neighbour_agreement
+from core.documents.beir import load_demo
+from core.measuring.evaluate import encode
+from core.training import plan
+from core.training.rotate import fit, passage_vectors
+from core.training.tune import Candidate, _choose, guard, neighbour_agreement
+from core.using.runs import list_runs
+from core.using.search import corpus_index
+from core.workspace import models
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -66,8 +67,8 @@ def test_the_shared_mean_direction_moves_last_so_truncated_vectors_drop_its_offs
 
 
 def test_hubness_counts_passages_that_crowd_into_every_top_k_and_centring_removes_them():
-    from core.rotate import Rotation
-    from core.tune import HUB_CUT, centring_hubness, centring_removes_hubs, hubness
+    from core.training.rotate import Rotation
+    from core.training.tune import HUB_CUT, centring_hubness, centring_removes_hubs, hubness
     rng = np.random.default_rng(0)
     # 300 passages around a shared mean; 10 "generic" ones sit right on the mean, closer to
     # every other vector than those are to each other: hubs. Centring leaves them as tiny
@@ -125,7 +126,7 @@ def test_the_guard_never_keeps_a_candidate_that_loses_at_full_size():
 
 @pytest.fixture
 def demo(home, count):
-    from core.store import Store
+    from core.workspace.store import Store
     store = Store(home)
     corpus_id, pair_set_id = load_demo(store, count, 80)
     return store, corpus_id, pair_set_id
@@ -162,7 +163,7 @@ def test_rotated_model_loaded_plainly_at_64_dims_gives_ragtunes_search_vectors(d
 @pytest.mark.slow
 def test_tune_cli_contract_and_its_run_in_the_runs_list(demo):
     store, corpus_id, pair_set_id = demo
-    from core.tune import centring_removes_hubs
+    from core.training.tune import centring_removes_hubs
     out = cli("tune", "--corpus", str(corpus_id))
     # The centred rotation changes full size, so it may only be kept where it removes hubs
     # (on these 94 passages it does: hubness 0.76 → 0.24 and 0.75 → 0.54).
@@ -219,7 +220,7 @@ def test_queries_and_passages_are_encoded_with_the_models_own_prompts(prompted):
 
 
 def test_the_adaptor_learns_an_orthogonal_map_that_keeps_full_size():
-    from core.adaptor import AdaptorConfig, adapt
+    from benchmarks.adaptor import AdaptorConfig, adapt
     x, _ = synthetic(300, 32)
     x += np.random.default_rng(2).normal(scale=0.3, size=x.shape).astype(np.float32)
     start = fit(x, "rotation")
@@ -233,7 +234,7 @@ def test_the_adaptor_learns_an_orthogonal_map_that_keeps_full_size():
 
 @pytest.mark.slow
 def test_export_snippets_encode_with_the_models_prompts(prompted):
-    from core.export import snippets
+    from core.using.export import snippets
     model = models.load(prompted)
     code = {s.library: s.code for s in snippets(prompted, 64, models.role_prompt(model, "query"),
                                                 models.role_prompt(model, "document"))}
@@ -248,8 +249,8 @@ def test_export_snippets_encode_with_the_models_prompts(prompted):
 @pytest.mark.slow
 def test_with_peoples_questions_every_candidate_is_judged_on_them_and_none_loses_at_full_size(
         demo, tmp_path):
-    from core.evaluate import RetrievalSet
-    from core.tune import tune
+    from core.measuring.evaluate import RetrievalSet
+    from core.training.tune import tune
     store, corpus_id, pair_set_id = demo
     judge = RetrievalSet.from_pair_set(store, pair_set_id, "train")  # 74 people's questions
     result = tune(store, corpus_id, tmp_path / "tuned", people=judge, budget_minutes=0.1)
@@ -264,8 +265,8 @@ def test_with_peoples_questions_every_candidate_is_judged_on_them_and_none_loses
 
 @pytest.mark.slow
 def test_a_finetune_folds_the_rotation_in_only_when_it_helps_its_validation_queries(demo, tmp_path):
-    from core.evaluate import RetrievalSet
-    from core.rotate import rotate_if_it_helps
+    from core.measuring.evaluate import RetrievalSet
+    from core.training.rotate import rotate_if_it_helps
     store, _corpus_id, pair_set_id = demo
     validation = RetrievalSet.from_pair_set(store, pair_set_id, "train")
     trained = tmp_path / "model"  # stands in for a fine-tuned model: any model folder will do

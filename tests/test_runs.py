@@ -2,8 +2,8 @@
 pages, on one tiny fine-tuning run made through ``python -m core finetune``."""
 import functools
 import json
-import re
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, label, runs, search
-from core.beir import load_demo
 from core.cli import main
-from core.compare import compare_evaluations
-from core.evaluate import (METRICS, EvalResult, RetrievalSet, evaluate_named, load_evaluations,
-                           save)
-from core.pairs import import_pairs, split
-from core.store import Store, WorkspaceError
+from core.deciding.compare import compare_evaluations
+from core.documents.beir import load_demo
+from core.documents.pairs import import_pairs, split
+from core.measuring.evaluate import METRICS, EvalResult, RetrievalSet, evaluate_named, load_evaluations, save
+from core.training import jobs
+from core.using import label, runs, search
+from core.workspace.store import Store, WorkspaceError
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -32,7 +32,7 @@ def trained_home() -> Path:
     before = os.environ.get("RAGTUNE_HOME")
     os.environ["RAGTUNE_HOME"] = str(home)
     try:
-        from core import models
+        from core.workspace import models
         _, pair_set_id = load_demo(Store(home), models.token_counter(), limit=40)
         code = main(["finetune", "--pairs", str(pair_set_id), "--epochs", "1", "--batch-size", "8",
                      "--max-seq-length", "64", "--max-pairs", "16", "--json"])

@@ -3,15 +3,15 @@ Search page shows both models."""
 import re
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.compare import comparison
-from core import models, search
-from core.evaluate import encode
-from core.store import WorkspaceError
+from core.deciding.compare import comparison
+from core.measuring.evaluate import encode
+from core.using import search
+from core.workspace import models
+from core.workspace.store import WorkspaceError
 from tests.test_runs import APP, trained  # noqa: F401  (fixture)
-
-import pytest
 
 
 def test_search_ranks_match_a_direct_numpy_computation(trained):  # noqa: F811
@@ -85,8 +85,8 @@ def test_search_page_shows_both_models_side_by_side(trained):  # noqa: F811
 
 
 def test_the_first_search_with_a_model_counts_the_passages_it_encodes_then_none(home, count):
-    from core.beir import load_demo
-    from core.store import Store
+    from core.documents.beir import load_demo
+    from core.workspace.store import Store
     store = Store(home)
     corpus_id, pair_set_id = load_demo(store, count, limit=40)
     passages = len(store.chunks(corpus_id))

@@ -8,8 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import main
-from core.corpus import ChunkSettings, Document, ingest
-from core.store import Store
+from core.documents.corpus import ChunkSettings, Document, ingest
+from core.workspace.store import Store
 from tests.conftest import PARAGRAPHS, ROOT
 from tests.llm_server import FakeLLM
 

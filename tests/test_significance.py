@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from core.compare import differences, headlines
-from core.significance import MIN_QUESTIONS, TOO_FEW, paired_bootstrap
-from core.store import WorkspaceError
+from core.deciding.compare import differences, headlines
+from core.measuring.significance import MIN_QUESTIONS, TOO_FEW, paired_bootstrap
+from core.workspace.store import WorkspaceError
 
 
 def reference_interval(a, b, samples, seed):

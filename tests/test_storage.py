@@ -3,8 +3,9 @@ import math
 
 import numpy as np
 
-from core import models, storage
-from core.evaluate import RetrievalSet, encode, load_evaluations
+from core.measuring import storage
+from core.measuring.evaluate import RetrievalSet, encode, load_evaluations
+from core.workspace import models
 from tests.test_runs import trained  # noqa: F401  (fixture)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
-from core.store import MIGRATIONS, Store, WorkspaceError, explain_db_error
+from core.training import jobs
+from core.workspace.store import MIGRATIONS, Store, WorkspaceError, explain_db_error
 from tests.conftest import ROOT
 
 
@@ -55,7 +55,7 @@ def test_a_workspace_at_the_previous_version_is_migrated_and_keeps_its_jobs(home
 def test_the_vector_cache_moves_to_a_rowid_table_with_every_vector_kept(home):
     import numpy as np
 
-    from core.disk import workspace_size
+    from core.workspace.disk import workspace_size
     db = workspace_at_version(home, 4)
     rng = np.random.default_rng(0)
     vectors = {f"h{i}": rng.standard_normal(384).astype(np.float32).tobytes() for i in range(2000)}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.beir import export_beir, load_demo, retrieval_set
-from core.corpus import normalise
-from core.validation import VALIDATION_FILE
-from core.pairs import export_jsonl
+from core.documents.beir import export_beir, load_demo, retrieval_set
+from core.documents.corpus import normalise
+from core.documents.pairs import export_jsonl
+from core.training.validation import VALIDATION_FILE
 from tests.conftest import ROOT
 
 
@@ -112,7 +112,7 @@ def test_the_process_group_is_destroyed_at_the_end_of_a_distributed_run(monkeypa
     group is left up; gloo on CPU stays silent, so the teardown is checked directly."""
     import torch.distributed as dist
 
-    from core.train import end_distributed
+    from core.training.device import end_distributed
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=0, world_size=1)

@@ -1,8 +1,10 @@
-"""The steps ``core.train.train`` is read as, each on its own: what re-planning may change, how
+"""The steps ``core.training.train.train`` is read as, each on its own: what re-planning may change, how
 many pairs the trainer holds, and what a run keeps at its end. (The whole loop runs for real in
 test_replan, test_plan, test_jobs and test_faults.)"""
-from core.plan import MAX_EPOCHS
-from core.train import NO_GAIN, ReplanScope, TrainConfig, keep_best
+from core.training.config import TrainConfig
+from core.training.plan import MAX_EPOCHS
+from core.training.replan import ReplanScope
+from core.training.train import NO_GAIN, keep_best
 from tests.reporter import Lines
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from core import cli, jobs
-from core.beir import load_demo
-from core.corpus import normalise
-from core.store import WorkspaceError
-from core.validation import VALIDATION_FILE, hold_out
+from core import cli
+from core.documents.beir import load_demo
+from core.documents.corpus import normalise
+from core.training import jobs
+from core.training.validation import VALIDATION_FILE, hold_out
+from core.workspace.store import WorkspaceError
 
 TINY = {"epochs": 1, "batch_size": 8, "max_seq_length": 64, "dims": [384, 64], "max_pairs": 24}
 

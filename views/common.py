@@ -9,10 +9,13 @@ from contextlib import contextmanager
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, models, runs, workflow
-from core.errors import WorkspaceError, explain_db_error
-from core.store import Store, default_home
-from core.wording import sentence
+from core.deciding import workflow
+from core.training import jobs
+from core.using import runs
+from core.workspace import models
+from core.workspace.errors import WorkspaceError, explain_db_error
+from core.workspace.store import Store, default_home
+from core.workspace.wording import sentence
 
 
 @st.cache_resource

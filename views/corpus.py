@@ -3,13 +3,23 @@ import hashlib
 import plotly.express as px
 import streamlit as st
 
-from core.beir import import_beir, parse_beir, upload_files
-from core.corpus import SUPPORTED, ChunkSettings, Preview, ingest, load_file, preview
-from core.errors import WorkspaceError
-from core.evaluate import counted
-from core.wording import plural
-from views.common import (CURRENT_CORPUS, confirm_delete, escape, explained, pick_corpus, plot,
-                          show_flash, show_progress, store, token_counter)
+from core.documents.beir import import_beir, parse_beir, upload_files
+from core.documents.corpus import SUPPORTED, ChunkSettings, Preview, ingest, load_file, preview
+from core.measuring.evaluate import counted
+from core.workspace.errors import WorkspaceError
+from core.workspace.wording import plural
+from views.common import (
+    CURRENT_CORPUS,
+    confirm_delete,
+    escape,
+    explained,
+    pick_corpus,
+    plot,
+    show_flash,
+    show_progress,
+    store,
+    token_counter,
+)
 
 st.title("Corpus")
 workspace = store()

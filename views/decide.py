@@ -3,7 +3,7 @@ import datetime as dt
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.decision import headline, load, reasons_markdown, recommend, sections, to_html, to_markdown, too_few
+from core.deciding.decision import headline, load, reasons_markdown, recommend, sections, to_html, to_markdown, too_few
 from views.common import explained, plot
 
 st.title("RAG or fine-tuning?")

@@ -4,16 +4,19 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, label, models, ranges, runs, tune
-from core.cli import distributed_commands, job_config_file
-from core.evaluate import METRICS
-from core.pairs import is_generated
-from core.plan import budget_defaults, planned_vs_actual
-from core.train import LOSSES, NO_GAIN, DeviceSetup, TrainConfig, plan_run, precision
-from core.validation import for_pair_set
-from core.wording import duration, sentence
-from views.common import (escape, explained, model_info, pick_corpus, pick_pair_set, plot, runner,
-                          store)
+from core.documents.pairs import is_generated
+from core.measuring.evaluate import METRICS
+from core.training import jobs, tune
+from core.training.config import LOSSES, TrainConfig
+from core.training.device import DeviceSetup, precision
+from core.training.plan import budget_defaults, planned_vs_actual
+from core.training.rerun import config_file_name, distributed_commands
+from core.training.train import NO_GAIN, plan_run
+from core.training.validation import for_pair_set
+from core.using import label, runs
+from core.workspace import models, ranges
+from core.workspace.wording import duration, sentence
+from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, plot, runner, store
 
 st.title("Fine-tune the embedding model")
 workspace = store()
@@ -279,7 +282,7 @@ if job.kind == "tune":
 with st.expander("Configuration, and the same run on several GPUs or machines"):
     config_json = json.dumps(job.config, indent=2)
     st.code(config_json, language="json")
-    st.download_button("Download config (JSON)", config_json, job_config_file(job.id))
+    st.download_button("Download config (JSON)", config_json, config_file_name(job.id))
     st.markdown("Export the pairs (train split as JSONL) and the test set (BEIR folder), then run:")
     st.code(distributed_commands(job.id, job.config.get("pair_set_id")), language="bash")
 

@@ -1,11 +1,20 @@
 import streamlit as st
 
-from core import workflow
-from core.disk import workspace_size
-from core.beir import DEMO_CORPUS, load_demo
-from core.evaluate import counted
-from views.common import (CURRENT_CORPUS, current_corpus_id, escape, explained, model_info,
-                          show_flash, show_progress, store, token_counter)
+from core.deciding import workflow
+from core.documents.beir import DEMO_CORPUS, load_demo
+from core.measuring.evaluate import counted
+from core.workspace.disk import workspace_size
+from views.common import (
+    CURRENT_CORPUS,
+    current_corpus_id,
+    escape,
+    explained,
+    model_info,
+    show_flash,
+    show_progress,
+    store,
+    token_counter,
+)
 
 st.title("ragtune")
 st.markdown("**RAG or fine-tuning?** Answer a few questions about your use case, then measure what "

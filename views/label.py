@@ -1,8 +1,8 @@
 import streamlit as st
 
-from core import label
-from core.store import WorkspaceError
-from core.wording import sentence
+from core.using import label
+from core.workspace.store import WorkspaceError
+from core.workspace.wording import sentence
 from views.common import escape, explained, pick_corpus, show_flash, show_progress, store
 
 st.title("Label people's questions")

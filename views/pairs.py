@@ -1,13 +1,36 @@
 
 import streamlit as st
 
-from core import ranges
-from core.pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
-                        PseudoQueryConfig, estimate, export_jsonl, generate_builtin, generate_llm,
-                        guess_columns, import_pairs, llm_pair_set_name, read_pairs_file, split)
-from core.corpus import read_table
-from views.common import (CURRENT_PAIR_SET, confirm_delete, escape, explained, pick_corpus,
-                          pick_pair_set, show_flash, show_progress, store)
+from core.documents.corpus import read_table
+from core.documents.pairs import (
+    BUILTIN_PAIR_SET,
+    GENERATOR_STYLES,
+    SPLIT_SEED,
+    TEST_FRACTION,
+    LLMConfig,
+    PseudoQueryConfig,
+    estimate,
+    export_jsonl,
+    generate_builtin,
+    generate_llm,
+    guess_columns,
+    import_pairs,
+    llm_pair_set_name,
+    read_pairs_file,
+    split,
+)
+from core.workspace import ranges
+from views.common import (
+    CURRENT_PAIR_SET,
+    confirm_delete,
+    escape,
+    explained,
+    pick_corpus,
+    pick_pair_set,
+    show_flash,
+    show_progress,
+    store,
+)
 
 st.title("Question → passage pairs")
 workspace = store()

@@ -4,14 +4,43 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import label, models, plan, runs
-from core.compare import (capped_metrics, ceiling_note, compare_evaluations, comparison, gains,
-                          headlines, per_query_ndcg, trust_note)
-from core.evaluate import (METRICS, RetrievalSet, default_dims, evaluate_named, evaluation_label,
-                           load_evaluations, misses, save)
-from core.wording import plural, sentence
-from views.common import (dims_axis, escape, explained, model_info, pick_corpus, pick_pair_set,
-                          plot, scores_table, show_flash, show_progress, store)
+from core.deciding.compare import (
+    capped_metrics,
+    ceiling_note,
+    compare_evaluations,
+    comparison,
+    gains,
+    headlines,
+    per_query_ndcg,
+    trust_note,
+)
+from core.measuring.evaluate import (
+    METRICS,
+    RetrievalSet,
+    default_dims,
+    evaluate_named,
+    evaluation_label,
+    load_evaluations,
+    misses,
+    save,
+)
+from core.training import plan
+from core.using import label, runs
+from core.workspace import models
+from core.workspace.wording import plural, sentence
+from views.common import (
+    dims_axis,
+    escape,
+    explained,
+    model_info,
+    pick_corpus,
+    pick_pair_set,
+    plot,
+    scores_table,
+    show_flash,
+    show_progress,
+    store,
+)
 
 st.title("Retrieval results")
 st.caption("How well the embedding model finds the right passage for each test question, at "
@@ -79,7 +108,7 @@ names = {e.id: f"#{e.id} {e.label}{' ' + runs.SAME_AS_BASE if e.id in same_as_ba
                f"{e.model} · {time.strftime('%b %d %H:%M', time.localtime(e.created))}"
          for e in evaluations}
 by_id = {e.id: e for e in evaluations}
-# The comparison that matters (core.compare.comparison): the base against the best other model
+# The comparison that matters (core.deciding.compare.comparison): the base against the best other model
 # measured on this very set, base first; a fine-tune that kept the base is never the default.
 chosen_ids = st.multiselect("Evaluations to show", list(names), format_func=names.get,
                             default=[r.evaluation_id for r in matters.runs()])

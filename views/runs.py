@@ -5,12 +5,23 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import export, models, runs, storage
-from core.compare import compare_evaluations, comparison
-from core.disk import folder_bytes, human_bytes
-from core.evaluate import PREFERRED_DIM
-from views.common import (current_corpus_id, dims_axis, escape, explained, plot, scores_table,
-                          show_flash, show_progress, store)
+from core.deciding.compare import compare_evaluations, comparison
+from core.measuring import storage
+from core.measuring.evaluate import PREFERRED_DIM
+from core.using import export, runs
+from core.workspace import models
+from core.workspace.disk import folder_bytes, human_bytes
+from views.common import (
+    current_corpus_id,
+    dims_axis,
+    escape,
+    explained,
+    plot,
+    scores_table,
+    show_flash,
+    show_progress,
+    store,
+)
 
 st.title("Runs")
 st.caption("Every evaluation and fine-tuning run of the workspace. Sort by clicking a column; "

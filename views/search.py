@@ -1,8 +1,8 @@
 import streamlit as st
 
-from core import runs, search
-from core.compare import comparison
-from core.evaluate import PREFERRED_DIM, counted
+from core.deciding.compare import comparison
+from core.measuring.evaluate import PREFERRED_DIM, counted
+from core.using import runs, search
 from views.common import escape, explained, pick_corpus, pick_pair_set, show_progress, store
 
 st.title("Search with two models")

@@ -1,0 +1,768 @@
+"""Background jobs: one runner thread per server process, one job at a time, the rest queued.
+
+The workspace is the only channel between a job and the pages: the runner writes every state
+change, status line, log line and chart point to SQLite, and pages poll it. Nothing lives only
+in memory, so closing the browser changes nothing, and after a server restart the jobs that were
+running are marked ``interrupted`` and can be resumed from their last checkpoint.
+
+States: queued → running → succeeded | failed | canceled | interrupted (its process is gone, or
+its server stopped). Cancel of a queued job is immediate; a running job stops at its next
+training step. Every state change is one of this module's functions; nothing else writes
+``jobs.state``.
+
+Ownership is an OS file lock (``flock``) on ``files/locks/job-<id>.lock``, taken before a job is
+marked running and held by the owning process until the job's end is recorded. The kernel
+frees it when that process ends, however it ends (SIGKILL included), and never while it lives,
+however long it is paused: so "the owner is gone" is exactly "the lock is free", with no clock
+to misjudge. Any server finds such jobs within ``RECOVER_SECONDS`` and marks them interrupted,
+and so does every CLI command that acts on jobs. The lock lives outside the job's folder, so no
+delete of that folder can free it while the job is live.
+
+One rule for every job kind: what a job uses (``USES``: its corpus, pair sets, the run whose
+model it starts from) and the run it is cannot be deleted while it is queued or running
+(``core.using.runs.why_not_delete``), and only a job whose owner is gone can be resumed. Every state
+and ownership question is answered from the job table and the lock, never from the folder.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+
+from core.workspace.errors import Canceled, WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from core.workspace.store import Store
+
+log = logging.getLogger(__name__)
+FINISHED = ("succeeded", "failed", "canceled", "interrupted")
+ACTIVE = ("queued", "running")
+HEARTBEAT_SECONDS = 10.0  # the last sign of life, so an interrupted job's time excludes downtime
+RECOVER_SECONDS = 15.0  # how often a server looks for jobs whose owner is gone
+SHUTDOWN_WAIT_SECONDS = 5.0  # how long a stopping server waits for its job to record its end
+MAX_BACKOFF_SECONDS = 30.0
+INTERRUPTED = "Interrupted: its server stopped; resume to continue from the last checkpoint"
+T = TypeVar("T")
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    state: str
+    config: dict
+    created: float
+    started: float | None
+    finished: float | None
+    cancel_requested: bool
+    progress: float
+    status: str
+    error: str | None
+    result: dict
+    resume: bool = False  # continue from the last checkpoint instead of starting over
+    owner: str | None = None
+    heartbeat: float | None = None
+    stage_started: float | None = None  # when ``status`` was last set; ``progress`` is its share
+
+    @property
+    def elapsed(self) -> float:
+        if not self.started:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left in the current stage, from its own pace so far."""
+        if self.state != "running" or self.progress <= 0.02:
+            return None
+        spent = time.time() - (self.stage_started or self.started or time.time())
+        return spent * (1 - self.progress) / self.progress
+
+    @property
+    def ran(self) -> bool:
+        """Whether the job ever started: a job canceled in the queue is no run."""
+        return self.started is not None
+
+
+def _job(row) -> Job:
+    return Job(row["id"], row["kind"], row["state"], json.loads(row["config"]), row["created"],
+               row["started"], row["finished"], bool(row["cancel_requested"]), row["progress"],
+               row["status"], row["error"], json.loads(row["result"]), bool(row["resume"]),
+               row["owner"], row["heartbeat"], row["stage_started"])
+
+
+def this_process() -> str:
+    """``host:pid:start-time``, recorded with a running job so a person can tell who runs it."""
+    started = psutil.Process().create_time()
+    return f"{socket.gethostname()}:{psutil.Process().pid}:{started:.0f}"
+
+
+# -- ownership: a lock file per job ----------------------------------------------------------
+_held: dict[tuple[str, int], int] = {}  # (workspace, job id) → descriptor holding the lock
+_held_lock = threading.Lock()
+
+
+def lock_path(store: Store, job_id: int) -> Path:
+    """The file whose lock says who runs the job. Not in the job's folder: a delete that
+    removed the folder (as one of a documents-only run once did while it ran) took the lock
+    file with it, the job looked ownerless and a Resume ran it in a second process."""
+    return store.files / "locks" / f"job-{job_id}.lock"
+
+
+def _legacy_lock(store: Store, job_id: int) -> Path:
+    """Where a process of an earlier release locks the jobs it runs."""
+    return job_dir(store, job_id) / ".lock"
+
+
+def _take(store: Store, job_id: int) -> bool:
+    """Lock the job for this process, without waiting; False when another process holds it."""
+    path = lock_path(store, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    with _held_lock:
+        _held[(str(store.home), job_id)] = fd
+    return True
+
+
+def _release(store: Store, job_id: int) -> None:
+    with _held_lock:
+        fd = _held.pop((str(store.home), job_id), None)
+    if fd is not None:
+        os.close(fd)  # closing the last descriptor frees the lock
+
+
+def holds(store: Store, job_id: int) -> bool:
+    """Whether this process owns the job."""
+    with _held_lock:
+        return (str(store.home), job_id) in _held
+
+
+def owner_alive(store: Store, job_id: int) -> bool:
+    """Whether some live process holds the job's lock (this one included)."""
+    return holds(store, job_id) or any(_locked(path) for path in (lock_path(store, job_id),
+                                                                   _legacy_lock(store, job_id)))
+
+
+def _locked(path: Path) -> bool:
+    """Whether another process holds ``path``'s lock."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False  # never locked: a row from before locks, or from a process that died first
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+# -- state changes ---------------------------------------------------------------------------
+def _same(config: dict) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def request(store: Store, kind: str, config: dict) -> tuple[int, bool]:
+    """The job for this request: a queued or running job with the same kind and config if
+    there is one (a second click on Start), else a new queued job. The config is validated
+    first, so a mistake is reported before anything is queued.
+
+    Returns:
+        (job id, whether it was newly queued).
+    """
+    if kind not in HANDLERS:
+        raise WorkspaceError(f"unknown job kind {kind!r}")
+    config = VALIDATORS[kind](store, config)
+    with store.transaction() as db:  # one writer at a time: two clicks cannot both insert
+        for row in db.execute("SELECT id, config FROM jobs WHERE kind = ? AND state IN "
+                              "('queued', 'running') ORDER BY id", (kind,)):
+            if _same(json.loads(row["config"])) == _same(config):
+                return int(row["id"]), False
+        cur = db.execute("INSERT INTO jobs (kind, state, config, created) VALUES (?, 'queued', ?, ?)",
+                         (kind, json.dumps(config), time.time()))
+    return int(cur.lastrowid), True
+
+
+def submit(store: Store, kind: str, config: dict) -> int:
+    """Queue a job (or find its running twin, see ``request``); returns its id."""
+    return request(store, kind, config)[0]
+
+
+def get(store: Store, job_id: int) -> Job:
+    rows = store.query("SELECT * FROM jobs WHERE id = ?", [job_id])
+    if not rows:
+        raise WorkspaceError(f"no job {job_id}")
+    return _job(rows[0])
+
+
+def all_jobs(store: Store) -> list[Job]:
+    return [_job(r) for r in store.query("SELECT * FROM jobs ORDER BY id DESC")]
+
+
+def queue_positions(store: Store) -> dict[int, int]:
+    """Queued job id → its place in line (1: it runs next)."""
+    rows = store.query("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id")
+    return {r["id"]: place for place, r in enumerate(rows, 1)}
+
+
+def claim(store: Store, job_id: int | None = None) -> Job | None:
+    """Take a queued job for this process and mark it running: the given one, or the oldest.
+
+    The job's lock is taken before the row says running, so a running row always has a live
+    owner or a free lock. Returns None when there is no such queued job (or another process
+    took it first).
+    """
+    taken = None
+    try:
+        with store.transaction() as db:
+            sql = "SELECT id FROM jobs WHERE state = 'queued'"
+            rows = db.execute(sql + (" AND id = ?" if job_id is not None else "") + " ORDER BY id",
+                              () if job_id is None else (job_id,)).fetchall()
+            taken = next((r["id"] for r in rows if _take(store, r["id"])), None)
+            if taken is None:
+                return None
+            now = time.time()
+            db.execute("UPDATE jobs SET state = 'running', started = ?, progress = 0, "
+                       "status = 'Starting', owner = ?, heartbeat = ? WHERE id = ?",
+                       (now, this_process(), now, taken))
+    except BaseException:
+        if taken is not None:
+            _release(store, taken)
+        raise
+    return get(store, taken)
+
+
+def finish(store: Store, job_id: int, result: dict, canceled: bool = False) -> None:
+    """Record a job's successful end (or its stop on request, keeping its progress) and free
+    its lock."""
+    store.db.execute(
+        "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
+        "progress = CASE WHEN ? THEN progress ELSE 1.0 END WHERE id = ?",
+        ("canceled" if canceled else "succeeded", time.time(), json.dumps(result),
+         ("Canceled; what was saved is kept" if result else "Canceled before it kept anything")
+         if canceled else "Done", canceled, job_id))
+    _release(store, job_id)
+
+
+def fail(store: Store, job_id: int, message: str, trace: str | None = None) -> None:
+    """Record a job's failure with its one-line reason (and the trace in its log)."""
+    reporter = StoreReporter(store, job_id)
+    with store.transaction() as db:
+        reporter.log("failed: " + message)
+        if trace:
+            reporter.log(trace)
+        db.execute("UPDATE jobs SET state = 'failed', finished = ?, error = ?, status = ? "
+                   "WHERE id = ?", (time.time(), message, "Failed", job_id))
+    _release(store, job_id)
+
+
+def interrupt(store: Store, job_id: int, why: str = INTERRUPTED) -> None:
+    """Record that this process stopped running the job before its end (its server is
+    stopping); it can be resumed."""
+    reporter = StoreReporter(store, job_id)
+    with store.transaction() as db:
+        reporter.log(why)
+        db.execute("UPDATE jobs SET state = 'interrupted', finished = ?, status = ? WHERE id = ?",
+                   (time.time(), why, job_id))
+    _release(store, job_id)
+
+
+def cancel(store: Store, job_id: int) -> str:
+    """Cancel a queued job now, or ask a running one to stop; returns the resulting state."""
+    job = get(store, job_id)
+    if job.state == "queued":
+        store.db.execute("UPDATE jobs SET state = 'canceled', finished = ? WHERE id = ? AND state = 'queued'",
+                         (time.time(), job_id))
+    elif job.state == "running":
+        store.db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+    else:
+        raise WorkspaceError(f"job {job_id} has already ended ({job.state})")
+    return get(store, job_id).state
+
+
+def why_not_resume(store: Store, job: Job) -> str | None:
+    """The reason a job cannot be resumed, or None when it can: it must have ended, its owner
+    must be gone (a job marked ended while a process still runs it would run twice), and what
+    it needs must still be there."""
+    if job.state not in ("interrupted", "failed", "canceled"):
+        return (f"job {job.id} is {job.state}; only an interrupted, failed or canceled job "
+                "can be resumed")
+    if owner_alive(store, job.id):
+        return (f"job {job.id} is still running in another process ({job.owner}); wait for "
+                "it to end, then resume")
+    for use in uses(store, job):
+        if use.needed and not _exists(store, use):
+            return (f"job {job.id} {use.past} {use.kind} {use.ref}, which was deleted; start a "
+                    f"new job on an existing {use.kind}")
+    return None
+
+
+def resume(store: Store, job_id: int) -> None:
+    """Queue an interrupted, failed or canceled job again; training continues from its last
+    saved checkpoint."""
+    reason = why_not_resume(store, get(store, job_id))
+    if reason:
+        raise WorkspaceError(reason)
+    changed = store.db.execute(
+        "UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, finished = NULL, "
+        "resume = 1, owner = NULL WHERE id = ? AND state IN ('interrupted', 'failed', 'canceled')",
+        (job_id,)).rowcount
+    if not changed:  # another page resumed it a moment ago
+        raise WorkspaceError(f"job {job_id} was resumed already; follow it on the Fine-tune page")
+
+
+def forget(store: Store, job_ids: list[int]) -> None:
+    """Delete ended jobs' rows (inside the caller's transaction) and their lock files; the
+    caller removes their folders. A queued or running job keeps its row and its lock."""
+    for job_id in job_ids:
+        gone = store.db.execute("DELETE FROM jobs WHERE id = ? AND state NOT IN "
+                                "('queued', 'running')", (job_id,)).rowcount
+        if gone and not owner_alive(store, job_id):
+            lock_path(store, job_id).unlink(missing_ok=True)
+
+
+def recover(store: Store) -> int:
+    """Mark interrupted the running jobs whose owner process is gone (their lock is free); a
+    job another live process runs is left alone, however long it has been silent. The CLI
+    calls it before it acts on jobs, so it needs no server to notice a dead owner; the write
+    lock is taken only when there is something to mark."""
+    running = [r["id"] for r in store.query("SELECT id FROM jobs WHERE state = 'running'")]
+    if all(owner_alive(store, job_id) for job_id in running):
+        return 0
+    with store.transaction() as db:
+        running = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
+        lost = [job_id for job_id in running if not owner_alive(store, job_id)]
+        # It stopped at its last sign of life, not now: elapsed time must not count the downtime.
+        db.executemany("UPDATE jobs SET state = 'interrupted', finished = COALESCE("
+                       "(SELECT MAX(ts) FROM job_events e WHERE e.job_id = jobs.id), heartbeat, "
+                       "started), status = ? WHERE id = ? AND state = 'running'",
+                       [(INTERRUPTED, i) for i in lost])
+    return len(lost)
+
+
+def events(store: Store, job_id: int, kind: str, limit: int | None = None) -> list[dict]:
+    sql = "SELECT ts, payload FROM job_events WHERE job_id = ? AND kind = ? ORDER BY id"
+    rows = store.query(sql + (" DESC LIMIT ?" if limit else ""),
+                       [job_id, kind, *([limit] if limit else [])])
+    out = [{"ts": r["ts"], **json.loads(r["payload"])} for r in rows]
+    return out[::-1] if limit else out
+
+
+def time_left(store: Store, job: Job) -> float | None:
+    """Seconds of training a running job has left: the newest time left its run reported
+    (``core.training.train.PlanKeeper``: the plan's, then the measured rate's), counted down since; None
+    before training has planned. (It once fell back to the current stage's pace, so the page
+    showed the baseline's "about 3 s" as training time, then nothing, then "3 min 58 s".)"""
+    if job.state != "running":
+        return None
+    rows = store.query("SELECT ts, payload FROM job_events WHERE job_id = ? AND kind = 'point' "
+                       "AND json_extract(payload, '$.series') = 'seconds_left' "
+                       "ORDER BY id DESC LIMIT 1", [job.id])
+    if not rows:
+        return None
+    return max(0.0, json.loads(rows[0]["payload"])["value"] - (time.time() - rows[0]["ts"]))
+
+
+class StoreReporter:
+    """A job's progress, written to the workspace for the pages to read; every write is also a
+    heartbeat, the job's last sign of life should its process end without a word.
+
+    A progress write that finds the workspace locked past the busy timeout (another process
+    writing for that long) is skipped with a warning: a lost loss point must not end a
+    training run. Any other failure to write (a full disk, a read-only folder) ends the job.
+    """
+
+    def __init__(self, store: Store, job_id: int):
+        self.store, self.job_id = store, job_id
+
+    @contextmanager
+    def _unless_locked(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            text = str(error).lower()
+            if "locked" not in text and "busy" not in text:
+                raise
+            log.warning("job %s: %s not written, the workspace stayed locked", self.job_id, what)
+
+    def _event(self, kind: str, payload: dict) -> None:
+        now = time.time()
+        with self._unless_locked(kind), self.store.transaction() as db:
+            db.execute("INSERT INTO job_events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
+                       (self.job_id, now, kind, json.dumps(payload)))
+            db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (now, self.job_id))
+
+    def status(self, text: str) -> None:
+        """A new stage: its progress starts from 0 and its clock from now."""
+        now = time.time()
+        with self._unless_locked("status"):
+            self.store.db.execute("UPDATE jobs SET status = ?, progress = 0, stage_started = ?, "
+                                  "heartbeat = ? WHERE id = ?", (text, now, now, self.job_id))
+        self.log(text)
+
+    def progress(self, fraction: float) -> None:
+        with self._unless_locked("progress"):
+            self.store.db.execute("UPDATE jobs SET progress = ?, heartbeat = ? WHERE id = ?",
+                                  (fraction, time.time(), self.job_id))
+
+    def heartbeat(self) -> None:
+        self.store.db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time(), self.job_id))
+
+    def log(self, line: str) -> None:
+        self._event("log", {"line": line})
+
+    def point(self, series: str, step: int, value: float, epoch: float | None = None) -> None:
+        self._event("point", {"series": series, "step": step, "value": value, "epoch": epoch})
+
+    def should_stop(self) -> bool:
+        rows = self.store.query("SELECT cancel_requested FROM jobs WHERE id = ?", [self.job_id])
+        return bool(rows and rows[0][0])
+
+
+def explain_failure(error: BaseException, config: dict, folder: Path | None = None,
+                    database: Path | None = None) -> str:
+    """One line a person can act on.
+
+    Args:
+        error: what ended the job.
+        config: the job's config, for advice on what to change.
+        folder: where the job writes its files, named when the disk is full.
+        database: the workspace database, named when it failed.
+    """
+    if isinstance(error, WorkspaceError):
+        return str(error)
+    if isinstance(error, sqlite3.Error) and database:
+        return explain_db_error(error, database)
+    if is_out_of_room(error) and folder:
+        return explain_out_of_room("the job's files", folder)
+    text = str(error)
+    if isinstance(error, MemoryError) or "out of memory" in text.lower():
+        batch = config.get("batch_size", 32)
+        return (f"ran out of memory at batch size {batch}: try batch size {max(2, batch // 2)}, "
+                "a shorter max_seq_length, or the cached_mnrl loss (big batches in little memory)")
+    first = text.splitlines()[0][:200] if text else ""
+    return f"{type(error).__name__}: {first}"
+
+
+def check_train_config(store: Store, config: dict) -> dict:
+    from core.training.config import TrainConfig
+    from core.training.validation import for_pair_set
+    from core.workspace import models
+    train_config = TrainConfig.from_dict(config)
+    if train_config.pair_set_id is None:
+        raise WorkspaceError("choose a pair set to train on")
+    # Refused now, not after the baseline: no split, or too few pairs to spare validation ones.
+    held = for_pair_set(store, train_config.pair_set_id, bool(train_config.generated_pairs),
+                        train_config.seed)
+    n_pairs = min(len(held.train), train_config.max_pairs or len(held.train))
+    dim = models.load(train_config.model).get_embedding_dimension()
+    train_config.resolved(dim, n_pairs)
+    return config
+
+
+def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
+    from core.measuring.evaluate import BASELINE, RetrievalSet, finetuned_label, same_measurement, save
+    from core.training.config import TrainConfig
+    from core.training.finetune import run_experiment
+    config = TrainConfig.from_dict(job.config)
+    if config.pair_set_id is None:
+        raise WorkspaceError("the job names no pair set")
+    try:
+        pair_set = store.pair_set(config.pair_set_id)
+    except WorkspaceError:
+        raise WorkspaceError(f"pair set {config.pair_set_id} was deleted after this job was "
+                             "queued; start a new job on an existing pair set") from None
+    pairs = [(p["query"], p["positive"]) for p in store.pairs(pair_set.id, "train")]
+    if not pairs:
+        raise WorkspaceError(f"pair set '{pair_set.name}' has no train split; split it first")
+    data = RetrievalSet.from_pair_set(store, pair_set.id)
+    corpus = [c["text"] for c in store.chunks(pair_set.corpus_id)]
+    result = run_experiment(config, pairs, data, job_dir(store, job.id), reporter, store, corpus,
+                            resume=job.resume)
+    # One "baseline" entry per test set: a job measuring the same base on the same questions
+    # again points at the evaluation already stored.
+    baseline_id = same_measurement(store, pair_set.id, result.baseline.model, data,
+                                   result.baseline.dims) \
+        or save(store, result.baseline, pair_set.id, BASELINE, job.id)
+    out = {**result.to_json(), "baseline_evaluation": baseline_id}
+    if result.finetuned:
+        out["finetuned_evaluation"] = save(store, result.finetuned, pair_set.id,
+                                           finetuned_label(job.id), job.id)
+    return out
+
+
+def run_tune_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
+    from core.training.tune import run_job
+    return run_job(store, job.config, job.id, job_dir(store, job.id), reporter)
+
+
+def check_tune_config(store: Store, config: dict) -> dict:
+    from core.training.tune import check_config
+    return check_config(store, config)
+
+
+# "tune": the documents-only run (core.training.tune), a rotation or model chosen without questions.
+HANDLERS: dict[str, Callable[[Store, Job, StoreReporter], dict]] = {"train": run_train_job,
+                                                                    "tune": run_tune_job}
+VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {"train": check_train_config,
+                                                        "tune": check_tune_config}
+
+
+# -- what a job uses -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Use:
+    """Something a job reads while it runs, so no delete may take it from a live job.
+
+    Attributes:
+        kind: "run", "pair set" or "corpus", as ``core.using.runs.why_not_delete`` names them.
+        ref: the run id (``j3``) or the pair set's or corpus's id.
+        why: how the job uses it, finishing "job 3 is running and …".
+        needed: whether the job cannot resume without it.
+        past: the same in the past tense, for the refusal of a resume ("trained on").
+    """
+    kind: str
+    ref: int | str
+    why: str
+    needed: bool = False
+    past: str = ""
+
+
+def model_job(store: Store, model: str | None) -> int | None:
+    """The job whose model folder ``model`` names, if it is one made in this workspace."""
+    if not model:
+        return None
+    path = Path(model).expanduser().resolve()
+    root = (store.files / "jobs").resolve()
+    if not path.is_relative_to(root):
+        return None
+    first = path.relative_to(root).parts[:1]
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
+def _model_use(store: Store, job: Job, why: str) -> list[Use]:
+    source = model_job(store, job.config.get("model"))
+    return [] if source is None else [Use("run", f"j{source}", why)]
+
+
+def _train_uses(store: Store, job: Job) -> list[Use]:
+    pair_set_id = job.config.get("pair_set_id")
+    corpus = store.query("SELECT corpus_id FROM pair_sets WHERE id = ?", [pair_set_id])
+    return [Use("pair set", pair_set_id, "it trains on this pair set", pair_set_id is not None,
+                "trained on"),
+            *[Use("corpus", r["corpus_id"], "it trains on a pair set of this corpus")
+              for r in corpus],
+            *_model_use(store, job, "it trains from this run's model")]
+
+
+def _tune_uses(store: Store, job: Job) -> list[Use]:
+    """The corpus, and every pair set of it: the run may generate questions there, judge on
+    people's, and is measured on any split one at its end."""
+    corpus_id, questions = job.config.get("corpus_id"), job.config.get("questions")
+    judged = [] if questions is None else [
+        Use("pair set", questions, "it judges its candidates on this pair set", True,
+            "judged its candidates on")]
+    return [Use("corpus", corpus_id, "it tunes a model for this corpus", True, "tuned a model for"),
+            *judged,
+            *[Use("pair set", r["id"], "it reads the pair sets of this corpus") for r in
+              store.query("SELECT id FROM pair_sets WHERE corpus_id = ?", [corpus_id])],
+            *_model_use(store, job, "it starts from this run's model")]
+
+
+# Every job kind says what it uses; tests/test_job_rules.py checks each HANDLERS kind has one.
+USES: dict[str, Callable[[Store, Job], list[Use]]] = {"train": _train_uses, "tune": _tune_uses}
+
+
+def uses(store: Store, job: Job) -> list[Use]:
+    """What ``job`` uses (see ``Use``); nothing for a kind that has no handler here (a row
+    of a kind this release does not run)."""
+    return USES[job.kind](store, job) if job.kind in USES else []
+
+
+def _exists(store: Store, use: Use) -> bool:
+    table = {"pair set": "pair_sets", "corpus": "corpora"}.get(use.kind)
+    return table is None or bool(store.query(f"SELECT 1 FROM {table} WHERE id = ?", [use.ref]))
+
+
+class Runner:
+    """Runs queued jobs one at a time in a daemon thread that no error can end: a failure to
+    reach the database is logged and retried with a growing pause, and a workspace that cannot
+    be written leaves the runner idle. A second thread marks interrupted, every
+    ``recover_seconds``, the jobs of any process on this workspace that has ended."""
+
+    def __init__(self, store: Store, poll_seconds: float = 1.0,
+                 give_up_seconds: float | None = None, recover_seconds: float = RECOVER_SECONDS):
+        """Args:
+            store: the workspace.
+            poll_seconds: how often an idle runner looks for queued jobs.
+            give_up_seconds: how long to retry recording a job's end before raising the
+                database error. None (a server) retries until the runner stops, so the job's
+                end is recorded once disk space is freed; the CLI, in the foreground, gives up
+                and says why.
+            recover_seconds: how often to look for jobs whose owner is gone.
+        """
+        self.store, self.poll, self.give_up = store, poll_seconds, give_up_seconds
+        self.recover_every = recover_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+        self._read_only_told = False
+
+    def start(self) -> Runner:
+        """Start the threads, or start new ones if the previous ones have died."""
+        if self.alive():
+            return self
+        self._stop.clear()
+        # Before concurrent.futures refuses new work at interpreter exit (it registers the
+        # same kind of hook, and they run last-registered first), so a job that fails because
+        # the server is stopping is recorded as interrupted, not failed. Where its hook runs
+        # first after all, interpreter_stopping() tells.
+        threading._register_atexit(self._shutting_down)
+        self._thread = threading.Thread(target=self._loop, name="ragtune-jobs", daemon=True)
+        self._thread.start()
+        threading.Thread(target=self._watch, name="ragtune-recover", daemon=True).start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _shutting_down(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._idle.wait(SHUTDOWN_WAIT_SECONDS)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                recover(self.store)
+            except sqlite3.Error as error:  # read-only or locked: the next round retries
+                log.debug("job runner: recovery skipped (%s)", error)
+            self._stop.wait(self.recover_every)
+
+    def _loop(self) -> None:
+        pause = self.poll
+        while not self._stop.is_set():
+            try:
+                job = claim(self.store)
+                pause = self.poll
+                if job is not None:
+                    self.run_one(job)
+                    continue
+            except Exception as error:  # the runner must outlive a locked or failing database
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+                if _read_only(error):  # nothing will change until someone fixes it: say it once
+                    if not self._read_only_told:
+                        log.warning("job runner idle: %s", explain_db_error(error, self.store.path)
+                                    if isinstance(error, sqlite3.Error) else error)
+                    self._read_only_told = True
+                    pause = MAX_BACKOFF_SECONDS
+                else:
+                    log.exception("job runner: retrying in %.1f s", pause)
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def _retry(self, write: Callable[[], T], what: str) -> T:
+        """Run a write until it succeeds: the final state of a job must reach the workspace,
+        or the job would look running forever."""
+        pause = 0.2
+        deadline = None if self.give_up is None else time.monotonic() + self.give_up
+        while True:
+            try:
+                return write()
+            except sqlite3.Error as error:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+                log.warning("job runner: could not %s (%s); retrying in %.1f s", what,
+                            explain_db_error(error, self.store.path), pause)
+                if self._stop.wait(pause):
+                    raise
+                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
+
+    def _beat(self, reporter: StoreReporter, done: threading.Event) -> None:
+        """Heartbeats while a long step (encoding, saving) reports nothing."""
+        while not done.wait(HEARTBEAT_SECONDS):
+            try:
+                reporter.heartbeat()
+            except sqlite3.Error:
+                log.warning("job %s: heartbeat not written", reporter.job_id)
+
+    def run_one(self, job: Job) -> None:
+        """Run a job this process has claimed (``claim``) to its end state."""
+        if not holds(self.store, job.id):
+            raise WorkspaceError(f"job {job.id} is not claimed by this process; claim it first")
+        self._idle.clear()
+        reporter = StoreReporter(self.store, job.id)
+        done = threading.Event()
+        threading.Thread(target=self._beat, args=(reporter, done), daemon=True).start()
+        try:
+            result = HANDLERS[job.kind](self.store, job, reporter)
+            canceled = reporter.should_stop()
+            self._retry(lambda: finish(self.store, job.id, result, canceled),
+                        f"record the end of job {job.id}")
+        except Canceled:  # stopped on request before it kept anything
+            self._retry(lambda: finish(self.store, job.id, {}, canceled=True),
+                        f"record the end of job {job.id}")
+        except BaseException as error:  # a job must never take the runner down with it
+            if self._stop.is_set() or interpreter_stopping():  # the server is stopping: not its fault
+                self._retry(lambda: interrupt(self.store, job.id),
+                            f"record the interruption of job {job.id}")
+                return
+            message = explain_failure(error, job.config, job_dir(self.store, job.id),
+                                      self.store.path)
+            trace = None if isinstance(error, WorkspaceError) else traceback.format_exc()[-4000:]
+            self._retry(lambda: fail(self.store, job.id, message, trace),
+                        f"record the failure of job {job.id}")
+        finally:
+            done.set()
+            self._idle.set()
+
+
+def interpreter_stopping() -> bool:
+    """Whether the interpreter has begun to exit: concurrent.futures raises its flag first
+    thing in its exit hook, before it refuses work to the pools a job may be using."""
+    futures = sys.modules.get("concurrent.futures.thread")
+    return bool(getattr(futures, "_shutdown", False)) or sys.is_finalizing()
+
+
+def _read_only(error: BaseException) -> bool:
+    """Whether ``error`` says the workspace cannot be written at all."""
+    if isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return True
+    text = str(error).lower()
+    return any(words in text for words in ("readonly", "read-only", "unable to open"))
+
+
+def job_dir(store: Store, job_id: int) -> Path:
+    return store.files / "jobs" / str(job_id)
