@@ -67,6 +67,18 @@ def test_the_training_phase_ends_within_its_tolerance_of_the_budget_at_any_speed
     assert took >= (1 - BUDGET_TOLERANCE) * budget or keeper.plan.data_runs_out()
 
 
+@pytest.mark.parametrize("rate", [4, 5, 6, 8, 14, 40])
+@pytest.mark.parametrize("warm", [3, 6])
+def test_a_slow_first_step_never_stops_a_run_short(rate, warm):
+    """A 2-minute budget on both busy cores ended at 0.79x: the first step, timed with its
+    warm-up (here 3 or 6 times a later one), cut the plan to two steps, and the second step's
+    true speed was not allowed to grow it back."""
+    took, keeper, _ = simulate(rate, setup=15, warm=warm)
+    budget = keeper.plan.budget_seconds
+    assert took >= (1 - BUDGET_TOLERANCE) * budget or keeper.plan.data_runs_out(), took / budget
+    assert took <= (1 + BUDGET_TOLERANCE) * budget
+
+
 def test_one_timed_step_is_enough_to_cut_a_plan_that_would_overrun():
     """A 2-minute budget trained 3 min 34 s: at 28 s a step the plan waited for two timed steps
     (its third step's end) before it knew the rate."""

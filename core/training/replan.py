@@ -183,15 +183,19 @@ class PlanKeeper:
                             eval_seconds=self.eval_seconds, save_seconds=self.save_seconds)
         again = replan(self.plan, measured, self.pairs_per_epoch, self.max_epochs,
                        self.epochs_open, self.pairs_open)
-        if self.rate is None and again.seconds <= self.plan.budget_seconds and \
-                self.steps_of(again) >= self.target_steps():
-            return  # a provisional rate only cuts a plan that would overrun; it never grows one
+        # The first step timed whole (warm-up included) reads slow: it may cut a plan that would
+        # overrun, never grow one. One step timed on its own is a measurement and may do both:
+        # kept to cuts, a 2-minute run whose first step's warm-up had cut it to 2 steps stopped
+        # there, at 0.67 of its budget, though its second step showed the time for 5 more.
+        if self.rate is None and not self.step_seconds and again.seconds <= self.plan.budget_seconds \
+                and self.steps_of(again) >= self.target_steps():
+            return
         self.plan = again
         self.schedule.total = self.target_steps()
 
     def provisional_rate(self) -> float | None:
         """Before ``CALIBRATION_STEPS`` steps are timed: the one timed step, or the first step
-        whole (warm-up included, so slow: it may only cut). On a busy machine a step can take
+        whole (warm-up included, so slow: it may only cut, see ``_replan``). On a busy machine a step can take
         a fifth of a 2-minute budget, and waiting for two timed ones overran it by half."""
         if self.step_seconds:
             return self.pairs_per_step / max(self.step_seconds[-1], 1e-9)
