@@ -18,7 +18,6 @@ small function above it.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -34,12 +33,10 @@ from core.measuring.evaluate import (
     evaluate_named,
 )
 from core.training.checkpoints import (
-    PLAN_FILE,
     checkpoint_seconds,
     drop_incomplete_checkpoints,
     resumable_plan,
     save_model,
-    slim_checkpoints,
 )
 from core.training.config import Reporter, TrainConfig, TrainResult, stage_progress
 from core.training.device import DeviceSetup, precision, prepare_torch, world_size
@@ -48,7 +45,7 @@ from core.training.replan import PlanKeeper, ReplanScope, evaluation_seconds, pa
 from core.workspace import models
 from core.workspace.errors import WorkspaceError, explain_out_of_room, is_out_of_room
 from core.workspace.store import Store
-from core.workspace.wording import duration, plural
+from core.workspace.wording import duration
 
 NO_GAIN = "fine-tuning did not help on this data"
 VALIDATION_PASSAGES = 3000
@@ -281,95 +278,6 @@ def training_arguments(config: TrainConfig, setup: DeviceSetup, checkpoints: Pat
     )
 
 
-def progress_callback(keeper: PlanKeeper, evaluator, reporter: Reporter):
-    """The trainer callback that ties a run to its plan keeper and its reporter: the re-planned
-    schedule, the stop where the plan ends or on cancel, the chart's points, and the plan saved
-    with each checkpoint.
-
-    Args:
-        keeper: the run's plan keeper.
-        evaluator: the ``matryoshka_evaluator`` whose last result each evaluation reports.
-        reporter: where progress is told.
-    """
-    from transformers import TrainerCallback
-
-    class Progress(TrainerCallback):
-        told = 0.0  # when the time left was last reported
-        planned = 0  # the steps planned, as last reported
-
-        def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
-            # Every parameter group's rate ends wherever the re-planned run ends.
-            lr_scheduler.lr_lambdas = [keeper.schedule] * len(lr_scheduler.base_lrs)
-
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            keeper.epoch_begin()
-
-        def stop_if(self, keeper_says, control, step: int, epoch: float | None) -> None:
-            """Apply what the keeper decided; tell people when that changed the plan's shape
-            or raised the time left, with the sum that did it."""
-            shape = keeper.shape()
-            if keeper_says():
-                control.should_training_stop = True
-                control.should_log = True  # the last step's loss, however few steps ran
-            left, before = keeper.time_left()
-            if shape != keeper.shape() or before is not None:
-                rate = keeper.plan.measured_pairs_per_second or 0.0
-                rose = f"; time left up from {duration(before)} to {duration(left)}" if before is not None else ""
-                reporter.log(f"re-planned from the measured {rate:.1f} pairs/s: "
-                             f"{keeper.plan.summary()} ({plural(keeper.target_steps(), 'step')}): "
-                             f"{keeper.plan.arithmetic()}{rose}")
-            if before is not None or time.perf_counter() - self.told > 5:
-                self.told = time.perf_counter()  # the page's time left, from the measured rate
-                reporter.point("seconds_left", step, left, epoch)
-            if keeper.target_steps() != self.planned:  # the page's "step 3 of 42"
-                self.planned = keeper.target_steps()
-                reporter.point("steps_planned", step, self.planned, epoch)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 1:
-                control.should_log = True  # the chart's first point, before logging_steps
-            self.stop_if(lambda: keeper.step_end(state.global_step), control, state.global_step,
-                         state.epoch)
-            reporter.progress(min(1.0, state.global_step / max(keeper.schedule.total, 1)))
-            if reporter.should_stop():
-                control.should_training_stop = True
-                control.should_save = True
-                reporter.log(f"cancel requested: stopping after step {state.global_step}")
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                reporter.point("loss", state.global_step, float(logs["loss"]), state.epoch)
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            self.stop_if(lambda: keeper.epoch_end(round(state.epoch)), control, state.global_step,
-                         state.epoch)
-            if keeper.skips_evaluation():
-                control.should_evaluate = control.should_save = False
-                reporter.log(f"epoch {state.epoch:.2f} is not evaluated: its evaluation "
-                             f"(≈ {duration(keeper.eval_seconds)}) would end the run past its "
-                             f"{duration(keeper.plan.budget_seconds)} budget; the best evaluated "
-                             "epoch is kept")
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            keeper.evaluated()
-            result = evaluator.last
-            if result is None:
-                return
-            for dim, ms in result.metrics.items():
-                reporter.point(f"ndcg@10/{dim}", state.global_step, ms["ndcg@10"], state.epoch)
-            reporter.log(f"epoch {state.epoch:.2f}: {result.line()}")
-
-        def on_save(self, args, state, control, **kwargs):
-            keeper.saved()
-            if state.is_world_process_zero:  # the process that writes the checkpoints
-                slim_checkpoints(Path(args.output_dir))
-                newest = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if newest.is_dir():
-                    (newest / PLAN_FILE).write_text(json.dumps(keeper.plan.to_json()))
-
-    return Progress()
-
-
 def fit(trainer, checkpoints: Path, resume: bool) -> None:
     """Run the trainer, from the newest complete checkpoint when resuming.
 
@@ -460,6 +368,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
     """
     from sentence_transformers import SentenceTransformerTrainer
     from transformers.trainer_callback import PrinterCallback
+    from core.training.callback import PlanCallback
 
     started = time.perf_counter()
     setup = DeviceSetup.detect()
@@ -501,7 +410,7 @@ def train(config: TrainConfig, pairs: list[tuple[str, str]], eval_data: Retrieva
                               models.training_prompts(model, dataset.column_names), distributed)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          evaluator=evaluator,
-                                         callbacks=[progress_callback(keeper, evaluator, reporter)])
+                                         callbacks=[PlanCallback(keeper, evaluator, reporter)])
     trainer.remove_callback(PrinterCallback)  # progress goes to the reporter, not stdout
     reporter.status(f"Training: {min(len(dataset), plan.max_pairs)} pairs, {keeper.schedule.total} "
                     f"steps on {setup.device} ({precision(setup)}); an evaluation ≈ "
