@@ -367,9 +367,9 @@ def write(path: Path, content: str | bytes) -> str:
 CLI_CASES = [
     ("split of a missing pair set", lambda t, s: ["pairs", "split", "999"], "no pair set 999"),
     ("export of a missing pair set",
-     lambda t, s: ["export", "pairs", "999", "--output", str(t / "out.jsonl")], "no pair set 999"),
+     lambda t, s: ["pairs", "export", "999", "--output", str(t / "out.jsonl")], "no pair set 999"),
     ("export of a split that is empty",
-     lambda t, s: ["export", "pairs", str(s.pair_sets(s.corpus("bio").id)[0].id), "--split",
+     lambda t, s: ["pairs", "export", str(s.pair_sets(s.corpus("bio").id)[0].id), "--split",
                    "test", "--output", str(t / "out.jsonl")], "has no test pairs"),
     ("test fraction leaving nothing to train",
      lambda t, s: ["pairs", "split", str(s.pair_sets(s.corpus("bio").id)[0].id),
@@ -381,7 +381,7 @@ CLI_CASES = [
     ("split of a pair set id beyond 64 bits", lambda t, s: ["pairs", "split", "9" * 30],
      "out of range; use 1 to 2**63-1"),
     ("export of a pair set id beyond 64 bits",
-     lambda t, s: ["export", "pairs", "9" * 30, "--output", str(t / "out.jsonl")], "out of range"),
+     lambda t, s: ["pairs", "export", "9" * 30, "--output", str(t / "out.jsonl")], "out of range"),
     ("split with a negative seed", lambda t, s: ["pairs", "split", "1", "--seed", "-1"],
      "--seed: -1 is out of range"),
     ("generate with a seed beyond 2**32",
@@ -394,14 +394,14 @@ CLI_CASES = [
     ("generate for a missing corpus",
      lambda t, s: ["pairs", "generate", "--corpus", "nope"], "no corpus 'nope'"),
     ("pairs list of a missing corpus",
-     lambda t, s: ["list", "pairs", "--corpus", "nope"], "no corpus 'nope'"),
-    ("ingest of a missing path", lambda t, s: ["ingest", str(t / "missing.pdf")], "does not exist"),
+     lambda t, s: ["pairs", "list", "--corpus", "nope"], "no corpus 'nope'"),
+    ("ingest of a missing path", lambda t, s: ["corpus", "ingest", str(t / "missing.pdf")], "does not exist"),
     ("ingest of a binary file",
-     lambda t, s: ["ingest", write(t / "photo.txt", b"\x00\x01binary")], "binary"),
+     lambda t, s: ["corpus", "ingest", write(t / "photo.txt", b"\x00\x01binary")], "binary"),
     ("ingest with a tiny chunk size",
-     lambda t, s: ["ingest", write(t / "a.txt", TEXT), "--chunk-size", "5"], "out of range"),
+     lambda t, s: ["corpus", "ingest", write(t / "a.txt", TEXT), "--chunk-size", "5"], "out of range"),
     ("ingest of a BEIR folder with a bad score",
-     lambda t, s: ["ingest", str(Path(write(t / "b" / "corpus.jsonl", GOOD_CORPUS)).parent),
+     lambda t, s: ["corpus", "ingest", str(Path(write(t / "b" / "corpus.jsonl", GOOD_CORPUS)).parent),
                    "--corpus", "b"] if write(t / "b" / "queries.jsonl", GOOD_QUERIES)
      and write(t / "b" / "qrels" / "test.tsv", GOOD_QRELS + "q1\td1\thigh\n") else [],
      "test.tsv line 3"),
@@ -409,7 +409,7 @@ CLI_CASES = [
      lambda t, s: ["pairs", "import", write(t / "qa.csv", "a,b\nx,y\n"), "--corpus", "bio"],
      "no query column"),
     ("BEIR export of a missing pair set",
-     lambda t, s: ["export", "beir", str(t / "beir"), "--pairs", "999"], "no pair set 999"),
+     lambda t, s: ["pairs", "export", "999", "--beir", str(t / "beir")], "no pair set 999"),
 ]
 
 
@@ -426,11 +426,11 @@ def test_bad_cli_arguments_fail_in_one_line(unchanged, tmp_path, what, args, mes
 
 def test_the_pairs_list_the_errors_point_at_exists(unchanged):
     split_set = demo_set(unchanged)
-    listing = json.loads(cli(unchanged, "list", "pairs", "--json").stdout.splitlines()[-1])
+    listing = json.loads(cli(unchanged, "pairs", "list", "--json").stdout.splitlines()[-1])
     by_id = {s["id"]: s for s in listing["pair_sets"]}
     assert by_id[split_set]["corpus"] == "python-stdlib-docs"
     assert set(by_id[split_set]["split"]) == {"train", "test"}
-    bio = json.loads(cli(unchanged, "list", "pairs", "--corpus", "bio", "--json")
+    bio = json.loads(cli(unchanged, "pairs", "list", "--corpus", "bio", "--json")
                      .stdout.splitlines()[-1])
     assert [s["name"] for s in bio["pair_sets"]] == ["unsplit"]
     everything = json.loads(cli(unchanged, "list", "--json").stdout.splitlines()[-1])

@@ -31,7 +31,7 @@ def test_ingest_pairs_split_and_export_from_the_shell(tmp_path):
     (docs / "plants.md").write_text("# Plants\n\n" + "\n\n".join(PARAGRAPHS))
     (docs / "report.pdf").write_bytes(pdf_bytes(["Roots anchor the plant and take up water. "
                                                  "Root hairs widen the surface for absorption."]))
-    out = last_json(cli(home, "ingest", str(docs), "--corpus", "bio", "--chunk-size", "64",
+    out = last_json(cli(home, "corpus", "ingest", str(docs), "--corpus", "bio", "--chunk-size", "64",
                         "--overlap", "0", "--json"))
     assert out["documents"] == 2 and out["chunks"] >= 2
     pairs_file = tmp_path / "qa.jsonl"
@@ -43,22 +43,22 @@ def test_ingest_pairs_split_and_export_from_the_shell(tmp_path):
     split = last_json(cli(home, "pairs", "split", str(generated["pair_set_id"]),
                           "--test-fraction", "0.3", "--json"))
     assert split["train"] > 0 and split["test"] > 0
-    counts = last_json(cli(home, "export", "beir", str(tmp_path / "beir"),
-                           "--pairs", str(generated["pair_set_id"]), "--json"))
+    counts = last_json(cli(home, "pairs", "export", str(generated["pair_set_id"]), "--beir",
+                           str(tmp_path / "beir"), "--json"))
     assert (tmp_path / "beir" / "qrels" / "test.tsv").is_file()
     # The exported folder imports again as a labelled corpus.
-    again = last_json(cli(home, "ingest", str(tmp_path / "beir"), "--corpus", "bio-beir", "--json"))
+    again = last_json(cli(home, "corpus", "ingest", str(tmp_path / "beir"), "--corpus", "bio-beir", "--json"))
     assert again["chunks"] == counts["corpus"] and len(again["pair_sets"]) == 2
     # So does the folder zipped, as a file manager zips it (inside one top folder).
     archive = shutil.make_archive(str(tmp_path / "bio-beir"), "zip", tmp_path, "beir")
-    zipped = last_json(cli(home, "ingest", archive, "--corpus", "bio-zip", "--json"))
+    zipped = last_json(cli(home, "corpus", "ingest", archive, "--corpus", "bio-zip", "--json"))
     assert zipped["chunks"] == counts["corpus"] and len(zipped["pair_sets"]) == 2
 
 
 def test_errors_are_one_line_on_stderr_with_a_nonzero_exit(tmp_path):
     bad = tmp_path / "photo.txt"
     bad.write_bytes(b"\x00\x01binary")
-    for args in (["ingest", str(bad)], ["ingest", str(tmp_path / "missing.pdf")],
+    for args in (["corpus", "ingest", str(bad)], ["corpus", "ingest", str(tmp_path / "missing.pdf")],
                  ["pairs", "split", "99"], ["pairs", "generate", "--corpus", "nope"]):
         result = cli(tmp_path / "ws", *args)
         assert result.returncode == 1
@@ -67,6 +67,6 @@ def test_errors_are_one_line_on_stderr_with_a_nonzero_exit(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    for args in (["--help"], ["ingest", "--help"], ["pairs", "import", "--help"], ["export", "--help"]):
+    for args in (["--help"], ["corpus", "ingest", "--help"], ["pairs", "import", "--help"], ["runs", "--help"]):
         result = cli(tmp_path, *args)
         assert result.returncode == 0 and "usage:" in result.stdout

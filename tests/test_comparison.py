@@ -153,7 +153,7 @@ def test_the_cli_prints_the_same_comparison(demo, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (out["a"], out["b"]) == (f"e{base}", f"e{other}")
     assert out["comparison"]["test_set"] == "'docstring summaries' (13 test questions)"
-    assert main(["list", "runs", "--json"]) == 0
+    assert main(["runs", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert listed["comparison"]["best"] == f"e{other}"
     assert "0.500 → 0.550" in workflow.status(store).comparison  # the Home page's line

@@ -21,7 +21,7 @@ from tests.conftest import ROOT, wait_until
 def test_two_demo_loads_at_once_on_a_fresh_workspace_both_succeed(home):
     # Two `make run` at once: the second used to fail with "no chunks left".
     env = {**os.environ, "RAGTUNE_HOME": str(home)}
-    loads = [subprocess.Popen([sys.executable, "-m", "core", "demo", "--limit", "40", "--json"],
+    loads = [subprocess.Popen([sys.executable, "-m", "core", "corpus", "demo", "--limit", "40", "--json"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     results = [(p.wait(timeout=300), *p.communicate()) for p in loads]

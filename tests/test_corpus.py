@@ -224,7 +224,7 @@ def test_the_cli_ingests_a_folder_with_hidden_files_and_outside_links(tmp_path):
     (folder / "passwd.txt").symlink_to(Path("/etc/passwd"))
     (folder / "notes.txt").write_bytes("Roots take up water from the soil.".encode("utf-16"))
     env = {**os.environ, "RAGTUNE_HOME": str(tmp_path / "ws")}
-    result = subprocess.run([sys.executable, "-m", "core", "ingest", str(folder), "--json"],
+    result = subprocess.run([sys.executable, "-m", "core", "corpus", "ingest", str(folder), "--json"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["documents"] == 2

@@ -52,7 +52,7 @@ def cli_help(*command: str) -> str:
 
 def test_corpus_page_chunks_like_ingest(home):
     at = page("views/corpus.py")
-    ingest = cli_defaults("ingest", "docs")
+    ingest = cli_defaults("corpus", "ingest", "docs")
     assert widget(at, "slider", "Chunk size (tokens of the model)").value == ingest["chunk_size"] \
         == ChunkSettings().size
     assert widget(at, "slider", "Overlap (tokens)").value == ingest["overlap"] == ChunkSettings().overlap
@@ -91,7 +91,7 @@ def test_finetune_page_starts_from_the_configs_defaults(home, demo):
     loss = widget(at, "selectbox", "Loss")
     default = TrainConfig()
     assert loss.options == list(LOSSES) and loss.value == default.loss
-    assert cli_defaults("train", "--pairs", "p.jsonl", "--eval", "beir")["loss"] is None  # the config's
+    assert cli_defaults("train", "--pairs-file", "p.jsonl", "--eval", "beir")["loss"] is None  # the config's
     assert "--loss {" + ",".join(LOSSES) + "}" in cli_help("train")
     assert widget(at, "number_input", "Seed").value == default.seed
     assert widget(at, "number_input", "Warmup share").value == default.warmup

@@ -29,7 +29,7 @@ def test_the_plan_of_a_corpus_delete_names_its_questions_and_labels(notes):  # n
 
 def test_the_cli_reports_the_questions_and_labels_it_deleted(notes, capsys):  # noqa: F811
     asked(notes)
-    assert main(["delete", "corpus", "1", "--json"]) == 0
+    assert main(["corpus", "delete", "1", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "3 questions with 2 labels" in payload["deleted"]
     assert (payload["questions"], payload["labels"]) == (3, 2)

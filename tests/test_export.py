@@ -16,7 +16,7 @@ def test_exported_zip_loads_back_with_the_same_embeddings(trained, tmp_path, cap
     from sentence_transformers import SentenceTransformer
     run = next(r for r in runs.list_runs(trained) if r.kind == "fine-tune")
     target = tmp_path / "out.zip"
-    assert main(["export", "model", run.id, "--zip", str(target), "--json"]) == 0
+    assert main(["runs", "export", run.id, "--zip", str(target), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["zip"] == str(target)
     with zipfile.ZipFile(target) as archive:
         names = archive.namelist()
@@ -35,7 +35,7 @@ def test_exported_zip_loads_back_with_the_same_embeddings(trained, tmp_path, cap
 
 
 def test_export_refuses_what_is_not_a_fine_tuned_model(trained, tmp_path, capsys):  # noqa: F811
-    assert main(["export", "model", "e999", "--zip", str(tmp_path / "x.zip")]) == 1
+    assert main(["runs", "export", "e999", "--zip", str(tmp_path / "x.zip")]) == 1
     assert "no run 'e999'" in capsys.readouterr().err
     baseline = next(r for r in runs.list_runs(trained) if r.kind == "evaluation")
     with pytest.raises(WorkspaceError, match="not a fine-tuning run"):
@@ -69,11 +69,11 @@ def test_a_model_missing_its_weights_is_not_exported(store, tmp_path, capsys):
     job_id = int(run_id[1:])
     folder = jobs.job_dir(store, job_id) / "model"
     target = tmp_path / "out.zip"
-    assert main(["export", "model", f"j{job_id}", "--zip", str(target)]) == 0  # whole: it exports
+    assert main(["runs", "export", f"j{job_id}", "--zip", str(target)]) == 0  # whole: it exports
     capsys.readouterr()
     target.unlink()
     (folder / "model.safetensors").unlink()  # the weights are gone
-    assert main(["export", "model", f"j{job_id}", "--zip", str(target)]) == 1
+    assert main(["runs", "export", f"j{job_id}", "--zip", str(target)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "does not load" in err, err
     assert not target.exists() and not list(tmp_path.glob("*.partial"))

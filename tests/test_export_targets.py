@@ -67,8 +67,8 @@ def cli(home: Path, *args: str, limit: int | None = None) -> subprocess.Complete
 
 
 # (command, the file or folder it writes, as a template)
-EXPORTS = [(["export", "pairs", "{set}", "--output", "{out}"], "pairs.jsonl"),
-           (["export", "beir", "{out}", "--pairs", "{set}"], "beir"),
+EXPORTS = [(["pairs", "export", "{set}", "--output", "{out}"], "pairs.jsonl"),
+           (["pairs", "export", "{set}", "--beir", "{out}"], "beir"),
            (["label", "export", "--corpus", "notes", "--output", "{out}"], "labels.jsonl")]
 
 
@@ -109,11 +109,11 @@ def test_an_export_onto_a_pipe_is_refused_and_the_pipe_kept(plants, tmp_path, co
 
 def test_a_file_export_onto_a_folder_is_refused(plants, tmp_path, capsys):
     _, pair_set_id = plants
-    assert main(["export", "pairs", str(pair_set_id), "--output", str(tmp_path)]) == 1
+    assert main(["pairs", "export", str(pair_set_id), "--output", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "is a folder; give a file name such as pairs.jsonl" in err, err
     (tmp_path / "beir").write_text("notes")
-    assert main(["export", "beir", str(tmp_path / "beir"), "--pairs", str(pair_set_id)]) == 1
+    assert main(["pairs", "export", str(pair_set_id), "--beir", str(tmp_path / "beir")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err
     assert (tmp_path / "beir").read_text() == "notes"
 
@@ -127,7 +127,7 @@ def test_a_model_zip_onto_a_pipe_is_refused_and_one_that_does_not_fit_leaves_not
         export.export_model(notes, run_id, pipe)
     assert stat.S_ISFIFO(pipe.lstat().st_mode)
     out = tmp_path / "out"
-    last = fails_in_one_line(cli(notes.home, "export", "model", run_id, "--zip",
+    last = fails_in_one_line(cli(notes.home, "runs", "export", run_id, "--zip",
                                  str(out / "model.zip"), limit=2_000_000),
                              "could not write model.zip to", "free some disk space")
     assert str(out) in last and left_behind(out, set()) == [], last
@@ -138,7 +138,7 @@ def test_a_device_is_refused_before_anything_is_written(plants, capsys):
     _, pair_set_id = plants
     with pytest.raises(WorkspaceError, match="/dev/full is a device, pipe or socket"):
         check_file_target(Path("/dev/full"), "model.zip")  # what export model checks first
-    assert main(["export", "pairs", str(pair_set_id), "--output", "/dev/full"]) == 1
+    assert main(["pairs", "export", str(pair_set_id), "--output", "/dev/full"]) == 1
     assert "/dev/full is a device, pipe or socket" in capsys.readouterr().err
     assert stat.S_ISCHR(Path("/dev/full").stat().st_mode)
 

@@ -99,12 +99,12 @@ def test_an_ingest_that_fills_the_disk_fails_in_one_line_and_changes_nothing(sto
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = snapshot(store)
     limit = sum(p.stat().st_size for p in store.home.glob("ragtune.db*")) + MB // 2
-    result = cli(store.home, "ingest", str(big), "--corpus", "big", limit=limit)
+    result = cli(store.home, "corpus", "ingest", str(big), "--corpus", "big", limit=limit)
     fails_in_one_line(result, "disk may be full", "free some disk space")
     after = Store(store.home)
     assert integrity(after) == "ok"
     assert snapshot(after) == before
-    assert cli(store.home, "list", "corpora").returncode == 0  # later commands work
+    assert cli(store.home, "corpus", "list").returncode == 0  # later commands work
 
 
 @pytest.mark.slow
@@ -161,14 +161,14 @@ def test_the_train_command_on_a_full_disk_fails_in_one_line(store, demo, tmp_pat
     pairs = tmp_path / "train.jsonl"
     pairs.write_text(export_jsonl(store, demo, "train"))
     export_beir(store, demo, tmp_path / "beir")
-    result = cli(tmp_path / "other", "train", "--pairs", str(pairs), "--eval", str(tmp_path / "beir"),
+    result = cli(tmp_path / "other", "train", "--pairs-file", str(pairs), "--eval", str(tmp_path / "beir"),
                  *TINY, "--output", str(tmp_path / "out"), limit=MODEL_FILE_LIMIT)
     fails_in_one_line(result, "could not write", "free some disk space")
     assert not (tmp_path / "out" / "model").exists()
 
 
-@pytest.mark.parametrize("command", [["export", "pairs", "{set}", "--output", "{out}/pairs.jsonl"],
-                                     ["export", "beir", "{out}/beir", "--pairs", "{set}"]],
+@pytest.mark.parametrize("command", [["pairs", "export", "{set}", "--output", "{out}/pairs.jsonl"],
+                                     ["pairs", "export", "{set}", "--beir", "{out}/beir"]],
                          ids=["export pairs", "export beir"])
 def test_an_export_to_a_full_disk_says_so_and_what_to_do(store, demo, tmp_path, command):
     before = snapshot(store)

@@ -26,7 +26,7 @@ def test_dropped_labels_are_counted_with_their_ids(tmp_path, home, capsys):
               + [(f"q{i}", f"missing{i}") for i in range(20)]  # 20 unknown passages
               + [("nobody", "d1"), ("ghost", "d2")])  # 2 unknown queries
     folder = beir(tmp_path / "set", labels)
-    assert main(["ingest", str(folder), "--corpus", "plants"]) == 0
+    assert main(["corpus", "ingest", str(folder), "--corpus", "plants"]) == 0
     out = capsys.readouterr().out
     assert ("22 of 42 labels dropped: 20 name unknown passages (missing0, missing1, missing2, …), "
             "2 name unknown queries (nobody, ghost)") in out, out
@@ -37,7 +37,7 @@ def test_dropped_labels_are_counted_with_their_ids(tmp_path, home, capsys):
 
 def test_json_output_carries_the_dropped_label_counts_the_text_shows(tmp_path, home, capsys):
     labels = ([(f"q{i}", f"d{i}") for i in range(5)] + [("q1", "missing"), ("ghost", "d2")])
-    assert main(["ingest", str(beir(tmp_path / "set", labels)), "--corpus", "plants", "--json"]) == 0
+    assert main(["corpus", "ingest", str(beir(tmp_path / "set", labels)), "--corpus", "plants", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {k: payload[k] for k in ("labels", "dropped_labels", "unknown_passages",
                                     "unknown_queries")} == {"labels": 7, "dropped_labels": 2,
@@ -51,7 +51,7 @@ def test_a_query_with_no_letter_or_digit_is_dropped_and_counted(tmp_path, home, 
         f.write(json.dumps({"_id": "blank", "text": "\u200b🙂?"}) + "\n")
     with (folder / "qrels" / "test.tsv").open("a") as f:
         f.write("blank\td1\t1\n")
-    assert main(["ingest", str(folder), "--corpus", "plants", "--json"]) == 0
+    assert main(["corpus", "ingest", str(folder), "--corpus", "plants", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (payload["dropped_labels"], payload["wordless_queries"]) == (1, 1)
     store = Store(home)

@@ -77,13 +77,14 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_core_has_no_import_cycles():
     graph = {module: sorted({target for target, _ in edges if target != module})
              for module, edges in imports().items()}
-    assert "core.documents.beir" in graph["core.cli"]  # the walk sees lazy imports too
+    assert "core.documents.beir" in graph["core.cli.corpus"]  # the walk sees lazy imports too
     cycle = find_cycle(graph)
     assert not cycle, "import cycle: " + " → ".join(cycle)
 
 
 def test_every_core_module_lives_in_a_layer():
-    loose = [m for m in imports() if layer(m) is None and m not in ("core", "core.__main__", "core.cli")]
+    loose = [m for m in imports() if layer(m) is None and m not in ("core", "core.__main__")
+             and m.partition(".")[2].partition(".")[0] != "cli"]
     assert not loose, f"modules outside the layers {LAYERS}: {loose}"
 
 

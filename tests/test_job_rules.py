@@ -164,7 +164,7 @@ def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(stor
             for delete, ref in ((runs.delete_pair_set, pair_set_id), (runs.delete_corpus, corpus_id)):
                 with pytest.raises(WorkspaceError, match="job 1 is running and it trains on"):
                     delete(store, ref)
-            refused = subprocess.run([sys.executable, "-m", "core", "delete", "pair-set",
+            refused = subprocess.run([sys.executable, "-m", "core", "pairs", "delete",
                                       str(pair_set_id)], cwd=ROOT, capture_output=True, text=True,
                                      env={**os.environ, "RAGTUNE_HOME": str(store.home)})
             assert refused.returncode == 1 and refused.stderr.count("\n") == 1
@@ -216,7 +216,7 @@ def test_the_cli_notices_a_killed_owner_without_a_server(store, demo):
     with owned_elsewhere(store, job_id):
         assert cli(store.home, "delete", "run", f"j{job_id}").returncode == 1  # it is running
     # Its process was SIGKILLed and no server runs: the next command sees it as it is.
-    listed = json.loads(cli(store.home, "list", "runs", "--json").stdout.splitlines()[-1])
+    listed = json.loads(cli(store.home, "runs", "list", "--json").stdout.splitlines()[-1])
     assert [r["state"] for r in listed["runs"] if r["id"] == f"j{job_id}"] == ["interrupted"]
     assert jobs.get(store, job_id).status.startswith("Interrupted")
     deleted = cli(store.home, "delete", "run", f"j{job_id}")

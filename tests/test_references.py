@@ -40,7 +40,7 @@ BAD_REFS = ["²", "٣", "9" * 20, "-1", " ", "1.0"]
 COMMANDS = [["label", "import", "QUESTIONS", "--corpus"], ["tune", "--corpus"],
             ["rotate", "--corpus"], ["pairs", "generate", "--corpus"],
             ["label", "export", "--output", "OUT", "--corpus"], ["label", "start", "--corpus"],
-            ["list", "pairs", "--corpus"], ["delete", "corpus"]]
+            ["pairs", "list", "--corpus"], ["corpus", "delete"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
@@ -63,7 +63,7 @@ def test_a_corpus_id_works_where_a_name_does(notes, tmp_path, capsys):
     code, *_ = run(capsys, "label", "import", write(tmp_path / "q.txt", "Why are leaves green?\n"),
                   "--corpus", "1")
     assert code == 0 and len(notes.query("SELECT * FROM questions WHERE corpus_id = 1")) == 1
-    code, err, out = run(capsys, "delete", "corpus", "notes")
+    code, err, out = run(capsys, "corpus", "delete", "notes")
     assert code == 0 and "deleted corpus 'notes'" in out, err
     assert notes.corpora() == []
 

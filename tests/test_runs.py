@@ -70,7 +70,7 @@ def page(path: str) -> AppTest:
 def test_finetune_cli_stores_a_job_and_runs_cli_lists_both_runs(trained, capsys):
     [job] = jobs.all_jobs(trained)
     assert job.state == "succeeded" and job.config["epochs"] == 1 and job.config["batch_size"] == 8
-    assert main(["list", "runs", "--json"]) == 0
+    assert main(["runs", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"]
     by_id = {r["id"]: r for r in listing}
     assert set(by_id) == {f"j{job.id}", f"e{job.result['baseline_evaluation']}"}
@@ -80,7 +80,7 @@ def test_finetune_cli_stores_a_job_and_runs_cli_lists_both_runs(trained, capsys)
     assert tuned["metrics"] == job.result["finetuned"]  # per dimension, as the job stored them
     baseline = by_id[f"e{job.result['baseline_evaluation']}"]
     assert baseline["kind"] == "evaluation" and list(baseline["metrics"]) == ["384", "256", "128", "64", "32"]
-    assert main(["list", "runs"]) == 0
+    assert main(["runs", "list"]) == 0
     assert f"j{job.id}\tfine-tune\tsucceeded" in capsys.readouterr().out
 
 

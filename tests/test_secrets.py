@@ -67,7 +67,7 @@ def test_the_api_key_is_sent_and_written_nowhere(home, corpus, llm, tmp_path, mo
     assert llm.headers and all(h["Authorization"] == f"Bearer {KEY}" for h in llm.headers)
 
     exports = tmp_path / "exports"
-    assert main(["export", "pairs", str(pair_sets["from the cli"]),
+    assert main(["pairs", "export", str(pair_sets["from the cli"]),
                  "--output", str(exports / "pairs.jsonl")]) == 0
     assert main(["export", "beir", str(exports / "beir"),
                  "--pairs", str(pair_sets["from the page"])]) == 0

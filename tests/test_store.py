@@ -92,7 +92,7 @@ def test_reading_commands_work_while_another_process_holds_the_write_lock(home):
         reader = Store(home, busy_timeout=0.2)  # would fail at once if opening took the lock
         assert [c.name for c in reader.corpora()] == ["kept"]
         env = {**os.environ, "RAGTUNE_HOME": str(home)}
-        result = subprocess.run([sys.executable, "-m", "core", "list", "corpora"], cwd=ROOT, env=env,
+        result = subprocess.run([sys.executable, "-m", "core", "corpus", "list"], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "kept" in result.stdout and time.time() - started < 25  # not the 30 s lock wait

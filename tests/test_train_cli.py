@@ -34,7 +34,7 @@ def run(args, tmp_path, launcher=(sys.executable, "-m", "core")):
 @pytest.mark.slow
 def test_train_from_files_reports_both_models_and_timings(files, tmp_path):
     pairs, beir = files
-    out = run(["train", "--pairs", str(pairs), "--eval", str(beir), "--epochs", "1",
+    out = run(["train", "--pairs-file", str(pairs), "--eval", str(beir), "--epochs", "1",
                "--batch-size", "8", "--max-pairs", "32", "--max-seq-length", "64",
                "--dims", "384,64", "--output", str(tmp_path / "model"), "--json"], tmp_path)
     assert set(out["baseline"]) == set(out["finetuned"]) == {"384", "64"}
@@ -52,7 +52,7 @@ def test_train_from_files_reports_both_models_and_timings(files, tmp_path):
 @pytest.mark.slow
 def test_train_with_no_flags_applies_the_default_plan_and_names_it(files, tmp_path):
     pairs, beir = files
-    out = run(["train", "--pairs", str(pairs), "--eval", str(beir), "--budget-minutes", "0.2",
+    out = run(["train", "--pairs-file", str(pairs), "--eval", str(beir), "--budget-minutes", "0.2",
                "--output", str(tmp_path / "model"), "--json"], tmp_path)
     plan = out["plan"]
     # First from the constant rate, then re-planned from the measured one (a busy machine can
@@ -70,7 +70,7 @@ def test_train_with_no_flags_applies_the_default_plan_and_names_it(files, tmp_pa
 def test_bad_training_flags_fail_before_the_baseline_in_one_line(files, tmp_path, flags, message):
     pairs, beir = files
     env = {**os.environ, "RAGTUNE_HOME": str(tmp_path / "ws")}
-    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs", str(pairs), "--eval",
+    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs-file", str(pairs), "--eval",
                              str(beir), *flags], cwd=ROOT, env=env, capture_output=True, text=True)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and message in lines[0], lines
@@ -81,7 +81,7 @@ def test_a_config_file_with_a_wrongly_typed_value_names_the_setting(files, tmp_p
     config = tmp_path / "job.json"
     config.write_text('{"epochs": "two"}')
     env = {**os.environ, "RAGTUNE_HOME": str(tmp_path / "ws")}
-    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs", str(pairs), "--eval",
+    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs-file", str(pairs), "--eval",
                              str(beir), "--config", str(config)], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 1 and "'epochs' must be a whole number" in result.stderr
@@ -92,7 +92,7 @@ def test_a_config_file_with_a_wrongly_typed_value_names_the_setting(files, tmp_p
 def test_the_same_run_works_on_two_processes_with_torchrun(files, tmp_path):
     pairs, beir = files
     torchrun = Path(sys.executable).with_name("torchrun")
-    out = run(["--nproc_per_node", "2", "-m", "core", "train", "--pairs", str(pairs), "--eval",
+    out = run(["--nproc_per_node", "2", "-m", "core", "train", "--pairs-file", str(pairs), "--eval",
                str(beir), "--epochs", "1", "--batch-size", "4", "--max-pairs", "16",
                "--max-seq-length", "64", "--dims", "384,64", "--output", str(tmp_path / "ddp"),
                "--json"], tmp_path, launcher=(str(torchrun),))
@@ -102,7 +102,7 @@ def test_the_same_run_works_on_two_processes_with_torchrun(files, tmp_path):
 
 def test_train_errors_are_one_line(tmp_path):
     env = {**os.environ, "RAGTUNE_HOME": str(tmp_path / "ws")}
-    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs", "nope.jsonl",
+    result = subprocess.run([sys.executable, "-m", "core", "train", "--pairs-file", "nope.jsonl",
                              "--eval", "nowhere"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.count("\n") == 1
 

@@ -21,10 +21,10 @@ def distributed_commands(job_id: int, pair_set_id: int, processes: int = 2,
     """The shell lines that rerun a stored fine-tuning job on several GPUs or machines: export
     its test set and training pairs, then ``train`` under torchrun (or accelerate launch) with the
     job's downloaded config file."""
-    train = shlex.join(["train", "--config", config_file_name(job_id), "--pairs", "train.jsonl",
+    train = shlex.join(["train", "--config", config_file_name(job_id), "--pairs-file", "train.jsonl",
                         "--eval", "eval/", "--output", f"job-{job_id}-model"])
     return "\n".join((
-        f"{prog} {shlex.join(['export', 'beir', 'eval/', '--pairs', str(pair_set_id)])}",
-        f"{prog} {shlex.join(['export', 'pairs', str(pair_set_id), '--split', 'train', '--output', 'train.jsonl'])}",
+        f"{prog} {shlex.join(['pairs', 'export', str(pair_set_id), '--beir', 'eval/'])}",
+        f"{prog} {shlex.join(['pairs', 'export', str(pair_set_id), '--split', 'train', '--output', 'train.jsonl'])}",
         f"torchrun --nproc_per_node {processes} -m core {train}",
         f"# or: accelerate launch --num_processes {processes} -m core {train}"))

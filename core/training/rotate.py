@@ -28,10 +28,13 @@ The map ends up inside the saved sentence-transformers model as a ``Dense`` modu
 activation) followed by ``Normalize``, so ``SentenceTransformer(path, truncate_dim=d)``,
 LangChain and LlamaIndex load it as any other model, and give the vectors ragtune measured.
 
-Example::
+Example:
+    >>> vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    >>> rotation = fit(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), "rotation")
+    >>> rotation.weight.shape, bool(np.allclose(rotation.weight @ rotation.weight.T, np.eye(8), atol=1e-5))
+    ((8, 8), True)
 
-    >>> rotation = fit(passage_vectors, "rotation")
-    >>> save_rotated("all-MiniLM-L6-v2", rotation, Path("rotated"), {"corpus": "docs"})
+    Saved inside a model folder: ``save_rotated("all-MiniLM-L6-v2", rotation, Path("rotated"), {})``.
 """
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def finished_result(store: Store, job_id: int) -> dict:
         raise WorkspaceError(f"job {job_id} failed: {job.error}; resume it with "
                              f"python -m core resume j{job_id}")
     if job.state == "canceled":
-        kept = ("what was saved is kept (python -m core list runs shows it as "
+        kept = ("what was saved is kept (python -m core runs list shows it as "
                 f"j{job_id})" if job.result.get("model_path") else
                 f"it kept nothing; python -m core resume j{job_id} starts it again")
         error = WorkspaceError(f"job {job_id} canceled; {kept}")

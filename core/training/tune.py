@@ -42,9 +42,8 @@ eligible candidates keep the base, beat it, or centre away its hubs, already pas
 
 Example::
 
-    >>> result = tune(store, corpus_id, output_dir=Path("tuned"))
-    >>> result.kept, result.model_path
-    ('rotation', 'tuned/model')
+    result = tune(store, corpus_id, output_dir=Path("tuned"))
+    result.kept, result.model_path   # ('rotation', 'tuned/model')
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def model_folder(store: Store, run_id: str) -> tuple[Run, Path]:
     run = get_run(store, run_id)
     if run.kind not in MODEL_RUNS:
         raise WorkspaceError(f"run {run.id} is an evaluation of {run.model}, not a fine-tuning "
-                             "run; pick a fine-tune or documents-only run (python -m core list runs)")
+                             "run; pick a fine-tune or documents-only run (python -m core runs list)")
     if not run.model_path:
         raise WorkspaceError(f"run {run.id} has no saved model ({run.state}); export a run "
                              "that finished")

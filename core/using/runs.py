@@ -176,7 +176,7 @@ def get_run(store: Store, run_id: str) -> Run:
     for run in list_runs(store):
         if run.id == wanted:
             return run
-    raise WorkspaceError(f"no run {run_id!r}; list them with python -m core list runs")
+    raise WorkspaceError(f"no run {run_id!r}; list them with python -m core runs list")
 
 
 def evaluation_of(store: Store, run: Run) -> StoredEvaluation:

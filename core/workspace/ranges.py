@@ -11,7 +11,7 @@ Example:
     >>> minutes("nan", "--budget-minutes")
     Traceback (most recent call last):
     ...
-    core.workspace.store.WorkspaceError: --budget-minutes nan is not a number of minutes; give a positive number such as 10 (at most 1440)
+    core.workspace.errors.WorkspaceError: --budget-minutes nan is not a number of minutes; give a positive number such as 10 (at most 1440)
 """
 from __future__ import annotations
 

@@ -335,7 +335,7 @@ class Store:
         rows = self.query(f"SELECT * FROM corpora WHERE {column} = ?", [ref])
         if not rows:
             raise WorkspaceError(f"no corpus {ref!r} in the workspace; ingest files first "
-                                 "(python -m core ingest FILE...)")
+                                 "(python -m core corpus ingest FILE...)")
         return _corpus(rows[0])
 
     def find_corpus(self, ref: str) -> Corpus:
@@ -353,7 +353,7 @@ class Store:
         names = ", ".join(repr(c.name) for c in self.corpora()[:5]) or "none yet"
         shown = ref.strip() if number else repr(ref)
         raise WorkspaceError(f"no corpus {shown} in the workspace, by name or id (corpora: "
-                             f"{names}); python -m core list corpora shows them all")
+                             f"{names}); python -m core corpus list shows them all")
 
     def create_corpus(self, name: str, settings: dict) -> int:
         check_label(name, "corpus name")  # here, so no way of creating a corpus skips the rule
@@ -407,7 +407,7 @@ class Store:
         rows = self.query("SELECT * FROM pair_sets WHERE id = ?", [pair_set_id])
         if not rows:
             raise WorkspaceError(f"no pair set {pair_set_id}; list them with "
-                                 "python -m core list pairs")
+                                 "python -m core pairs list")
         return _pair_set(rows[0])
 
     def create_pair_set(self, corpus_id: int, name: str, source: str, settings: dict) -> int:
