@@ -22,12 +22,12 @@ lint: .venv/ready
 
 # Everything: lint, then every test including the browser and slow ones (CI runs this).
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m ""
 
-# Every module, minus Chromium and the tests that train or encode corpora, on two processes:
-# under 2 minutes on an idle 2-core machine.
+# The fast tier (plain `pytest`: every module and docstring example, minus Chromium and the tests
+# that train or encode corpora), on two processes.
 test-fast: .venv/ready
-	$(PY) -m pytest -q -n 2 -m "not browser and not slow"
+	$(PY) -m pytest -q -n 2
 
 # README's command reference, rewritten from the parser (tests/test_cli_reference.py checks it).
 readme: .venv/ready

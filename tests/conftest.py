@@ -12,10 +12,43 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_collection_modifyitems(items):
     """Every test in a tests/test_browser*.py module drives Chromium: mark it ``browser`` here, so a
-    new browser test module is left out of ``make test-fast`` without anyone remembering to."""
+    new browser test module is left out of the fast tier without anyone remembering to."""
     for item in items:
-        if item.module.__name__.rsplit(".", 1)[-1].startswith("test_browser"):
+        module = getattr(item, "module", None)  # docstring examples have none
+        if module is not None and module.__name__.rsplit(".", 1)[-1].startswith("test_browser"):
             item.add_marker(pytest.mark.browser)
+
+
+TRAINED: list[str] = []  # what trained since the current test began (background jobs too)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def watch_training():
+    """Note every run of transformers' ``Trainer.train`` (sentence-transformers' trainer is one),
+    for ``trains_only_when_slow``; it still trains."""
+    from transformers import Trainer
+    real = Trainer.train
+
+    def train(self, *args, **kwargs):
+        TRAINED.append(type(self).__name__)
+        return real(self, *args, **kwargs)
+
+    Trainer.train = train
+    yield
+    Trainer.train = real
+
+
+@pytest.fixture(autouse=True)
+def trains_only_when_slow(request, watch_training):
+    """A test that trains a model takes a minute or more: it must be marked ``slow`` (or drive the
+    browser), so the fast tier that plain ``pytest`` runs stays fast. Found by what it does, not
+    by whoever wrote it remembering."""
+    TRAINED.clear()
+    yield
+    marked = request.node.get_closest_marker("slow") or request.node.get_closest_marker("browser")
+    if TRAINED and not marked:
+        pytest.fail(f"this test trains a model ({TRAINED[0]}.train ran): mark it @pytest.mark.slow",
+                    pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -12,6 +12,7 @@ from core.workspace.store import WorkspaceError
 from tests.test_runs import trained  # noqa: F401  (fixture)
 
 
+@pytest.mark.slow
 def test_exported_zip_loads_back_with_the_same_embeddings(trained, tmp_path, capsys):  # noqa: F811
     from sentence_transformers import SentenceTransformer
     run = next(r for r in runs.list_runs(trained) if r.kind == "fine-tune")

@@ -150,6 +150,7 @@ def test_a_running_documents_only_job_keeps_its_folder_its_owner_and_runs_once(s
     assert "which was deleted" in jobs.why_not_resume(store, jobs.get(store, job_id))
 
 
+@pytest.mark.slow
 def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(store, demo):
     corpus_id, pair_set_id = demo
     cli = cli_finetune(store.home, pair_set_id)
@@ -187,6 +188,7 @@ def test_a_paused_cli_job_is_never_taken_by_a_second_server_and_trains_once(stor
     assert store.query("SELECT COUNT(*) FROM embeddings")[0][0] == 0
 
 
+@pytest.mark.slow
 def test_a_killed_cli_job_is_interrupted_with_resume_within_a_minute(store, demo):
     _, pair_set_id = demo
     with server(store):  # a server with its default recovery interval

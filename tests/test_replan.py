@@ -223,6 +223,7 @@ def test_an_epoch_of_one_or_two_steps_is_timed_whole_before_another_begins():
     assert keeper.plan.epochs == 1 and keeper.rate == pytest.approx(64 / 24)
 
 
+@pytest.mark.slow
 def test_an_evaluation_the_cache_served_is_priced_at_encoding_every_passage(store, count):
     _, pair_set_id = load_demo(store, count, limit=60)
     data = RetrievalSet.from_pair_set(store, pair_set_id).subset(120)
@@ -300,6 +301,7 @@ class SlowReporter:
     def should_stop(self): return False
 
 
+@pytest.mark.slow
 def test_a_deliberately_slow_step_makes_a_real_run_shrink_its_plan(store, count, tmp_path):
     _, pair_set_id = load_demo(store, count, limit=60)
     data = RetrievalSet.from_pair_set(store, pair_set_id)

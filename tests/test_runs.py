@@ -67,6 +67,7 @@ def page(path: str) -> AppTest:
     return at.run()
 
 
+@pytest.mark.slow
 def test_finetune_cli_stores_a_job_and_runs_cli_lists_both_runs(trained, capsys):
     [job] = jobs.all_jobs(trained)
     assert job.state == "succeeded" and job.config["epochs"] == 1 and job.config["batch_size"] == 8

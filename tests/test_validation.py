@@ -49,6 +49,7 @@ def pair_set_id(store, count):
     return load_demo(store, count, limit=60)[1]
 
 
+@pytest.mark.slow
 def test_the_pages_job_and_the_finetune_command_validate_off_the_test_queries(store, pair_set_id):
     tested = {normalise(p["query"]) for p in store.pairs(pair_set_id, "test")}
     trained = {normalise(p["query"]) for p in store.pairs(pair_set_id, "train")}
