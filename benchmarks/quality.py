@@ -48,7 +48,7 @@ class Quiet:
 
 def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None) -> dict:
     """NDCG@10 per size of a fine-tune on people's train pairs or on generated pairs."""
-    from core.documents.pairs import generate_builtin
+    from core.documents.pseudo import generate_builtin
     from core.training.config import TrainConfig
     from core.training.finetune import run_experiment
     # Every run holds out its own validation share of these pairs to pick the epoch

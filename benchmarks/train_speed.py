@@ -29,7 +29,7 @@ EPOCHS, BATCH, SEQ, DIMS = 1, 32, 128, [384, 256, 128, 64, 32]
 
 def demo_data(home: str, builtin: bool = False):
     from core.documents.beir import load_demo
-    from core.documents.pairs import generate_builtin
+    from core.documents.pseudo import generate_builtin
     from core.measuring.evaluate import RetrievalSet
     from core.workspace import models
     from core.workspace.store import Store

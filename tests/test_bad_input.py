@@ -539,7 +539,7 @@ def llm_corpus(home, count):
 
 
 def test_an_llm_failing_every_request_stores_nothing(llm_corpus):
-    from core.documents.pairs import LLMConfig, generate_llm
+    from core.documents.llm import LLMConfig, generate_llm
     from tests.llm_server import FakeLLM
     store, corpus_id = llm_corpus
     before = snapshot(store)
@@ -555,7 +555,7 @@ def test_an_llm_failing_every_request_stores_nothing(llm_corpus):
 
 
 def test_an_llm_failing_some_requests_reports_them(llm_corpus):
-    from core.documents.pairs import LLMConfig, generate_llm
+    from core.documents.llm import LLMConfig, generate_llm
     from tests.llm_server import FakeLLM
     store, corpus_id = llm_corpus
     server = FakeLLM(fail_first=1, status=503)

@@ -15,7 +15,8 @@ from core.cli import main
 from core.deciding.compare import comparison
 from core.documents import demo
 from core.documents.corpus import ChunkSettings, ingest
-from core.documents.pairs import generate_builtin, split
+from core.documents.pairs import split
+from core.documents.pseudo import generate_builtin
 from core.measuring.evaluate import BASELINE, load_evaluations
 from core.training import jobs
 from core.using import label

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from core.cli import main
-from core.deciding.decision import DATA, MEASURE_HINT, MIN_ANSWERS, NAMES, load, parse, recommend, to_html, to_markdown
+from core.deciding.decision import DATA, MEASURE_HINT, MIN_ANSWERS, NAMES, load, parse, recommend
+from core.deciding.report import to_html, to_markdown
 from core.workspace.store import WorkspaceError
 
 

@@ -9,14 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 from core.cli import build_parser
 from core.documents.corpus import ChunkSettings
-from core.documents.pairs import (
-    BUILTIN_PAIR_SET,
-    SPLIT_SEED,
-    TEST_FRACTION,
-    LLMConfig,
-    PseudoQueryConfig,
-    llm_pair_set_name,
-)
+from core.documents.llm import LLMConfig, llm_pair_set_name
+from core.documents.pairs import SPLIT_SEED, TEST_FRACTION
+from core.documents.pseudo import BUILTIN_PAIR_SET, PseudoQueryConfig
 from core.measuring.evaluate import PREFERRED_DIM, evaluation_label
 from core.training.config import LOSSES, TrainConfig
 from core.workspace.models import DEFAULT_MODEL

@@ -171,7 +171,8 @@ def test_decide_page_recommends_keeps_answers_in_the_url_and_exports(home):
 ])
 def test_decide_page_shows_what_the_reports_and_cli_show(home, answers, capsys):
     from core.cli import main
-    from core.deciding.decision import recommend, to_markdown
+    from core.deciding.decision import recommend
+    from core.deciding.report import to_markdown
     from tests.test_decision import _shown_items
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params.update(answers)

@@ -6,21 +6,9 @@ import pandas as pd
 import pytest
 
 from core.documents.corpus import ChunkSettings, Document, ingest, normalise
-from core.documents.pairs import (
-    LLMConfig,
-    PseudoQueryConfig,
-    answerable,
-    estimate,
-    export_jsonl,
-    generate_builtin,
-    generate_llm,
-    import_pairs,
-    parse_questions,
-    pseudo_queries,
-    question_from,
-    read_pairs_file,
-    split,
-)
+from core.documents.llm import LLMConfig, estimate, generate_llm, parse_questions
+from core.documents.pairs import export_jsonl, import_pairs, read_pairs_file, split
+from core.documents.pseudo import PseudoQueryConfig, answerable, generate_builtin, pseudo_queries, question_from
 from core.workspace.store import WorkspaceError
 from tests.conftest import PARAGRAPHS
 from tests.llm_server import FakeLLM
@@ -205,7 +193,7 @@ MAN_CHUNK = ("MV(1)                            User Commands                    
 
 @pytest.mark.parametrize("seed", range(6))
 def test_page_furniture_and_junk_never_become_queries_and_broken_words_are_joined(seed):
-    from core.documents.pairs import PseudoQueryConfig, pseudo_queries
+    from core.documents.pseudo import PseudoQueryConfig, pseudo_queries
     config = PseudoQueryConfig(per_chunk=10)
     queries = [q for q, _ in pseudo_queries(MAN_CHUNK, config, random.Random(seed))]
     assert queries and not any("coreutils" in q or "MV(1)" in q for q in queries)
@@ -217,7 +205,7 @@ def test_page_furniture_and_junk_never_become_queries_and_broken_words_are_joine
 
 
 def test_tidy_joins_line_break_hyphens_and_keeps_real_compounds():
-    from core.documents.pairs import tidy
+    from core.documents.pseudo import tidy
     assert tidy("the sys\u2010 tem\tclock") == "the system clock"
     assert tidy("pre- and post-processing", {"system": 1}) == "pre- and post-processing"
     assert tidy("the sys- tem clock", {"system": 3}) == "the system clock"

@@ -115,7 +115,8 @@ def test_a_run_that_does_not_help_keeps_the_base_model_and_says_so(store, count,
 
 @pytest.mark.slow
 def test_exported_generated_pairs_plan_the_gentler_rate_without_being_told(store, count):
-    from core.documents.pairs import PseudoQueryConfig, export_jsonl, file_is_generated, generate_builtin
+    from core.documents.pairs import export_jsonl, file_is_generated
+    from core.documents.pseudo import PseudoQueryConfig, generate_builtin
     corpus_id, people = load_demo(store, count, limit=40)
     generated = generate_builtin(store, corpus_id, "gen", PseudoQueryConfig(filter_top_k=0))
     assert file_is_generated("g.jsonl", export_jsonl(store, generated).encode())

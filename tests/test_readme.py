@@ -9,7 +9,8 @@ from core.deciding import decision
 from core.deciding.compare import GENERATED_TEST
 from core.documents.corpus import Deduper
 from core.documents.demo import stdlib_pairs
-from core.documents.pairs import TEST_FRACTION, PseudoQueryConfig, keep_answerable
+from core.documents.pairs import TEST_FRACTION
+from core.documents.pseudo import PseudoQueryConfig, keep_answerable
 from core.measuring.evaluate import default_dims
 from core.training import plan
 from core.training.train import VALIDATION_PASSAGES

@@ -3,7 +3,8 @@ import datetime as dt
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.deciding.decision import headline, load, reasons_markdown, recommend, sections, to_html, to_markdown, too_few
+from core.deciding.decision import load, recommend, too_few
+from core.deciding.report import headline, reasons_markdown, sections, to_html, to_markdown
 from views.common import explained, plot
 
 st.title("RAG or fine-tuning?")

@@ -2,23 +2,9 @@
 import streamlit as st
 
 from core.documents.corpus import read_table
-from core.documents.pairs import (
-    BUILTIN_PAIR_SET,
-    GENERATOR_STYLES,
-    SPLIT_SEED,
-    TEST_FRACTION,
-    LLMConfig,
-    PseudoQueryConfig,
-    estimate,
-    export_jsonl,
-    generate_builtin,
-    generate_llm,
-    guess_columns,
-    import_pairs,
-    llm_pair_set_name,
-    read_pairs_file,
-    split,
-)
+from core.documents.llm import LLMConfig, estimate, generate_llm, llm_pair_set_name
+from core.documents.pairs import SPLIT_SEED, TEST_FRACTION, export_jsonl, guess_columns, import_pairs, read_pairs_file, split
+from core.documents.pseudo import BUILTIN_PAIR_SET, GENERATOR_STYLES, PseudoQueryConfig, generate_builtin
 from core.workspace import ranges
 from views.common import (
     CURRENT_PAIR_SET,

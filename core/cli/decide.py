@@ -19,7 +19,9 @@ def _decide_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_decide(args) -> None:
-    from core.deciding.decision import UnreadableAnswers, load, read_answers, recommend, summary, to_markdown, to_text
+    from core.deciding.answers import read_answers
+    from core.deciding.decision import UnreadableAnswers, load, recommend
+    from core.deciding.report import summary, to_markdown, to_text
     questionnaire = load()
     if args.questions and args.answers:
         raise UnreadableAnswers("--questions prints the questionnaire and scores nothing; "

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from core.cli.base import (PAIRS_FILE, command, corpus_ref, deleted, finish, group, input_file, pair_set_arg,
                            pair_set_ref, print_pair_sets, progress, say)
-from core.documents.pairs import (BUILTIN_PAIR_SET, GENERATOR_STYLES, SPLIT_SEED, TEST_FRACTION, LLMConfig,
-                                  PseudoQueryConfig, llm_pair_set_name)
+from core.documents.llm import LLMConfig, llm_pair_set_name
+from core.documents.pairs import SPLIT_SEED, TEST_FRACTION
+from core.documents.pseudo import BUILTIN_PAIR_SET, GENERATOR_STYLES, PseudoQueryConfig
 from core.training import running
 from core.workspace import ranges
 from core.workspace.errors import WorkspaceError
@@ -78,7 +79,8 @@ def _pairs_generate_parser(gen: argparse.ArgumentParser) -> None:
 
 
 def run_pairs_generate(args) -> None:
-    from core.documents.pairs import estimate, generate_builtin, generate_llm
+    from core.documents.llm import estimate, generate_llm
+    from core.documents.pseudo import generate_builtin
     store = Store()
     corpus_id = corpus_ref(store, args.corpus)
     if args.method == "builtin":

@@ -369,7 +369,8 @@ def _finetuned_candidates(store: Store, corpus_id: int, texts: list[str], model:
 
 def _generated_pair_set(store: Store, corpus_id: int) -> int:
     """The corpus's first generated pair set, generated now when it has none."""
-    from core.documents.pairs import generate_builtin, is_generated
+    from core.documents.pairs import is_generated
+    from core.documents.pseudo import generate_builtin
     generated = [p for p in store.pair_sets(corpus_id) if is_generated(p)]
     return generated[0].id if generated else generate_builtin(
         store, corpus_id, "generated for the documents-only run", made_by="documents-only run")
