@@ -1,5 +1,6 @@
 import streamlit as st
 
+from core.training.plan import PEOPLE_TEST_MAX, PEOPLE_TEST_MIN
 from core.using import label
 from core.workspace.store import WorkspaceError
 from core.workspace.wording import sentence
@@ -44,8 +45,9 @@ with st.expander("Add questions", expanded=total == 0):
 
 progress = label.progress(workspace, corpus.id)
 if progress.total == 0:
-    st.info("No questions for this corpus yet: add 50 that people really ask (support tickets, "
-            "search logs, or a list an expert writes in ten minutes).")
+    st.info("No questions for this corpus yet: add the ones people really ask (support tickets, "
+            f"search logs, or a list an expert writes in ten minutes). {PEOPLE_TEST_MIN} labelled make a "
+            f"test set that can judge a model; past {PEOPLE_TEST_MAX}, the rest train it too.")
     st.stop()
 question = label.current(workspace, corpus.id)
 fine_tuned = label.fine_tuned_model(workspace, corpus.id)
