@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from core.workspace import ranges
 # Re-exported: code written before core.workspace.errors existed imports these from here.
 from core.workspace.errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room  # noqa: F401
+from core.workspace.store.jobs import JobRows
 from core.workspace.text import check_label
 
 MIGRATIONS: list[str] = [
@@ -235,11 +236,18 @@ def default_home() -> Path:
     return Path(os.environ.get("RAGTUNE_HOME", "workspace")).resolve()
 
 
-class Store:
+class Store(JobRows):
     """A thread-safe handle on one workspace.
 
     Each thread gets its own sqlite3 connection (sqlite3 connections must not be shared across
     threads); ``transaction()`` groups writes so that a failed step leaves nothing behind.
+
+    Every SQL statement of ragtune is a named method of this class: this module holds the
+    corpora and pair sets, and one module of this package per table family holds the rest as
+    a mixin (``jobs.JobRows``, ...). Mixins rather than repository objects (``store.jobs.claim``)
+    so a caller keeps the one handle it has, and every method runs on the thread's connection:
+    called inside ``transaction()`` it is part of that transaction, as the statement it
+    replaced was.
     """
 
     def __init__(self, home: Path | str | None = None, busy_timeout: float = 30.0):
@@ -419,6 +427,21 @@ class Store:
             "INSERT INTO pair_sets (corpus_id, name, source, created, settings) "
             "VALUES (?, ?, ?, ?, ?)", (corpus_id, name, source, time.time(), json.dumps(settings)))
         return int(cur.lastrowid)
+
+    def has_pair_set(self, pair_set_id: int | None) -> bool:
+        return bool(self.query("SELECT 1 FROM pair_sets WHERE id = ?", [pair_set_id]))
+
+    def has_corpus(self, corpus_id: int | None) -> bool:
+        return bool(self.query("SELECT 1 FROM corpora WHERE id = ?", [corpus_id]))
+
+    def corpus_of_pair_set(self, pair_set_id: int | None) -> int | None:
+        """The corpus a pair set belongs to; None when there is no such pair set."""
+        rows = self.query("SELECT corpus_id FROM pair_sets WHERE id = ?", [pair_set_id])
+        return rows[0]["corpus_id"] if rows else None
+
+    def pair_set_ids(self, corpus_id: int | None) -> list[int]:
+        """The ids of a corpus's pair sets (none for no corpus)."""
+        return [r["id"] for r in self.query("SELECT id FROM pair_sets WHERE corpus_id = ?", [corpus_id])]
 
     def update_pair_set_settings(self, pair_set_id: int, settings: dict) -> None:
         self.db.execute("UPDATE pair_sets SET settings = ? WHERE id = ?",
