@@ -22,7 +22,9 @@ from collections.abc import Iterable, Iterator
 from core.workspace import ranges
 # Re-exported: code written before core.workspace.errors existed imports these from here.
 from core.workspace.errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room  # noqa: F401
+from core.workspace.store.chunks import ChunkRows
 from core.workspace.store.jobs import JobRows
+from core.workspace.store.labels import LabelRows
 from core.workspace.text import check_label
 
 MIGRATIONS: list[str] = [
@@ -236,7 +238,7 @@ def default_home() -> Path:
     return Path(os.environ.get("RAGTUNE_HOME", "workspace")).resolve()
 
 
-class Store(JobRows):
+class Store(ChunkRows, JobRows, LabelRows):
     """A thread-safe handle on one workspace.
 
     Each thread gets its own sqlite3 connection (sqlite3 connections must not be shared across
@@ -244,7 +246,7 @@ class Store(JobRows):
 
     Every SQL statement of ragtune is a named method of this class: this module holds the
     corpora and pair sets, and one module of this package per table family holds the rest as
-    a mixin (``jobs.JobRows``, ...). Mixins rather than repository objects (``store.jobs.claim``)
+    a mixin (``chunks.ChunkRows``, ``jobs.JobRows``, ``labels.LabelRows``). Mixins rather than repository objects (``store.jobs.claim``)
     so a caller keeps the one handle it has, and every method runs on the thread's connection:
     called inside ``transaction()`` it is part of that transaction, as the statement it
     replaced was.
@@ -460,6 +462,15 @@ class Store(JobRows):
             sql += " AND split = ?"
             params.append(split)
         return self.query(sql + " ORDER BY id", params)
+
+    def replace_pairs(self, pair_set_id: int,
+                      rows: Iterable[tuple[str, str, int, str, str, int]]) -> None:
+        """A pair set's pairs become ``rows`` of (query_id, query, chunk_id, positive, split,
+        relevance): its pairs rewritten whole, inside the caller's transaction."""
+        self.db.execute("DELETE FROM pairs WHERE pair_set_id = ?", (pair_set_id,))
+        self.db.executemany(
+            "INSERT INTO pairs (pair_set_id, query_id, query, chunk_id, positive, split, relevance) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", [(pair_set_id, *r) for r in rows])
 
     def set_splits(self, pair_set_id: int, assignment: dict[int, str]) -> None:
         with self.transaction() as db:
