@@ -113,14 +113,9 @@ def job_settings(job: jobs.Job) -> str:
     return config_summary({**job.config, **(job.result.get("plan") or {})})
 
 
-def _names(store: Store) -> dict[int, tuple[str, str]]:
-    """Pair set id → (pair set name, corpus name)."""
-    return store.pair_set_names()
-
-
 def list_runs(store: Store) -> list[Run]:
     """Every run, newest first."""
-    names = _names(store)
+    names = store.pair_set_names()  # pair set id → (its name, its corpus's name)
     evaluations = {e.id: e for e in load_evaluations(store)}
     runs: list[Run] = []
     claimed: set[int] = set()
