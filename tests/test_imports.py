@@ -1,7 +1,8 @@
 """The shape of core/'s imports: no cycles, layers that only look down, no reaching into another
-module's private names, no Streamlit in core and no CLI in the pages. Imports inside functions
+module's private names, no Streamlit in core, no CLI in the pages, and no SQL in core outside the store. Imports inside functions
 count too: a lazy import hides a cycle from Python, not from a reader."""
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +117,40 @@ def test_pages_never_import_the_cli():
     offenders = [f"{path.name}" for path in [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py"))]
                  if any(target == "core.cli" or target.startswith("core.cli.") for target, _ in import_edges(path))]
     assert not offenders, f"pages that import core.cli: {offenders}"
+
+
+STORE = CORE / "workspace" / "store"
+SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE FROM|CREATE|ALTER TABLE|DROP TABLE|PRAGMA)\b")
+RAW = ("db", "execute", "executemany", "executescript", "query")  # a connection, or a statement run
+
+
+def sql_outside(core: Path, store: Path) -> list[str]:
+    """``file:line`` of every SQL text, or use of a connection or ``Store.query``, in ``core``
+    outside ``store``: every statement is a named method of the store (core/workspace/store/),
+    so a table's statements are in one place and a schema change finds them all."""
+    found = []
+    for path in sorted(core.rglob("*.py")):
+        if path.is_relative_to(store):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
+                found.append(f"{path.relative_to(core.parent)}:{node.lineno} {SQL.search(node.value)[0]}")
+            elif isinstance(node, ast.Attribute) and node.attr in RAW:
+                found.append(f"{path.relative_to(core.parent)}:{node.lineno} .{node.attr}")
+    return found
+
+
+def test_the_sql_finder_finds_sql(tmp_path):
+    (tmp_path / "core" / "store").mkdir(parents=True)
+    (tmp_path / "core" / "store" / "rows.py").write_text('db.execute("SELECT 1")\n')
+    (tmp_path / "core" / "jobs.py").write_text('x = 1\nrows = store.query(f"SELECT * FROM {t}")\n'
+                                              'store.db.execute("DELETE FROM jobs")\n')
+    assert sorted(sql_outside(tmp_path / "core", tmp_path / "core" / "store")) == [
+        "core/jobs.py:2 .query", "core/jobs.py:2 SELECT", "core/jobs.py:3 .db", "core/jobs.py:3 .execute",
+        "core/jobs.py:3 DELETE FROM"]
+
+
+def test_sql_lives_only_in_the_store():
+    offenders = sql_outside(CORE, STORE)
+    assert not offenders, ("SQL outside core/workspace/store/ (give it a named method there): "
+                           + "; ".join(offenders))

@@ -370,27 +370,20 @@ def load_demo(store: Store, count_tokens: TokenCounter, limit: int | None = None
     """The standard-library docstring corpus with its summary→body pairs, split 80/20; the
     one already there if another process loaded it first. ``progress`` counts the documents
     chunked (about 3 s for 609 on a busy 2-core CPU)."""
-    loaded = _demo_ids(store)
+    loaded = store.corpus_and_first_pair_set(DEMO_CORPUS)  # (corpus, pair set) ids
     if loaded:
         return loaded
     documents, labels = demo.documents(limit)
     with store.transaction():
         # Asked again under the write lock: two `make run` at once both saw no demo above, and
         # the second then ingested it over the first's ("no chunks left").
-        loaded = _demo_ids(store)
+        loaded = store.corpus_and_first_pair_set(DEMO_CORPUS)
         if loaded:
             return loaded
         report = ingest(store, DEMO_CORPUS, documents, count_tokens, ChunkSettings(), progress)
         pair_set_id = link_pairs(store, report.corpus_id, "docstring summaries", "demo", labels)
         split(store, pair_set_id)
     return report.corpus_id, pair_set_id
-
-
-def _demo_ids(store: Store) -> tuple[int, int] | None:
-    """(corpus id, pair set id) of the demo, once it is loaded."""
-    rows = store.query("SELECT c.id, MIN(p.id) AS pair_set_id FROM corpora c JOIN pair_sets p "
-                       "ON p.corpus_id = c.id WHERE c.name = ? GROUP BY c.id", [DEMO_CORPUS])
-    return (rows[0]["id"], rows[0]["pair_set_id"]) if rows else None
 
 
 def export_beir(store: Store, pair_set_id: int, folder: Path) -> dict[str, int]:

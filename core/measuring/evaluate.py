@@ -270,23 +270,15 @@ def encode_corpus_cached(store: Store | None, model_key: str | None, model, text
     if store is None or model_key is None:
         return encode(model, texts, batch_size, progress), len(texts)
     hashes = [text_hash(t) for t in texts]
-    cached: dict[str, bytes] = {}
-    unique = list(dict.fromkeys(hashes))
-    for start in range(0, len(unique), 900):  # SQLite caps bound parameters
-        part = unique[start:start + 900]
-        rows = store.query(f"SELECT text_hash, vector FROM embeddings WHERE model_key = ? AND "
-                           f"text_hash IN ({','.join('?' * len(part))})", [model_key, *part])
-        cached.update((r["text_hash"], r["vector"]) for r in rows)
+    cached = store.cached_vectors(model_key, list(dict.fromkeys(hashes)))
     missing = [i for i, h in enumerate(hashes) if h not in cached]
     dim = model.get_embedding_dimension()
     vectors = np.empty((len(texts), dim), dtype=np.float32)
     if missing:
         fresh = encode(model, [texts[i] for i in missing], batch_size, progress)
         vectors[missing] = fresh
-        with store.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO embeddings (model_key, text_hash, vector) "
-                           "VALUES (?, ?, ?)",
-                           [(model_key, hashes[i], fresh[j].tobytes()) for j, i in enumerate(missing)])
+        store.cache_vectors([(model_key, hashes[i], fresh[j].tobytes())
+                             for j, i in enumerate(missing)])
     for i, h in enumerate(hashes):
         if h in cached:
             vectors[i] = np.frombuffer(cached[h], dtype=np.float32)
@@ -455,16 +447,8 @@ def save(store: Store, result: EvalResult, pair_set_id: int | None, label: str,
                "skipped": result.skipped, "timings": result.timings, "test_set": result.test_set,
                "per_query": {str(d): v for d, v in result.per_query.items()},
                "per_query_ndcg": {str(d): v for d, v in result.per_query_ndcg.items()}}
-    with store.transaction() as db:
-        cur = db.execute("INSERT INTO evaluations (pair_set_id, model, label, job_id, created, "
-                         "seconds, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (pair_set_id, result.model, label, job_id, time.time(), result.seconds,
-                          json.dumps(details)))
-        evaluation_id = int(cur.lastrowid)
-        db.executemany("INSERT INTO metrics (evaluation_id, dim, name, value) VALUES (?, ?, ?, ?)",
-                       [(evaluation_id, d, m, v) for d, ms in result.metrics.items()
-                        for m, v in ms.items()])
-    return evaluation_id
+    return store.add_evaluation(pair_set_id, result.model, label, job_id, result.seconds, details,
+                                result.metrics)
 
 
 @dataclass
@@ -482,16 +466,10 @@ class StoredEvaluation(EvaluationSummary):
 
 
 def load_evaluations(store: Store, pair_set_id: int | None = None) -> list[StoredEvaluation]:
-    rows = (store.query("SELECT * FROM evaluations WHERE pair_set_id = ? ORDER BY id", [pair_set_id])
-            if pair_set_id is not None else store.query("SELECT * FROM evaluations ORDER BY id"))
-    out = []
-    for r in rows:
-        metrics: dict[int, dict[str, float]] = {}
-        for m in store.query("SELECT dim, name, value FROM metrics WHERE evaluation_id = ?", [r["id"]]):
-            metrics.setdefault(m["dim"], {})[m["name"]] = m["value"]
-        out.append(StoredEvaluation(r["id"], r["pair_set_id"], r["model"], r["label"], r["job_id"],
-                                    r["created"], r["seconds"], metrics, json.loads(r["details"])))
-    return out
+    return [StoredEvaluation(r["id"], r["pair_set_id"], r["model"], r["label"], r["job_id"],
+                             r["created"], r["seconds"], store.evaluation_metrics(r["id"]),
+                             json.loads(r["details"]))
+            for r in store.evaluation_rows(pair_set_id)]
 
 
 @dataclass
@@ -521,10 +499,7 @@ def misses(store: Store, evaluation: StoredEvaluation, dim: int, limit: int = 50
     wrong = [(qid, rank, top) for qid, (rank, top) in per_query.items() if rank != 1]
     wrong.sort(key=lambda w: (w[1] == 0, w[1]), reverse=True)
     chunk_ids = [int(top) for _, _, top in wrong[:limit] if top.isdigit()]
-    texts = {}
-    if chunk_ids:
-        texts = {str(r["id"]): r["text"] for r in store.query(
-            f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(chunk_ids))})", chunk_ids)}
+    texts = {str(i): text for i, text in store.texts_by_id(chunk_ids).items()}
     # One type per column: a column of ranks and ">100" texts is not a table pyarrow can hold,
     # and the page's table then logged a traceback on every view while Streamlit fixed it up.
     rows = [{"query": query_text.get(qid, qid), MISSED_RANK: rank,

@@ -192,14 +192,12 @@ def request(store: Store, kind: str, config: dict) -> tuple[int, bool]:
     if kind not in HANDLERS:
         raise WorkspaceError(f"unknown job kind {kind!r}")
     config = VALIDATORS[kind](store, config)
-    with store.transaction() as db:  # one writer at a time: two clicks cannot both insert
-        for row in db.execute("SELECT id, config FROM jobs WHERE kind = ? AND state IN "
-                              "('queued', 'running') ORDER BY id", (kind,)):
+    with store.transaction():  # one writer at a time: two clicks cannot both insert
+        for row in store.active_job_configs(kind):
             if _same(json.loads(row["config"])) == _same(config):
                 return int(row["id"]), False
-        cur = db.execute("INSERT INTO jobs (kind, state, config, created) VALUES (?, 'queued', ?, ?)",
-                         (kind, json.dumps(config), time.time()))
-    return int(cur.lastrowid), True
+        job_id = store.add_queued_job(kind, config)
+    return job_id, True
 
 
 def submit(store: Store, kind: str, config: dict) -> int:
@@ -208,20 +206,19 @@ def submit(store: Store, kind: str, config: dict) -> int:
 
 
 def get(store: Store, job_id: int) -> Job:
-    rows = store.query("SELECT * FROM jobs WHERE id = ?", [job_id])
-    if not rows:
+    row = store.job_row(job_id)
+    if row is None:
         raise WorkspaceError(f"no job {job_id}")
-    return _job(rows[0])
+    return _job(row)
 
 
 def all_jobs(store: Store) -> list[Job]:
-    return [_job(r) for r in store.query("SELECT * FROM jobs ORDER BY id DESC")]
+    return [_job(r) for r in store.job_rows()]
 
 
 def queue_positions(store: Store) -> dict[int, int]:
     """Queued job id → its place in line (1: it runs next)."""
-    rows = store.query("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id")
-    return {r["id"]: place for place, r in enumerate(rows, 1)}
+    return {job_id: place for place, job_id in enumerate(store.queued_job_ids(), 1)}
 
 
 def claim(store: Store, job_id: int | None = None) -> Job | None:
@@ -233,17 +230,11 @@ def claim(store: Store, job_id: int | None = None) -> Job | None:
     """
     taken = None
     try:
-        with store.transaction() as db:
-            sql = "SELECT id FROM jobs WHERE state = 'queued'"
-            rows = db.execute(sql + (" AND id = ?" if job_id is not None else "") + " ORDER BY id",
-                              () if job_id is None else (job_id,)).fetchall()
-            taken = next((r["id"] for r in rows if _take(store, r["id"])), None)
+        with store.transaction():
+            taken = next((i for i in store.queued_job_ids(job_id) if _take(store, i)), None)
             if taken is None:
                 return None
-            now = time.time()
-            db.execute("UPDATE jobs SET state = 'running', started = ?, progress = 0, "
-                       "status = 'Starting', owner = ?, heartbeat = ? WHERE id = ?",
-                       (now, this_process(), now, taken))
+            store.mark_job_running(taken, this_process())
     except BaseException:
         if taken is not None:
             _release(store, taken)
@@ -254,24 +245,21 @@ def claim(store: Store, job_id: int | None = None) -> Job | None:
 def finish(store: Store, job_id: int, result: dict, canceled: bool = False) -> None:
     """Record a job's successful end (or its stop on request, keeping its progress) and free
     its lock."""
-    store.db.execute(
-        "UPDATE jobs SET state = ?, finished = ?, result = ?, status = ?, "
-        "progress = CASE WHEN ? THEN progress ELSE 1.0 END WHERE id = ?",
-        ("canceled" if canceled else "succeeded", time.time(), json.dumps(result),
-         ("Canceled; what was saved is kept" if result else "Canceled before it kept anything")
-         if canceled else "Done", canceled, job_id))
+    store.mark_job_ended(
+        job_id, "canceled" if canceled else "succeeded", result,
+        ("Canceled; what was saved is kept" if result else "Canceled before it kept anything")
+        if canceled else "Done", canceled)
     _release(store, job_id)
 
 
 def fail(store: Store, job_id: int, message: str, trace: str | None = None) -> None:
     """Record a job's failure with its one-line reason (and the trace in its log)."""
     reporter = StoreReporter(store, job_id)
-    with store.transaction() as db:
+    with store.transaction():
         reporter.log("failed: " + message)
         if trace:
             reporter.log(trace)
-        db.execute("UPDATE jobs SET state = 'failed', finished = ?, error = ?, status = ? "
-                   "WHERE id = ?", (time.time(), message, "Failed", job_id))
+        store.mark_job_failed(job_id, message)
     _release(store, job_id)
 
 
@@ -279,10 +267,9 @@ def interrupt(store: Store, job_id: int, why: str = INTERRUPTED) -> None:
     """Record that this process stopped running the job before its end (its server is
     stopping); it can be resumed."""
     reporter = StoreReporter(store, job_id)
-    with store.transaction() as db:
+    with store.transaction():
         reporter.log(why)
-        db.execute("UPDATE jobs SET state = 'interrupted', finished = ?, status = ? WHERE id = ?",
-                   (time.time(), why, job_id))
+        store.mark_job_interrupted(job_id, why)
     _release(store, job_id)
 
 
@@ -290,10 +277,9 @@ def cancel(store: Store, job_id: int) -> str:
     """Cancel a queued job now, or ask a running one to stop; returns the resulting state."""
     job = get(store, job_id)
     if job.state == "queued":
-        store.db.execute("UPDATE jobs SET state = 'canceled', finished = ? WHERE id = ? AND state = 'queued'",
-                         (time.time(), job_id))
+        store.cancel_queued_job(job_id)
     elif job.state == "running":
-        store.db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+        store.ask_job_to_stop(job_id)
     else:
         raise WorkspaceError(f"job {job_id} has already ended ({job.state})")
     return get(store, job_id).state
@@ -322,11 +308,7 @@ def resume(store: Store, job_id: int) -> None:
     reason = why_not_resume(store, get(store, job_id))
     if reason:
         raise WorkspaceError(reason)
-    changed = store.db.execute(
-        "UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, finished = NULL, "
-        "resume = 1, owner = NULL WHERE id = ? AND state IN ('interrupted', 'failed', 'canceled')",
-        (job_id,)).rowcount
-    if not changed:  # another page resumed it a moment ago
+    if not store.requeue_job(job_id):  # another page resumed it a moment ago
         raise WorkspaceError(f"job {job_id} was resumed already; follow it on the Fine-tune page")
 
 
@@ -334,9 +316,7 @@ def forget(store: Store, job_ids: list[int]) -> None:
     """Delete ended jobs' rows (inside the caller's transaction) and their lock files; the
     caller removes their folders. A queued or running job keeps its row and its lock."""
     for job_id in job_ids:
-        gone = store.db.execute("DELETE FROM jobs WHERE id = ? AND state NOT IN "
-                                "('queued', 'running')", (job_id,)).rowcount
-        if gone and not owner_alive(store, job_id):
+        if store.delete_ended_job(job_id) and not owner_alive(store, job_id):
             lock_path(store, job_id).unlink(missing_ok=True)
 
 
@@ -345,24 +325,17 @@ def recover(store: Store) -> int:
     job another live process runs is left alone, however long it has been silent. The CLI
     calls it before it acts on jobs, so it needs no server to notice a dead owner; the write
     lock is taken only when there is something to mark."""
-    running = [r["id"] for r in store.query("SELECT id FROM jobs WHERE state = 'running'")]
-    if all(owner_alive(store, job_id) for job_id in running):
+    if all(owner_alive(store, job_id) for job_id in store.running_job_ids()):
         return 0
-    with store.transaction() as db:
-        running = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
-        lost = [job_id for job_id in running if not owner_alive(store, job_id)]
+    with store.transaction():
+        lost = [job_id for job_id in store.running_job_ids() if not owner_alive(store, job_id)]
         # It stopped at its last sign of life, not now: elapsed time must not count the downtime.
-        db.executemany("UPDATE jobs SET state = 'interrupted', finished = COALESCE("
-                       "(SELECT MAX(ts) FROM job_events e WHERE e.job_id = jobs.id), heartbeat, "
-                       "started), status = ? WHERE id = ? AND state = 'running'",
-                       [(INTERRUPTED, i) for i in lost])
+        store.mark_jobs_lost(lost, INTERRUPTED)
     return len(lost)
 
 
 def events(store: Store, job_id: int, kind: str, limit: int | None = None) -> list[dict]:
-    sql = "SELECT ts, payload FROM job_events WHERE job_id = ? AND kind = ? ORDER BY id"
-    rows = store.query(sql + (" DESC LIMIT ?" if limit else ""),
-                       [job_id, kind, *([limit] if limit else [])])
+    rows = store.job_events(job_id, kind, limit)
     out = [{"ts": r["ts"], **json.loads(r["payload"])} for r in rows]
     return out[::-1] if limit else out
 
@@ -374,12 +347,10 @@ def time_left(store: Store, job: Job) -> float | None:
     showed the baseline's "about 3 s" as training time, then nothing, then "3 min 58 s".)"""
     if job.state != "running":
         return None
-    rows = store.query("SELECT ts, payload FROM job_events WHERE job_id = ? AND kind = 'point' "
-                       "AND json_extract(payload, '$.series') = 'seconds_left' "
-                       "ORDER BY id DESC LIMIT 1", [job.id])
-    if not rows:
+    row = store.last_job_point(job.id, "seconds_left")
+    if row is None:
         return None
-    return max(0.0, json.loads(rows[0]["payload"])["value"] - (time.time() - rows[0]["ts"]))
+    return max(0.0, json.loads(row["payload"])["value"] - (time.time() - row["ts"]))
 
 
 class StoreReporter:
@@ -405,27 +376,21 @@ class StoreReporter:
             log.warning("job %s: %s not written, the workspace stayed locked", self.job_id, what)
 
     def _event(self, kind: str, payload: dict) -> None:
-        now = time.time()
-        with self._unless_locked(kind), self.store.transaction() as db:
-            db.execute("INSERT INTO job_events (job_id, ts, kind, payload) VALUES (?, ?, ?, ?)",
-                       (self.job_id, now, kind, json.dumps(payload)))
-            db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (now, self.job_id))
+        with self._unless_locked(kind):
+            self.store.add_job_event(self.job_id, kind, payload)
 
     def status(self, text: str) -> None:
         """A new stage: its progress starts from 0 and its clock from now."""
-        now = time.time()
         with self._unless_locked("status"):
-            self.store.db.execute("UPDATE jobs SET status = ?, progress = 0, stage_started = ?, "
-                                  "heartbeat = ? WHERE id = ?", (text, now, now, self.job_id))
+            self.store.start_job_stage(self.job_id, text)
         self.log(text)
 
     def progress(self, fraction: float) -> None:
         with self._unless_locked("progress"):
-            self.store.db.execute("UPDATE jobs SET progress = ?, heartbeat = ? WHERE id = ?",
-                                  (fraction, time.time(), self.job_id))
+            self.store.set_job_progress(self.job_id, fraction)
 
     def heartbeat(self) -> None:
-        self.store.db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time(), self.job_id))
+        self.store.job_heartbeat(self.job_id)
 
     def log(self, line: str) -> None:
         self._event("log", {"line": line})
@@ -434,8 +399,7 @@ class StoreReporter:
         self._event("point", {"series": series, "step": step, "value": value, "epoch": epoch})
 
     def should_stop(self) -> bool:
-        rows = self.store.query("SELECT cancel_requested FROM jobs WHERE id = ?", [self.job_id])
-        return bool(rows and rows[0][0])
+        return self.store.job_cancel_requested(self.job_id)
 
 
 def explain_failure(error: BaseException, config: dict, folder: Path | None = None,
@@ -565,11 +529,12 @@ def _model_use(store: Store, job: Job, why: str) -> list[Use]:
 
 def _train_uses(store: Store, job: Job) -> list[Use]:
     pair_set_id = job.config.get("pair_set_id")
-    corpus = store.query("SELECT corpus_id FROM pair_sets WHERE id = ?", [pair_set_id])
+    corpus_id = store.corpus_of_pair_set(pair_set_id)
+    corpus = [] if corpus_id is None else [Use("corpus", corpus_id,
+                                               "it trains on a pair set of this corpus")]
     return [Use("pair set", pair_set_id, "it trains on this pair set", pair_set_id is not None,
                 "trained on"),
-            *[Use("corpus", r["corpus_id"], "it trains on a pair set of this corpus")
-              for r in corpus],
+            *corpus,
             *_model_use(store, job, "it trains from this run's model")]
 
 
@@ -582,8 +547,8 @@ def _tune_uses(store: Store, job: Job) -> list[Use]:
             "judged its candidates on")]
     return [Use("corpus", corpus_id, "it tunes a model for this corpus", True, "tuned a model for"),
             *judged,
-            *[Use("pair set", r["id"], "it reads the pair sets of this corpus") for r in
-              store.query("SELECT id FROM pair_sets WHERE corpus_id = ?", [corpus_id])],
+            *[Use("pair set", i, "it reads the pair sets of this corpus")
+              for i in store.pair_set_ids(corpus_id)],
             *_model_use(store, job, "it starts from this run's model")]
 
 
@@ -598,8 +563,8 @@ def uses(store: Store, job: Job) -> list[Use]:
 
 
 def _exists(store: Store, use: Use) -> bool:
-    table = {"pair set": "pair_sets", "corpus": "corpora"}.get(use.kind)
-    return table is None or bool(store.query(f"SELECT 1 FROM {table} WHERE id = ?", [use.ref]))
+    exists = {"pair set": store.has_pair_set, "corpus": store.has_corpus}.get(use.kind)
+    return exists is None or exists(use.ref)
 
 
 class Runner:

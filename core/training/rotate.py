@@ -193,10 +193,7 @@ def prime_cache(store: Store, model_path: Path, rotation: Rotation, base_vectors
     from core.workspace.text import text_hash
     key = cache_key(str(model_path), models.load(str(model_path)))
     mapped = rotation.apply(base_vectors)
-    with store.transaction() as db:
-        db.executemany("INSERT OR REPLACE INTO embeddings (model_key, text_hash, vector) "
-                       "VALUES (?, ?, ?)",
-                       [(key, text_hash(t), v.tobytes()) for t, v in zip(texts, mapped)])
+    store.cache_vectors([(key, text_hash(t), v.tobytes()) for t, v in zip(texts, mapped)])
 
 
 @dataclass

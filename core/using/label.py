@@ -130,32 +130,26 @@ def add_questions(store: Store, corpus_id: int, texts: list[str]) -> AddReport:
     worded = [c for c in cleaned if c is not None]
     keep = [t for t in worded if len(t) <= MAX_QUESTION_CHARS]
     now = time.time()
-    with store.transaction() as db:
-        before = db.execute("SELECT COUNT(*) FROM questions WHERE corpus_id = ?",
-                            (corpus_id,)).fetchone()[0]
-        db.executemany("INSERT OR IGNORE INTO questions (corpus_id, text, normalised, created) "
-                       "VALUES (?, ?, ?, ?)", [(corpus_id, t, normalise(t), now) for t in keep])
-        after = db.execute("SELECT COUNT(*) FROM questions WHERE corpus_id = ?",
-                           (corpus_id,)).fetchone()[0]
+    with store.transaction():
+        before = store.count_questions(corpus_id)
+        store.add_question_rows(corpus_id, [(t, normalise(t)) for t in keep], now)
+        after = store.count_questions(corpus_id)
     return AddReport(after - before, len(keep) - (after - before), len(worded) - len(keep), no_words)
 
 
 def questions(store: Store, corpus_id: int) -> list[Question]:
-    return [Question(r["id"], r["text"], r["state"]) for r in store.query(
-        "SELECT id, text, state FROM questions WHERE corpus_id = ? ORDER BY id", [corpus_id])]
+    return [Question(r["id"], r["text"], r["state"]) for r in store.question_rows(corpus_id)]
 
 
 def current(store: Store, corpus_id: int) -> Question | None:
     """The question to label now: the first open one."""
-    rows = store.query("SELECT id, text, state FROM questions WHERE corpus_id = ? AND "
-                       "state = 'open' ORDER BY id LIMIT 1", [corpus_id])
-    return Question(rows[0]["id"], rows[0]["text"], rows[0]["state"]) if rows else None
+    row = store.first_open_question(corpus_id)
+    return Question(row["id"], row["text"], row["state"]) if row else None
 
 
 def labels_of(store: Store, question_id: int) -> dict[int, int]:
     """Chunk id -> grade of one question's labels."""
-    return {r["chunk_id"]: r["relevance"] for r in store.query(
-        "SELECT chunk_id, relevance FROM labels WHERE question_id = ?", [question_id])}
+    return store.question_labels(question_id)
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -186,11 +180,8 @@ class Progress:
 def progress(store: Store, corpus_id: int) -> Progress:
     """Counts by state, and the time the open questions should take at the person's own
     median pace (breaks left out)."""
-    counts = {r["state"]: r["n"] for r in store.query(
-        "SELECT state, COUNT(*) AS n FROM questions WHERE corpus_id = ? GROUP BY state", [corpus_id])}
-    times = [r["decided"] for r in store.query(
-        "SELECT decided FROM questions WHERE corpus_id = ? AND decided IS NOT NULL "
-        "ORDER BY decided DESC LIMIT 51", [corpus_id])]
+    counts = store.question_state_counts(corpus_id)
+    times = store.decision_times(corpus_id, 51)
     gaps = [a - b for a, b in itertools.pairwise(times) if a - b < PAUSE]
     pace = statistics.median(gaps) if len(gaps) >= 2 else SECONDS_PER_QUESTION
     return Progress(sum(counts.values()), counts.get("labelled", 0), counts.get("none", 0),
@@ -200,32 +191,10 @@ def progress(store: Store, corpus_id: int) -> Progress:
 
 # -- labelling -----------------------------------------------------------------------------------
 def _question(store: Store, question_id: int):
-    rows = store.query("SELECT * FROM questions WHERE id = ?", [question_id])
-    if not rows:
+    row = store.question_row(question_id)
+    if row is None:
         raise WorkspaceError(f"no question {question_id}; it may have been deleted with its corpus")
-    return rows[0]
-
-
-def _log(db, corpus_id: int, action: int, question_id: int, chunk_id: int | None,
-         before, after) -> None:
-    db.execute("INSERT INTO label_events (action, corpus_id, question_id, chunk_id, before, after, "
-               "ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-               (action, corpus_id, question_id, chunk_id,
-                None if before is None else str(before), None if after is None else str(after),
-                time.time()))
-
-
-def _next_action(db, corpus_id: int) -> int:
-    return db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM label_events WHERE corpus_id = ?",
-                      (corpus_id,)).fetchone()[0]
-
-
-def _write_label(db, question_id: int, chunk_id: int, grade: int | None) -> None:
-    if grade is None:
-        db.execute("DELETE FROM labels WHERE question_id = ? AND chunk_id = ?", (question_id, chunk_id))
-    else:
-        db.execute("INSERT OR REPLACE INTO labels (question_id, chunk_id, relevance) VALUES (?, ?, ?)",
-                   (question_id, chunk_id, grade))
+    return row
 
 
 # Compare-and-set: every write takes what the person saw (a passage's grade, a question's state
@@ -247,8 +216,7 @@ def _grade_name(grade: int | None) -> str:
 def last_action(store: Store, corpus_id: int) -> int | None:
     """The number of the corpus's latest label action: what ``undo`` reverts, and what a session
     passes back to undo only the action it saw."""
-    return store.query("SELECT MAX(action) AS a FROM label_events WHERE corpus_id = ?",
-                       [corpus_id])[0]["a"]
+    return store.last_label_action(corpus_id)
 
 
 def set_label(store: Store, question_id: int, chunk_id: int, grade: int | None,
@@ -257,19 +225,18 @@ def set_label(store: Store, question_id: int, chunk_id: int, grade: int | None,
     passage's grade is no longer ``seen``, the one shown when the key was pressed."""
     if grade not in (None, RELEVANT, PARTLY):
         raise WorkspaceError(f"a label is {RELEVANT} (relevant) or {PARTLY} (partly relevant)")
-    with store.transaction() as db:
+    with store.transaction():
         question = _question(store, question_id)
-        chunk = db.execute("SELECT corpus_id FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
-        if chunk is None or chunk[0] != question["corpus_id"]:
+        if store.chunk_corpus(chunk_id) != question["corpus_id"]:
             raise WorkspaceError(f"passage {chunk_id} is not in this question's corpus")
         before = labels_of(store, question_id).get(chunk_id)
         if seen is not UNCHECKED and before != seen:
             _refuse_stale("this passage's label", _grade_name(before))
         if before == grade:
             return
-        _log(db, question["corpus_id"], _next_action(db, question["corpus_id"]), question_id,
-             chunk_id, before, grade)
-        _write_label(db, question_id, chunk_id, grade)
+        store.log_label_change(question["corpus_id"], store.next_label_action(question["corpus_id"]),
+                               question_id, chunk_id, before, grade)
+        store.write_label(question_id, chunk_id, grade)
         _sync(store, question["corpus_id"])
 
 
@@ -291,7 +258,7 @@ def decide(store: Store, question_id: int, state: str, seen_state: str | object 
     not (``seen_marks``): a stale "none" would clear another session's labels."""
     if state not in ("labelled", "none", "skipped", "open"):
         raise WorkspaceError(f"unknown question state {state!r}")
-    with store.transaction() as db:
+    with store.transaction():
         question = _question(store, question_id)
         corpus_id = question["corpus_id"]
         marks = labels_of(store, question_id)
@@ -304,14 +271,14 @@ def decide(store: Store, question_id: int, state: str, seen_state: str | object 
                                  "if none answers the question")
         if question["state"] == state:
             return
-        action = _next_action(db, corpus_id)
+        action = store.next_label_action(corpus_id)
         if state == "none":
             for chunk_id, grade in marks.items():
-                _log(db, corpus_id, action, question_id, chunk_id, grade, None)
-                _write_label(db, question_id, chunk_id, None)
-        _log(db, corpus_id, action, question_id, None, question["state"], state)
-        db.execute("UPDATE questions SET state = ?, decided = ? WHERE id = ?",
-                   (state, time.time() if state in ("labelled", "none") else None, question_id))
+                store.log_label_change(corpus_id, action, question_id, chunk_id, grade, None)
+                store.write_label(question_id, chunk_id, None)
+        store.log_label_change(corpus_id, action, question_id, None, question["state"], state)
+        store.set_question_state(question_id, state,
+                                 time.time() if state in ("labelled", "none") else None)
         _sync(store, corpus_id)
 
 
@@ -319,7 +286,7 @@ def undo(store: Store, corpus_id: int, seen: int | object | None = UNCHECKED) ->
     """Revert the last action on the corpus's labels; returns the question it touched. Refused
     when the last action is no longer ``seen`` (``last_action`` when the screen was shown):
     Undo never reverts what another session did since."""
-    with store.transaction() as db:
+    with store.transaction():
         action = last_action(store, corpus_id)
         if seen is not UNCHECKED and action != seen:
             raise WorkspaceError("another session labelled since this screen was shown, so Undo "
@@ -327,16 +294,14 @@ def undo(store: Store, corpus_id: int, seen: int | object | None = UNCHECKED) ->
                                  "again, and undo from there if you still want to")
         if action is None:
             return None
-        events = db.execute("SELECT * FROM label_events WHERE corpus_id = ? AND action = ? "
-                            "ORDER BY id DESC", (corpus_id, action)).fetchall()
+        events = store.label_action_changes(corpus_id, action)
         for e in events:
             if e["chunk_id"] is None:
-                db.execute("UPDATE questions SET state = ?, decided = NULL WHERE id = ?",
-                           (e["before"], e["question_id"]))
+                store.reopen_question(e["question_id"], e["before"])
             else:
-                _write_label(db, e["question_id"], e["chunk_id"],
-                             None if e["before"] is None else int(e["before"]))
-        db.execute("DELETE FROM label_events WHERE corpus_id = ? AND action = ?", (corpus_id, action))
+                store.write_label(e["question_id"], e["chunk_id"],
+                                  None if e["before"] is None else int(e["before"]))
+        store.forget_label_action(corpus_id, action)
         _sync(store, corpus_id)
     row = _question(store, events[0]["question_id"])
     return Question(row["id"], row["text"], row["state"])
@@ -344,8 +309,7 @@ def undo(store: Store, corpus_id: int, seen: int | object | None = UNCHECKED) ->
 
 def reopen_skipped(store: Store, corpus_id: int) -> int:
     """Put the skipped questions back in the queue; returns how many."""
-    return store.db.execute("UPDATE questions SET state = 'open' WHERE corpus_id = ? AND "
-                            "state = 'skipped'", (corpus_id,)).rowcount
+    return store.reopen_skipped_questions(corpus_id)
 
 
 # -- which passages to show ----------------------------------------------------------------------
@@ -432,11 +396,7 @@ def candidates(store: Store, corpus_id: int, question: Question,
 
 def passages(store: Store, chunk_ids: list[int]) -> list[Passage]:
     """Passages by chunk id, in the order given."""
-    if not chunk_ids:
-        return []
-    rows = {r["id"]: r for r in store.query(
-        "SELECT c.id, c.text, d.name AS document FROM chunks c JOIN documents d ON "
-        f"d.id = c.document_id WHERE c.id IN ({','.join('?' * len(chunk_ids))})", chunk_ids)}
+    rows = store.passage_rows(chunk_ids)
     return [Passage(i, rows[i]["text"], rows[i]["document"]) for i in chunk_ids if i in rows]
 
 
@@ -445,10 +405,7 @@ def find_passages(store: Store, corpus_id: int, words: str, limit: int = 8) -> l
     terms = list(dict.fromkeys(w.lower() for w in re.findall(r"\w{2,}", words)))[:8]
     if not terms:
         raise WorkspaceError("type a word or two that the passage contains")
-    score = " + ".join(["(instr(lower(text), ?) > 0)"] * len(terms))
-    rows = store.query(f"SELECT id FROM (SELECT id, {score} AS hits FROM chunks WHERE corpus_id = ?) "
-                       "WHERE hits > 0 ORDER BY hits DESC, id LIMIT ?", [*terms, corpus_id, limit])
-    return passages(store, [r["id"] for r in rows])
+    return passages(store, store.chunks_with_words(corpus_id, terms, limit))
 
 
 # -- people's pair set ---------------------------------------------------------------------------
@@ -460,10 +417,7 @@ def _sync(store: Store, corpus_id: int) -> None:
     """Rewrite the people's pair set from the labels (inside the caller's transaction): the
     first PEOPLE_TEST_MAX labelled questions are the test split; a later one trains unless it
     shares a passage, directly or through other questions, with a test question."""
-    rows = store.query(
-        "SELECT q.id, q.text, l.chunk_id, l.relevance, c.text AS passage FROM questions q "
-        "JOIN labels l ON l.question_id = q.id JOIN chunks c ON c.id = l.chunk_id "
-        "WHERE q.corpus_id = ? AND q.state = 'labelled' ORDER BY q.id, l.chunk_id", [corpus_id])
+    rows = store.labelled_rows(corpus_id)
     pair_set = people_pair_set(store, corpus_id)
     if pair_set is None:
         if not rows:
@@ -494,13 +448,8 @@ def _sync(store: Store, corpus_id: int) -> None:
             parent[root(question_id)] = root(first_with.setdefault(r["chunk_id"], question_id))
     tested = {root(q) for q in list(by_question)[:plan.PEOPLE_TEST_MAX]}
     split_of = {q: "test" if root(q) in tested else "train" for q in by_question}
-    db = store.db
-    db.execute("DELETE FROM pairs WHERE pair_set_id = ?", (pair_set_id,))
-    db.executemany(
-        "INSERT INTO pairs (pair_set_id, query_id, query, chunk_id, positive, split, relevance) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(pair_set_id, f"h{r['id']}", r["text"], r["chunk_id"], r["passage"], split_of[r["id"]],
-          r["relevance"]) for r in rows])
+    store.replace_pairs(pair_set_id, [(f"h{r['id']}", r["text"], r["chunk_id"], r["passage"],
+                                       split_of[r["id"]], r["relevance"]) for r in rows])
 
 
 def people_test_set(store: Store, corpus_id: int) -> RetrievalSet | None:
@@ -525,11 +474,8 @@ def ready_people_set(store: Store, corpus_id: int) -> PairSet | None:
 
 def export_labels(store: Store, corpus_id: int) -> list[dict]:
     """Every graded label of the corpus's labelled questions: query, passage, relevance."""
-    return [{"query": r["query"], "passage": r["passage"], "relevance": r["relevance"],
-             "chunk_id": r["chunk_id"]} for r in store.query(
-        "SELECT q.text AS query, c.text AS passage, l.relevance, l.chunk_id FROM questions q "
-        "JOIN labels l ON l.question_id = q.id JOIN chunks c ON c.id = l.chunk_id "
-        "WHERE q.corpus_id = ? AND q.state = 'labelled' ORDER BY q.id, l.chunk_id", [corpus_id])]
+    return [{"query": r["text"], "passage": r["passage"], "relevance": r["relevance"],
+             "chunk_id": r["chunk_id"]} for r in store.labelled_rows(corpus_id)]
 
 
 def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:

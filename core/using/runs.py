@@ -113,15 +113,9 @@ def job_settings(job: jobs.Job) -> str:
     return config_summary({**job.config, **(job.result.get("plan") or {})})
 
 
-def _names(store: Store) -> dict[int, tuple[str, str]]:
-    """Pair set id → (pair set name, corpus name)."""
-    return {r["id"]: (r["name"], r["corpus"]) for r in store.query(
-        "SELECT p.id, p.name, c.name AS corpus FROM pair_sets p JOIN corpora c ON c.id = p.corpus_id")}
-
-
 def list_runs(store: Store) -> list[Run]:
     """Every run, newest first."""
-    names = _names(store)
+    names = store.pair_set_names()  # pair set id → (its name, its corpus's name)
     evaluations = {e.id: e for e in load_evaluations(store)}
     runs: list[Run] = []
     claimed: set[int] = set()
@@ -240,8 +234,7 @@ def rename_run(store: Store, run_id: str, name: str) -> None:
     if run.evaluation_id is None:
         raise WorkspaceError(f"run {run.id} has no result to name yet ({run.state}); "
                              "rename it once it has finished")
-    store.db.execute("UPDATE evaluations SET label = ? WHERE id = ?",
-                     (_clean_name(name), run.evaluation_id))
+    store.set_evaluation_label(run.evaluation_id, _clean_name(name))
 
 
 def rename_pair_set(store: Store, pair_set_id: int, name: str) -> None:
@@ -249,15 +242,15 @@ def rename_pair_set(store: Store, pair_set_id: int, name: str) -> None:
     name = _clean_name(name)
     if any(p.name == name and p.id != pair_set_id for p in store.pair_sets(pair_set.corpus_id)):
         raise WorkspaceError(f"this corpus already has a pair set named {name!r}; pick another name")
-    store.db.execute("UPDATE pair_sets SET name = ? WHERE id = ?", (name, pair_set_id))
+    store.set_pair_set_name(pair_set_id, name)
 
 
 def rename_corpus(store: Store, corpus_id: int, name: str) -> None:
     store.corpus(corpus_id)
     name = _clean_name(name)
-    if store.query("SELECT 1 FROM corpora WHERE name = ? AND id != ?", [name, corpus_id]):
+    if store.corpus_name_taken(name, corpus_id):
         raise WorkspaceError(f"a corpus named {name!r} already exists; pick another name")
-    store.db.execute("UPDATE corpora SET name = ? WHERE id = ?", (name, corpus_id))
+    store.set_corpus_name(corpus_id, name)
 
 
 # -- delete ------------------------------------------------------------------------------------
@@ -333,12 +326,6 @@ def _model_cache_prefix(run: Run) -> str | None:
     return models.fingerprint(Path(run.model_path)) + ":" if run.model_path else None
 
 
-def _cache_bytes(store: Store, where: str, params: list) -> int:
-    rows = store.query(f"SELECT COALESCE(SUM(LENGTH(vector)), 0) AS n FROM embeddings WHERE {where}",
-                       params)
-    return int(rows[0]["n"])
-
-
 def _plan_runs(store: Store, runs: list[Run]) -> tuple[int, list[str]]:
     """Bytes the runs' files and model caches take, and their cache prefixes."""
     size, prefixes = 0, []
@@ -348,19 +335,18 @@ def _plan_runs(store: Store, runs: list[Run]) -> tuple[int, list[str]]:
         prefix = _model_cache_prefix(run)
         if prefix:
             prefixes.append(prefix)
-            size += _cache_bytes(store, "model_key LIKE ?", [prefix + "%"])
+            size += store.model_vector_bytes(prefix)
     return size, prefixes
 
 
 def _delete_runs(store: Store, runs: list[Run], prefixes: list[str]) -> None:
     """Rows inside the caller's transaction; folders after it (see callers)."""
-    db = store.db
     for prefix in prefixes:
-        db.execute("DELETE FROM embeddings WHERE model_key LIKE ?", (prefix + "%",))
+        store.forget_model_vectors(prefix)
     for run in runs:
         # A job's baseline is a run of its own in the list, so it stays until deleted itself.
         if run.evaluation_id is not None:
-            db.execute("DELETE FROM evaluations WHERE id = ?", (run.evaluation_id,))
+            store.delete_evaluation(run.evaluation_id)
         if run.kind in MODEL_RUNS:
             jobs.forget(store, [run.job_id])
 
@@ -401,29 +387,22 @@ def plan_delete_pair_set(store: Store, pair_set_id: int) -> Deletion:
 def delete_pair_set(store: Store, pair_set_id: int) -> Deletion:
     """Delete a pair set with every run measured or trained on it and every job of it."""
     report = plan_delete_pair_set(store, pair_set_id)
-    with store.transaction() as db:
+    with store.transaction():
         _refuse_if_used(store, "pair set", pair_set_id)
         runs = _runs_of_pair_sets(store, {pair_set_id})
         _, prefixes = _plan_runs(store, runs)
         _delete_runs(store, runs, prefixes)
         jobs.forget(store, _jobs_of_pair_sets(store, {pair_set_id}))
-        db.execute("DELETE FROM pair_sets WHERE id = ?", (pair_set_id,))
+        store.delete_pair_set_row(pair_set_id)
     _remove_folders(store, runs)
     return report
 
 
 def _orphan_hashes(store: Store, corpus_id: int) -> list[str]:
     """Text hashes of the corpus's passages that no other corpus holds."""
-    mine = {text_hash(r["text"]) for r in store.query(
-        "SELECT text FROM chunks WHERE corpus_id = ?", [corpus_id])}
-    others = {text_hash(r["text"]) for r in store.query(
-        "SELECT text FROM chunks WHERE corpus_id != ?", [corpus_id])}
+    mine = {text_hash(t) for t in store.chunk_texts(corpus_id)}
+    others = {text_hash(t) for t in store.chunk_texts_elsewhere(corpus_id)}
     return sorted(mine - others)
-
-
-def _in_chunks(hashes: list[str], size: int = 900):
-    for start in range(0, len(hashes), size):  # SQLite caps bound parameters
-        yield hashes[start:start + size]
 
 
 def plan_delete_corpus(store: Store, corpus_id: int) -> Deletion:
@@ -431,9 +410,8 @@ def plan_delete_corpus(store: Store, corpus_id: int) -> Deletion:
     pair_set_ids = {p.id for p in store.pair_sets(corpus_id)}
     runs = _runs_of_pair_sets(store, pair_set_ids)
     size, _ = _plan_runs(store, runs)
-    for part in _in_chunks(_orphan_hashes(store, corpus_id)):
-        size += _cache_bytes(store, f"text_hash IN ({','.join('?' * len(part))})", part)
-    chunks = store.query("SELECT COUNT(*) AS n FROM chunks WHERE corpus_id = ?", [corpus_id])[0]["n"]
+    size += store.text_vector_bytes(_orphan_hashes(store, corpus_id))
+    chunks = store.chunk_count(corpus_id)
     questions, labels = store.question_counts(corpus_id)
     return Deletion(f"corpus '{corpus.name}'", [r.id for r in runs], pair_sets=len(pair_set_ids),
                     chunks=chunks, bytes=size, questions=questions, labels=labels)
@@ -443,16 +421,14 @@ def delete_corpus(store: Store, corpus_id: int) -> Deletion:
     """Delete a corpus with its passages, people's questions and their labels, pair sets,
     runs, jobs, their files, and the cached passage vectors no other corpus shares."""
     report = plan_delete_corpus(store, corpus_id)
-    with store.transaction() as db:
+    with store.transaction():
         _refuse_if_used(store, "corpus", corpus_id)
         pair_set_ids = {p.id for p in store.pair_sets(corpus_id)}
         runs = _runs_of_pair_sets(store, pair_set_ids)
         _, prefixes = _plan_runs(store, runs)
         _delete_runs(store, runs, prefixes)
         jobs.forget(store, _jobs_of_pair_sets(store, pair_set_ids))
-        for part in _in_chunks(_orphan_hashes(store, corpus_id)):
-            db.execute(f"DELETE FROM embeddings WHERE text_hash IN ({','.join('?' * len(part))})",
-                       part)
-        db.execute("DELETE FROM corpora WHERE id = ?", (corpus_id,))
+        store.forget_text_vectors(_orphan_hashes(store, corpus_id))
+        store.delete_corpus_row(corpus_id)
     _remove_folders(store, runs)
     return report

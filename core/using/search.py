@@ -174,8 +174,7 @@ class Hit:
 
 def _index_key(store: Store, corpus_id: int, model_name: str, dim: int) -> tuple[tuple, list[int]]:
     model = models.load(model_name)
-    ids = [r["id"] for r in store.query("SELECT id FROM chunks WHERE corpus_id = ? ORDER BY id",
-                                        [corpus_id])]
+    ids = store.chunk_ids(corpus_id)
     if not ids:
         raise WorkspaceError("this corpus has no passages to search; add documents first")
     return (str(store.path), cache_key(model_name, model), corpus_id, dim, len(ids), ids[-1]), ids
@@ -207,9 +206,8 @@ def corpus_index(store: Store, corpus_id: int, model_name: str, dim: int,
         if key in _INDEXES:
             _INDEXES.move_to_end(key)
             return _INDEXES[key], ids
-    chunks = store.query("SELECT text FROM chunks WHERE corpus_id = ? ORDER BY id", [corpus_id])
     vectors, _ = encode_corpus_cached(store, key[1], models.load(model_name),
-                                      [c["text"] for c in chunks], progress=progress)
+                                      store.chunk_texts(corpus_id), progress=progress)
     index = build_index(vectors[:, :dim])
     with _lock:
         _INDEXES[key] = index
@@ -241,9 +239,7 @@ def search(store: Store, pair_set_id: int, model_name: str, query: str, dim: int
     query_vector = encode_one(model, query)[:, :dim]
     rows, scores = index.search(query_vector, k)
     hit_ids = [ids[i] for i in rows[0] if i >= 0]
-    texts = {r["id"]: r for r in store.query(
-        "SELECT c.id, c.text, d.name AS document FROM chunks c JOIN documents d ON d.id = c.document_id "
-        f"WHERE c.id IN ({','.join('?' * len(hit_ids))})", hit_ids)} if hit_ids else {}
+    texts = store.passage_rows(hit_ids)
     relevant = relevant or set()
     return [Hit(rank, cid, float(score), texts[cid]["document"], texts[cid]["text"], cid in relevant)
             for rank, (cid, score) in enumerate(zip(hit_ids, scores[0]), start=1)]

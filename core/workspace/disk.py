@@ -2,7 +2,6 @@
 it, the fine-tuned models with their checkpoints, and everything else under RAGTUNE_HOME."""
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,17 +65,5 @@ def workspace_size(store: Store) -> WorkspaceSize:
     total = folder_bytes(store.home)
     sqlite = sum(p.lstat().st_size for p in store.home.glob(store.path.name + "*") if p.is_file())
     models = folder_bytes(store.files / "jobs")
-    vectors = min(_vector_bytes(store), sqlite)
+    vectors = min(store.vector_table_bytes(), sqlite)
     return WorkspaceSize(sqlite - vectors, models, vectors, max(total - sqlite - models, 0))
-
-
-def _vector_bytes(store: Store) -> int:
-    """Bytes of the embeddings table's pages and of its key index, overflow pages included
-    (SQLite's dbstat); where SQLite is built without dbstat, the bytes of its rows."""
-    try:
-        rows = store.query("SELECT COALESCE(SUM(pgsize), 0) AS n FROM dbstat('main', 1) WHERE "
-                           "name IN (SELECT name FROM sqlite_master WHERE tbl_name = 'embeddings')")
-    except sqlite3.OperationalError:  # no such table: dbstat
-        rows = store.query("SELECT COALESCE(SUM(LENGTH(model_key) + LENGTH(text_hash) + "
-                           "LENGTH(vector)), 0) AS n FROM embeddings")
-    return int(rows[0]["n"])

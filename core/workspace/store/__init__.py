@@ -22,6 +22,10 @@ from collections.abc import Iterable, Iterator
 from core.workspace import ranges
 # Re-exported: code written before core.workspace.errors existed imports these from here.
 from core.workspace.errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room  # noqa: F401
+from core.workspace.store.chunks import ChunkRows
+from core.workspace.store.evaluations import EvaluationRows
+from core.workspace.store.jobs import JobRows
+from core.workspace.store.labels import LabelRows
 from core.workspace.text import check_label
 
 MIGRATIONS: list[str] = [
@@ -235,11 +239,19 @@ def default_home() -> Path:
     return Path(os.environ.get("RAGTUNE_HOME", "workspace")).resolve()
 
 
-class Store:
+class Store(ChunkRows, EvaluationRows, JobRows, LabelRows):
     """A thread-safe handle on one workspace.
 
     Each thread gets its own sqlite3 connection (sqlite3 connections must not be shared across
     threads); ``transaction()`` groups writes so that a failed step leaves nothing behind.
+
+    Every SQL statement of ragtune is a named method of this class: this module holds the
+    corpora and pair sets, and one module of this package per table family holds the rest as
+    a mixin (``chunks.ChunkRows``,
+    ``evaluations.EvaluationRows``, ``jobs.JobRows``, ``labels.LabelRows``). Mixins rather than repository objects (``store.jobs.claim``)
+    so a caller keeps the one handle it has, and every method runs on the thread's connection:
+    called inside ``transaction()`` it is part of that transaction, as the statement it
+    replaced was.
     """
 
     def __init__(self, home: Path | str | None = None, busy_timeout: float = 30.0):
@@ -365,6 +377,23 @@ class Store:
                                  "or delete it first") from None
         return int(cur.lastrowid)
 
+    def corpus_name_taken(self, name: str, other_than: int) -> bool:
+        """Whether a corpus other than ``other_than`` is named ``name``."""
+        return bool(self.query("SELECT 1 FROM corpora WHERE name = ? AND id != ?", [name, other_than]))
+
+    def set_corpus_name(self, corpus_id: int, name: str) -> None:
+        self.db.execute("UPDATE corpora SET name = ? WHERE id = ?", (name, corpus_id))
+
+    def delete_corpus_row(self, corpus_id: int) -> None:
+        """The corpus and, by cascade, its passages, questions, labels and pair sets."""
+        self.db.execute("DELETE FROM corpora WHERE id = ?", (corpus_id,))
+
+    def corpus_and_first_pair_set(self, name: str) -> tuple[int, int] | None:
+        """(id, its first pair set's id) of the corpus named ``name``, if it has a pair set."""
+        rows = self.query("SELECT c.id, MIN(p.id) AS pair_set_id FROM corpora c JOIN pair_sets p "
+                          "ON p.corpus_id = c.id WHERE c.name = ? GROUP BY c.id", [name])
+        return (rows[0]["id"], rows[0]["pair_set_id"]) if rows else None
+
     def set_corpus_stats(self, corpus_id: int, stats: dict) -> None:
         self.db.execute("UPDATE corpora SET stats = ? WHERE id = ?", (json.dumps(stats), corpus_id))
 
@@ -420,6 +449,33 @@ class Store:
             "VALUES (?, ?, ?, ?, ?)", (corpus_id, name, source, time.time(), json.dumps(settings)))
         return int(cur.lastrowid)
 
+    def has_pair_set(self, pair_set_id: int | None) -> bool:
+        return bool(self.query("SELECT 1 FROM pair_sets WHERE id = ?", [pair_set_id]))
+
+    def has_corpus(self, corpus_id: int | None) -> bool:
+        return bool(self.query("SELECT 1 FROM corpora WHERE id = ?", [corpus_id]))
+
+    def corpus_of_pair_set(self, pair_set_id: int | None) -> int | None:
+        """The corpus a pair set belongs to; None when there is no such pair set."""
+        rows = self.query("SELECT corpus_id FROM pair_sets WHERE id = ?", [pair_set_id])
+        return rows[0]["corpus_id"] if rows else None
+
+    def pair_set_ids(self, corpus_id: int | None) -> list[int]:
+        """The ids of a corpus's pair sets (none for no corpus)."""
+        return [r["id"] for r in self.query("SELECT id FROM pair_sets WHERE corpus_id = ?", [corpus_id])]
+
+    def pair_set_names(self) -> dict[int, tuple[str, str]]:
+        """Pair set id -> (its name, its corpus's name)."""
+        return {r["id"]: (r["name"], r["corpus"]) for r in self.query(
+            "SELECT p.id, p.name, c.name AS corpus FROM pair_sets p JOIN corpora c ON c.id = p.corpus_id")}
+
+    def set_pair_set_name(self, pair_set_id: int, name: str) -> None:
+        self.db.execute("UPDATE pair_sets SET name = ? WHERE id = ?", (name, pair_set_id))
+
+    def delete_pair_set_row(self, pair_set_id: int) -> None:
+        """The pair set and, by cascade, its pairs and evaluations."""
+        self.db.execute("DELETE FROM pair_sets WHERE id = ?", (pair_set_id,))
+
     def update_pair_set_settings(self, pair_set_id: int, settings: dict) -> None:
         self.db.execute("UPDATE pair_sets SET settings = ? WHERE id = ?",
                         (json.dumps(settings), pair_set_id))
@@ -437,6 +493,15 @@ class Store:
             sql += " AND split = ?"
             params.append(split)
         return self.query(sql + " ORDER BY id", params)
+
+    def replace_pairs(self, pair_set_id: int,
+                      rows: Iterable[tuple[str, str, int, str, str, int]]) -> None:
+        """A pair set's pairs become ``rows`` of (query_id, query, chunk_id, positive, split,
+        relevance): its pairs rewritten whole, inside the caller's transaction."""
+        self.db.execute("DELETE FROM pairs WHERE pair_set_id = ?", (pair_set_id,))
+        self.db.executemany(
+            "INSERT INTO pairs (pair_set_id, query_id, query, chunk_id, positive, split, relevance) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", [(pair_set_id, *r) for r in rows])
 
     def set_splits(self, pair_set_id: int, assignment: dict[int, str]) -> None:
         with self.transaction() as db:
