@@ -38,8 +38,8 @@ def run_runs(args) -> None:
 @command("compare", "compare two runs question by question: NDCG@10 difference, its "
                     "bootstrap interval, wins and losses at every dimension")
 def _compare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_a", metavar="RUN_A", nargs="?", help="a run id from python -m core list "
-                   "runs (e3, j2); without both: the base model against the best other model on "
+    p.add_argument("run_a", metavar="RUN_A", nargs="?", help="a run id from python -m core runs "
+                   "list (e3, j2); without both: the base model against the best other model on "
                    "the best test set")
     p.add_argument("run_b", metavar="RUN_B", nargs="?")
     p.add_argument("--corpus", metavar="NAME_OR_ID", help="without runs: this corpus's "
