@@ -10,13 +10,21 @@ from core.workspace.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Fixtures that fine-tune a model (tests/test_runs.py): every test using one is slow, whichever of
+# them happens to run first and pay for the training.
+TRAINING_FIXTURES = {"trained", "trained_copy"}
+
+
 def pytest_collection_modifyitems(items):
-    """Every test in a tests/test_browser*.py module drives Chromium: mark it ``browser`` here, so a
-    new browser test module is left out of the fast tier without anyone remembering to."""
+    """Marked by what they do, so a new test lands in the right tier without anyone remembering to:
+    every test in a tests/test_browser*.py module drives Chromium (``browser``), and every test
+    that uses a training fixture trains (``slow``)."""
     for item in items:
         module = getattr(item, "module", None)  # docstring examples have none
         if module is not None and module.__name__.rsplit(".", 1)[-1].startswith("test_browser"):
             item.add_marker(pytest.mark.browser)
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 TRAINED: list[str] = []  # what trained since the current test began (background jobs too)
