@@ -19,6 +19,7 @@ from core.documents.pairs import split
 from core.documents.pseudo import generate_builtin
 from core.measuring.evaluate import BASELINE, load_evaluations
 from core.training import jobs
+from core.training.runner import Runner
 from core.using import label
 from core.using.runs import SAME_AS_BASE, list_runs
 from core.workspace.store import Store
@@ -53,7 +54,7 @@ def fine_tune(store: Store, pair_set_id: int, **settings) -> dict:
     """A fine-tuning job, queued as the page queues it and run here to its end."""
     job_id, _ = jobs.request(store, "train", {"pair_set_id": pair_set_id, **TINY, **settings})
     jobs.claim(store, job_id)
-    jobs.Runner(store, give_up_seconds=10).run_one(jobs.get(store, job_id))
+    Runner(store, give_up_seconds=10).run_one(jobs.get(store, job_id))
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
     return {"id": f"j{job_id}", **job.result}

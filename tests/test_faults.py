@@ -21,7 +21,8 @@ import pytest
 from core.documents.beir import export_beir, load_demo
 from core.documents.pairs import export_jsonl
 from core.measuring.evaluate import RetrievalSet
-from core.training import jobs
+from core.training import jobs, reporting
+from core.training.runner import Runner
 from core.training.checkpoints import drop_incomplete_checkpoints
 from core.training.config import TrainConfig
 from core.training.train import train
@@ -119,7 +120,7 @@ def test_a_finetune_that_cannot_write_its_checkpoint_fails_clean_and_resumes(sto
     assert integrity(store) == "ok"
 
     jobs.resume(store, 1)  # with room again, the same job runs to its end
-    runner = jobs.Runner(store)
+    runner = Runner(store)
     runner.run_one(jobs.claim(store))
     assert jobs.get(store, 1).state == "succeeded", jobs.get(store, 1).error
     rows_before, files_before = tables(store), folder_hash(store.files)
@@ -250,9 +251,9 @@ def test_a_checkpoint_cut_short_is_dropped_before_a_resume(tmp_path):
 
 
 def test_a_job_failing_on_a_full_disk_or_database_is_told_in_one_line(tmp_path):
-    full = jobs.explain_failure(OSError(errno.ENOSPC, "No space left on device"), {}, tmp_path,
+    full = reporting.explain_failure(OSError(errno.ENOSPC, "No space left on device"), {}, tmp_path,
                                 tmp_path / "ragtune.db")
     assert full.startswith("could not write the job's files") and "free some disk space" in full
-    broken = jobs.explain_failure(sqlite3.OperationalError("disk I/O error"), {}, tmp_path,
+    broken = reporting.explain_failure(sqlite3.OperationalError("disk I/O error"), {}, tmp_path,
                                   tmp_path / "ragtune.db")
     assert "ragtune.db: disk I/O error" in broken and "disk may be full" in broken

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from core.documents.beir import load_demo
 from core.measuring.evaluate import RetrievalSet, evaluate_named, save
 from core.training import jobs
+from core.training.runner import Runner
 from core.using import runs
 from core.workspace.store import Store, WorkspaceError
 from tests.conftest import ROOT, wait_until
@@ -54,7 +55,7 @@ def cli_finetune(home: Path, pair_set_id: int) -> subprocess.Popen:
 @contextmanager
 def server(store: Store, **kwargs):
     """What a second server on the workspace runs: the job runner, recovering as it goes."""
-    runner = jobs.Runner(Store(store.home), poll_seconds=0.2, **kwargs).start()
+    runner = Runner(Store(store.home), poll_seconds=0.2, **kwargs).start()
     try:
         yield runner
     finally:
@@ -274,6 +275,7 @@ def test_ctrl_c_stops_a_documents_only_run_at_once_and_says_it_kept_nothing(stor
 STOPS_AS_THE_JOB_STARTS = """
 import concurrent.futures, sys, time
 from core.training import jobs
+from core.training.runner import Runner
 from core.workspace.store import Store
 
 def load_model(store, job, reporter):
@@ -287,7 +289,7 @@ jobs.HANDLERS["load"] = load_model
 jobs.VALIDATORS["load"] = lambda store, config: config
 store = Store(sys.argv[1])
 job_id = jobs.submit(store, "load", {})
-jobs.Runner(store, poll_seconds=0.01).start()
+Runner(store, poll_seconds=0.01).start()
 while jobs.get(store, job_id).status != "Loading the model":
     time.sleep(0.005)
 # the main thread ends here, as a server's does on SIGTERM: the interpreter shuts down
@@ -337,7 +339,7 @@ def test_the_runner_idles_on_a_workspace_that_became_read_only(store, caplog, mo
     monkeypatch.setitem(jobs.VALIDATORS, "probe", lambda store, config: config)
     job_id = jobs.submit(store, "probe", {})  # waiting, so the runner tries to write
     with read_only(store.home), caplog.at_level(logging.DEBUG, logger="core.training.jobs"):
-        runner = jobs.Runner(store, poll_seconds=0.01, recover_seconds=0.05).start()
+        runner = Runner(store, poll_seconds=0.01, recover_seconds=0.05).start()
         time.sleep(1.5)
         assert runner.alive()
         runner.stop()

@@ -12,7 +12,8 @@ import pytest
 
 from core.documents.beir import load_demo
 from core.measuring.evaluate import load_evaluations
-from core.training import jobs
+from core.training import jobs, reporting
+from core.training.runner import Runner
 from core.workspace.store import Store, WorkspaceError
 
 TINY = {"epochs": 1, "batch_size": 8, "max_seq_length": 64, "dims": [384, 64], "max_pairs": 24}
@@ -36,7 +37,7 @@ def wait_for(store, job_id, states, timeout=300):
 @pytest.mark.slow
 def test_a_job_trains_evaluates_and_stores_both_results(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
-    runner = jobs.Runner(store)
+    runner = Runner(store)
     runner.run_one(jobs.claim(store))
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
@@ -53,7 +54,7 @@ def test_a_job_trains_evaluates_and_stores_both_results(store, pair_set_id):
 
 @pytest.mark.slow
 def test_jobs_queue_one_at_a_time_and_a_queued_job_cancels_at_once(store, pair_set_id):
-    runner = jobs.Runner(store, poll_seconds=0.1).start()
+    runner = Runner(store, poll_seconds=0.1).start()
     try:
         first = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "max_pairs": 48,
                                              "epochs": 2})
@@ -117,7 +118,7 @@ def test_a_second_identical_request_is_the_same_job_and_a_queued_job_knows_its_p
 def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "epochs": 3,
                                           "max_pairs": 48})
-    runner = jobs.Runner(store)
+    runner = Runner(store)
     job = jobs.claim(store)
     checkpoints = jobs.job_dir(store, job_id) / "checkpoints"
 
@@ -132,7 +133,7 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
     # Simulate a server that died mid-run: the row still says running, and no process holds
     # the job's lock.
     store.db.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (job_id,))
-    restarted = jobs.Runner(Store(store.home))
+    restarted = Runner(Store(store.home))
     assert jobs.recover(restarted.store) == 1
     interrupted = jobs.get(store, job_id)
     assert interrupted.state == "interrupted"
@@ -152,7 +153,7 @@ def test_a_restart_marks_running_jobs_interrupted_and_resume_continues(store, pa
 def test_cached_loss_with_mined_hard_negatives_trains(store, pair_set_id):
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id, "loss": "cached_mnrl",
                                           "mini_batch_size": 4, "hard_negatives": 1})
-    runner = jobs.Runner(store)
+    runner = Runner(store)
     runner.run_one(jobs.claim(store))
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error
@@ -162,11 +163,11 @@ def test_cached_loss_with_mined_hard_negatives_trains(store, pair_set_id):
 
 
 def test_out_of_memory_is_explained_with_what_to_change():
-    message = jobs.explain_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    message = reporting.explain_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
                                    {"batch_size": 64})
     assert message.startswith("ran out of memory at batch size 64: try batch size 32")
     assert "cached_mnrl" in message
-    assert jobs.explain_failure(ValueError("bad\nthing"), {}) == "ValueError: bad"
+    assert reporting.explain_failure(ValueError("bad\nthing"), {}) == "ValueError: bad"
 
 
 # -- a runner no error can end ------------------------------------------------------------
@@ -195,7 +196,7 @@ def hold_write_lock(store: Store) -> sqlite3.Connection:
 def test_the_runner_survives_a_locked_database_and_runs_the_next_job(home, probe):
     store = Store(home, busy_timeout=0.1)  # "database is locked" after 0.1 s instead of 30
     other = hold_write_lock(store)
-    runner = jobs.Runner(store, poll_seconds=0.05).start()
+    runner = Runner(store, poll_seconds=0.05).start()
     try:
         time.sleep(0.6)  # several claims fail with "database is locked"
         assert runner.alive()
@@ -211,7 +212,7 @@ def test_the_runner_survives_a_locked_database_and_runs_the_next_job(home, probe
 def test_a_failure_is_recorded_even_while_the_database_is_locked(home, probe):
     store = Store(home, busy_timeout=0.1)
     job_id = jobs.submit(store, "probe", {})
-    runner = jobs.Runner(store)
+    runner = Runner(store)
     job = jobs.claim(store)
 
     def lock_then_fail():
@@ -229,7 +230,7 @@ def test_a_progress_write_that_finds_the_workspace_locked_does_not_end_the_job(h
                                                                              caplog):
     store = Store(home, busy_timeout=0.1)  # another writer holds the lock past the timeout
     job = jobs.claim(store, jobs.submit(store, "probe", {}))
-    reporter = jobs.StoreReporter(store, job.id)
+    reporter = reporting.StoreReporter(store, job.id)
     other = hold_write_lock(store)
     with caplog.at_level(logging.WARNING, logger="core.training.jobs"):
         reporter.status("Training")
@@ -240,7 +241,7 @@ def test_a_progress_write_that_finds_the_workspace_locked_does_not_end_the_job(h
     assert len([r for r in caplog.records if "stayed locked" in r.getMessage()]) == 4
     reporter.point("loss", 2, 0.2)  # written once the lock is free
     assert [p["step"] for p in jobs.events(store, job.id, "point")] == [2]
-    jobs.Runner(store).run_one(job)
+    Runner(store).run_one(job)
     assert jobs.get(store, job.id).state == "succeeded"
 
 
@@ -305,8 +306,8 @@ def test_a_claimed_job_records_its_owner_and_heartbeats(store, probe):
     assert job.owner == jobs.this_process() and job.heartbeat >= job.started
     assert jobs.claim(Store(store.home), job_id) is None  # nobody else can take it
     store.db.execute("UPDATE jobs SET heartbeat = 0 WHERE id = ?", (job_id,))
-    jobs.StoreReporter(store, job_id).progress(0.3)
+    reporting.StoreReporter(store, job_id).progress(0.3)
     assert time.time() - jobs.get(store, job_id).heartbeat < 5
     assert jobs.recover(Store(store.home)) == 0  # a second server leaves it running
-    jobs.Runner(store).run_one(job)
+    Runner(store).run_one(job)
     assert jobs.get(store, job_id).state == "succeeded" and not jobs.holds(store, job_id)

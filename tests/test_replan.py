@@ -326,12 +326,13 @@ def test_the_pages_time_left_comes_from_the_rate_the_run_reported(store, count):
     from dataclasses import replace
 
     from core.training import jobs
+    from core.training.reporting import StoreReporter
     _, pair_set_id = load_demo(store, count, limit=60)
     job_id = jobs.submit(store, "train", {"pair_set_id": pair_set_id})
     running = replace(jobs.get(store, job_id), state="running", started=time.time() - 100,
                       progress=0.5)
     # Before training has planned, none: the current stage's pace is not training time.
     assert jobs.time_left(store, running) is None
-    jobs.StoreReporter(store, job_id).point("seconds_left", 12, 30.0, 0.3)
+    StoreReporter(store, job_id).point("seconds_left", 12, 30.0, 0.3)
     assert jobs.time_left(store, running) == pytest.approx(30, abs=2)
     assert jobs.time_left(store, replace(running, state="succeeded")) is None

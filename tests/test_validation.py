@@ -9,6 +9,7 @@ from core import cli
 from core.documents.beir import load_demo
 from core.documents.corpus import normalise
 from core.training import jobs
+from core.training.runner import Runner
 from core.training.validation import VALIDATION_FILE, hold_out
 from core.workspace.store import WorkspaceError
 
@@ -55,7 +56,7 @@ def test_the_pages_job_and_the_finetune_command_validate_off_the_test_queries(st
     trained = {normalise(p["query"]) for p in store.pairs(pair_set_id, "train")}
     # The page's path: submit, then the runner's handler.
     job_id = jobs.submit(store, "train", {**TINY, "pair_set_id": pair_set_id})
-    runner = jobs.Runner(store)
+    runner = Runner(store)
     runner.run_one(jobs.claim(store))
     job = jobs.get(store, job_id)
     assert job.state == "succeeded", job.error

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.deciding import workflow
-from core.training import jobs
+from core.training.runner import Runner
 from core.using import runs
 from core.workspace import models
 from core.workspace.errors import WorkspaceError, explain_db_error
@@ -29,11 +29,11 @@ def store() -> Store:
 
 
 @st.cache_resource
-def _runner(home: str) -> jobs.Runner:
-    return jobs.Runner(_store(home)).start()
+def _runner(home: str) -> Runner:
+    return Runner(_store(home)).start()
 
 
-def runner() -> jobs.Runner:
+def runner() -> Runner:
     """The one job runner of this server process, shared by every browser session; its thread
     is started again should it ever have died, so queued jobs never wait forever."""
     return _runner(str(default_home())).start()

@@ -25,26 +25,21 @@ and ownership question is answered from the job table and the lock, never from t
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import logging
 import os
 import socket
-import sqlite3
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 
-from core.workspace.errors import Canceled, WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room
+from core.workspace.errors import WorkspaceError
+from core.training.reporting import StoreReporter
 from core.workspace.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +50,6 @@ RECOVER_SECONDS = 15.0  # how often a server looks for jobs whose owner is gone
 SHUTDOWN_WAIT_SECONDS = 5.0  # how long a stopping server waits for its job to record its end
 MAX_BACKOFF_SECONDS = 30.0
 INTERRUPTED = "Interrupted: its server stopped; resume to continue from the last checkpoint"
-T = TypeVar("T")
 
 
 @dataclass
@@ -353,80 +347,6 @@ def time_left(store: Store, job: Job) -> float | None:
     return max(0.0, json.loads(row["payload"])["value"] - (time.time() - row["ts"]))
 
 
-class StoreReporter:
-    """A job's progress, written to the workspace for the pages to read; every write is also a
-    heartbeat, the job's last sign of life should its process end without a word.
-
-    A progress write that finds the workspace locked past the busy timeout (another process
-    writing for that long) is skipped with a warning: a lost loss point must not end a
-    training run. Any other failure to write (a full disk, a read-only folder) ends the job.
-    """
-
-    def __init__(self, store: Store, job_id: int):
-        self.store, self.job_id = store, job_id
-
-    @contextmanager
-    def _unless_locked(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.OperationalError as error:
-            text = str(error).lower()
-            if "locked" not in text and "busy" not in text:
-                raise
-            log.warning("job %s: %s not written, the workspace stayed locked", self.job_id, what)
-
-    def _event(self, kind: str, payload: dict) -> None:
-        with self._unless_locked(kind):
-            self.store.add_job_event(self.job_id, kind, payload)
-
-    def status(self, text: str) -> None:
-        """A new stage: its progress starts from 0 and its clock from now."""
-        with self._unless_locked("status"):
-            self.store.start_job_stage(self.job_id, text)
-        self.log(text)
-
-    def progress(self, fraction: float) -> None:
-        with self._unless_locked("progress"):
-            self.store.set_job_progress(self.job_id, fraction)
-
-    def heartbeat(self) -> None:
-        self.store.job_heartbeat(self.job_id)
-
-    def log(self, line: str) -> None:
-        self._event("log", {"line": line})
-
-    def point(self, series: str, step: int, value: float, epoch: float | None = None) -> None:
-        self._event("point", {"series": series, "step": step, "value": value, "epoch": epoch})
-
-    def should_stop(self) -> bool:
-        return self.store.job_cancel_requested(self.job_id)
-
-
-def explain_failure(error: BaseException, config: dict, folder: Path | None = None,
-                    database: Path | None = None) -> str:
-    """One line a person can act on.
-
-    Args:
-        error: what ended the job.
-        config: the job's config, for advice on what to change.
-        folder: where the job writes its files, named when the disk is full.
-        database: the workspace database, named when it failed.
-    """
-    if isinstance(error, WorkspaceError):
-        return str(error)
-    if isinstance(error, sqlite3.Error) and database:
-        return explain_db_error(error, database)
-    if is_out_of_room(error) and folder:
-        return explain_out_of_room("the job's files", folder)
-    text = str(error)
-    if isinstance(error, MemoryError) or "out of memory" in text.lower():
-        batch = config.get("batch_size", 32)
-        return (f"ran out of memory at batch size {batch}: try batch size {max(2, batch // 2)}, "
-                "a shorter max_seq_length, or the cached_mnrl loss (big batches in little memory)")
-    first = text.splitlines()[0][:200] if text else ""
-    return f"{type(error).__name__}: {first}"
-
-
 def check_train_config(store: Store, config: dict) -> dict:
     from core.training.config import TrainConfig
     from core.training.validation import for_pair_set
@@ -565,168 +485,6 @@ def uses(store: Store, job: Job) -> list[Use]:
 def _exists(store: Store, use: Use) -> bool:
     exists = {"pair set": store.has_pair_set, "corpus": store.has_corpus}.get(use.kind)
     return exists is None or exists(use.ref)
-
-
-class Runner:
-    """Runs queued jobs one at a time in a daemon thread that no error can end: a failure to
-    reach the database is logged and retried with a growing pause, and a workspace that cannot
-    be written leaves the runner idle. A second thread marks interrupted, every
-    ``recover_seconds``, the jobs of any process on this workspace that has ended."""
-
-    def __init__(self, store: Store, poll_seconds: float = 1.0,
-                 give_up_seconds: float | None = None, recover_seconds: float = RECOVER_SECONDS):
-        """Args:
-            store: the workspace.
-            poll_seconds: how often an idle runner looks for queued jobs.
-            give_up_seconds: how long to retry recording a job's end before raising the
-                database error. None (a server) retries until the runner stops, so the job's
-                end is recorded once disk space is freed; the CLI, in the foreground, gives up
-                and says why.
-            recover_seconds: how often to look for jobs whose owner is gone.
-        """
-        self.store, self.poll, self.give_up = store, poll_seconds, give_up_seconds
-        self.recover_every = recover_seconds
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._thread: threading.Thread | None = None
-        self._read_only_told = False
-
-    def start(self) -> Runner:
-        """Start the threads, or start new ones if the previous ones have died."""
-        if self.alive():
-            return self
-        self._stop.clear()
-        # Before concurrent.futures refuses new work at interpreter exit (it registers the
-        # same kind of hook, and they run last-registered first), so a job that fails because
-        # the server is stopping is recorded as interrupted, not failed. Where its hook runs
-        # first after all, interpreter_stopping() tells.
-        threading._register_atexit(self._shutting_down)
-        self._thread = threading.Thread(target=self._loop, name="ragtune-jobs", daemon=True)
-        self._thread.start()
-        threading.Thread(target=self._watch, name="ragtune-recover", daemon=True).start()
-        return self
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 30) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout)
-
-    def _shutting_down(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._idle.wait(SHUTDOWN_WAIT_SECONDS)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            try:
-                recover(self.store)
-            except sqlite3.Error as error:  # read-only or locked: the next round retries
-                log.debug("job runner: recovery skipped (%s)", error)
-            self._stop.wait(self.recover_every)
-
-    def _loop(self) -> None:
-        pause = self.poll
-        while not self._stop.is_set():
-            try:
-                job = claim(self.store)
-                pause = self.poll
-                if job is not None:
-                    self.run_one(job)
-                    continue
-            except Exception as error:  # the runner must outlive a locked or failing database
-                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
-                if _read_only(error):  # nothing will change until someone fixes it: say it once
-                    if not self._read_only_told:
-                        log.warning("job runner idle: %s", explain_db_error(error, self.store.path)
-                                    if isinstance(error, sqlite3.Error) else error)
-                    self._read_only_told = True
-                    pause = MAX_BACKOFF_SECONDS
-                else:
-                    log.exception("job runner: retrying in %.1f s", pause)
-            self._wake.wait(pause)
-            self._wake.clear()
-
-    def _retry(self, write: Callable[[], T], what: str) -> T:
-        """Run a write until it succeeds: the final state of a job must reach the workspace,
-        or the job would look running forever."""
-        pause = 0.2
-        deadline = None if self.give_up is None else time.monotonic() + self.give_up
-        while True:
-            try:
-                return write()
-            except sqlite3.Error as error:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
-                log.warning("job runner: could not %s (%s); retrying in %.1f s", what,
-                            explain_db_error(error, self.store.path), pause)
-                if self._stop.wait(pause):
-                    raise
-                pause = min(pause * 2, MAX_BACKOFF_SECONDS)
-
-    def _beat(self, reporter: StoreReporter, done: threading.Event) -> None:
-        """Heartbeats while a long step (encoding, saving) reports nothing."""
-        while not done.wait(HEARTBEAT_SECONDS):
-            try:
-                reporter.heartbeat()
-            except sqlite3.Error:
-                log.warning("job %s: heartbeat not written", reporter.job_id)
-
-    def run_one(self, job: Job) -> None:
-        """Run a job this process has claimed (``claim``) to its end state."""
-        if not holds(self.store, job.id):
-            raise WorkspaceError(f"job {job.id} is not claimed by this process; claim it first")
-        self._idle.clear()
-        reporter = StoreReporter(self.store, job.id)
-        done = threading.Event()
-        threading.Thread(target=self._beat, args=(reporter, done), daemon=True).start()
-        try:
-            result = HANDLERS[job.kind](self.store, job, reporter)
-            canceled = reporter.should_stop()
-            self._retry(lambda: finish(self.store, job.id, result, canceled),
-                        f"record the end of job {job.id}")
-        except Canceled:  # stopped on request before it kept anything
-            self._retry(lambda: finish(self.store, job.id, {}, canceled=True),
-                        f"record the end of job {job.id}")
-        except BaseException as error:  # a job must never take the runner down with it
-            if self._stop.is_set() or interpreter_stopping():  # the server is stopping: not its fault
-                self._retry(lambda: interrupt(self.store, job.id),
-                            f"record the interruption of job {job.id}")
-                return
-            message = explain_failure(error, job.config, job_dir(self.store, job.id),
-                                      self.store.path)
-            trace = None if isinstance(error, WorkspaceError) else traceback.format_exc()[-4000:]
-            self._retry(lambda: fail(self.store, job.id, message, trace),
-                        f"record the failure of job {job.id}")
-        finally:
-            done.set()
-            self._idle.set()
-
-
-def interpreter_stopping() -> bool:
-    """Whether the interpreter has begun to exit: concurrent.futures raises its flag first
-    thing in its exit hook, before it refuses work to the pools a job may be using."""
-    futures = sys.modules.get("concurrent.futures.thread")
-    return bool(getattr(futures, "_shutdown", False)) or sys.is_finalizing()
-
-
-def _read_only(error: BaseException) -> bool:
-    """Whether ``error`` says the workspace cannot be written at all."""
-    if isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return True
-    text = str(error).lower()
-    return any(words in text for words in ("readonly", "read-only", "unable to open"))
 
 
 def job_dir(store: Store, job_id: int) -> Path:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from core.training import jobs
+from core.training.runner import Runner
 from core.workspace.errors import WorkspaceError
 from core.workspace.store import Store
 
@@ -52,7 +53,7 @@ def run_claimed(store: Store, job_id: int, say: Callable[[str], None], show_stat
 
     def work() -> None:
         try:
-            jobs.Runner(store, give_up_seconds=10).run_one(jobs.get(store, job_id))
+            Runner(store, give_up_seconds=10).run_one(jobs.get(store, job_id))
         except BaseException as error:  # its end could not be recorded (a full disk): say why
             failure.append(error)
         finally:
