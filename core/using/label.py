@@ -479,25 +479,28 @@ def export_labels(store: Store, corpus_id: int) -> list[dict]:
 
 
 def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
-    """Measure the base model and every model fine-tuned on the corpus on a pair set's test
-    questions, each once: people's questions judge every run. A fine-tune that kept the base
-    model is the base model and is not measured again. Returns the new evaluation ids.
+    """Measure each base model (the bundled one and every one installed) and every model trained
+    on the corpus (fine-tunes and documents-only rotations) on a pair set's test questions, each
+    once: people's questions judge every run. A run that kept the base model is the base model
+    and is not measured again. Returns the new evaluation ids.
 
     Args:
         progress: called with (stage, fraction) while a model is measured.
     """
     from core.measuring.evaluate import BASELINE, evaluate_named, finetuned_label, load_evaluations, save
-    from core.using.runs import list_runs
+    from core.using.runs import MODEL_RUNS, list_runs
     corpus_id = store.pair_set(pair_set_id).corpus_id
     mine = {p.id for p in store.pair_sets(corpus_id)}
-    wanted = {models.DEFAULT_MODEL: BASELINE}
+    # Each base model: the bundled one and every one installed (by name, as it is measured).
+    wanted = {models.DEFAULT_MODEL: BASELINE, **{m: m for m in models.installed_names(store.home)}}
     done = {e.model for e in load_evaluations(store, pair_set_id)}
     for run in reversed(list_runs(store)):  # oldest first, so labels follow the runs' order
-        # A fine-tune that kept the base saved the base model unchanged: measuring its folder
-        # would only re-encode every passage to find the base model's numbers again.
-        if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine \
+        # A run that kept the base saved the base model unchanged: measuring its folder would
+        # only re-encode every passage to find the base model's numbers again.
+        if run.kind in MODEL_RUNS and run.model_path and run.pair_set_id in mine \
                 and not run.kept_base:
-            wanted.setdefault(run.model_path, finetuned_label(run.job_id))
+            wanted.setdefault(run.model_path, finetuned_label(run.job_id)
+                              if run.kind == "fine-tune" else run.name)
             if run.pair_set_id == pair_set_id and run.evaluation_id is not None:
                 done.add(run.model_path)  # its job measured it on these very questions
     data = RetrievalSet.from_pair_set(store, pair_set_id, "test")
