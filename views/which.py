@@ -2,7 +2,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.deciding.which import BYTES_PER_VALUE, which_model
+from core.deciding.which import BYTES_PER_VALUE, bytes_per_passage, which_model
 from core.workspace.disk import human_bytes
 from core.workspace.wording import duration
 from views.common import (escape, explained, install_offers, pick_corpus, plot, scores_table, show_flash,
@@ -39,25 +39,26 @@ figure = go.Figure()
 for c in found.candidates:
     dims = sorted(c.ndcg)
     figure.add_trace(go.Scatter(
-        x=[d * BYTES_PER_VALUE for d in dims], y=[c.ndcg[d] for d in dims], name=c.name,
-        mode="lines+markers+text", text=[str(d) for d in dims], textposition="top center",
-        hovertemplate="%{text} dims: NDCG@10 %{y:.3f}, %{x} bytes a passage<extra></extra>"))
-figure.update_layout(xaxis=dict(title=f"index bytes per passage (dimensions × {BYTES_PER_VALUE}, "
-                                "float32)", type="log"),
-                     yaxis=dict(title="NDCG@10"), height=440, legend=dict(orientation="h", y=-0.25))
+        x=[bytes_per_passage(d) for d in dims], y=[c.ndcg[d] for d in dims], name=c.name,
+        mode="lines+markers", customdata=dims,
+        hovertemplate="%{customdata} dims: NDCG@10 %{y:.3f}, %{x} bytes a passage<extra></extra>"))
+sizes = sorted({d for c in found.candidates for d in c.ndcg})
+figure.update_layout(xaxis=dict(title=f"index bytes per passage (dimensions × {BYTES_PER_VALUE}, float32), log scale",
+                                type="log", tickvals=[bytes_per_passage(d) for d in sizes],
+                                ticktext=[f"{human_bytes(bytes_per_passage(d))} ({d} d)" for d in sizes]),
+                     yaxis=dict(title="NDCG@10"), height=440, legend=dict(orientation="h", y=-0.3))
 plot(figure, width="stretch")
 
 dims = sorted({d for c in found.candidates for d in c.ndcg}, reverse=True)
 table = pd.DataFrame([{
-    "model": c.name, "kind": c.kind,
-    **{f"{d} dims": c.ndcg.get(d) for d in dims},
+    "model": c.name,
     "passages/s": round(c.speed.passages_per_second, 1) if c.speed else None,
     "one query (ms)": round(c.speed.query_ms, 1) if c.speed else None,
     "training time": duration(c.training_seconds) if c.training_seconds else "",
-    "run": c.run_id} for c in found.candidates])
-scores_table(table, [f"{d} dims" for d in dims], lead=("model",))
+    **{f"{d} dims": c.ndcg.get(d) for d in dims}, "run": c.run_id} for c in found.candidates])
+scores_table(table, [f"{d} dims" for d in dims], lead=("model", "passages/s", "one query (ms)", "training time"))
 st.caption("NDCG@10 at each size. Index size per passage: "
-           + ", ".join(f"{d} dims {human_bytes(d * BYTES_PER_VALUE)}" for d in dims)
+           + ", ".join(f"{d} dims {human_bytes(bytes_per_passage(d))}" for d in dims)
            + ". Speeds are timed on this machine as it is loaded now"
            + ("" if any(c.speed for c in found.candidates) else ": press the button to time them") + ".")
 if found.best_two is not None:

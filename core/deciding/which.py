@@ -133,7 +133,8 @@ class WhichModel:
                     f"significantly worse on these {self.questions} questions.")
         d = self.cheapest_vs_best
         cheap = self.cheapest
-        return (f"{self.best.said()} is not significantly better than {cheap.candidate.name} at "
+        other = "its own" if cheap.candidate is self.best.candidate else f"{cheap.candidate.name} at"
+        return (f"{self.best.said()} is not significantly better than {other} "
                 f"{cheap.dims} dims (NDCG@10 {cheap.ndcg:.3f}; difference {-d.delta:+.3f}, 95% "
                 f"interval {_flipped(d)} over {d.questions} questions), at "
                 f"{_share(cheap.bytes, self.best.bytes)} of the index "
