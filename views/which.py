@@ -2,7 +2,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.deciding.which import BYTES_PER_VALUE, bytes_per_passage, which_model
+from core.deciding.which import BYTES_PER_VALUE, PRECISION, bytes_per_passage, which_model
 from core.workspace.disk import human_bytes
 from core.workspace.wording import duration
 from views.common import (escape, explained, install_offers, pick_corpus, plot, scores_table, show_flash,
@@ -43,7 +43,7 @@ for c in found.candidates:
         mode="lines+markers", customdata=dims,
         hovertemplate="%{customdata} dims: NDCG@10 %{y:.3f}, %{x} bytes a passage<extra></extra>"))
 sizes = sorted({d for c in found.candidates for d in c.ndcg})
-figure.update_layout(xaxis=dict(title=f"index bytes per passage (dimensions × {BYTES_PER_VALUE}, float32), log scale",
+figure.update_layout(xaxis=dict(title=f"index bytes per passage (dimensions × {BYTES_PER_VALUE}, {PRECISION}), log scale",
                                 type="log", tickvals=[bytes_per_passage(d) for d in sizes],
                                 ticktext=[f"{human_bytes(bytes_per_passage(d))} ({d} d)" for d in sizes]),
                      yaxis=dict(title="NDCG@10"), height=440, legend=dict(orientation="h", y=-0.3))

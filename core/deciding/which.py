@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from core.deciding.compare import PerQuery, describe_test_set, difference, per_query_ndcg, test_set_rank, trust_note
 from core.measuring.evaluate import BASELINE, RetrievalSet, encode, encode_one, load_evaluations
 from core.measuring.significance import Difference
+from core.measuring.storage import vector_bytes
 from core.using import label
 from core.using.runs import Run, list_runs
 from core.workspace import models
@@ -33,7 +34,8 @@ from core.workspace.errors import WorkspaceError
 from core.workspace.store import Store
 
 log = logging.getLogger(__name__)
-BYTES_PER_VALUE = 4  # float32: how ragtune stores and searches vectors
+PRECISION = "float32"  # how ragtune stores and searches vectors (Results' storage table prices the others)
+BYTES_PER_VALUE = vector_bytes(1, PRECISION)
 SPEED_SAMPLE = 32  # passages encoded to time a model: enough for a steady rate, seconds on a CPU
 FRACTIONS = {2: "half", 3: "a third", 4: "a quarter", 6: "a sixth", 8: "an eighth", 12: "a twelfth",
              16: "a sixteenth", 24: "a twenty-fourth"}  # every ratio of two sizes ragtune lists
@@ -76,7 +78,7 @@ class Candidate:
 
 
 def bytes_per_passage(dims: int) -> int:
-    return dims * BYTES_PER_VALUE
+    return vector_bytes(dims, PRECISION)
 
 
 @dataclass
@@ -147,7 +149,7 @@ class WhichModel:
     def to_json(self) -> dict:
         return {"corpus": self.corpus, "test_set": self.test_set, "questions": self.questions,
                 "caution": self.caution, "sentence": self.sentence(),
-                "bytes_per_value": BYTES_PER_VALUE,
+                "precision": PRECISION,
                 "candidates": [c.to_json() for c in self.candidates],
                 "best": self.best and self.best.to_json(),
                 "runner_up": self.runner_up and self.runner_up.to_json(),
