@@ -339,9 +339,12 @@ def _top(store: Store, corpus_id: int, model_name: str, text: str, k: int) -> li
     return [ids[i] for i in rows[0] if i >= 0]
 
 
-def _pooled_models(fine_tuned: str | None) -> list[tuple[str, str]]:
-    """(model, how a person calls it) of each model whose passages are pooled."""
-    return [(models.DEFAULT_MODEL, f"the base model ({models.DEFAULT_MODEL})")] + (
+def _pooled_models(store: Store, fine_tuned: str | None) -> list[tuple[str, str]]:
+    """(model, how a person calls it) of each model whose passages are pooled: the base model,
+    every installed one (a bigger model finds passages the small one misses) and the newest
+    fine-tune."""
+    return [(models.DEFAULT_MODEL, f"the base model ({models.DEFAULT_MODEL})"),
+            *[(name, name) for name in models.installed_names(store.home)]] + (
         [(fine_tuned, "the fine-tuned model")] if fine_tuned else [])
 
 
@@ -350,7 +353,7 @@ def ready(store: Store, corpus_id: int, fine_tuned: str | None = None) -> bool:
     the corpus encoded in this process. Before, ``prepare`` takes a while (encoding 1,600
     passages: about a minute per model on a busy 2-core CPU), and a page says so."""
     from core.using.search import index_ready
-    return all(index_ready(store, corpus_id, name) for name, _ in _pooled_models(fine_tuned))
+    return all(index_ready(store, corpus_id, name) for name, _ in _pooled_models(store, fine_tuned))
 
 
 def prepare(store: Store, corpus_id: int, fine_tuned: str | None, progress: StageProgress) -> None:
@@ -359,7 +362,7 @@ def prepare(store: Store, corpus_id: int, fine_tuned: str | None, progress: Stag
     ``(stage, fraction)``: "encoding passages with the base model (…): 640 of 1,597"."""
     from core.measuring.evaluate import counted
     from core.using.search import corpus_index
-    for name, called in _pooled_models(fine_tuned):
+    for name, called in _pooled_models(store, fine_tuned):
         progress(f"loading {called}", 0.0)
         dim = models.load(name).get_embedding_dimension()
         corpus_index(store, corpus_id, name, dim, counted(progress, f"encoding passages with {called}"))
@@ -387,9 +390,8 @@ def candidates(store: Store, corpus_id: int, question: Question,
                fine_tuned: str | None = None) -> list[Passage]:
     """The pooled passages for a question, then any labelled passage the pool lacks (found
     with the search box). Passage vectors come from the workspace cache."""
-    models_used = [models.DEFAULT_MODEL] + ([fine_tuned] if fine_tuned else [])
     shown = pool(question.id, [_top(store, corpus_id, m, question.text, POOL_DEPTH)
-                               for m in models_used])
+                               for m, _ in _pooled_models(store, fine_tuned)])
     shown += [c for c in labels_of(store, question.id) if c not in shown]
     return passages(store, shown)
 
