@@ -20,6 +20,7 @@ PAGES = [
     st.Page("views/label.py", title="Label", icon=":material/checklist:", url_path="label"),
     st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
     st.Page("views/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
+    st.Page("views/which.py", title="Which model?", icon=":material/compare_arrows:", url_path="which"),
     st.Page("views/runs.py", title="Runs", icon=":material/table_view:", url_path="runs"),
     st.Page("views/search.py", title="Search", icon=":material/search:", url_path="search"),
 ]

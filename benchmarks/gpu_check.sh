@@ -11,6 +11,9 @@
 #       with its weights in float16 (the float32 file is 87 MiB, over the 64 MiB a call carries;
 #       restored to float32 there, so both sides of every comparison train the same weights).
 #   On the device:  run(command="bash benchmarks/gpu_check.sh", carry=[".gpucheck"], timeout_s=600)
+#   The real 110M weights (all-mpnet-base-v2, which benchmarks/gpu_speed.py uses where installed)
+#   cannot travel: 219 MB even in float16 (110 MB in int8), over the 64 MiB a call carries, and the
+#   device reaches no package index; the random 110M BERT stands in for them there.
 #   Rehearsal on CPU, tiny:  GPU_CHECK_TINY=1 OUT=$(mktemp -d) bash benchmarks/gpu_check.sh
 set -u
 cd "$(dirname "$0")/.."

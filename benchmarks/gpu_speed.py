@@ -8,9 +8,10 @@ same epochs.
              left to the default plan (batch from free device memory on CUDA, fitted sequence
              length, bf16/tf32, fused AdamW), its per-epoch evaluations and saving included
 Pairs per second = pairs × epochs / seconds of training (ragtune's include loading, its
-evaluations and saving; "steps alone" is the rate its plan measured). The BERT-base model is randomly
-initialised from a BertConfig (12 layers, 768 wide) with the bundled model's tokenizer, so
-nothing is downloaded; its NDCG only shows that both sides train it, not what it can reach.
+evaluations and saving; "steps alone" is the rate its plan measured). The 110M model is the real
+all-mpnet-base-v2 where it is installed (``python -m core models install all-mpnet-base-v2``),
+else a BERT-base randomly initialised from a BertConfig (12 layers, 768 wide) with the bundled
+model's tokenizer, whose NDCG only shows that both sides train it, not what it can reach.
 Each side runs in its own subprocess (its own memory and warm-up). Target (issue 20): on one
 H100, ragtune ≥ 3× the reference's pairs/s for both models, NDCG@10 at every dimension ≥ the
 reference's − 0.005.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-MODELS = ("minilm", "bert-base-random")
+MODELS = ("minilm", "mpnet", "bert-base-random")  # mpnet: the real 110M model, where installed
 SIDES = ("reference", "ragtune")
 
 
@@ -176,7 +177,8 @@ def main() -> None:
                         "train pairs are pooled (stdlib,manpages,packages); NDCG on the first")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--max-seq", type=int, help="both sides (default: each side's own choice)")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", help=f"any of {', '.join(MODELS)} (default: minilm and the real "
+                        "110M model where installed, else its random stand-in)")
     args = parser.parse_args()
     import torch
 
@@ -185,10 +187,16 @@ def main() -> None:
     names = tuple(args.corpora.split(","))
     print(f"{device}; {args.epochs} epoch(s), at most {args.pairs} pairs of {args.corpora}"
           + (f", seq {args.max_seq}" if args.max_seq else ""))
+    mpnet = models.MPNET.name
+    chosen = (args.models.split(",") if args.models else
+              ["minilm", "mpnet" if models.is_installed(mpnet) else "bert-base-random"])
     with tempfile.TemporaryDirectory() as folder:
-        paths = {"minilm": str(models.resolve(None)),
-                 "bert-base-random": build_random_bert(Path(folder) / "bert-base-random")}
-        for name in args.models.split(","):
+        paths = {"minilm": str(models.resolve(None))}
+        if "mpnet" in chosen:
+            paths["mpnet"] = str(models.resolve(mpnet))  # not installed: one line saying how
+        if "bert-base-random" in chosen:
+            paths["bert-base-random"] = build_random_bert(Path(folder) / "bert-base-random")
+        for name in chosen:
             rows = {side: spawn(side, paths[name], args.pairs, args.epochs, args.max_seq, names)
                     for side in SIDES}
             ref, ours = rows["reference"], rows["ragtune"]

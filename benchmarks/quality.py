@@ -17,6 +17,11 @@ Checks (issue 16): doc-only ≥ max(base, pca) − 0.5% at every size, ≥ base 
     python benchmarks/quality.py                                  # cheap rows and the labelled run
     python benchmarks/quality.py --corpora manpages --rows base,rotation,doc-only
     python benchmarks/quality.py --rows labelled,generated --budget-minutes 3
+    python benchmarks/quality.py --model all-mpnet-base-v2 --corpora stdlib --rows base,rotation
+
+``--model`` measures every row with another base model (an installed one, such as the 768-dim
+all-mpnet-base-v2, or a folder) at its own sizes (768 … 32); chunking stays the bundled model's,
+so both models see the same passages.
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ class Quiet:
     def should_stop(self): return False
 
 
-def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None) -> dict:
+def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None, model=None) -> dict:
     """NDCG@10 per size of a fine-tune on people's train pairs or on generated pairs."""
     from core.documents.pseudo import generate_builtin
     from core.training.config import TrainConfig
@@ -56,7 +61,8 @@ def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None) -
     source = people if mode == "labelled" else generate_builtin(store, corpus_id, "generated")
     pairs = [(p["query"], p["positive"])
              for p in store.pairs(source, "train" if mode == "labelled" else None)]
-    config = TrainConfig(budget_minutes=budget, generated_pairs=mode == "generated", epochs=epochs)
+    config = TrainConfig(budget_minutes=budget, generated_pairs=mode == "generated", epochs=epochs,
+                         **({"model": model} if model else {}))
     result = run_experiment(config, pairs, test, home / f"{mode}-model", Quiet(), store,
                             [c["text"] for c in store.chunks(corpus_id)])
     rotated = bool(result.rotation and result.rotation.kept)
@@ -74,18 +80,19 @@ def unrotated(model_path: str, test) -> dict[int, float]:
     two modules, Dense and Normalize): what the rotation step added on people's questions."""
     from sentence_transformers import SentenceTransformer
 
-    from core.measuring.evaluate import evaluate
+    from core.measuring.evaluate import default_dims, evaluate
     from core.workspace import models
     folded = models.load_fresh(model_path, "cpu")
     model = SentenceTransformer(modules=list(folded)[:-2], device="cpu")
-    return {d: m["ndcg@10"] for d, m in evaluate(model, test, [384, 256, 128, 64, 32]).metrics.items()}
+    dims = default_dims(model.get_embedding_dimension())
+    return {d: m["ndcg@10"] for d, m in evaluate(model, test, dims).metrics.items()}
 
 
 def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
-            epochs: int | None = None) -> dict:
+            epochs: int | None = None, model: str | None = None) -> dict:
     from benchmarks.adaptor import adapt
     from core.documents.beir import load_demo
-    from core.measuring.evaluate import RetrievalSet, encode, evaluate_named, ndcg_by_dim
+    from core.measuring.evaluate import RetrievalSet, default_dims, encode, evaluate_named, ndcg_by_dim
     from core.training.rotate import fit, passage_vectors
     from core.training.tune import tune
     from core.workspace import models
@@ -95,12 +102,12 @@ def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
     corpus_id, people = (load_demo(store, count) if corpus == "stdlib"
                          else corpora.load(store, corpus, count))
     test = RetrievalSet.from_pair_set(store, people, "test")
-    out: dict = {"corpus": corpus, "passages": len(test.corpus), "queries": len(test.queries),
-                 "ndcg": {}, "seconds": {}, "kept": {}}
+    out: dict = {"corpus": corpus, "model": model or models.DEFAULT_MODEL, "passages": len(test.corpus),
+                 "queries": len(test.queries), "ndcg": {}, "seconds": {}, "kept": {}}
     started = time.perf_counter()
-    base = passage_vectors(store, None, test.corpus)
-    queries = encode(models.load(), test.queries, role="query")
-    dims = [384, 256, 128, 64, 32]
+    base = passage_vectors(store, model, test.corpus)
+    queries = encode(models.load(model), test.queries, role="query")
+    dims = default_dims(models.load(model).get_embedding_dimension())
 
     def score(q, c) -> dict[int, float]:
         return ndcg_by_dim(q, c, test, dims)
@@ -123,14 +130,14 @@ def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
         if row in rows:
             t = time.perf_counter()
             judge = RetrievalSet.from_pair_set(store, people, people_judge) if people_judge else None
-            result = tune(store, corpus_id, home / row, people=judge, budget_minutes=budget)
+            result = tune(store, corpus_id, home / row, model, people=judge, budget_minutes=budget)
             out["ndcg"][row] = {d: m["ndcg@10"] for d, m in
                                 evaluate_named(result.model_path, test, dims, store).metrics.items()}
             out["seconds"][row] = time.perf_counter() - t
             out["kept"][row] = result.kept
     for mode in ("generated", "labelled"):
         if mode in rows:
-            row = finetuned(store, corpus_id, people, test, mode, budget, home, epochs)
+            row = finetuned(store, corpus_id, people, test, mode, budget, home, epochs, model)
             out["ndcg"][mode], out["kept"][mode], out["seconds"][mode] = (
                 row["ndcg"], row["kept"], row["seconds"])
             if row["unrotated"]:
@@ -144,7 +151,7 @@ def report(row: dict) -> list[str]:
     """Print the corpus's table; return the failed checks."""
     dims = list(row["ndcg"]["base"])
     base = row["ndcg"]["base"]
-    print(f"\n{row['corpus']} · {row['passages']} passages · {row['queries']} people's test "
+    print(f"\n{row['corpus']} · {row['model']} · {row['passages']} passages · {row['queries']} people's test "
           f"queries · NDCG@10 (others: change against base)")
     print("  " + f"{'':15}" + "".join(f"{d:>9}" for d in dims) + "   seconds  kept")
     for name, scores in row["ndcg"].items():
@@ -177,6 +184,8 @@ def main() -> None:
                         "rows (default: the plan's own)")
     parser.add_argument("--epochs", type=int, help="fix the fine-tuned rows' epochs, to compare "
                         "two versions of the training loop at equal work (default: the plan's)")
+    parser.add_argument("--model", help="the base model (default: the bundled one), e.g. an installed "
+                        "all-mpnet-base-v2")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     rows = args.rows.split(",")
@@ -186,7 +195,7 @@ def main() -> None:
     results, failed = [], []
     for corpus in args.corpora.split(","):
         with tempfile.TemporaryDirectory() as home:
-            results.append(measure(corpus, rows, args.budget_minutes, Path(home), args.epochs))
+            results.append(measure(corpus, rows, args.budget_minutes, Path(home), args.epochs, args.model))
         failed += report(results[-1])
     print("\nchecks: " + ("all met" if not failed else "; ".join(failed)))
     if args.json:

@@ -81,6 +81,20 @@ def store(home) -> Store:
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A real 32-dimension sentence-transformers model in a few MB (tests/installing.py)."""
+    from tests.installing import build_tiny_model
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def tiny_spec(tiny_model, monkeypatch):
+    """The tiny model in ``models.CATALOGUE`` for one test, installable from parts built here."""
+    from tests.installing import catalogued
+    return catalogued(tiny_model, monkeypatch)
+
+
+@pytest.fixture(scope="session")
 def count():
     return models.token_counter()
 

@@ -366,3 +366,23 @@ def test_the_label_page_refuses_an_empty_paste_and_labels_with_the_mouse(demo_st
     assert list(label.labels_of(store, first.id).values()) == [label.RELEVANT]
     next(b for b in at.button if b.label == "Undo").click().run()
     assert label.current(store, corpus_id).id == first.id
+
+
+def test_an_installed_model_joins_the_pool(demo_store, tiny_model, tiny_spec, tmp_path):
+    """A bigger model finds passages the small one misses: once installed, its top passages are
+    pooled too, and the first question waits for it to encode the corpus."""
+    from core.workspace.install import install
+    from tests.installing import split_zip, wheels
+    store, corpus_id = demo_store
+    label.add_questions(store, corpus_id, SUMMARIES[:2])
+    label.prepare(store, corpus_id, None, lambda stage, fraction: None)
+    assert label.ready(store, corpus_id)
+    install("tiny", store.home, from_folder=wheels(tmp_path / "parts", split_zip(tiny_model, "tiny")))
+    assert not label.ready(store, corpus_id)
+    stages = []
+    label.prepare(store, corpus_id, None, lambda stage, fraction: stages.append(stage))
+    assert "loading tiny" in stages and label.ready(store, corpus_id)
+    question = label.current(store, corpus_id)
+    base_only = label.pool(question.id, [label._top(store, corpus_id, models.DEFAULT_MODEL, question.text,
+                                                    label.POOL_DEPTH)])
+    assert {p.chunk_id for p in label.candidates(store, corpus_id, question)} != set(base_only)

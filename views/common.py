@@ -12,7 +12,8 @@ import streamlit as st
 from core.deciding import workflow
 from core.training.runner import Runner
 from core.using import runs
-from core.workspace import models
+from core.workspace import install, models
+from core.workspace.disk import human_bytes
 from core.workspace.errors import WorkspaceError, explain_db_error
 from core.workspace.store import Store, default_home
 from core.workspace.wording import sentence
@@ -233,3 +234,19 @@ def confirm_delete(workspace: Store, kind: str, ref: int, name: str, pending: st
             st.session_state.pop(pending)
             st.session_state["flash"] = f"Deleted {escape(report.summary())}."
             st.rerun()
+
+
+def install_offers() -> None:
+    """Each model ragtune installs on demand that this workspace lacks: what it costs first,
+    then a button that installs it under a progress bar (``core.workspace.install``)."""
+    for spec in models.CATALOGUE.values():
+        if models.is_installed(spec.name, store().home):
+            continue
+        st.caption(escape(install.size_line(spec)) + ".")
+        if st.button(f"Install {spec.name} ({human_bytes(spec.download_bytes)})",
+                     key=f"install_{spec.name}", icon=":material/download:"):
+            with explained():
+                done = show_progress(lambda progress, name=spec.name: install.install(
+                    name, store().home, progress=progress), start=f"Installing {spec.name}…")
+                st.session_state["flash"] = sentence(done.summary()) + "."
+                st.rerun()

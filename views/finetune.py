@@ -16,9 +16,11 @@ from core.training.validation import for_pair_set
 from core.using import label, runs
 from core.workspace import models, ranges
 from core.workspace.wording import duration, sentence
-from views.common import escape, explained, model_info, pick_corpus, pick_pair_set, plot, runner, store
+from views.common import (escape, explained, install_offers, model_info, pick_corpus, pick_pair_set, plot, runner,
+                          show_flash, store)
 
 st.title("Fine-tune the embedding model")
+show_flash()
 workspace = store()
 
 
@@ -65,12 +67,13 @@ with st.expander("New fine-tuning job", expanded=not jobs.all_jobs(workspace)):
         pair_set = pick_pair_set(pair_sets)
         m1, m2 = st.columns([3, 1])
         typed_model = m1.text_input("Base model", value=models.DEFAULT_MODEL, key="ft_model",
-                                    help="The bundled model, a hub ID (org/name), the folder of "
-                                    "a model fine-tuned here, or a folder under "
+                                    help="The bundled model, an installed one (all-mpnet-base-v2), a hub "
+                                    "ID (org/name), the folder of a model fine-tuned here, or a folder under "
                                     f"{models.DATA_ROOT_ENV}.")
         budget = m2.number_input("Time budget (minutes)", 1.0, ranges.MAX_MINUTES, None, 1.0,
                                  placeholder="default", key="ft_budget", help="The default plan fits its epochs and "
                                  f"pairs into this much training time ({budget_defaults()}).")
+        install_offers()
         with explained():  # a pair set that cannot spare validation pairs stops here, in one line
             held = for_pair_set(workspace, pair_set.id, is_generated(pair_set), TrainConfig().seed)
             pairs, n_train = held.train, len(held.train)

@@ -32,6 +32,7 @@ from views.common import (
     dims_axis,
     escape,
     explained,
+    install_offers,
     model_info,
     pick_corpus,
     pick_pair_set,
@@ -79,9 +80,10 @@ if people is not None and pair_set.id == people.id:
 
 with st.expander("Measure a model", expanded=not load_evaluations(workspace, pair_set.id)):
     typed_model = st.text_input("Model", value=models.DEFAULT_MODEL,
-                                help="The bundled model, a hub ID (org/name, where the hub is "
-                                "reachable), the folder of a model fine-tuned here, or a folder "
-                                f"under {models.DATA_ROOT_ENV}.")
+                                help="The bundled model, an installed one (all-mpnet-base-v2), a hub "
+                                "ID (org/name, where the hub is reachable), the folder of a model "
+                                f"fine-tuned here, or a folder under {models.DATA_ROOT_ENV}.")
+    install_offers()
     with explained():
         model_name = models.browser_model(typed_model, workspace.home)
         info = model_info(model_name)

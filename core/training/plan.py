@@ -10,14 +10,16 @@ How it decides:
 * **Sequence length** fits 95% of the training passages (padding to the model's maximum spends
   most of the compute on pad tokens for typical chunk sizes).
 * **Throughput** is the measured MiniLM rate on the device at sequence length 128, scaled by the
-  sequence length and by the model's size, so a bigger model gets fewer epochs in the same time.
+  sequence length and by the model's size (its parameters outside the embedding tables), so a
+  bigger model gets fewer epochs in the same time.
 * **Epochs** fill the budget, up to the reference recipe's 4 (Schmid, "Fine-tune Embedding models
   for RAG", 2024), or for a small set up to 10, so that it gets a few hundred updates
   (``epoch_cap``); when even one epoch does not fit, the pairs are capped instead.
 * **Learning rate** is the recipe's 2e-5 for people's pairs; generated pairs are noisier, and a
   lower rate keeps the model closer to where it started, so no dimension gets worse.
-* **Batch size** on a GPU is the largest power of two whose activations fit in the free device
-  memory, up to ``MAX_BATCH`` and small enough for ``MIN_STEPS_PER_EPOCH`` steps (but at least
+* **Batch size** on a CPU is ``default_batch_size`` where its activations fit in the free
+  memory, else the cached loss below; on a GPU it is the largest power of two whose activations
+  fit in the free device memory, up to ``MAX_BATCH`` and small enough for ``MIN_STEPS_PER_EPOCH`` steps (but at least
   the recipe's ``MIN_BATCH``, with the cached loss if even that does not fit): more in-batch
   negatives make MNRL's task harder and its gradient better (Henderson et al., 2017; the GTE and E5
   recipes train with thousands). A batch the user fixes beyond the memory gets the cached loss
@@ -49,6 +51,13 @@ from core.workspace.wording import duration, plural
 PAIRS_PER_SECOND = {"cuda": 400.0, "mps": 60.0, "cpu": 15.0}
 BF16_SPEEDUP = 1.4  # CPU with native bf16 (AMX): 0.75x the step time, benchmarks/step_speed.py
 REFERENCE_PARAMETERS = 22_700_000
+# The same model's parameters outside its embedding tables: a token's forward and backward pass
+# costs about 6 FLOPs per such parameter, an embedding lookup next to nothing (Kaplan et al.,
+# 2020, "Scaling Laws for Neural Language Models"), so these, not all parameters, scale the rate.
+# Measured with one training step of batch 32 at sequence length 128 on one CPU thread:
+# all-mpnet-base-v2 (85.6M of them, 109.5M in all) ran 8.8x slower than all-MiniLM-L6-v2
+# (10.8M, 22.7M in all): 7.9x by these, 4.8x by all parameters.
+REFERENCE_COMPUTE_PARAMETERS = 10_794_624
 BUDGET_MINUTES = {"cuda": 5.0, "mps": 10.0, "cpu": 10.0}
 MAX_EPOCHS = 4  # the reference recipe's, for a set of its size (6.3k pairs: ~200 steps an epoch)
 # A small set gets more passes where the budget allows, so a run makes at least MIN_STEPS
@@ -169,11 +178,22 @@ def seq_length_for(token_counts: list[int], model_max: int) -> int:
     return min(model_max, max(64, 32 * math.ceil(p95 / 32)))
 
 
-def pairs_per_second(device: str, seq: int, parameters: int, bf16: bool = False) -> float:
+def pairs_per_second(device: str, seq: int, parameters: int, bf16: bool = False,
+                     compute_parameters: int | None = None) -> float:
+    """The assumed training rate: MiniLM's on the device, scaled by the sequence length and by
+    the model's size (its ``compute_parameters`` where known, else all its parameters).
+
+    Example::
+
+        >>> round(pairs_per_second("cpu", 128, 109_486_464, compute_parameters=85_645_440), 2)
+        1.89
+    """
     rate = PAIRS_PER_SECOND.get(device, PAIRS_PER_SECOND["cpu"])
     if bf16 and device == "cpu":
         rate *= BF16_SPEEDUP
-    return rate * (128 / max(seq, 32)) * (REFERENCE_PARAMETERS / max(parameters, 1))
+    size = (REFERENCE_COMPUTE_PARAMETERS / max(compute_parameters, 1) if compute_parameters
+            else REFERENCE_PARAMETERS / max(parameters, 1))
+    return rate * (128 / max(seq, 32)) * size
 
 
 def epoch_cap(n_pairs: int, batch_size: int) -> int:
@@ -271,7 +291,8 @@ def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max
                  bf16: bool = False, *, epochs: int | None = None, learning_rate: float | None = None,
                  batch_size: int | None = None, max_seq_length: int | None = None,
                  max_pairs: int | None = None, hard_negatives: int | None = None,
-                 free_memory: int | None = None, architecture: Architecture | None = None) -> Plan:
+                 free_memory: int | None = None, architecture: Architecture | None = None,
+                 compute_parameters: int | None = None) -> Plan:
     """The settings that fit ``budget_minutes`` of training on ``device``.
 
     Args:
@@ -284,8 +305,12 @@ def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max
         generated: the pairs were generated, not written by people (a gentler learning rate).
         bf16: training runs in bfloat16 (faster on CPUs with native support).
         epochs … hard_negatives: values the user fixed; the plan keeps them and fits the rest.
-        free_memory: free accelerator memory in bytes (CUDA), to size the batch from;
-            ``architecture`` must come with it.
+        free_memory: free memory in bytes (the accelerator's, or on a CPU the machine's), to
+            size the batch from; ``architecture`` must come with it. On a CPU the batch stays
+            the default where it fits (a bigger one is slower, not better, in a budget of
+            minutes), else the cached loss holds a mini-batch at a time.
+        compute_parameters: the parameters outside the embedding tables, which set the
+            speed (``pairs_per_second``); None: all ``parameters`` do.
     """
     budget = 60 * (budget_minutes if budget_minutes is not None else BUDGET_MINUTES.get(device, 10.0))
     seq = min(max_seq_length or seq_length_for(passage_tokens, model_max_seq), model_max_seq)
@@ -293,9 +318,9 @@ def default_plan(n_pairs: int, passage_tokens: list[int], device: str, model_max
     loss, mini_batch = "mnrl", None
     if free_memory is not None and architecture is not None:
         choice = batch_for_memory(free_memory, parameters, bytes_per_pair(seq, architecture, bf16),
-                                  n_pairs, batch_size)
+                                  n_pairs, batch_size if device == "cuda" else batch_size or batch)
         batch, loss, mini_batch = min(choice.batch_size, n_pairs), choice.loss, choice.mini_batch_size
-    rate = pairs_per_second(device, seq, parameters, bf16)
+    rate = pairs_per_second(device, seq, parameters, bf16, compute_parameters)
     train_budget = budget * (1 - EVAL_SHARE)
     used = min(max_pairs or n_pairs, n_pairs)
     cap = epoch_cap(used, batch)

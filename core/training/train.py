@@ -75,15 +75,27 @@ def plan_run(config: TrainConfig, pairs: list[tuple[str, str]], model, setup: De
     if setup.device == "cuda":
         import torch
         free_memory = torch.cuda.mem_get_info()[0]
+    elif setup.device == "cpu":  # a 110M model's batch of 32 long passages takes ~20 GB
+        import psutil
+        free_memory = psutil.virtual_memory().available
     plan = default_plan(len(pairs), tokens, setup.device, model.max_seq_length,
                         sum(p.numel() for p in model.parameters()), config.budget_minutes,
                         config.generated_pairs, setup.bf16, epochs=config.epochs,
                         learning_rate=config.learning_rate, batch_size=config.batch_size,
                         max_seq_length=config.max_seq_length, max_pairs=config.max_pairs,
                         hard_negatives=config.hard_negatives, free_memory=free_memory,
-                        architecture=architecture(model))
+                        architecture=architecture(model), compute_parameters=compute_parameters(model))
     resolved = config.with_plan(plan).resolved(model.get_embedding_dimension(), plan.max_pairs)
     return resolved, plan
+
+
+def compute_parameters(model) -> int | None:
+    """Parameters outside the transformer's embedding tables, which set its training speed
+    (``plan.pairs_per_second``); None where the model has no such tables to tell apart."""
+    embeddings = getattr(getattr(model[0], "auto_model", None), "embeddings", None)
+    if embeddings is None:
+        return None
+    return sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in embeddings.parameters())
 
 
 def architecture(model) -> Architecture | None:

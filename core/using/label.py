@@ -339,9 +339,12 @@ def _top(store: Store, corpus_id: int, model_name: str, text: str, k: int) -> li
     return [ids[i] for i in rows[0] if i >= 0]
 
 
-def _pooled_models(fine_tuned: str | None) -> list[tuple[str, str]]:
-    """(model, how a person calls it) of each model whose passages are pooled."""
-    return [(models.DEFAULT_MODEL, f"the base model ({models.DEFAULT_MODEL})")] + (
+def _pooled_models(store: Store, fine_tuned: str | None) -> list[tuple[str, str]]:
+    """(model, how a person calls it) of each model whose passages are pooled: the base model,
+    every installed one (a bigger model finds passages the small one misses) and the newest
+    fine-tune."""
+    return [(models.DEFAULT_MODEL, f"the base model ({models.DEFAULT_MODEL})"),
+            *[(name, name) for name in models.installed_names(store.home)]] + (
         [(fine_tuned, "the fine-tuned model")] if fine_tuned else [])
 
 
@@ -350,7 +353,7 @@ def ready(store: Store, corpus_id: int, fine_tuned: str | None = None) -> bool:
     the corpus encoded in this process. Before, ``prepare`` takes a while (encoding 1,600
     passages: about a minute per model on a busy 2-core CPU), and a page says so."""
     from core.using.search import index_ready
-    return all(index_ready(store, corpus_id, name) for name, _ in _pooled_models(fine_tuned))
+    return all(index_ready(store, corpus_id, name) for name, _ in _pooled_models(store, fine_tuned))
 
 
 def prepare(store: Store, corpus_id: int, fine_tuned: str | None, progress: StageProgress) -> None:
@@ -359,7 +362,7 @@ def prepare(store: Store, corpus_id: int, fine_tuned: str | None, progress: Stag
     ``(stage, fraction)``: "encoding passages with the base model (…): 640 of 1,597"."""
     from core.measuring.evaluate import counted
     from core.using.search import corpus_index
-    for name, called in _pooled_models(fine_tuned):
+    for name, called in _pooled_models(store, fine_tuned):
         progress(f"loading {called}", 0.0)
         dim = models.load(name).get_embedding_dimension()
         corpus_index(store, corpus_id, name, dim, counted(progress, f"encoding passages with {called}"))
@@ -387,9 +390,8 @@ def candidates(store: Store, corpus_id: int, question: Question,
                fine_tuned: str | None = None) -> list[Passage]:
     """The pooled passages for a question, then any labelled passage the pool lacks (found
     with the search box). Passage vectors come from the workspace cache."""
-    models_used = [models.DEFAULT_MODEL] + ([fine_tuned] if fine_tuned else [])
     shown = pool(question.id, [_top(store, corpus_id, m, question.text, POOL_DEPTH)
-                               for m in models_used])
+                               for m, _ in _pooled_models(store, fine_tuned)])
     shown += [c for c in labels_of(store, question.id) if c not in shown]
     return passages(store, shown)
 
@@ -479,25 +481,28 @@ def export_labels(store: Store, corpus_id: int) -> list[dict]:
 
 
 def judge_models(store: Store, pair_set_id: int, progress=None) -> list[int]:
-    """Measure the base model and every model fine-tuned on the corpus on a pair set's test
-    questions, each once: people's questions judge every run. A fine-tune that kept the base
-    model is the base model and is not measured again. Returns the new evaluation ids.
+    """Measure each base model (the bundled one and every one installed) and every model trained
+    on the corpus (fine-tunes and documents-only rotations) on a pair set's test questions, each
+    once: people's questions judge every run. A run that kept the base model is the base model
+    and is not measured again. Returns the new evaluation ids.
 
     Args:
         progress: called with (stage, fraction) while a model is measured.
     """
     from core.measuring.evaluate import BASELINE, evaluate_named, finetuned_label, load_evaluations, save
-    from core.using.runs import list_runs
+    from core.using.runs import MODEL_RUNS, list_runs
     corpus_id = store.pair_set(pair_set_id).corpus_id
     mine = {p.id for p in store.pair_sets(corpus_id)}
-    wanted = {models.DEFAULT_MODEL: BASELINE}
+    # Each base model: the bundled one and every one installed (by name, as it is measured).
+    wanted = {models.DEFAULT_MODEL: BASELINE, **{m: m for m in models.installed_names(store.home)}}
     done = {e.model for e in load_evaluations(store, pair_set_id)}
     for run in reversed(list_runs(store)):  # oldest first, so labels follow the runs' order
-        # A fine-tune that kept the base saved the base model unchanged: measuring its folder
-        # would only re-encode every passage to find the base model's numbers again.
-        if run.kind == "fine-tune" and run.model_path and run.pair_set_id in mine \
+        # A run that kept the base saved the base model unchanged: measuring its folder would
+        # only re-encode every passage to find the base model's numbers again.
+        if run.kind in MODEL_RUNS and run.model_path and run.pair_set_id in mine \
                 and not run.kept_base:
-            wanted.setdefault(run.model_path, finetuned_label(run.job_id))
+            wanted.setdefault(run.model_path, finetuned_label(run.job_id)
+                              if run.kind == "fine-tune" else run.name)
             if run.pair_set_id == pair_set_id and run.evaluation_id is not None:
                 done.add(run.model_path)  # its job measured it on these very questions
     data = RetrievalSet.from_pair_set(store, pair_set_id, "test")

