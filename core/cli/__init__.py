@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 # The command modules register their commands on import, in the order --help lists them.
-from core.cli import corpus, pairs, label, training, runs, decide, overview, models  # noqa: F401
+from core.cli import corpus, pairs, label, training, runs, models, decide, overview  # noqa: F401
 from core.cli.base import COMMANDS, JSON_FLAG, one_line
 from core.cli.aliases import with_current_words
 from core.workspace.errors import WorkspaceError, explain_db_error, explain_out_of_room, is_out_of_room

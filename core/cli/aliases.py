@@ -19,7 +19,7 @@ RENAMED = {
     ("export", "pairs"): ("pairs", "export"), ("export", "model"): ("runs", "export"),
     ("export-model",): ("runs", "export"),
     ("delete", "run"): ("runs", "delete"), ("delete", "pair-set"): ("pairs", "delete"),
-    ("delete", "corpus"): ("corpus", "delete"),
+    ("delete", "corpus"): ("corpus", "delete"), ("compare-models",): ("models", "compare"),
 }
 RUNS_VERBS = ("list", "export", "delete", "-h", "--help")
 

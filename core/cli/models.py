@@ -1,5 +1,5 @@
 """``models``: the embedding models, the bundled one and those installed on demand; and
-``compare-models``, which of them (and their rotations and fine-tunes) a corpus should use."""
+``models compare``, which of them (and their rotations and fine-tunes) a corpus should use."""
 from __future__ import annotations
 
 import argparse
@@ -54,7 +54,7 @@ def run_models_install(args) -> None:
     finish(args, done.summary(), done.to_json())
 
 
-@command("compare-models", "which model? every model of a corpus (base, rotation, fine-tunes) on "
+@command("models compare", "which model? every model of a corpus (base, rotation, fine-tunes) on "
                            "its test questions: NDCG@10 per size against index bytes, speed on "
                            "this machine, and the cheapest one the questions cannot tell from the best")
 def _compare_models_parser(p: argparse.ArgumentParser) -> None:
