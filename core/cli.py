@@ -894,6 +894,28 @@ def run_compare(args) -> None:
             **({"comparison": matters.to_json()} if matters else {})})
 
 
+@command("merge", "interpolate a fine-tuned run with its base, (1 - α)·base + α·tuned, "
+                  "into a model folder")
+def _merge_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", metavar="RUN", help="a fine-tuning run (j3)")
+    p.add_argument("--alpha", required=True, metavar="A",
+                   help="from 0 (the base model) to 1 (the fine-tuned one)")
+    p.add_argument("--base", metavar="MODEL_OR_RUN",
+                   help="the model at α = 0 (default: the one the run was trained from)")
+    p.add_argument("--out", metavar="DIR", help="folder to write (default: merged-<α> beside "
+                   "the run's model)")
+    p.set_defaults(run=run_merge)
+
+
+def run_merge(args) -> None:
+    from core.training.merge import check_alpha
+    from core.using.runs import merge_run
+    path, base = merge_run(Store(), args.run_id, args.alpha, args.base, args.out)
+    alpha = check_alpha(args.alpha)
+    finish(args, f"saved the merge at α = {alpha:g} of {base} and run {args.run_id} to {path}",
+           {"run": args.run_id, "alpha": alpha, "base": base, "path": str(path)})
+
+
 # -- the parser ------------------------------------------------------------------------------
 class OneLineParser(argparse.ArgumentParser):
     """Argument mistakes (a number out of range, a missing flag) as one line on stderr, like

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from core.measuring.evaluate import StoredEvaluation, finetuned_label, load_evaluations
 from core.training import jobs
+from core.training.merge import check_alpha, save_merged, tuned_path
 from core.workspace import models
 from core.workspace.disk import folder_bytes, human_bytes
 from core.workspace.errors import WorkspaceError
@@ -456,3 +457,45 @@ def delete_corpus(store: Store, corpus_id: int) -> Deletion:
         db.execute("DELETE FROM corpora WHERE id = ?", (corpus_id,))
     _remove_folders(store, runs)
     return report
+
+
+# -- merging a run with its base ---------------------------------------------------------------
+def _model_of(store: Store, ref: str) -> str:
+    """A model by name or folder, or a run (``j3``) for the model folder it handed back."""
+    if ref.strip().lower().startswith("j") and ref.strip()[1:].isdigit():
+        run = get_run(store, ref)
+        if not run.model_path:
+            raise WorkspaceError(f"run {run.id} has no model folder ({run.state})")
+        return run.model_path
+    return ref
+
+
+def merge_run(store: Store, run_id: str, alpha, base: str | None = None,
+              out: Path | str | None = None) -> tuple[Path, str]:
+    """Save θ(α) = (1 − α)·base + α·tuned of a fine-tuning run (``core.training.merge``) as a
+    model folder, by default ``merged-<α>`` beside the run's model; the run itself is unchanged.
+
+    Args:
+        run_id: the fine-tuning run whose trained weights are α = 1.
+        alpha: from 0 (the base) to 1 (the trained model).
+        base: the model at α = 0, by name, folder or run; by default the one the run trained from.
+        out: the folder to write.
+
+    Returns:
+        The folder written and the base model's name.
+    """
+    alpha = check_alpha(alpha)
+    run = get_run(store, run_id)
+    if run.kind != "fine-tune":
+        raise WorkspaceError(f"run {run.id} is {'an' if run.kind[0] in 'aeiou' else 'a'} {run.kind} "
+                             "run: only a fine-tune has trained weights to merge with its base")
+    if not run.model_path:
+        raise WorkspaceError(f"run {run.id} has no model folder ({run.state}); merge a run "
+                             "that finished")
+    trained = tuned_path(Path(run.model_path))
+    base_name = _model_of(store, base) if base else run.model
+    target = Path(out) if out else Path(run.model_path).with_name(f"merged-{alpha:.2f}")
+    if target.resolve() in (Path(run.model_path).resolve(), trained.resolve()):
+        raise WorkspaceError(f"{target} is the run's own model; give another --out folder")
+    save_merged(base_name, trained, alpha, target, {"run": run.id})
+    return target, base_name
