@@ -548,6 +548,8 @@ def train_from_files(args) -> None:
                       for d, m in (summary["finetuned"] or {}).items())
     if result.kept_base:
         print(f"{NO_GAIN}: the base model is kept", file=sys.stderr)
+    if result.general:  # beside the gain: what it cost outside the corpus, and the α kept
+        say(result.general.headline())
     finish(args, f"NDCG@10 {gains}; model in {result.training.model_path}", summary)
 
 
@@ -658,6 +660,8 @@ def run_finetune(args) -> None:
     job_id, result = running.run_here(store, "train", json.loads(config.to_json()), say, sys.stderr.isatty())
     gains = ", ".join(f"{d}d {result['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
                       for d, m in (result.get("finetuned") or {}).items())
+    if result.get("general"):  # beside the gain: what it cost outside the corpus, and the α kept
+        say(result["general"]["headline"])
     finish(args, f"run j{job_id}: NDCG@10 {gains}; model in {result.get('model_path')}",
            {"run": f"j{job_id}", "job_id": job_id, "state": "succeeded", **result})
 

@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from core.cli import main
 from core.documents.beir import load_demo
@@ -19,20 +18,6 @@ from core.workspace.errors import WorkspaceError
 
 TEXTS = ["Alabama: Geography", "the cat sat on the mat",
          "How do I interpolate two models' weights?", "Albedo is the fraction of light reflected."]
-
-
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory):
-    """The bundled model with every weight moved a little (seeded): a stand-in for a fine-tune
-    that costs no training, the same architecture with different weights."""
-    model = models.load_fresh(None, "cpu")
-    generator = torch.Generator().manual_seed(29)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=generator))
-    path = tmp_path_factory.mktemp("tuned") / "model"
-    model.save(str(path))
-    return path
 
 
 def vectors(model) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from core.measuring.evaluate import StoredEvaluation, finetuned_label, load_evaluations
 from core.training import jobs
+from core.training.forgetting import kept_general
 from core.training.merge import check_alpha, save_merged, tuned_path
 from core.workspace import models
 from core.workspace.disk import folder_bytes, human_bytes
@@ -64,6 +65,10 @@ class Run:
     model_path: str | None = None
     kept_base: bool = False  # a run that handed back the base model unchanged ("= base")
     metrics: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    # A fine-tune's merge with its base (core.training.forgetting): the α its model is, and that
+    # model's NDCG@10 on the general reference set at full size; None where neither was measured.
+    alpha: float | None = None
+    general: float | None = None
 
     @property
     def shown_name(self) -> str:
@@ -80,7 +85,9 @@ class Run:
         return {"id": self.id, "kind": self.kind, "name": self.shown_name, "model": self.model,
                 "pair set": self.pair_set, "corpus": self.corpus, "config": self.config,
                 "device": self.device, "seconds": round(self.seconds, 1), "state": self.state,
-                **{f"ndcg@10 {d}d": round(v, 4) for d, v in self.ndcg().items()}}
+                **{f"ndcg@10 {d}d": round(v, 4) for d, v in self.ndcg().items()},
+                "alpha": self.alpha,
+                "general ndcg@10": None if self.general is None else round(self.general, 4)}
 
     def to_json(self) -> dict:
         return {"id": self.id, "kind": self.kind, "name": self.name, "model": self.model,
@@ -88,7 +95,8 @@ class Run:
                 "pair_set": self.pair_set, "corpus": self.corpus, "config": self.config,
                 "device": self.device, "seconds": round(self.seconds, 3), "state": self.state,
                 "created": self.created, "evaluation_id": self.evaluation_id,
-                "job_id": self.job_id, "kept_base": self.kept_base,
+                "job_id": self.job_id, "kept_base": self.kept_base, "alpha": self.alpha,
+                "general_ndcg@10": self.general,
                 "metrics": {str(d): m for d, m in sorted(self.metrics.items(), reverse=True)}}
 
 
@@ -151,7 +159,8 @@ def list_runs(store: Store) -> list[Run]:
             created=job.created, evaluation_id=evaluation.id if evaluation else None,
             job_id=job.id, model_path=model_path if model_path and Path(model_path).is_dir() else None,
             kept_base=job.result.get("kept") == "base",
-            metrics=evaluation.metrics if evaluation else {}))
+            metrics=evaluation.metrics if evaluation else {},
+            alpha=job.result.get("alpha"), general=kept_general(job.result.get("general"))))
         if runs[-1].kept_base and job.kind == "train" and model_path:
             kept_paths.add(model_path)
     for evaluation in evaluations.values():
