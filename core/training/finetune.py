@@ -1,4 +1,5 @@
-"""One fine-tuning experiment from end to end: baseline → training → rotation → fine-tuned evaluation.
+"""One fine-tuning experiment from end to end: baseline → training → rotation → the general set and
+the merge with the base (``core.training.forgetting``) → fine-tuned evaluation.
 
 Shared by the background job (pair sets from the workspace, results stored with the job) and by
 ``python -m core train`` (pairs from a file, a BEIR folder to evaluate on). Both models are

@@ -48,9 +48,9 @@ log = logging.getLogger(__name__)
 MIN_QUERIES = 10  # fewer give no bootstrap verdict (core.measuring.significance.MIN_QUESTIONS)
 PASSAGES_PER_QUERY = 6  # a sized set keeps about this many passages for each query it keeps
 MIN_PASSAGES = 40  # the least a set is cut to: MIN_QUERIES queries and their relevant passages
-# The step encodes the general passages with the tuned model and the three merges, and the
-# validation passages (half as many) with the merges: about 5.5 times the general passages.
-ENCODINGS_PER_GENERAL_PASSAGE = 5.5
+# The step encodes the general passages with the tuned model and the four merges, and the
+# validation passages (half as many) with the merges: about 7 times the general passages.
+ENCODINGS_PER_GENERAL_PASSAGE = 7.0
 
 
 @dataclass
