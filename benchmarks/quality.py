@@ -11,7 +11,10 @@ Rows per corpus (all measured on the same people's test queries):
   * generated  — fine-tuned on generated pairs, epoch picked on generated questions;
   * judged     — ``tune`` with people's *train* questions as the judge (fine-tunes too);
   * labelled   — fine-tuned on people's train pairs (what ``core train`` does by default), the
-                 rotation folded in when it helps the run's validation queries.
+                 rotation folded in when it helps the run's validation queries, then merged
+                 with the base where that pays (core.training.forgetting). A fine-tuned row
+                 also prints base / tuned (α = 1) / kept α on people's test queries and on the
+                 general reference set at every size, with the time the merge step took.
 Checks (issue 16): doc-only ≥ max(base, pca) − 0.5% at every size, ≥ base − 0.3% at full size.
 
     python benchmarks/quality.py                                  # cheap rows and the labelled run
@@ -67,12 +70,29 @@ def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None, m
                             [c["text"] for c in store.chunks(corpus_id)])
     rotated = bool(result.rotation and result.rotation.kept)
     return {"ndcg": {d: m["ndcg@10"] for d, m in result.finetuned.metrics.items()},
+            "merge": merge_rows(result, test, store) if result.general else None,
             "kept": (result.training.kept if result.training.kept == "base" else
                      f"epoch {float(result.training.kept):.2f}") + (" + rotation" if rotated else ""),
             "unrotated": unrotated(result.training.model_path, test) if rotated else None,
             "seconds": result.seconds["total"],
             "train_seconds": result.seconds["train"],
             "plan": result.training.plan}
+
+
+def merge_rows(result, test, store) -> dict:
+    """Base, tuned (α = 1) and the kept α, on people's test queries and on the general set."""
+    from core.measuring.evaluate import evaluate_named
+    from core.training.merge import tuned_path
+    check = result.general
+    ndcg = lambda r: {d: m["ndcg@10"] for d, m in r.metrics.items()}  # noqa: E731
+    tuned = ndcg(result.finetuned) if check.kept_alpha == 1 else ndcg(evaluate_named(
+        str(tuned_path(Path(result.training.model_path))), test, result.finetuned.dims, store))
+    return {"alpha": check.kept_alpha, "seconds": check.seconds, "queries": check.queries,
+            "passages": check.passages, "notes": check.notes, "headline": check.headline(),
+            "people": {"base": ndcg(result.baseline), "tuned": tuned, "kept": ndcg(result.finetuned)},
+            "general": {"base": {d: x.mean_a for d, x in check.differences.items()},
+                        "tuned": {d: x.mean_b for d, x in check.differences.items()},
+                        "kept": check.kept_general()}}
 
 
 def unrotated(model_path: str, test) -> dict[int, float]:
@@ -140,6 +160,8 @@ def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
             row = finetuned(store, corpus_id, people, test, mode, budget, home, epochs, model)
             out["ndcg"][mode], out["kept"][mode], out["seconds"][mode] = (
                 row["ndcg"], row["kept"], row["seconds"])
+            if row["merge"]:
+                out.setdefault("merge", {})[mode] = row["merge"]
             if row["unrotated"]:
                 out["ndcg"][f"{mode}-norot"] = row["unrotated"]
             # The plan's promise against the training phase it measured (issue 20: ±15%).
@@ -162,6 +184,16 @@ def report(row: dict) -> list[str]:
         if plan:
             print(f"  {mode}: training planned {plan['seconds']:.0f} s, took {took:.0f} s "
                   f"({took / plan['seconds'] - 1:+.0%}); {planned_vs_actual(plan, took)}")
+    for mode, merged in row.get("merge", {}).items():
+        print(f"  {mode}, merged with the base: NDCG@10 on people's test queries | on the general "
+              f"set ({merged['queries']} queries, {merged['passages']} passages); merge step "
+              f"{merged['seconds']:.0f} s")
+        print("  " + f"{'':15}" + "".join(f"{d:>8}" for d in dims) + "  |" + "".join(f"{d:>8}" for d in dims))
+        for who, label in (("base", "base"), ("tuned", "tuned (α=1)"), ("kept", f"kept α={merged['alpha']:g}")):
+            print(f"  {label:15}" + "".join(f"{merged['people'][who][d]:8.4f}" for d in dims) + "  |"
+                  + "".join(f"{merged['general'][who][d]:8.4f}" for d in dims))
+        for line in [*merged["notes"], merged["headline"]]:
+            print(f"    {line}")
     failed = []
     doc = row["ndcg"].get("doc-only")
     if doc:

@@ -99,6 +99,22 @@ def count():
     return models.token_counter()
 
 
+@pytest.fixture(scope="session")
+def tuned(tmp_path_factory) -> Path:
+    """The bundled model with every weight moved a little (seeded), saved: a stand-in for a
+    fine-tuned model that costs no training, of the same architecture with other weights (and
+    worse ones: the merges with the base score higher outside any corpus)."""
+    import torch
+    model = models.load_fresh(None, "cpu")
+    generator = torch.Generator().manual_seed(29)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=generator))
+    path = tmp_path_factory.mktemp("tuned") / "model"
+    model.save(str(path))
+    return path
+
+
 def pdf_bytes(paragraphs: list[str]) -> bytes:
     from fpdf import FPDF
     pdf = FPDF()

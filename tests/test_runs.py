@@ -17,7 +17,9 @@ from core.documents.beir import load_demo
 from core.documents.pairs import import_pairs, split
 from core.measuring.evaluate import METRICS, EvalResult, RetrievalSet, evaluate_named, load_evaluations, save
 from core.training import jobs
-from core.using import label, runs, search
+from core.training.forgetting import kept_general
+from core.training.merge import ALPHAS
+from core.using import export, label, runs, search
 from core.workspace.store import Store, WorkspaceError
 from tests.conftest import ROOT
 
@@ -139,12 +141,28 @@ def test_the_jobs_table_gives_each_jobs_settings_as_the_runs_table_does(trained_
     assert "None" not in " ".join(settings.values()) and "8 batch" in settings[waiting]
 
 
+def test_a_fine_tune_carries_its_general_cost_and_alpha_to_runs_exports_and_its_card(trained):
+    [job] = jobs.all_jobs(trained)
+    check = job.result["general"]
+    assert job.result["alpha"] == check["kept_alpha"] in ALPHAS
+    assert {p["alpha"] for p in check["grid"]} >= {0.0, 0.5, 1.0}
+    assert set(check["differences"]) == set(job.result["finetuned"]) and job.result["seconds"]["general"] > 0
+    run = runs.get_run(trained, f"j{job.id}")
+    assert run.alpha == check["kept_alpha"] and run.general == kept_general(check) is not None
+    assert {"alpha", "general ndcg@10"} <= set(export.results_csv([run]).splitlines()[0].split(","))
+    assert json.loads(export.results_json([run]))["runs"][0]["general_ndcg@10"] == run.general
+    assert "## Outside the corpus" in (Path(job.result["model_path"]) / "README.md").read_text()
+
+
 def test_the_live_charts_count_steps_and_epochs_in_whole_numbers(trained):
     """Plotly's own ticks put the before-training point between epoch "-1" and "0.5"."""
     at = page("views/finetune.py")
     assert not at.exception
     layouts = {spec["layout"]["title"]["text"]: spec["layout"]["xaxis"] for spec in
                (json.loads(c.proto.spec) for c in at.get("plotly_chart"))}
+    # The merges with the base are charted against α, a share from 0 to 1, not a count.
+    merged = {t: layouts.pop(t) for t in list(layouts) if t.startswith("Merged with the base")}
+    assert all(axis["range"] == [-0.05, 1.05] for axis in merged.values())
     assert {t.split(" ")[0] for t in layouts} == {"Training", "NDCG@10"}
     for axis in layouts.values():
         assert axis["tick0"] == 0 and axis["dtick"] >= 1 and float(axis["dtick"]).is_integer()

@@ -10,6 +10,7 @@ import pytest
 from core.documents.beir import export_beir, load_demo, retrieval_set
 from core.documents.corpus import normalise
 from core.documents.pairs import export_jsonl
+from core.training.plan import MERGE_SHARE
 from core.training.validation import VALIDATION_FILE
 from tests.conftest import ROOT
 
@@ -38,7 +39,8 @@ def test_train_from_files_reports_both_models_and_timings(files, tmp_path):
                "--batch-size", "8", "--max-pairs", "32", "--max-seq-length", "64",
                "--dims", "384,64", "--output", str(tmp_path / "model"), "--json"], tmp_path)
     assert set(out["baseline"]) == set(out["finetuned"]) == {"384", "64"}
-    assert set(out["seconds"]) == {"baseline_eval", "train", "final_eval", "total"}
+    assert set(out["seconds"]) == {"baseline_eval", "train", "general", "final_eval", "total"}
+    assert out["kept"] == "base" or out["general"]["kept_alpha"] == out["alpha"]  # the merge step ran
     assert Path(out["model_path"], "model.safetensors").is_file()
     assert out["kept"] == "base" or out["kept"] == out["best_epoch"]
     assert (out["plan"]["epochs"], out["plan"]["max_pairs"], out["plan"]["max_seq_length"]) == (1, 32, 64)
@@ -57,7 +59,9 @@ def test_train_with_no_flags_applies_the_default_plan_and_names_it(files, tmp_pa
     plan = out["plan"]
     # First from the constant rate, then re-planned from the measured one (a busy machine can
     # spend the whole budget on loading): the JSON shows both next to the time taken.
-    assert plan["budget_seconds"] == 12 and (plan["first_estimate_seconds"] or plan["seconds"]) <= 12
+    # Training plans for the budget less the share kept for the general set and the merges.
+    assert plan["budget_seconds"] == pytest.approx(12 * (1 - MERGE_SHARE))
+    assert (plan["first_estimate_seconds"] or plan["seconds"]) <= 12
     assert out["seconds"]["train"] > 0
     assert plan["max_seq_length"] < 256 and plan["learning_rate"] == 2e-5
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.documents.pairs import is_generated
 from core.measuring.evaluate import METRICS
-from core.training import jobs, tune
+from core.training import forgetting, jobs, tune
 from core.training.config import LOSSES, TrainConfig
 from core.training.device import DeviceSetup, precision
 from core.training.plan import budget_defaults, planned_vs_actual
@@ -204,6 +204,22 @@ def ndcg_chart(points: list[dict]) -> go.Figure:
     return figure
 
 
+def alpha_chart(check: dict) -> go.Figure:
+    """Validation and general-set scores of the merges with the base, against α."""
+    series = forgetting.grid_series(check)
+    figure = go.Figure([
+        go.Scatter(x=series["alpha"], y=series["validation"], mode="lines+markers",
+                   name=f"validation queries ({check['metric'].upper()})"),
+        go.Scatter(x=series["alpha"], y=series["general"], mode="lines+markers",
+                   name="general set (NDCG@10)")])
+    figure.add_vline(x=check["kept_alpha"], line_dash="dot", annotation_text=f"kept α = {check['kept_alpha']:g}")
+    figure.update_layout(title=f"Merged with the base: θ(α) = (1 − α)·base + α·fine-tuned, at {check['dim']} dims",
+                         height=300, margin=dict(t=40, b=30),
+                         xaxis=dict(title="α (0: the base model, 1: the fine-tuned one)", range=[-0.05, 1.05]),
+                         yaxis_title="score", legend=dict(orientation="h", y=-0.3))
+    return figure
+
+
 @st.fragment(run_every="2s")
 def live(job_id: int, state_at_render: str) -> None:
     job = jobs.get(workspace, job_id)
@@ -262,9 +278,16 @@ def live(job_id: int, state_at_render: str) -> None:
                        "better pairs.", icon=":material/info:")
         else:
             st.success(f"Done. The fine-tuned model is in {escape(job.result['model_path'])}.")
+            headline = forgetting.outcome(job.result)
+            if headline:
+                st.markdown(f"**{escape(headline)}**")
             if job.result.get("rotation"):
                 st.caption(escape(sentence(job.result["rotation"]["line"])) + " (the full size "
                            "is the same either way).")
+            if job.result.get("general"):
+                plot(alpha_chart(job.result["general"]), width="stretch", key=f"alpha{job_id}")
+                st.caption(escape(" ".join(sentence(n) + "." for n in job.result["general"]["notes"]))
+                           + f" Another α: `python -m core merge j{job_id} --alpha A`.")
         st.page_link("views/results.py", label="Compare baseline and fine-tuned", icon=":material/monitoring:")
     if job.result.get("plan") and job.result.get("seconds", {}).get("train"):
         st.caption(sentence(planned_vs_actual(job.result["plan"], job.result["seconds"]["train"])) + ".")

@@ -41,7 +41,9 @@ kinds = f2.multiselect("Kind", all_kinds, default=all_kinds)
 shown = [r for r in all_runs if r.kind in kinds
          and (not needle or needle in " ".join(map(str, r.row().values())).lower())]
 table = pd.DataFrame([r.row() for r in shown])
-scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")], lead=("id", "name"))
+# A fine-tune's general-set score and merge α beside its scores (core.training.forgetting).
+scores_table(table, [c for c in table.columns if c.startswith("ndcg@10")] + ["general ndcg@10", "alpha"],
+             lead=("id", "name"))
 labels = {r.id: f"{r.id} · {r.shown_name} · {r.model} · on {r.pair_set}" for r in all_runs}
 by_id = {r.id: r for r in all_runs}
 measured = [r.id for r in shown if r.metrics]

@@ -1,6 +1,6 @@
 """The pipeline's verbs: ``evaluate`` a model, ``train`` from files (under torchrun too),
 ``finetune`` a workspace pair set, ``tune`` and ``rotate`` on documents only, ``resume`` a stopped
-run. ``train`` and ``finetune`` share one option set (``base.training_options``)."""
+run, ``merge`` a fine-tune back with its base. ``train`` and ``finetune`` share one option set (``base.training_options``)."""
 from __future__ import annotations
 
 import argparse
@@ -145,6 +145,8 @@ def train_from_files(args) -> None:
                       for d, m in (summary["finetuned"] or {}).items())
     if result.kept_base:
         say(f"{NO_GAIN}: the base model is kept")
+    if result.general:  # beside the gain: what it cost outside the corpus, and the α kept
+        say(result.general.headline())
     finish(args, f"NDCG@10 {gains}; model in {result.training.model_path}", summary)
 
 
@@ -168,6 +170,8 @@ def run_finetune(args) -> None:
     job_id, result = running.run_here(store, "train", json.loads(config.to_json()), say, sys.stderr.isatty())
     gains = ", ".join(f"{d}d {result['baseline'][d]['ndcg@10']:.4f}→{m['ndcg@10']:.4f}"
                       for d, m in (result.get("finetuned") or {}).items())
+    if result.get("general"):  # beside the gain: what it cost outside the corpus, and the α kept
+        say(result["general"]["headline"])
     finish(args, f"run j{job_id}: NDCG@10 {gains}; model in {result.get('model_path')}",
            {"run": f"j{job_id}", "job_id": job_id, "state": "succeeded", **result})
 
@@ -258,3 +262,25 @@ def run_resume(args) -> None:
     result = running.run_claimed(store, run.job_id, say, sys.stderr.isatty())
     finish(args, f"run {run.id}: succeeded; model in {result.get('model_path')}",
            {"run": run.id, "job_id": run.job_id, "state": "succeeded", **result})
+
+
+@command("merge", "interpolate a fine-tuned run with its base, (1 - α)·base + α·tuned, "
+                  "into a model folder")
+def _merge_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", metavar="RUN", help="a fine-tuning run (j3)")
+    p.add_argument("--alpha", required=True, metavar="A",
+                   help="from 0 (the base model) to 1 (the fine-tuned one)")
+    p.add_argument("--base", metavar="MODEL_OR_RUN",
+                   help="the model at α = 0 (default: the one the run was trained from)")
+    p.add_argument("--out", metavar="DIR", help="folder to write (default: merged-<α> beside "
+                   "the run's model)")
+    p.set_defaults(run=run_merge)
+
+
+def run_merge(args) -> None:
+    from core.training.merge import check_alpha
+    from core.using.runs import merge_run
+    path, base = merge_run(Store(), args.run_id, args.alpha, args.base, args.out)
+    alpha = check_alpha(args.alpha)
+    finish(args, f"saved the merge at α = {alpha:g} of {base} and run {args.run_id} to {path}",
+           {"run": args.run_id, "alpha": alpha, "base": base, "path": str(path)})

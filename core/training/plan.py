@@ -72,6 +72,12 @@ def budget_defaults() -> str:
     """The default time budget in words, for help texts: "10 min on CPU, 5 on a GPU"."""
     return f"{BUDGET_MINUTES['cpu']:g} min on CPU, {BUDGET_MINUTES['cuda']:g} on a GPU"
 EVAL_SHARE = 0.15  # of the budget kept for the per-epoch evaluations and saving
+# After training, the general reference set and the merges with the base model
+# (core.training.forgetting) get this share of the budget; training plans for the rest.
+MERGE_SHARE = 0.1
+# The kept merge may score at most this much general-set NDCG@10 (absolute, at the run's size)
+# below the base model; the best validation score among the α within it is kept.
+GENERAL_TOLERANCE = 0.01
 VALIDATION_SHARE = 0.1  # of the training side held out to pick the best epoch
 MAX_VALIDATION_PAIRS = 500  # generated sets are large; more queries sharpen little, cost every epoch
 MAX_BATCH = 1024

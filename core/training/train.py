@@ -470,8 +470,9 @@ def epoch_history(log_history: list[dict]) -> list[dict]:
 
 
 def write_model_card(model_path: Path, config: TrainConfig, baseline: EvalResult,
-                     finetuned: EvalResult) -> None:
-    """Append what was trained and how it scored to the model's README, for whoever gets it."""
+                     finetuned: EvalResult, more: str = "") -> None:
+    """Append what was trained and how it scored to the model's README, for whoever gets it;
+    ``more`` is a further section (what it cost outside the corpus)."""
     rows = "\n".join(
         f"| {d} | {baseline.metrics[d]['ndcg@10']:.4f} | {finetuned.metrics[d]['ndcg@10']:.4f} | "
         f"{(finetuned.metrics[d]['ndcg@10'] / max(baseline.metrics[d]['ndcg@10'], 1e-9) - 1):+.1%} |"
@@ -480,6 +481,6 @@ def write_model_card(model_path: Path, config: TrainConfig, baseline: EvalResult
             f"{'CachedMultipleNegativesRankingLoss' if config.loss == 'cached_mnrl' else 'MultipleNegativesRankingLoss'}) "
             f"of `{config.model}` at dims {config.dims}.\n\n"
             f"| dims | NDCG@10 before | NDCG@10 after | change |\n|---|---|---|---|\n{rows}\n\n"
-            f"Configuration:\n\n```json\n{config.to_json()}\n```\n")
+            f"Configuration:\n\n```json\n{config.to_json()}\n```\n{more}")
     readme = model_path / "README.md"
     readme.write_text((readme.read_text() if readme.exists() else f"# {model_path.name}\n") + card)

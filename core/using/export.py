@@ -85,11 +85,13 @@ def export_model(store: Store, run_id: str, output: Path) -> int:
 
 # -- results -------------------------------------------------------------------------------
 def results_csv(runs: list[Run]) -> str:
-    """One row per run and dimension with every metric, for spreadsheets."""
+    """One row per run and dimension with every metric, for spreadsheets; a fine-tune's merge α
+    and its general-set NDCG@10 at full size repeat on each of its rows."""
     import pandas as pd
     rows = [{"run": r.id, "name": r.name, "kind": r.kind, "model": r.model,
              "pair set": r.pair_set, "corpus": r.corpus, "dim": d,
-             **{m: metrics[m] for m in METRICS if m in metrics}}
+             **{m: metrics[m] for m in METRICS if m in metrics},
+             "alpha": r.alpha, "general ndcg@10": r.general}
             for r in runs for d, metrics in sorted(r.metrics.items(), reverse=True)]
     return pd.DataFrame(rows).to_csv(index=False)
 

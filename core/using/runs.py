@@ -19,6 +19,8 @@ from pathlib import Path
 
 from core.measuring.evaluate import StoredEvaluation, finetuned_label, load_evaluations
 from core.training import jobs
+from core.training.forgetting import kept_general
+from core.training.merge import check_alpha, save_merged, tuned_path
 from core.workspace import models
 from core.workspace.disk import folder_bytes, human_bytes
 from core.workspace.errors import WorkspaceError
@@ -63,6 +65,10 @@ class Run:
     model_path: str | None = None
     kept_base: bool = False  # a run that handed back the base model unchanged ("= base")
     metrics: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    # A fine-tune's merge with its base (core.training.forgetting): the α its model is, and that
+    # model's NDCG@10 on the general reference set at full size; None where neither was measured.
+    alpha: float | None = None
+    general: float | None = None
 
     @property
     def shown_name(self) -> str:
@@ -79,7 +85,9 @@ class Run:
         return {"id": self.id, "kind": self.kind, "name": self.shown_name, "model": self.model,
                 "pair set": self.pair_set, "corpus": self.corpus, "config": self.config,
                 "device": self.device, "seconds": round(self.seconds, 1), "state": self.state,
-                **{f"ndcg@10 {d}d": round(v, 4) for d, v in self.ndcg().items()}}
+                **{f"ndcg@10 {d}d": round(v, 4) for d, v in self.ndcg().items()},
+                "alpha": self.alpha,
+                "general ndcg@10": None if self.general is None else round(self.general, 4)}
 
     def to_json(self) -> dict:
         return {"id": self.id, "kind": self.kind, "name": self.name, "model": self.model,
@@ -87,7 +95,8 @@ class Run:
                 "pair_set": self.pair_set, "corpus": self.corpus, "config": self.config,
                 "device": self.device, "seconds": round(self.seconds, 3), "state": self.state,
                 "created": self.created, "evaluation_id": self.evaluation_id,
-                "job_id": self.job_id, "kept_base": self.kept_base,
+                "job_id": self.job_id, "kept_base": self.kept_base, "alpha": self.alpha,
+                "general_ndcg@10": self.general,
                 "metrics": {str(d): m for d, m in sorted(self.metrics.items(), reverse=True)}}
 
 
@@ -144,7 +153,8 @@ def list_runs(store: Store) -> list[Run]:
             created=job.created, evaluation_id=evaluation.id if evaluation else None,
             job_id=job.id, model_path=model_path if model_path and Path(model_path).is_dir() else None,
             kept_base=job.result.get("kept") == "base",
-            metrics=evaluation.metrics if evaluation else {}))
+            metrics=evaluation.metrics if evaluation else {},
+            alpha=job.result.get("alpha"), general=kept_general(job.result.get("general"))))
         if runs[-1].kept_base and job.kind == "train" and model_path:
             kept_paths.add(model_path)
     for evaluation in evaluations.values():
@@ -432,3 +442,45 @@ def delete_corpus(store: Store, corpus_id: int) -> Deletion:
         store.delete_corpus_row(corpus_id)
     _remove_folders(store, runs)
     return report
+
+
+# -- merging a run with its base ---------------------------------------------------------------
+def _model_of(store: Store, ref: str) -> str:
+    """A model by name or folder, or a run (``j3``) for the model folder it handed back."""
+    if ref.strip().lower().startswith("j") and ref.strip()[1:].isdigit():
+        run = get_run(store, ref)
+        if not run.model_path:
+            raise WorkspaceError(f"run {run.id} has no model folder ({run.state})")
+        return run.model_path
+    return ref
+
+
+def merge_run(store: Store, run_id: str, alpha, base: str | None = None,
+              out: Path | str | None = None) -> tuple[Path, str]:
+    """Save θ(α) = (1 − α)·base + α·tuned of a fine-tuning run (``core.training.merge``) as a
+    model folder, by default ``merged-<α>`` beside the run's model; the run itself is unchanged.
+
+    Args:
+        run_id: the fine-tuning run whose trained weights are α = 1.
+        alpha: from 0 (the base) to 1 (the trained model).
+        base: the model at α = 0, by name, folder or run; by default the one the run trained from.
+        out: the folder to write.
+
+    Returns:
+        The folder written and the base model's name.
+    """
+    alpha = check_alpha(alpha)
+    run = get_run(store, run_id)
+    if run.kind != "fine-tune":
+        raise WorkspaceError(f"run {run.id} is {'an' if run.kind[0] in 'aeiou' else 'a'} {run.kind} "
+                             "run: only a fine-tune has trained weights to merge with its base")
+    if not run.model_path:
+        raise WorkspaceError(f"run {run.id} has no model folder ({run.state}); merge a run "
+                             "that finished")
+    trained = tuned_path(Path(run.model_path))
+    base_name = _model_of(store, base) if base else run.model
+    target = Path(out) if out else Path(run.model_path).with_name(f"merged-{alpha:.2f}")
+    if target.resolve() in (Path(run.model_path).resolve(), trained.resolve()):
+        raise WorkspaceError(f"{target} is the run's own model; give another --out folder")
+    save_merged(base_name, trained, alpha, target, {"run": run.id})
+    return target, base_name
