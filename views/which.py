@@ -52,12 +52,15 @@ plot(figure, width="stretch")
 dims = sorted({d for c in found.candidates for d in c.ndcg}, reverse=True)
 table = pd.DataFrame([{
     "model": c.name,
-    "passages/s": round(c.speed.passages_per_second, 1) if c.speed else None,
-    "one query (ms)": round(c.speed.query_ms, 1) if c.speed else None,
+    "passages/s": f"{c.speed.passages_per_second:.1f}" if c.speed else "–",
+    "one query (ms)": f"{c.speed.query_ms:.1f}" if c.speed else "–",
     "training time": duration(c.training_seconds) if c.training_seconds else "",
-    **{f"{d} dims": c.ndcg.get(d) for d in dims}, "run": c.run_id} for c in found.candidates])
-scores_table(table, [f"{d} dims" for d in dims], lead=("model", "passages/s", "one query (ms)", "training time"))
-st.caption("NDCG@10 at each size. Index size per passage: "
+    # A size the model does not have reads "–", not "None" (MiniLM has no 768 dims); four
+    # decimals as text sort as the numbers do.
+    **{f"{d} dims": f"{c.ndcg[d]:.4f}" if d in c.ndcg else "–" for d in dims}, "run": c.run_id}
+    for c in found.candidates])
+scores_table(table, [], lead=("model", "passages/s", "one query (ms)", "training time"))
+st.caption("NDCG@10 at each size (–: the model has no such size). Index size per passage: "
            + ", ".join(f"{d} dims {human_bytes(bytes_per_passage(d))}" for d in dims)
            + ". Speeds are timed on this machine as it is loaded now"
            + ("" if any(c.speed for c in found.candidates) else ": press the button to time them") + ".")
