@@ -17,8 +17,8 @@ records α and both models.
 
 Example::
 
-    >>> model = merged("all-MiniLM-L6-v2", "workspace/files/jobs/3/model", 0.5)
-    >>> save_merged("all-MiniLM-L6-v2", "workspace/files/jobs/3/model", 0.5, Path("merged"))
+    model = merged("all-MiniLM-L6-v2", "workspace/files/jobs/3/model", 0.5)   # a SentenceTransformer
+    save_merged("all-MiniLM-L6-v2", "workspace/files/jobs/3/model", 0.5, Path("merged"))
 """
 from __future__ import annotations
 
