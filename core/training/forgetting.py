@@ -195,7 +195,7 @@ def check_and_merge(config: TrainConfig, model_path: Path, validation: Retrieval
         config: the resolved run settings (base model, dims, the best epoch's metric and size).
         model_path: the trained model's folder; replaced by the merge where one is kept.
         validation: the run's validation queries, held out from the training side.
-        store: the workspace whose vector cache holds the base model's general-set vectors.
+        store: the workspace whose vector cache serves the validation queries' passages.
         reporter: told the stages and the lines the log keeps.
         seconds: the time this step may take (``allowance``); its sets are sized to it.
     """
@@ -234,8 +234,7 @@ def check_and_merge(config: TrainConfig, model_path: Path, validation: Retrieval
 def _grid(config: TrainConfig, model_path: Path, validation: RetrievalSet, general: RetrievalSet,
           store: Store | None, reporter: Reporter, deadline: float, notes: list[str]
           ) -> tuple[list[AlphaPoint], tuple[EvalResult, EvalResult]]:
-    """The base and the fine-tuned model on the general set (their passage vectors cached in the
-    workspace), then the merges: α = 0 and 0.5 always, 0.75 and 0.25 while the step's time lasts.
+    """The base and the fine-tuned model on the general set, then the merges: α = 0 and 0.5 always, 0.75 and 0.25 while the step's time lasts.
 
     α = 0 is scored as a merge, not as the base model: a merge keeps the fine-tuned model's
     settings (its sequence length, a folded rotation), so θ(0) is the base's weights as the run
@@ -247,16 +246,17 @@ def _grid(config: TrainConfig, model_path: Path, validation: RetrievalSet, gener
     def point(alpha: float, model, name: str | None) -> tuple[AlphaPoint, EvalResult]:
         title = "Measuring the fine-tuned model" if name else f"Scoring the merge at α = {alpha:g}"
         key = cache_key(name, model) if name else None  # a merge lives only in memory
-        g = evaluate(model, general, dims, model_name=name or f"merge α={alpha:g}", store=store,
-                     cache_key=key, progress=stage_progress(reporter, f"{title} on the general set"))
+        g = evaluate(model, general, dims, model_name=name or f"merge α={alpha:g}",
+                     progress=stage_progress(reporter, f"{title} on the general set"))
         v = evaluate(model, validation, [dim], model_name=name or "", store=store, cache_key=key,
                      progress=stage_progress(reporter, f"{title} on the validation queries"))
         return AlphaPoint(alpha, v.metrics[dim][metric],
                           {d: m["ndcg@10"] for d, m in g.metrics.items()}), g
 
     base_model = models.load(config.model)
-    base = evaluate(base_model, general, dims, model_name=config.model, store=store,
-                    cache_key=cache_key(config.model, base_model),
+    # The general set's vectors are not cached in the workspace: they belong to no corpus, so no
+    # delete would ever remove them (a deleted corpus left 43 of them behind).
+    base = evaluate(base_model, general, dims, model_name=config.model,
                     progress=stage_progress(reporter, "Measuring the base model on the general set"))
     tuned, tuned_general = point(1.0, models.load(str(model_path)), str(model_path))
     grid = [tuned]
