@@ -95,7 +95,12 @@ def test_a_rate_near_the_line_does_not_flip_the_last_epoch_in_and_out():
     # than its evaluation and save), 150 pairs; after the second, the time left fits 130.
     near = measured(rate=5.0, elapsed=448, done=500, epochs_done=1, eval_seconds=10, save_seconds=2)
     whole = replace(plan, epochs=2, last_epoch_pairs=None)
-    assert replan(whole, near, 500, 4).epochs == 2  # not begun for 130 pairs
+    # Whole epochs end at 562 s, 38 s short of the 600 s budget: the shortest further epoch (150
+    # pairs, 160 in whole steps) ends at 606 s, nearer to it and well inside the ceiling.
+    begun = replan(whole, near, 500, 4)
+    assert (begun.epochs, begun.last_epoch_pairs) == (3, 160) and begun.seconds == pytest.approx(606)
+    later = measured(rate=5.0, elapsed=470, done=500, epochs_done=1, eval_seconds=10, save_seconds=2)
+    assert replan(whole, later, 500, 4).epochs == 2  # 16 s short beats 28 s over: not begun
     cut = replace(plan, epochs=3, last_epoch_pairs=200)
     kept = replan(cut, near, 500, 4)  # already planned: kept while it trains half that
     assert kept.epochs == 3 and kept.last_epoch_pairs == pytest.approx(130, abs=2)

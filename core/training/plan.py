@@ -426,6 +426,16 @@ def replan(plan: Plan, measured: Measured, pairs_per_epoch: int, max_epochs: int
                 shortest = max(plan.batch_size, shortest / 2)  # near the line does not flip it
             if epochs_open and epochs < max_epochs and last_fits(epochs + 1) >= shortest:
                 epochs, last = epochs + 1, min(pairs_per_epoch, last_fits(epochs + 1))
+            elif epochs_open and epochs < max_epochs:
+                # Whole epochs end well short of the budget, and a further epoch's evaluation and
+                # save leave it no room: a short one that ends past the budget, but nearer to it
+                # and well inside the ceiling, beats stopping early (a busy 2-core run stopped at
+                # 0.80 of its budget with 24 s left, where a 32-pair epoch would have ended at 1.05).
+                short = min(pairs_per_epoch, -(-int(shortest) // plan.batch_size) * plan.batch_size)
+                under = left - cost(epochs, pairs_per_epoch)
+                over = cost(epochs + 1, short) - left
+                if over < under and over <= BUDGET_TOLERANCE / 2 * plan.budget_seconds:
+                    epochs, last = epochs + 1, short
     seconds = measured.elapsed + cost(epochs, last)
     evaluations = max(0, epochs - measured.epochs_done)
     breakdown = {"spent": measured.elapsed, "rate": rate, "evaluations": evaluations,
