@@ -20,9 +20,11 @@ run: .venv/ready
 lint: .venv/ready
 	$(PY) -m ruff check .
 
-# Everything: lint, then every test including the browser and slow ones (CI runs this).
+# Everything (CI runs this): lint, the fast tier on both cores, then the browser and slow tiers
+# one test at a time, since those time themselves or load the machine on purpose.
 test: lint
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -m "browser or slow"
 
 # The fast tier (plain `pytest`: every module and docstring example, minus Chromium and the tests
 # that train or encode corpora), on two processes.
