@@ -40,11 +40,10 @@ def beir_export(rest: list[str]) -> list[str] | None:
     folder, rest = take_option(rest, "--beir")
     pair_set, rest = take_option(rest, "--pairs")
     if folder is None:
-        positional = [w for w in rest if not w.startswith("-")]
-        if not positional:
+        at = next((i for i, w in enumerate(rest) if not w.startswith("-")), None)
+        if at is None:
             return None
-        folder = positional[0]
-        rest = [w for w in rest if w is not folder]
+        folder, rest = rest[at], rest[:at] + rest[at + 1:]
     if pair_set is None:
         return None
     return ["pairs", "export", pair_set, "--beir", folder, *rest]
