@@ -29,7 +29,8 @@ with explained(stop=True):
             c.speed = speeds.get(c.model)
 
 st.markdown(f"**{escape(found.sentence())}**")
-st.caption(f"Judged on {escape(found.test_set)} of {escape(found.corpus)}.")
+if found.candidates:  # with none, the sentence above already names the test set
+    st.caption(f"Judged on {escape(found.test_set)} of {escape(found.corpus)}.")
 if found.caution:
     st.warning(escape(found.caution), icon=":material/warning:")
 if not found.candidates:
