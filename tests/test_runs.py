@@ -242,6 +242,17 @@ def test_rename_checks_names(store, count):
     assert store.corpus(corpus_id).name == "stdlib"
 
 
+def test_the_pages_one_table_renames_and_deletes_by_kind(store, count):
+    corpus_id, pair_set_id = load_demo(store, count, limit=10)
+    runs.rename(store, "pair set", pair_set_id, "summaries")
+    assert store.pair_set(pair_set_id).name == "summaries"
+    assert "summaries" in runs.plan_delete(store, "pair set", pair_set_id).summary()
+    with pytest.raises(WorkspaceError, match="pick one of run, pair set, corpus"):
+        runs.delete(store, "Corpus", corpus_id)  # the page's radio label, not a kind
+    runs.delete(store, "corpus", corpus_id)
+    assert not store.corpora()
+
+
 def test_runs_page_lists_compares_measures_storage_and_exports(trained):
     at = page("views/runs.py")
     assert not at.exception

@@ -213,10 +213,6 @@ def plot(figure: go.Figure, where=st, **kwargs) -> None:
     where.plotly_chart(go.Figure(plain_text(figure.to_plotly_json())), **kwargs)
 
 
-DELETES = {"corpus": (runs.plan_delete_corpus, runs.delete_corpus),
-           "pair set": (runs.plan_delete_pair_set, runs.delete_pair_set)}
-
-
 def confirm_delete(workspace: Store, kind: str, ref: int, name: str, pending: str) -> None:
     """The second step of a delete that a button began by setting ``st.session_state[pending]``:
     core's refusal while a job needs it (runs.why_not_delete), else what goes and a confirm
@@ -226,11 +222,10 @@ def confirm_delete(workspace: Store, kind: str, ref: int, name: str, pending: st
         st.error(f"{sentence(kind)} '{escape(name)}' cannot be deleted now: {escape(refused)}.",
                  icon=":material/block:")
         return
-    plan, delete = DELETES[kind]
-    st.warning(f"Delete {escape(plan(workspace, ref).summary())}? This cannot be undone.")
+    st.warning(f"Delete {escape(runs.plan_delete(workspace, kind, ref).summary())}? This cannot be undone.")
     if st.button("Yes, delete it", key=f"yes_{pending}"):
         with explained():
-            report = delete(workspace, ref)
+            report = runs.delete(workspace, kind, ref)
             st.session_state.pop(pending)
             st.session_state["flash"] = f"Deleted {escape(report.summary())}."
             st.rerun()

@@ -181,13 +181,11 @@ if options:
         new_name = st.text_input("New name", key=f"rename_{kind}_{item}")
         if st.button("Rename", disabled=not new_name.strip()):
             with explained():
-                {"Run": runs.rename_run, "Pair set": runs.rename_pair_set,
-                 "Corpus": runs.rename_corpus}[kind](workspace, item, new_name)
+                runs.rename(workspace, kind.lower(), item, new_name)
                 st.session_state["flash"] = f"Renamed to {escape(new_name.strip())}."
                 st.rerun()
     with m2, explained():
-        plan = {"Run": runs.plan_delete_run, "Pair set": runs.plan_delete_pair_set,
-                "Corpus": runs.plan_delete_corpus}[kind](workspace, item)
+        plan = runs.plan_delete(workspace, kind.lower(), item)
         refused = runs.why_not_delete(workspace, kind.lower(), item)
         if refused:
             st.error(f"Cannot be deleted now: {escape(refused)}.", icon=":material/block:")
@@ -196,7 +194,6 @@ if options:
         sure = st.checkbox("Yes, delete it for good", key=f"sure_{kind}_{item}",
                            disabled=bool(refused))
         if st.button("Delete", type="primary", disabled=not sure or bool(refused)):
-            done = {"Run": runs.delete_run, "Pair set": runs.delete_pair_set,
-                    "Corpus": runs.delete_corpus}[kind](workspace, item)
+            done = runs.delete(workspace, kind.lower(), item)
             st.session_state["flash"] = f"Deleted {escape(done.summary())} at {time.strftime('%H:%M')}."
             st.rerun()

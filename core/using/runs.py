@@ -444,6 +444,34 @@ def delete_corpus(store: Store, corpus_id: int) -> Deletion:
     return report
 
 
+# -- by kind: the one table the pages use to rename or delete what a user picked ---------------
+KINDS = ("run", "pair set", "corpus")
+_ACTIONS = {"run": (rename_run, plan_delete_run, delete_run),
+            "pair set": (rename_pair_set, plan_delete_pair_set, delete_pair_set),
+            "corpus": (rename_corpus, plan_delete_corpus, delete_corpus)}
+
+
+def _actions(kind: str):
+    if kind not in _ACTIONS:
+        raise WorkspaceError(f"cannot rename or delete a {kind!r}; pick one of {', '.join(KINDS)}")
+    return _ACTIONS[kind]
+
+
+def rename(store: Store, kind: str, ref: int | str, name: str) -> None:
+    """Rename a run, pair set or corpus (``kind`` one of ``KINDS``)."""
+    _actions(kind)[0](store, ref, name)
+
+
+def plan_delete(store: Store, kind: str, ref: int | str) -> Deletion:
+    """What deleting a run, pair set or corpus would remove, nothing removed yet."""
+    return _actions(kind)[1](store, ref)
+
+
+def delete(store: Store, kind: str, ref: int | str) -> Deletion:
+    """Delete a run, pair set or corpus and all that depends on it (refused while a job uses it)."""
+    return _actions(kind)[2](store, ref)
+
+
 # -- merging a run with its base ---------------------------------------------------------------
 def _model_of(store: Store, ref: str) -> str:
     """A model by name or folder, or a run (``j3``) for the model folder it handed back."""
