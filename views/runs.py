@@ -109,7 +109,9 @@ st.caption("Index size at each dimension and precision for the number of passage
 with_model = [r.id for r in all_runs if r.metrics and r.pair_set_id and (r.kind == "evaluation" or r.model_path)]
 if with_model:
     s1, s2 = st.columns([3, 1])
-    target = by_id[s1.selectbox("Model of run", with_model, format_func=labels.get, key="storage_run")]
+    first = matters.best.id if matters.best and matters.best.id in with_model else with_model[0]
+    target = by_id[s1.selectbox("Model of run", with_model, format_func=labels.get, key="storage_run",
+                                index=with_model.index(first))]
     n = s2.number_input("Passages to plan for", 1, 10_000_000_000, 1_000_000, step=100_000)
     key = f"storage:{target.id}"
     if st.button("Measure storage options"):
