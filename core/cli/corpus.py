@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.base import command, deleted, finish, group, progress, say
+from core.cli.base import command, corpus_ref, deleted, finish, group, progress, say
 from core.documents.corpus import ChunkSettings
 from core.training import running
 from core.workspace import ranges
@@ -114,4 +114,4 @@ def run_corpus_delete(args) -> None:
     """The page's delete: refused, with the same reason, while a queued or running job uses it."""
     from core.using.runs import delete_corpus
     store = running.open_workspace()
-    deleted(args, delete_corpus(store, store.find_corpus(args.corpus).id))
+    deleted(args, delete_corpus(store, corpus_ref(store, args.corpus)))

@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from core.cli.base import command, finish, group, input_file, one_line, progress, say
+from core.cli.base import command, corpus_ref, finish, group, input_file, one_line, progress, say
 from core.workspace.errors import WorkspaceError
 from core.workspace.outputs import write_text
 from core.workspace.store import Store
@@ -29,7 +29,7 @@ def run_label_import(args) -> None:
     path = input_file(args.file, "a .txt of questions, one per line, or a CSV/JSONL/Parquet "
                                  "file with a question column")
     store = Store()
-    corpus_id = store.find_corpus(args.corpus).id
+    corpus_id = corpus_ref(store, args.corpus)
     report = add_questions(store, corpus_id, read_questions(path.name, path.read_bytes()))
     finish(args, report.summary(), asdict(report))
 
@@ -48,7 +48,7 @@ def run_label_start(args) -> None:
     """The terminal twin of the Label page: the same questions, pool, keys and saved state."""
     from core.using import label
     store = Store()
-    corpus_id = store.find_corpus(args.corpus).id
+    corpus_id = corpus_ref(store, args.corpus)
     fine_tuned = label.fine_tuned_model(store, corpus_id)
     if label.current(store, corpus_id) is not None:  # the slow part, once, with a count
         label.prepare(store, corpus_id, fine_tuned, lambda stage, f: progress(stage)(f))
@@ -104,7 +104,7 @@ def _label_export_parser(p: argparse.ArgumentParser) -> None:
 def run_label_export(args) -> None:
     from core.using.label import export_labels
     store = Store()
-    rows = export_labels(store, store.find_corpus(args.corpus).id)
+    rows = export_labels(store, corpus_ref(store, args.corpus))
     if not rows:
         raise WorkspaceError(f"corpus {args.corpus!r} has no labelled questions yet, so nothing "
                              "was written; label some with python -m core label start")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.base import command, deleted, finish, group
+from core.cli.base import command, corpus_ref, deleted, finish, group
 from core.training import running
 from core.workspace.errors import WorkspaceError
 from core.workspace.store import Store
@@ -58,7 +58,7 @@ def run_compare(args) -> None:
         raise WorkspaceError("name two runs to compare (python -m core compare e1 j2), or none "
                              "for the base model against the best other model")
     else:
-        corpus_id = store.find_corpus(args.corpus).id if args.corpus else None
+        corpus_id = corpus_ref(store, args.corpus) if args.corpus else None
         matters = comparison(store, corpus_id)
         if matters.base is None or matters.best is None:
             raise WorkspaceError(f"{matters.headline()} Measure the base model and another model "

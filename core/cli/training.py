@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.cli.base import (PAIRS_FILE, command, finish, input_file, pair_set_arg, pair_set_ref, parse_dims,
+from core.cli.base import (PAIRS_FILE, command, corpus_ref, finish, input_file, pair_set_arg, pair_set_ref, parse_dims,
                            progress, say, training_options, training_settings)
 from core.training import running
 from core.training.plan import PEOPLE_TEST_MIN
@@ -231,7 +231,7 @@ def _rotate_parser(p: argparse.ArgumentParser) -> None:
 def run_rotate(args) -> None:
     from core.training.rotate import rotate_corpus
     store = Store()
-    path, rotation = rotate_corpus(store, store.find_corpus(args.corpus).id,
+    path, rotation = rotate_corpus(store, corpus_ref(store, args.corpus),
                                    args.model, args.kind, Path(args.output) if args.output else None)
     finish(args, f"{rotation.summary()}; model in {path}",
            {"model_path": str(path), "kind": rotation.kind,
