@@ -24,7 +24,7 @@ lint: .venv/ready
 # one test at a time, since those time themselves or load the machine on purpose.
 test: lint
 	$(PY) -m pytest -q -n 2
-	$(PY) -m pytest -q -m "browser or slow"
+	$(PY) -m pytest -q -m "browser or slow" --durations=15
 
 # The fast tier (plain `pytest`: every module and docstring example, minus Chromium and the tests
 # that train or encode corpora), on two processes.

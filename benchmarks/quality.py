@@ -54,7 +54,8 @@ class Quiet:
     def should_stop(self): return False
 
 
-def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None, model=None) -> dict:
+def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None, model=None,
+              general_passages=0) -> dict:
     """NDCG@10 per size of a fine-tune on people's train pairs or on generated pairs."""
     from core.documents.pseudo import generate_builtin
     from core.training.config import TrainConfig
@@ -70,7 +71,7 @@ def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None, m
                             [c["text"] for c in store.chunks(corpus_id)])
     rotated = bool(result.rotation and result.rotation.kept)
     return {"ndcg": {d: m["ndcg@10"] for d, m in result.finetuned.metrics.items()},
-            "merge": merge_rows(result, test, store) if result.general else None,
+            "merge": merge_rows(result, test, store, model, general_passages) if result.general else None,
             "kept": (result.training.kept if result.training.kept == "base" else
                      f"epoch {float(result.training.kept):.2f}") + (" + rotation" if rotated else ""),
             "unrotated": unrotated(result.training.model_path, test) if rotated else None,
@@ -79,15 +80,30 @@ def finetuned(store, corpus_id, people, test, mode, budget, home, epochs=None, m
             "plan": result.training.plan}
 
 
-def merge_rows(result, test, store) -> dict:
-    """Base, tuned (α = 1) and the kept α, on people's test queries and on the general set."""
+def merge_rows(result, test, store, model=None, general_passages=0) -> dict:
+    """Base, tuned (α = 1) and the kept α, on people's test queries and on the general set as
+    the run's step measured it (a sample sized to its time); with ``general_passages``, also on
+    a larger fixed sample of the general set (its first queries, every relevant passage, seeded
+    others: ``forgetting.fewer``), the same for every corpus, so the cost outside the corpus is
+    read on more than the step could afford. The base there is the plain base model."""
+    from core.documents import general as general_set
     from core.measuring.evaluate import evaluate_named
+    from core.training.forgetting import fewer
     from core.training.merge import tuned_path
     check = result.general
     ndcg = lambda r: {d: m["ndcg@10"] for d, m in r.metrics.items()}  # noqa: E731
+    kept_path = str(result.training.model_path)
+    tuned_folder = kept_path if check.kept_alpha == 1 else str(tuned_path(Path(kept_path)))
     tuned = ndcg(result.finetuned) if check.kept_alpha == 1 else ndcg(evaluate_named(
-        str(tuned_path(Path(result.training.model_path))), test, result.finetuned.dims, store))
-    return {"alpha": check.kept_alpha, "seconds": check.seconds, "queries": check.queries,
+        tuned_folder, test, result.finetuned.dims, store))
+    wide = None
+    if general_passages:
+        data = fewer(general_set.load().retrieval_set(), general_passages, 0)
+        dims = result.finetuned.dims
+        wide = {"queries": len(data.queries), "passages": len(data.corpus),
+                **{who: ndcg(evaluate_named(path, data, dims, store)) for who, path in
+                   (("base", model), ("tuned", tuned_folder), ("kept", kept_path))}}
+    return {"wide": wide, "alpha": check.kept_alpha, "seconds": check.seconds, "queries": check.queries,
             "passages": check.passages, "notes": check.notes, "headline": check.headline(),
             "people": {"base": ndcg(result.baseline), "tuned": tuned, "kept": ndcg(result.finetuned)},
             "general": {"base": {d: x.mean_a for d, x in check.differences.items()},
@@ -109,7 +125,7 @@ def unrotated(model_path: str, test) -> dict[int, float]:
 
 
 def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
-            epochs: int | None = None, model: str | None = None) -> dict:
+            epochs: int | None = None, model: str | None = None, general_passages: int = 0) -> dict:
     from benchmarks.adaptor import adapt
     from core.documents.beir import load_demo
     from core.measuring.evaluate import RetrievalSet, default_dims, encode, evaluate_named, ndcg_by_dim
@@ -157,7 +173,8 @@ def measure(corpus: str, rows: list[str], budget: float | None, home: Path,
             out["kept"][row] = result.kept
     for mode in ("generated", "labelled"):
         if mode in rows:
-            row = finetuned(store, corpus_id, people, test, mode, budget, home, epochs, model)
+            row = finetuned(store, corpus_id, people, test, mode, budget, home, epochs, model,
+                            general_passages)
             out["ndcg"][mode], out["kept"][mode], out["seconds"][mode] = (
                 row["ndcg"], row["kept"], row["seconds"])
             if row["merge"]:
@@ -194,6 +211,12 @@ def report(row: dict) -> list[str]:
                   + "".join(f"{merged['general'][who][d]:8.4f}" for d in dims))
         for line in [*merged["notes"], merged["headline"]]:
             print(f"    {line}")
+        wide = merged.get("wide")
+        if wide:
+            print(f"  on a fixed sample of the general set ({wide['queries']} queries, {wide['passages']:,} "
+                  "passages; base = the plain base model)")
+            for who, label in (("base", "base"), ("tuned", "tuned (α=1)"), ("kept", f"kept α={merged['alpha']:g}")):
+                print(f"  {label:15}" + "".join(f"{wide[who][d]:8.4f}" for d in dims))
     failed = []
     doc = row["ndcg"].get("doc-only")
     if doc:
@@ -218,6 +241,9 @@ def main() -> None:
                         "two versions of the training loop at equal work (default: the plan's)")
     parser.add_argument("--model", help="the base model (default: the bundled one), e.g. an installed "
                         "all-mpnet-base-v2")
+    parser.add_argument("--general-passages", type=int, default=0, metavar="N",
+                        help="also score base, tuned and kept on a fixed sample of N passages of the "
+                        "general set (the run's own step measures what its time allows)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     rows = args.rows.split(",")
@@ -227,7 +253,8 @@ def main() -> None:
     results, failed = [], []
     for corpus in args.corpora.split(","):
         with tempfile.TemporaryDirectory() as home:
-            results.append(measure(corpus, rows, args.budget_minutes, Path(home), args.epochs, args.model))
+            results.append(measure(corpus, rows, args.budget_minutes, Path(home), args.epochs, args.model,
+                                   args.general_passages))
         failed += report(results[-1])
     print("\nchecks: " + ("all met" if not failed else "; ".join(failed)))
     if args.json:
