@@ -141,6 +141,36 @@ def test_the_pages_read_the_newest_curve_of_a_corpus(store, demo):
     assert measured_need(store, corpus_id + 1) is None
 
 
+def test_the_results_page_draws_the_measured_curve_and_its_forecast(home, demo):
+    from streamlit.testing.v1 import AppTest
+
+    from core.workspace.store import Store
+    _, pair_set_id = demo
+    store = Store(home)
+    job_id = jobs.submit(store, "curve", {"pair_set_id": pair_set_id})
+    assert jobs.claim(store, job_id)
+    jobs.finish(store, job_id, synthetic(pair_set_id).to_json())
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("views/results.py")
+    at.run()
+    assert not at.exception
+    assert "How many questions do we need?" in [s.value for s in at.subheader]
+    assert any(m.value.startswith("**With about 60 more training questions") for m in at.markdown)
+    assert any(b.label == "Measure it again" for b in at.button)
+    at.switch_page("views/label.py")
+    at.run()
+    assert not at.exception
+    # The Decide page: fine-tuned embeddings recommended, the team's own curve beside it.
+    at.switch_page("views/decide.py")
+    at.run()
+    for question, answer in (("knowledge", "large"), ("freshness", "periodic"), ("jargon", "yes")):
+        at.radio(key=f"q_{question}").set_value(answer).run()
+    assert not at.exception and "RAG + fine-tuned embeddings" in at.success[0].value
+    assert any(i.value.startswith("Measured on your questions") and "today's 60" in i.value
+               for i in at.info), [i.value for i in at.info]
+
+
 @pytest.mark.slow
 def test_a_tiny_curve_runs_end_to_end_through_the_cli(tmp_path, count):
     from core.workspace.store import Store

@@ -29,7 +29,7 @@ Example::
 """
 from __future__ import annotations
 
-import logging
+import json
 import random
 import shutil
 import time
@@ -48,7 +48,6 @@ from core.workspace.errors import Canceled, WorkspaceError
 from core.workspace.store import Store
 from core.workspace.wording import duration, percent_span, plural
 
-log = logging.getLogger(__name__)
 # A point given less training time than this after the evaluations are paid for would train for
 # a step or two: the budget is refused up front instead, with the least that would do.
 MIN_POINT_SECONDS = 15.0
@@ -162,6 +161,13 @@ class Curve:
                        expect(law, 2 * top.questions), expect(law, 4 * top.questions),
                        labels_to_tell(law, _half_width(top.differences[dim])))
 
+    def forecast_line(self, dim: int, steps: int = 40) -> list[Expected]:
+        """The law and its band from the smallest trained point to 4× the largest, evenly in
+        log n, for a chart."""
+        law, sizes = self.law(dim), [p.questions for p in self.trained()]
+        low, high = sizes[0], 4 * sizes[-1]
+        return [expect(law, round(low * (high / low) ** (i / steps))) for i in range(steps + 1)]
+
     def budget_line(self) -> str:
         off = self.seconds / self.budget_seconds - 1
         return (f"the curve took {duration(self.seconds)} of its {duration(self.budget_seconds)} "
@@ -248,6 +254,14 @@ def check_budget(budget: float, spent: float, evaluation: float, sizes: list[int
         f"training; give --budget-minutes {least / 60:.1f} or more")
 
 
+def overhead(curve: Curve, price: float) -> float:
+    """What a point costs beyond its share of the budget: its final evaluation (``price``) before
+    any point has run, then what the points so far took beyond their shares (loading, the
+    evaluations, a merge step running over on a busy machine), so the shares left shrink by it."""
+    over = [p.seconds - p.budget_seconds for p in curve.trained()]
+    return max(price, sum(over) / len(over)) if over else price
+
+
 def run_curve(store: Store, pair_set_id: int, model: str | None, budget_minutes: float | None,
               seed: int, output_dir: Path, reporter: Reporter,
               dims: list[int] | None = None) -> Curve:
@@ -282,14 +296,15 @@ def run_curve(store: Store, pair_set_id: int, model: str | None, budget_minutes:
     price = evaluation_seconds(base, base.seconds, models.load(name), test, seed)
     check_budget(budget, time.perf_counter() - started, price, sizes)
     curve = Curve(pair_set_id, name, base.dims, len(test.queries), len(questions),
-                  [CurvePoint(0, 0, {d: m["ndcg@10"] for d, m in base.metrics.items()})], budget)
+                  [CurvePoint(0, 0, {d: m["ndcg@10"] for d, m in base.metrics.items()},
+                              seconds=base.seconds)], budget)
     corpus = [c["text"] for c in store.chunks(pair_set.corpus_id)]
     order = test.query_ids
     for i, subset in enumerate(nested_subsets(list(questions), sizes, seed)):
         if reporter.should_stop():
             break
         point_started = time.perf_counter()
-        left = budget - (point_started - started) - price * (len(sizes) - i)
+        left = budget - (point_started - started) - overhead(curve, price) * (len(sizes) - i)
         share = max(MIN_POINT_SECONDS, plan.curve_share(left, len(subset), sizes[i:]))
         pairs = [pair for q in subset for pair in questions[q]]
         title = f"Point {i + 1} of {len(sizes)} ({len(subset)} questions)"
@@ -359,19 +374,35 @@ def run_job(store: Store, config: dict, output_dir: Path, reporter: Reporter) ->
 
 def latest(store: Store, pair_set_id: int | None = None, corpus_id: int | None = None) -> Curve | None:
     """The newest curve measured to its end, of a pair set, of any pair set of a corpus, or of
-    any at all: what the pages and the forecast read."""
-    from core.training import jobs
+    any at all: what the pages and the forecast read (from the job rows: ``core.training.jobs``
+    runs this module, so it is not imported back)."""
     wanted = None if corpus_id is None else set(store.pair_set_ids(corpus_id))
-    for job in jobs.all_jobs(store):  # newest first
-        if job.kind != KIND or job.state != "succeeded" or not job.result.get("points"):
+    for row in store.job_rows():  # newest first
+        if row["kind"] != KIND or row["state"] != "succeeded":
             continue
-        curve = Curve.from_json(job.result)
+        curve = Curve.from_json(json.loads(row["result"]))
         if pair_set_id is not None and curve.pair_set_id != pair_set_id:
             continue
         if wanted is not None and curve.pair_set_id not in wanted:
             continue
         if len(curve.trained()) >= 2:
             return curve
+    return None
+
+
+def running_job(store: Store, pair_set_id: int) -> int | None:
+    """The curve job queued or running on this pair set, if any (one at a time per pair set)."""
+    return next((int(row["id"]) for row in store.active_job_configs(KIND)
+                 if json.loads(row["config"]).get("pair_set_id") == pair_set_id), None)
+
+
+def why_not(store: Store, pair_set_id: int) -> str | None:
+    """Why a curve cannot be measured on this pair set (no split, too few training questions),
+    in one line; None when it can."""
+    try:
+        check_config(store, {"pair_set_id": pair_set_id})
+    except WorkspaceError as error:
+        return str(error)
     return None
 
 
