@@ -44,16 +44,28 @@ class Lines:
 
 
 def measure(corpus: str, budget: float | None, home: Path) -> dict:
-    """One corpus's curve, and the forecast from its smaller points against its full point."""
+    """One corpus's curve, and the forecast from its smaller points against its full point; a
+    curve the budget cannot hold is a row with the one-line reason."""
     from core.documents.beir import load_demo
-    from core.measuring.forecast import expect
     from core.training.curve import run_curve
     from core.workspace import models
+    from core.workspace.errors import WorkspaceError
     from core.workspace.store import Store
     store = Store(home)
     count = models.token_counter()
     _, people = load_demo(store, count) if corpus == "stdlib" else corpora.load(store, corpus, count)
-    curve = run_curve(store, people, None, budget, 42, home / "curve", Lines())
+    passages = len(store.chunks(store.pair_set(people).corpus_id))
+    try:
+        curve = run_curve(store, people, None, budget, 42, home / "curve", Lines())
+    except WorkspaceError as error:
+        return {"corpus": corpus, "passages": passages, "error": str(error)}
+    return {"corpus": corpus, "passages": passages, **checked(curve)}
+
+
+def checked(curve) -> dict:
+    """The forecast fitted to the curve's points below its largest, against the largest, at the
+    full size and at ``SMALL_DIM``; and the curve's time against its budget."""
+    from core.measuring.forecast import expect
     trained = curve.trained()
     full = trained[-1]
     checks = {}
@@ -63,13 +75,15 @@ def measure(corpus: str, budget: float | None, home: Path) -> dict:
         checks[dim] = {"forecast": ahead.to_json(), "measured": measured.delta,
                        "measured_ci95": list(measured.ci95),
                        "inside": ahead.low <= measured.delta <= ahead.high}
-    return {"corpus": corpus, "passages": len(store.chunks(store.pair_set(people).corpus_id)),
-            "test_questions": curve.test_questions, "curve": curve.to_json(), "checks": checks,
+    return {"test_questions": curve.test_questions, "curve": curve.to_json(), "checks": checks,
             "seconds": curve.seconds, "budget_seconds": curve.budget_seconds,
             "within_budget": abs(curve.seconds / curve.budget_seconds - 1) <= BUDGET_TOLERANCE}
 
 
 def report(row: dict) -> None:
+    if "error" in row:
+        print(f"\n{row['corpus']} · {row['passages']} passages: not measured: {row['error']}")
+        return
     curve = row["curve"]
     dims = [str(d) for d in curve["dims"]]
     print(f"\n{row['corpus']} · {row['passages']} passages · {row['test_questions']} people's test "
@@ -114,6 +128,7 @@ def main() -> None:
         if args.json:  # after every corpus, so a long run interrupted keeps what it measured
             Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
     print("\nsummary")
+    rows = [r for r in rows if "error" not in r]
     for dim_kind in ("full size", f"{SMALL_DIM}d"):
         inside = [r["corpus"] for r in rows
                   if list(r["checks"].values())[0 if dim_kind == "full size" else -1]["inside"]]
