@@ -65,8 +65,8 @@ class CurvePoint:
         budget_seconds: the share of the curve's budget it was given (0 at n = 0).
         seconds: what it took, its final evaluation included.
         kept: what the run kept: "base" (no epoch beat the untrained model), an epoch, or "".
-        pairs_trained: pairs one epoch trained on; fewer than ``pairs`` where the budget
-            allowed no more (said in the log).
+        pairs_trained: pairs an epoch trained on: ``pairs`` less the validation pairs held out,
+            or fewer where the budget allowed no more (said in the log).
     """
     questions: int
     pairs: int
@@ -319,7 +319,11 @@ def run_curve(store: Store, pair_set_id: int, model: str | None, budget_minutes:
         if result.finetuned is None:  # canceled while it trained
             break
         tuned = result.finetuned
-        trained = int(result.training.plan.get("max_pairs") or len(pairs))
+        held = len(set(pairs)) - result.validation_pairs  # the training side, after the hold-out
+        trained = min(held, int(result.training.plan.get("max_pairs") or held))
+        if trained < held:  # the point then stands for fewer questions than it is plotted at
+            reporter.log(f"{title}: trained on {trained} of its {held} training pairs, all its "
+                         f"{duration(share)} allowed; a larger budget would train on them all")
         curve.points.append(CurvePoint(
             len(subset), len(pairs), {d: m["ndcg@10"] for d, m in tuned.metrics.items()},
             {d: paired_bootstrap([base.per_query_ndcg[d][q] for q in order],
