@@ -200,17 +200,22 @@ def run_curve(args) -> None:
     job_id, result = running.run_here(store, "curve", {k: v for k, v in config.items() if v is not None},
                                       say, sys.stderr.isatty())
     curve = Curve.from_json(result)
-    outlook = curve.outlook()
     if not args.json:
-        dims = curve.dims
-        print("questions\tpairs\t" + "\t".join(f"{d}d" for d in dims) +
-              f"\tgain at {outlook.dim}d (95% interval)\tkept")
-        for point in curve.points:
-            gain = point.differences.get(outlook.dim)
-            print(f"{point.questions}\t{point.pairs}\t" + "\t".join(f"{point.ndcg[d]:.4f}" for d in dims)
-                  + (f"\t{gain.change()} ({gain.interval()})\t{point.kept}" if gain else "\t–\tuntrained"))
-        say(sentence(curve.budget_line()) + ".")
-    finish(args, outlook.sentence() + ".", {"job_id": job_id, **result})
+        print_curve(curve)
+    finish(args, curve.outlook().sentence() + ".", {"job_id": job_id, **result})
+
+
+def print_curve(curve) -> None:
+    """The curve as a table: a row per point, NDCG@10 at every size and the gain at the
+    forecast's size with its interval; the time against the budget on stderr."""
+    dim = curve.outlook().dim
+    print("questions\tpairs\t" + "\t".join(f"{d}d" for d in curve.dims) +
+          f"\tgain at {dim}d (95% interval)\tkept")
+    for point in curve.points:
+        gain = point.differences.get(dim)
+        print(f"{point.questions}\t{point.pairs}\t" + "\t".join(f"{point.ndcg[d]:.4f}" for d in curve.dims)
+              + (f"\t{gain.change()} ({gain.interval()})\t{point.kept}" if gain else "\t–\tuntrained"))
+    say(sentence(curve.budget_line()) + ".")
 
 
 @command("tune", "documents only: the best rotation or model a corpus alone can justify")

@@ -7,8 +7,9 @@ nested subsets (a seeded shuffle of the questions, then its first quarter, half 
 ``plan.CURVE_FRACTIONS``) are each fine-tuned as ``python -m core finetune`` would
 (``core.training.finetune.run_experiment``: held-out validation, budgeted trainer, rotation and
 merge), under one budget the plan splits between them (``plan.curve_share``: in proportion to
-their questions, re-split before each from the time really left, after keeping the price of
-each point's final evaluation). Every point is scored on the same test questions, the untrained
+their questions, re-split before each from the time really left, less what each point still
+to run will cost beyond its share: its final evaluation, or what the points so far ran over
+theirs, whichever is more: ``overhead``). Every point is scored on the same test questions, the untrained
 model first (n = 0), with the paired-bootstrap interval of its gain over it
 (``core.measuring.significance``); ``core.measuring.forecast`` then extends the curve.
 
