@@ -3,9 +3,10 @@ import datetime as dt
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.deciding.decision import load, recommend, too_few
+from core.deciding.decision import load, reads_the_curve, recommend, too_few
 from core.deciding.report import headline, reasons_markdown, sections, to_html, to_markdown
-from views.common import explained, plot
+from core.training.curve import measured_need
+from views.common import escape, explained, plot, store
 
 st.title("RAG or fine-tuning?")
 st.caption("Answer what you know; the recommendation updates as you go. Each option's weight and "
@@ -64,6 +65,9 @@ with explained():
                         show[heading](item)
                 else:
                     st.markdown(f"**{heading}:**\n" + "\n".join(f"- {item}" for item in items))
+            need = measured_need(store()) if reads_the_curve(result) else None
+            if need:  # the team's own curve in place of the guides' fixed numbers
+                st.info(escape(need), icon=":material/trending_up:")
         with chart:
             figure = go.Figure(go.Bar(x=["Prompting", "RAG", "Fine-tuning"],
                                       y=[result.scores[a] for a in "PRF"],

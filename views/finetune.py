@@ -8,6 +8,7 @@ from core.documents.pairs import is_generated
 from core.measuring.evaluate import METRICS
 from core.training import forgetting, jobs, tune
 from core.training.config import LOSSES, TrainConfig
+from core.training.curve import Curve
 from core.training.device import DeviceSetup, precision
 from core.training.plan import budget_defaults, planned_vs_actual
 from core.training.rerun import config_file_name, distributed_commands
@@ -143,8 +144,9 @@ all_jobs = jobs.all_jobs(workspace)
 if not all_jobs:
     st.stop()
 
+JOB_KINDS = {"tune": "documents only", "curve": "learning curve"}  # named by kind, not by model
 labels = {j.id: f"Job {j.id} · {j.state} · "
-                f"{'documents only' if j.kind == 'tune' else j.config.get('model')} · "
+                f"{JOB_KINDS.get(j.kind) or j.config.get('model')} · "
                 f"{time.strftime('%b %d %H:%M', time.localtime(j.created))}" for j in all_jobs}
 active = next((j.id for j in all_jobs if j.state == "running"), all_jobs[0].id)
 wanted = st.session_state.get("job_id", active)
@@ -298,6 +300,15 @@ def live(job_id: int, state_at_render: str) -> None:
 
 job = next(j for j in all_jobs if j.id == selected)
 live(selected, job.state)
+
+if job.kind == "curve":
+    if job.state == "succeeded":
+        st.success(escape(Curve.from_json(job.result).outlook().sentence()) + ".")
+    st.page_link("views/results.py", label="Its chart: Results, How many questions do we need?",
+                 icon=":material/monitoring:")
+    st.caption(f"The same curve from a shell: `python -m core curve --pair-set "
+               f"{job.config['pair_set_id']}`")
+    st.stop()
 
 if job.kind == "tune":
     st.caption("The same run from a shell: "

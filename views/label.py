@@ -1,5 +1,6 @@
 import streamlit as st
 
+from core.training.curve import measured_need
 from core.training.plan import PEOPLE_TEST_MAX, PEOPLE_TEST_MIN
 from core.using import label
 from core.workspace.store import WorkspaceError
@@ -59,6 +60,9 @@ if question is not None and not label.ready(workspace, corpus.id, fine_tuned):
     with explained(stop=True):
         show_progress(lambda bar: label.prepare(workspace, corpus.id, fine_tuned, bar))
 counts.progress(progress.done / progress.total, text=progress.summary())
+# Past the fixed targets above, the corpus's own learning curve says what more questions add.
+if need := measured_need(workspace, corpus.id):
+    st.caption(escape(need) + " (Results page: How many questions do we need?)")
 
 
 # Each button carries the question it was drawn for: a key pressed twice in quick succession

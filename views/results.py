@@ -24,7 +24,9 @@ from core.measuring.evaluate import (
     misses,
     save,
 )
-from core.training import plan
+from core.training import curve as curves
+from core.training import jobs, plan
+from core.training.device import DeviceSetup
 from core.using import label, runs
 from core.workspace import models
 from core.workspace.wording import plural, sentence
@@ -39,6 +41,7 @@ from views.common import (
     plot,
     scores_table,
     show_flash,
+    runner,
     show_progress,
     store,
 )
@@ -99,10 +102,82 @@ with st.expander("Measure a model", expanded=not load_evaluations(workspace, pai
                                          f"passages in {result.seconds:.1f} s. {note}")
             st.rerun()
 
+
+def questions_needed() -> None:
+    """How many questions do we need? The learning curve of this pair set (core.training.curve):
+    started here as a background job, drawn with its forecast once measured."""
+    st.subheader("How many questions do we need?")
+    st.caption("Fine-tunes a quarter, a half and all of this pair set's training questions under one "
+               "time budget, scores each on the same test questions, and forecasts what more "
+               "questions should add (gain = a + b·ln n, fitted per size).")
+    measured = curves.latest(workspace, pair_set_id=pair_set.id)
+    active = curves.running_job(workspace, pair_set.id)
+    if active is not None:
+        progress_of(active)
+    else:
+        why = curves.why_not(workspace, pair_set.id)
+        if why:
+            st.info(escape(sentence(why)) + ".", icon=":material/info:")
+        else:
+            left, right = st.columns([1, 2])
+            budget = left.number_input("Budget for the whole curve (minutes)", min_value=1.0,
+                                       max_value=600.0, step=1.0, value=plan.curve_budget_minutes(
+                                           DeviceSetup.detect().device))
+            right.write("")
+            if right.button("Measure the learning curve" if measured is None else
+                            "Measure it again", type="primary" if measured is None else "secondary"):
+                with explained():
+                    jobs.request(workspace, curves.KIND, {"pair_set_id": pair_set.id,
+                                                          "budget_minutes": float(budget)})
+                    runner().wake()
+                    st.rerun()
+    if measured is None:
+        return
+    outlook = measured.outlook()
+    sizes = sorted(measured.dims, reverse=True)
+    dim = st.selectbox("At size", sizes, index=sizes.index(outlook.dim), key="curve_dim",
+                       format_func=lambda d: f"{d} dims")
+    outlook = measured.outlook(dim)
+    st.markdown(f"**{escape(outlook.sentence())}.**")
+    base = measured.points[0].ndcg[dim]
+    line = measured.forecast_line(dim)
+    figure = go.Figure([
+        go.Scatter(x=[e.questions for e in line] + [e.questions for e in reversed(line)],
+                   y=[base + e.high for e in line] + [base + e.low for e in reversed(line)],
+                   fill="toself", fillcolor="rgba(25,118,210,0.15)", line=dict(width=0),
+                   name="forecast band (95%)", hoverinfo="skip"),
+        go.Scatter(x=[e.questions for e in line], y=[base + e.gain for e in line], mode="lines",
+                   line=dict(dash="dash", color="#1976d2"), name="forecast"),
+        go.Scatter(x=[p.questions for p in measured.points], y=[p.ndcg[dim] for p in measured.points],
+                   mode="markers+lines", marker=dict(size=9, color="#2e7d32"), name="measured",
+                   error_y=dict(type="data", symmetric=False,
+                                array=[p.differences[dim].ci95[1] - p.differences[dim].delta
+                                       if p.questions else 0 for p in measured.points],
+                                arrayminus=[p.differences[dim].delta - p.differences[dim].ci95[0]
+                                            if p.questions else 0 for p in measured.points]))])
+    figure.update_layout(height=360, margin=dict(t=20), legend=dict(orientation="h", y=-0.25),
+                         xaxis_title="training questions", yaxis_title=f"NDCG@10 at {dim} dims")
+    plot(figure, width="stretch", key="curve_chart")
+    st.caption(escape(sentence(measured.budget_line())) + f"; {measured.test_questions} test "
+               "questions; the bars are each point's 95% interval against the untrained model.")
+
+
+@st.fragment(run_every="3s")
+def progress_of(job_id: int) -> None:
+    job = jobs.get(workspace, job_id)
+    if job.state not in jobs.ACTIVE:
+        st.rerun()
+    st.progress(min(job.progress, 1.0), text=f"Learning curve, job {job_id}: **{job.state}** · "
+                                             f"{escape(job.status)}")
+    st.page_link("views/finetune.py", label="Follow or cancel it on the Fine-tune page",
+                 icon=":material/model_training:")
+
+
 show_flash()
 
 evaluations = load_evaluations(workspace, pair_set.id)
 if not evaluations:
+    questions_needed()
     st.stop()
 
 same_as_base = {r.evaluation_id for r in all_runs if r.kept_base}
@@ -202,3 +277,5 @@ dim = st.selectbox("At dimension", sorted(target.metrics, reverse=True), key="mi
 wrong = misses(workspace, target, dim)
 st.caption(f"{escape(names[target.id])}: {wrong.summary()}.")
 st.dataframe(wrong.rows, hide_index=True, width="stretch", height=320)
+
+questions_needed()

@@ -15,6 +15,7 @@ from core.training import running
 from core.training.plan import PEOPLE_TEST_MIN
 from core.workspace import ranges
 from core.workspace.errors import WorkspaceError
+from core.workspace.wording import sentence
 from core.workspace.store import Store
 
 
@@ -174,6 +175,47 @@ def run_finetune(args) -> None:
         say(result["general"]["headline"])
     finish(args, f"run j{job_id}: NDCG@10 {gains}; model in {result.get('model_path')}",
            {"run": f"j{job_id}", "job_id": job_id, "state": "succeeded", **result})
+
+
+@command("curve", "how many questions do we need? fine-tune nested shares of a pair set's training "
+                  "questions under one budget and forecast what more would add")
+def _curve_parser(p: argparse.ArgumentParser) -> None:
+    from core.training.plan import CURVE_FRACTIONS, curve_budget_minutes
+    p.add_argument("--pair-set", type=pair_set_arg, required=True, metavar="PAIR_SET",
+                   help="its id or name; it must be split into train and test")
+    p.add_argument("--model", help="base model (default: the bundled one)")
+    p.add_argument("--budget-minutes", type=ranges.arg(ranges.minutes), help="the whole curve's "
+                   f"time, split between its {len(CURVE_FRACTIONS)} fine-tunes in proportion to their "
+                   f"questions (default: {curve_budget_minutes('cpu'):g} min on CPU, "
+                   f"{curve_budget_minutes('cuda'):g} on a GPU)")
+    p.set_defaults(run=run_curve)
+
+
+def run_curve(args) -> None:
+    """Submit the curve job the Results page submits, then run it here."""
+    from core.training.curve import Curve
+    store = running.open_workspace()
+    pair_set = pair_set_ref(store, args.pair_set)
+    config = {"pair_set_id": pair_set.id, "model": args.model, "budget_minutes": args.budget_minutes}
+    job_id, result = running.run_here(store, "curve", {k: v for k, v in config.items() if v is not None},
+                                      say, sys.stderr.isatty())
+    curve = Curve.from_json(result)
+    if not args.json:
+        print_curve(curve)
+    finish(args, curve.outlook().sentence() + ".", {"job_id": job_id, **result})
+
+
+def print_curve(curve) -> None:
+    """The curve as a table: a row per point, NDCG@10 at every size and the gain at the
+    forecast's size with its interval; the time against the budget on stderr."""
+    dim = curve.outlook().dim
+    print("questions\tpairs\t" + "\t".join(f"{d}d" for d in curve.dims) +
+          f"\tgain at {dim}d (95% interval)\tkept")
+    for point in curve.points:
+        gain = point.differences.get(dim)
+        print(f"{point.questions}\t{point.pairs}\t" + "\t".join(f"{point.ndcg[d]:.4f}" for d in curve.dims)
+              + (f"\t{gain.change()} ({gain.interval()})\t{point.kept}" if gain else "\t–\tuntrained"))
+    say(sentence(curve.budget_line()) + ".")
 
 
 @command("tune", "documents only: the best rotation or model a corpus alone can justify")

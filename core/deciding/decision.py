@@ -558,3 +558,10 @@ def recommend(answers: dict[str, str], questionnaire: Questionnaire | None = Non
     return result
 
 
+def reads_the_curve(result: Recommendation) -> bool:
+    """Whether a measured learning curve (``core.training.curve.measured_need``) speaks to this
+    result: fine-tuning waits on the examples prerequisite (the guides' fixed 50, where the
+    team's own curve says how many of its questions add how much), or fine-tuned embeddings are
+    recommended or the runner-up."""
+    return PREREQUISITES[0].todo in result.missing or "rag_ft_embeddings" in (
+        result.recommendation, result.runner_up)

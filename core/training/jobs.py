@@ -404,11 +404,22 @@ def check_tune_config(store: Store, config: dict) -> dict:
     return check_config(store, config)
 
 
-# "tune": the documents-only run (core.training.tune), a rotation or model chosen without questions.
-HANDLERS: dict[str, Callable[[Store, Job, StoreReporter], dict]] = {"train": run_train_job,
-                                                                    "tune": run_tune_job}
-VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {"train": check_train_config,
-                                                        "tune": check_tune_config}
+def run_curve_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
+    from core.training.curve import run_job
+    return run_job(store, job.config, job_dir(store, job.id), reporter)
+
+
+def check_curve_config(store: Store, config: dict) -> dict:
+    from core.training.curve import check_config
+    return check_config(store, config)
+
+
+# "tune": the documents-only run (core.training.tune), a rotation or model chosen without questions;
+# "curve": the learning curve (core.training.curve), a fine-tune per share of the questions.
+HANDLERS: dict[str, Callable[[Store, Job, StoreReporter], dict]] = {
+    "train": run_train_job, "tune": run_tune_job, "curve": run_curve_job}
+VALIDATORS: dict[str, Callable[[Store, dict], dict]] = {
+    "train": check_train_config, "tune": check_tune_config, "curve": check_curve_config}
 
 
 # -- what a job uses -------------------------------------------------------------------------
@@ -472,8 +483,19 @@ def _tune_uses(store: Store, job: Job) -> list[Use]:
             *_model_use(store, job, "it starts from this run's model")]
 
 
+def _curve_uses(store: Store, job: Job) -> list[Use]:
+    pair_set_id = job.config.get("pair_set_id")
+    corpus_id = store.corpus_of_pair_set(pair_set_id)
+    corpus = [] if corpus_id is None else [Use("corpus", corpus_id,
+                                               "it measures a learning curve on a pair set of this corpus")]
+    return [Use("pair set", pair_set_id, "it measures a learning curve on this pair set",
+                pair_set_id is not None, "measured a learning curve on"),
+            *corpus, *_model_use(store, job, "it trains from this run's model")]
+
+
 # Every job kind says what it uses; tests/test_job_rules.py checks each HANDLERS kind has one.
-USES: dict[str, Callable[[Store, Job], list[Use]]] = {"train": _train_uses, "tune": _tune_uses}
+USES: dict[str, Callable[[Store, Job], list[Use]]] = {"train": _train_uses, "tune": _tune_uses,
+                                                      "curve": _curve_uses}
 
 
 def uses(store: Store, job: Job) -> list[Use]:

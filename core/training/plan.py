@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+from core.workspace.errors import WorkspaceError
 from core.workspace.wording import duration, plural
 
 # Training pairs per second for a MiniLM-sized model (22.7M parameters) at sequence length 128,
@@ -483,3 +484,62 @@ def planned_vs_actual(plan: dict, took: float) -> str:
 # 100 it narrows to about ±0.03, and further questions teach the model more than they sharpen it.
 PEOPLE_TEST_MIN = 20
 PEOPLE_TEST_MAX = 100
+
+
+# The learning curve (core.training.curve): nested shares of the training questions, each
+# fine-tuned, all under one budget. The full set is the point a team has today; a half and a
+# quarter give the slope the forecast extends. A point trains on at least CURVE_MIN_QUESTIONS
+# questions: fewer leave one or two validation queries and a handful of in-batch negatives, and
+# its gain would be noise however the test set judged it.
+CURVE_FRACTIONS = (0.25, 0.5, 1.0)
+CURVE_MIN_QUESTIONS = 10
+# A curve's default budget is this many fine-tunes' worth (``BUDGET_MINUTES``): split 1:2:4, the
+# full-size point then gets about what a plain fine-tune gets once the evaluations are paid.
+CURVE_BUDGET_RUNS = 2.0
+
+
+def curve_budget_minutes(device: str, given: float | None = None) -> float:
+    """The whole curve's budget: ``given``, else ``CURVE_BUDGET_RUNS`` default fine-tunes."""
+    return given if given is not None else CURVE_BUDGET_RUNS * BUDGET_MINUTES.get(device, 10.0)
+
+
+def curve_sizes(n_questions: int) -> list[int]:
+    """How many training questions each trained point of the curve uses, smallest first: the
+    ``CURVE_FRACTIONS`` of ``n_questions`` that reach ``CURVE_MIN_QUESTIONS``.
+
+    Raises:
+        WorkspaceError: fewer than two such points (a forecast needs a slope), saying how many
+            more training questions would give them.
+
+    Example::
+
+        >>> curve_sizes(120), curve_sizes(30)
+        ([30, 60, 120], [15, 30])
+    """
+    sizes = sorted({round(f * n_questions) for f in CURVE_FRACTIONS
+                    if round(f * n_questions) >= CURVE_MIN_QUESTIONS})
+    if len(sizes) < 2:
+        # The second-largest fraction must reach the minimum for two points.
+        needed = math.ceil(CURVE_MIN_QUESTIONS / sorted(CURVE_FRACTIONS)[-2])
+        raise WorkspaceError(
+            f"a learning curve needs two trained points of at least {CURVE_MIN_QUESTIONS} training "
+            f"questions each, so {needed} training questions; there are {n_questions}: add "
+            f"{needed - n_questions} more (label them, or import pairs)")
+    return sizes
+
+
+def curve_share(seconds_left: float, size: int, sizes_left: list[int]) -> float:
+    """The budget of the next point: the time left split in proportion to the questions each
+    point still to run trains on (``size`` among ``sizes_left``, itself included).
+
+    Proportional, so every point gets the same seconds per question: where the budget binds, each
+    makes the same number of passes over its questions, and the curve measures what more
+    questions add, not what more epochs add. Re-split before every point from the time really
+    left, so a small point that ends early (its epochs run out, ``epoch_cap``) hands its time on.
+
+    Example::
+
+        >>> [round(curve_share(700, s, [10, 20, 40])) for s in (10, 20, 40)]  # planned at the start
+        [100, 200, 400]
+    """
+    return max(0.0, seconds_left) * size / sum(sizes_left)

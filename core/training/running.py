@@ -18,6 +18,10 @@ from core.workspace.errors import WorkspaceError
 from core.workspace.store import Store
 
 
+# The kinds ``python -m core resume`` continues from a checkpoint; a curve starts over.
+RESUMABLE = ("train", "tune")
+
+
 def open_workspace() -> Store:
     """The workspace, its jobs whose process has ended marked interrupted first: the check a
     server's runner makes, so the CLI needs no server to notice a dead owner (a SIGKILLed
@@ -86,12 +90,14 @@ def finished_result(store: Store, job_id: int) -> dict:
     kept and how to go on."""
     job = jobs.get(store, job_id)
     if job.state == "failed":
-        raise WorkspaceError(f"job {job_id} failed: {job.error}; resume it with "
-                             f"python -m core resume j{job_id}")
+        again = (f"resume it with python -m core resume j{job_id}" if job.kind in RESUMABLE
+                 else "fix that and start it again")
+        raise WorkspaceError(f"job {job_id} failed: {job.error}; {again}")
     if job.state == "canceled":
         kept = ("what was saved is kept (python -m core runs list shows it as "
                 f"j{job_id})" if job.result.get("model_path") else
-                f"it kept nothing; python -m core resume j{job_id} starts it again")
+                f"it kept nothing; python -m core resume j{job_id} starts it again"
+                if job.kind in RESUMABLE else "the points it measured are kept with the job")
         error = WorkspaceError(f"job {job_id} canceled; {kept}")
         error.exit_code = 130
         raise error

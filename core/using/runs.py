@@ -119,6 +119,9 @@ def job_settings(job: jobs.Job) -> str:
     kept."""
     if job.kind == "tune":
         return f"documents only · kept {job.result.get('kept', '–')}"
+    if job.kind == "curve":  # core.training.curve: a fine-tune per share of the questions
+        budget = job.config.get("budget_minutes")
+        return "learning curve" + (f" · {budget:g} min in all" if budget else "")
     return config_summary({**job.config, **(job.result.get("plan") or {})})
 
 

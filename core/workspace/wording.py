@@ -51,3 +51,17 @@ def duration(seconds: float) -> str:
     """
     seconds = round(seconds)
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def percent_span(low: float, high: float) -> str:
+    """A range of shares as a forecast states it: "2.1–4.3%" when neither end is below zero,
+    signed with "to" otherwise ("-0.5% to +3.2%": a dash there would read as a minus).
+
+    Example::
+
+        >>> percent_span(0.021, 0.043), percent_span(-0.005, 0.032)
+        ('2.1–4.3%', '-0.5% to +3.2%')
+    """
+    if low < 0:
+        return f"{low:+.1%} to {high:+.1%}"
+    return f"{low * 100:.1f}–{high:.1%}"
