@@ -118,7 +118,7 @@ if [ -d "$STAGE" ]; then  # staged by the stage calls: join, verify, restore flo
         BIG=mpnet
         note "== 110M model: the real all-mpnet-base-v2, its float16 parts joined in $STAGE and verified ($WHY), restored to float32"
     else
-        note "== 110M model: the random BERT stand-in; the real weights were not used: $WHY"
+        note "== 110M model: the random BERT stand-in; the real weights were not used ($WHY)"
     fi
 else
     note "== 110M model: the random BERT stand-in; no parts of all-mpnet-base-v2 were staged in $STAGE (bash benchmarks/gpu_check.sh stage N)"

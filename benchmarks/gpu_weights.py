@@ -132,7 +132,9 @@ def restore(staged: Path, model: Path) -> str:
     count = len(manifest["parts"])
     missing = sorted(set(range(1, count + 1)) - set(staged_parts(staged, manifest)))
     if missing or not (staged / FILES).is_dir():
-        raise Refused(f"parts {', '.join(map(str, missing or [1]))} of {count} are not staged")
+        missing = missing or [1]  # part 1 brings the model's other files
+        raise Refused(f"not staged: part{'s' * (len(missing) > 1)} "
+                      f"{', '.join(map(str, missing))} of {count}")
     joined = staged / HALF
     digest = hashlib.sha256()
     with joined.open("wb") as out:
