@@ -38,6 +38,19 @@ def test_the_best_validation_score_within_the_general_tolerance_is_kept():
     assert choose_alpha(grid((0.0, 0.5, 0.6), (0.5, 0.55, 0.61), (1.0, 0.6, 0.62)), 384) == 1.0
     # On a validation tie the larger α, closer to what was trained.
     assert choose_alpha(grid((0.0, 0.5, 0.6), (0.5, 0.6, 0.6), (1.0, 0.6, 0.6)), 384) == 1.0
+
+
+def test_no_merge_is_chosen_where_the_general_set_shows_no_drop_to_win_back():
+    points = grid((0.0, 0.62, 0.60), (0.5, 0.61, 0.60), (1.0, 0.55, 0.60))  # α = 0 best on validation
+    rng = np.random.default_rng(1)
+    base = rng.uniform(size=60)
+    assert choose_alpha(points, 384) == 0.0
+    unchanged = paired_bootstrap(base, base + rng.normal(0, 0.02, size=60))
+    assert not unchanged.significant and choose_alpha(points, 384, cost=unchanged) == 1.0
+    gained = paired_bootstrap(base, base + 0.05)
+    assert choose_alpha(points, 384, cost=gained) == 1.0
+    dropped = paired_bootstrap(base, base - 0.07 + rng.normal(0, 0.02, size=60))
+    assert dropped.significant and choose_alpha(points, 384, cost=dropped) == 0.0
     assert 0 < GENERAL_TOLERANCE < 0.05 and 0 < MERGE_SHARE <= 0.2
 
 
@@ -81,7 +94,9 @@ def test_the_step_states_the_general_cost_and_keeps_the_best_alpha_without_the_t
     # The perturbed model is worse outside any corpus, and the headline says how much.
     assert check.point(0.0).general[384] > check.point(1.0).general[384]
     assert out["headline"].startswith(f"On the general set ({check.queries} queries) the fine-tune")
-    assert check.kept_alpha == choose_alpha(check.grid, config.best_dim) < 1
+    assert check.differences[config.best_dim].significant  # a drop to win back, so a merge
+    assert check.kept_alpha == choose_alpha(check.grid, config.best_dim,
+                                            cost=check.differences[config.best_dim]) < 1
     # The run's model is now the merge kept, the trained weights beside it.
     card = json.loads((model / "ragtune.json").read_text())
     assert card["merge"]["alpha"] == check.kept_alpha and (model.with_name("tuned") / "modules.json").is_file()
