@@ -102,7 +102,10 @@ def merge_rows(result, test, store, model=None, general_passages=0) -> dict:
         dims = result.finetuned.dims
         wide = {"queries": len(data.queries), "passages": len(data.corpus),
                 **{who: ndcg(evaluate_named(path, data, dims, store)) for who, path in
-                   (("base", model), ("tuned", tuned_folder), ("kept", kept_path))}}
+                   (("base", model), ("tuned", tuned_folder))}}
+        # Kept at α = 1 is the tuned folder itself: scored once.
+        wide["kept"] = wide["tuned"] if tuned_folder == kept_path else ndcg(
+            evaluate_named(kept_path, data, dims, store))
     return {"wide": wide, "alpha": check.kept_alpha, "seconds": check.seconds, "queries": check.queries,
             "passages": check.passages, "notes": check.notes, "headline": check.headline(),
             "people": {"base": ndcg(result.baseline), "tuned": tuned, "kept": ndcg(result.finetuned)},
